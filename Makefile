@@ -1,0 +1,39 @@
+# Ribambelle — `make run` serves the demo portal, `make test` runs the whole suite.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 5000
+export FLASK_APP := app
+
+.PHONY: run test install migrate seed browser clean
+
+$(VENV)/.installed: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+migrate: install
+	$(BIN)/flask migrate
+
+seed: migrate
+	$(BIN)/flask seed-demo
+
+run: seed
+	@echo "Portail famille : http://127.0.0.1:$(PORT)  (courriels de démo : http://127.0.0.1:$(PORT)/demo/courriels)"
+	FLASK_DEMO_MAILBOX=true $(BIN)/flask run --host 127.0.0.1 --port $(PORT)
+
+# Debian's Chromium for the browser journeys (Playwright drives it; its own download does not work here).
+browser:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "Chromium manquant : sudo apt-get install chromium (les parcours navigateur seront ignorés)"; fi; }
+
+# The whole suite, on SQLite and, when a server answers, PostgreSQL (RIBAMBELLE_TEST_PG_URL).
+test: install browser
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,231 @@
+"""Ribambelle, the family portal: the application factory.
+
+Every setting is listed in SETTINGS below with its default. Set one with an environment variable
+``FLASK_<NAME>`` (read by ``app.config.from_prefixed_env()``; values are parsed as JSON when they
+can be, so ``FLASK_MAIL_PORT=2525`` is a number and ``FLASK_DEMO_MAILBOX=true`` a boolean).
+The database is the one exception: ``DATABASE_URL``, as most hosting tools expect.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+import click
+from flask import Flask, render_template, request
+from flask.sessions import SecureCookieSessionInterface
+from flask_wtf.csrf import CSRFError
+from jinja2 import ChoiceLoader, FileSystemLoader, PrefixLoader
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from flask_login import LoginManager
+from flask_mail import Mail
+from flask_wtf.csrf import CSRFProtect
+
+ROOT = Path(__file__).resolve().parent
+
+# Extensions are created empty here and bound to the app in create_app().
+csrf = CSRFProtect()
+mail = Mail()
+login_manager = LoginManager()
+
+# Every setting, with its default. Environment: FLASK_<NAME>.
+SETTINGS = {
+    # Signs the session cookie and the CSRF tokens. When unset, one is generated once and kept in
+    # instance/secret_key. With several app servers, set the same value on all of them.
+    "SECRET_KEY": None,
+    # Name and address of the town, shown in page footers, mails and invoices.
+    "TOWN_NAME": "Ville de Démonstration",
+    "TOWN_ADDRESS": "1 place de la Mairie, 00000 Démonstration",
+    # Outgoing mail. With no MAIL_SERVER, mails wait in the outbox (and, with DEMO_MAILBOX,
+    # can be read at /demo/courriels). A mail that fails is retried until the server takes it.
+    "MAIL_SERVER": None,
+    "MAIL_PORT": 25,
+    "MAIL_USE_TLS": False,
+    "MAIL_USE_SSL": False,
+    "MAIL_USERNAME": None,
+    "MAIL_PASSWORD": None,
+    "MAIL_DEFAULT_SENDER": "Portail famille <ne-pas-repondre@ribambelle.invalid>",
+    "MAIL_TIMEOUT": 10,  # seconds to wait for the SMTP server
+    # Seconds between two runs of the outbox sender inside each app process; 0 turns it off
+    # (then run `flask mail send` from cron).
+    "OUTBOX_INTERVAL": 30,
+    # Demo only: a page listing every mail the portal wrote, links included. Never in production.
+    "DEMO_MAILBOX": False,
+    # Sessions: ended after this many idle minutes, and after this many hours whatever happens.
+    "SESSION_IDLE_MINUTES": 30,
+    "SESSION_MAX_HOURS": 12,
+    # The session cookie is always Secure over HTTPS; set True to force it (behind a proxy that
+    # does not say the request came over HTTPS).
+    "SESSION_COOKIE_SECURE": False,
+    # Number of reverse proxies in front of the app whose X-Forwarded-* headers are trusted.
+    "PROXY_COUNT": 0,
+    # argon2id cost: time (iterations) and memory (KiB) per password hash.
+    "ARGON2_TIME_COST": 3,
+    "ARGON2_MEMORY_COST": 65536,
+    # Largest request accepted, in bytes (a bigger one gets a French error page).
+    "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,
+}
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Marks the session cookie Secure whenever the request came over HTTPS."""
+
+    def get_cookie_secure(self, app):
+        return bool(app.config["SESSION_COOKIE_SECURE"] or (request and request.is_secure))
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the application: settings, extensions, templates, blueprints and CLI."""
+    app = Flask(__name__, instance_path=str(ROOT / "instance"), template_folder="templates")
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    app.config.update(SETTINGS)
+    app.config.update(
+        DATABASE_URL=os.environ.get(
+            "DATABASE_URL", f"sqlite:///{Path(app.instance_path) / 'ribambelle.sqlite'}"
+        ),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_NAME="ribambelle_session",
+        SESSION_REFRESH_EACH_REQUEST=True,
+        WTF_CSRF_TIME_LIMIT=None,  # the session lifetime bounds the token
+        MAX_FORM_MEMORY_SIZE=None,
+    )
+    app.config.from_prefixed_env()
+    if test_config:
+        app.config.update(test_config)
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(minutes=app.config["SESSION_IDLE_MINUTES"])
+    app.config["MAX_FORM_MEMORY_SIZE"] = app.config["MAX_CONTENT_LENGTH"]
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = _instance_secret(Path(app.instance_path) / "secret_key")
+    app.session_interface = SessionInterface()
+    if app.config["PROXY_COUNT"]:
+        n = int(app.config["PROXY_COUNT"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
+
+    # Pages live in templates/, fragments in partials/ (included as "partials/<area>/_x.html").
+    app.jinja_loader = ChoiceLoader(
+        [
+            FileSystemLoader(str(ROOT / "templates")),
+            PrefixLoader({"partials": FileSystemLoader(str(ROOT / "partials"))}),
+        ]
+    )
+
+    import models
+
+    app.extensions["ribambelle.engine"] = models.make_engine(app.config["DATABASE_URL"])
+    app.teardown_appcontext(models.close_db)
+
+    csrf.init_app(app)
+    mail.init_app(app)
+    login_manager.init_app(app)
+
+    from services import formatting, security
+
+    formatting.init_app(app)
+    security.init_app(app)
+
+    from blueprints import account, auth, children, demo, staff
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(account.bp)
+    app.register_blueprint(children.bp)
+    app.register_blueprint(staff.bp)
+    app.register_blueprint(demo.bp)
+
+    _register_errors(app)
+    _register_cli(app)
+
+    from services import outbox
+
+    outbox.start_worker(app)
+    return app
+
+
+def _instance_secret(path: Path) -> str:
+    """Read the generated secret key, creating it (readable by the owner only) the first time."""
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def _register_errors(app: Flask) -> None:
+    def page(code: int, title: str, message: str):
+        return render_template("error.html", code=code, title=title, message=message), code
+
+    @app.errorhandler(400)
+    def bad_request(e):
+        return page(400, "Requête invalide", "La demande envoyée n'a pas pu être comprise.")
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(e):
+        return page(
+            400,
+            "Formulaire expiré",
+            "Ce formulaire a expiré ou a déjà été envoyé. Revenez à la page précédente, "
+            "rechargez-la et recommencez.",
+        )
+
+    @app.errorhandler(403)
+    def forbidden(e):
+        return page(403, "Accès refusé", "Cette page n'est pas accessible avec votre compte.")
+
+    @app.errorhandler(404)
+    def not_found(e):
+        return page(404, "Page introuvable", "Cette page n'existe pas ou n'est pas accessible.")
+
+    @app.errorhandler(405)
+    def method_not_allowed(e):
+        return page(405, "Action impossible", "Cette action n'est pas possible sur cette page.")
+
+    @app.errorhandler(413)
+    def too_large(e):
+        return page(
+            413,
+            "Envoi trop volumineux",
+            "Les informations envoyées sont trop volumineuses. Raccourcissez les textes saisis "
+            "et recommencez.",
+        )
+
+    @app.errorhandler(500)
+    def server_error(e):
+        return page(
+            500,
+            "Erreur du serveur",
+            "Une erreur est survenue de notre côté. Rien n'a été enregistré ; réessayez "
+            "dans quelques minutes.",
+        )
+
+
+def _register_cli(app: Flask) -> None:
+    from services import demo_data, migrations, outbox
+
+    @app.cli.command("migrate")
+    def migrate_command():
+        """Apply the database migrations (Alembic) up to the newest."""
+        migrations.upgrade(app.config["DATABASE_URL"])
+        click.echo("Base de données à jour.")
+
+    @app.cli.command("seed-demo")
+    @click.option("--force", is_flag=True, help="Load even if the database holds data.")
+    def seed_demo_command(force):
+        """Load the demo town when the database is empty."""
+        with app.app_context():
+            from models import get_db
+
+            loaded = demo_data.seed(get_db(), force=force, hasher=app.extensions["ribambelle.hasher"])
+        click.echo("Données de démonstration chargées." if loaded else "Base déjà remplie : rien chargé.")
+
+    @app.cli.group("mail")
+    def mail_group():
+        """The mail outbox."""
+
+    @mail_group.command("send")
+    def mail_send_command():
+        """Send every mail waiting in the outbox now."""
+        sent, failed = outbox.deliver_pending(app)
+        click.echo(f"{sent} envoyé(s), {failed} en échec (nouvel essai plus tard).")

@@ -1,0 +1,119 @@
+"""Block "Mes enfants": add, view and modify a child; changes wait for an agent (issue 2, journey 8)."""
+from __future__ import annotations
+
+from datetime import date
+
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_login import current_user
+from sqlmodel import select
+
+from blueprints.forms import ChildForm, strip_all
+from models import ChangeRequest, get_db
+from services import family as family_service
+from services.security import parent_required
+
+bp = Blueprint("children", __name__, url_prefix="/enfants")
+
+
+def _payload(form: ChildForm) -> dict:
+    data = {name: form[name].data for name in family_service.CHILD_FIELDS}
+    data["birth_date"] = data["birth_date"].isoformat()
+    data["has_pai"] = bool(data["has_pai"])
+    data["image_rights"] = bool(data["image_rights"])
+    for name, value in data.items():
+        if value is None:
+            data[name] = ""
+    return data
+
+
+def _fill(form: ChildForm, data: dict) -> None:
+    for name, value in data.items():
+        if name == "birth_date":
+            value = date.fromisoformat(value) if value else None
+        form[name].data = value
+
+
+@bp.route("/ajouter", methods=["GET", "POST"])
+@parent_required
+def add():
+    """Page: the form for a new child, filed for an agent's validation."""
+    db = get_db()
+    fam = family_service.family_of(db, current_user)
+    form = ChildForm()
+    if not form.is_submitted():
+        form.last_name.data = fam.name
+    if form.validate_on_submit():
+        strip_all(form)
+        family_service.request_child_change(db, current_user, fam, None, _payload(form))
+        flash(
+            f"La fiche de {form.first_name.data} est enregistrée. Elle sera soumise à la validation "
+            "des responsables de pôle.",
+            "success",
+        )
+        return redirect(url_for("auth.login") + "#mes-enfants")
+    return render_template("children/edit.html", form=form, child=None, pending=None)
+
+
+@bp.get("/<int:child_id>")
+@parent_required
+def view(child_id: int):
+    """Page: a child's file, with the change waiting for validation if there is one."""
+    db = get_db()
+    child = family_service.child_of_family(db, current_user.family_id, child_id)
+    if child is None:
+        abort(404)
+    pending = _pending_for(db, child.id)
+    rows = [
+        {"label": label, "value": family_service.display_value(name, family_service.child_snapshot(child)[name])}
+        for name, label in family_service.CHILD_FIELDS.items()
+    ]
+    return render_template("children/view.html", child=child, rows=rows, pending=pending)
+
+
+@bp.route("/<int:child_id>/modifier", methods=["GET", "POST"])
+@parent_required
+def edit(child_id: int):
+    """Page: modify a child's file; the change waits for an agent."""
+    db = get_db()
+    fam = family_service.family_of(db, current_user)
+    child = family_service.child_of_family(db, fam.id, child_id)
+    if child is None:
+        abort(404)
+    pending = _pending_for(db, child.id)
+    form = ChildForm()
+    if not form.is_submitted():
+        _fill(form, pending.after if pending else family_service.child_snapshot(child))
+    if form.validate_on_submit():
+        strip_all(form)
+        req = family_service.request_child_change(db, current_user, fam, child, _payload(form))
+        if req is None:
+            flash("Aucune modification à enregistrer : la fiche est celle du dossier.", "info")
+        else:
+            flash(
+                f"Les modifications de la fiche de {child.first_name} sont enregistrées. Elles seront "
+                "soumises à la validation des responsables de pôle.",
+                "success",
+            )
+        return redirect(url_for("children.view", child_id=child.id))
+    return render_template("children/edit.html", form=form, child=child, pending=pending)
+
+
+@bp.get("/demande/<int:request_id>")
+@parent_required
+def new_child_request(request_id: int):
+    """Page: a new child waiting for validation, as the parent filed it."""
+    db = get_db()
+    req = db.get(ChangeRequest, request_id)
+    if req is None or req.family_id != current_user.family_id or req.target != "child":
+        abort(404)
+    rows = [
+        {"label": label, "value": family_service.display_value(name, req.after.get(name))}
+        for name, label in family_service.CHILD_FIELDS.items()
+    ]
+    return render_template("children/request.html", req=req, rows=rows)
+
+
+def _pending_for(db, child_id: int) -> ChangeRequest | None:
+    return db.exec(
+        select(ChangeRequest).where(ChangeRequest.child_id == child_id, ChangeRequest.status == "pending")
+    ).first()

@@ -1,0 +1,280 @@
+"""Family and child records, and the changes parents ask for, validated by an agent."""
+from __future__ import annotations
+
+from datetime import date
+
+from sqlmodel import Session, select
+
+from models import ChangeRequest, Child, Family, Guardian, User, utcnow
+from services import outbox
+
+FAMILY_FIELDS = {
+    "address_line": "Adresse",
+    "address_extra": "Complément d'adresse",
+    "postcode": "Code postal",
+    "city": "Commune",
+    "phone_home": "Téléphone du domicile",
+    "qf": "Quotient familial",
+    "qf_valid_until": "Quotient familial valable jusqu'au",
+    "allowance_scheme": "Régime (CAF ou MSA)",
+    "allowance_number": "Numéro d'allocataire",
+    "payer_position": "Responsable payeur",
+}
+GUARDIAN_FIELDS = {
+    "title": "Civilité",
+    "last_name": "Nom",
+    "first_name": "Prénom",
+    "relationship": "Lien avec l'enfant",
+    "phone_mobile": "Téléphone portable",
+    "phone_work": "Téléphone professionnel",
+    "email": "Adresse mail",
+    "employer": "Employeur",
+}
+CHILD_FIELDS = {
+    "last_name": "Nom",
+    "first_name": "Prénom",
+    "birth_date": "Date de naissance",
+    "sex": "Sexe",
+    "school": "École",
+    "school_class": "Classe",
+    "allergies": "Allergies",
+    "has_pai": "PAI (projet d'accueil individualisé)",
+    "pai_details": "Détails du PAI",
+    "medical_notes": "Informations médicales",
+    "doctor_name": "Médecin traitant",
+    "doctor_phone": "Téléphone du médecin",
+    "pickup_persons": "Personnes autorisées à venir chercher l'enfant",
+    "image_rights": "Droit à l'image",
+}
+DATE_FIELDS = {"qf_valid_until", "birth_date"}
+
+
+def _plain(value):
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def family_snapshot(family: Family) -> dict:
+    """The family file as plain JSON values: {"family": {...}, "guardians": [g1, g2]}."""
+    guardians = {g.position: g for g in family.guardians}
+    return {
+        "family": {name: _plain(getattr(family, name)) for name in FAMILY_FIELDS},
+        "guardians": [
+            {name: getattr(guardians[p], name) for name in GUARDIAN_FIELDS} if p in guardians else None
+            for p in (1, 2)
+        ],
+    }
+
+
+def child_snapshot(child: Child | None) -> dict:
+    if child is None:
+        return {}
+    return {name: _plain(getattr(child, name)) for name in CHILD_FIELDS}
+
+
+def display_value(name: str, value) -> str:
+    """A stored value as an agent or parent reads it."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return "Oui" if value else "Non"
+    if name in DATE_FIELDS:
+        from services.formatting import date_short
+
+        return date_short(date.fromisoformat(value))
+    if name == "sex":
+        return {"F": "Fille", "M": "Garçon"}.get(value, value)
+    if name == "payer_position":
+        return f"Responsable légal {value}"
+    if name == "qf":
+        return f"{value} €"
+    return str(value)
+
+
+def diff_rows(req: ChangeRequest) -> list[dict]:
+    """Rows {label, before, after, changed} to show a request as before/after."""
+    rows = []
+    if req.target == "family":
+        before, after = req.before or {}, req.after or {}
+        for name, label in FAMILY_FIELDS.items():
+            b = (before.get("family") or {}).get(name)
+            a = (after.get("family") or {}).get(name)
+            rows.append(_row(label, name, b, a))
+        for index in (0, 1):
+            bg = (before.get("guardians") or [None, None])[index] or {}
+            ag = (after.get("guardians") or [None, None])[index] or {}
+            for name, label in GUARDIAN_FIELDS.items():
+                rows.append(_row(f"Responsable légal {index + 1} — {label}", name, bg.get(name), ag.get(name)))
+    else:
+        for name, label in CHILD_FIELDS.items():
+            rows.append(_row(label, name, (req.before or {}).get(name), (req.after or {}).get(name)))
+    return rows
+
+
+def _row(label, name, before, after) -> dict:
+    return {
+        "label": label,
+        "before": display_value(name, before),
+        "after": display_value(name, after),
+        "changed": (before or "") != (after or ""),
+    }
+
+
+def pending_family_request(db: Session, family_id: int) -> ChangeRequest | None:
+    return db.exec(
+        select(ChangeRequest).where(
+            ChangeRequest.family_id == family_id,
+            ChangeRequest.target == "family",
+            ChangeRequest.status == "pending",
+        )
+    ).first()
+
+
+def pending_child_requests(db: Session, family_id: int) -> list[ChangeRequest]:
+    return list(
+        db.exec(
+            select(ChangeRequest)
+            .where(
+                ChangeRequest.family_id == family_id,
+                ChangeRequest.target == "child",
+                ChangeRequest.status == "pending",
+            )
+            .order_by(ChangeRequest.id)
+        )
+    )
+
+
+def request_family_change(db: Session, user: User, family: Family, after: dict) -> ChangeRequest | None:
+    """File (or update) the family's pending change. None when nothing differs from the file."""
+    before = family_snapshot(family)
+    pending = pending_family_request(db, family.id)
+    if after == before:
+        if pending:  # the parent went back to what is on file: nothing left to validate
+            db.delete(pending)
+            db.commit()
+        return None
+    req = pending or ChangeRequest(family_id=family.id, target="family", requested_by_id=user.id)
+    req.before, req.after = before, after
+    req.requested_by_id, req.requested_at = user.id, utcnow()
+    db.add(req)
+    db.commit()
+    return req
+
+
+def request_child_change(
+    db: Session, user: User, family: Family, child: Child | None, after: dict
+) -> ChangeRequest | None:
+    """File a new child (``child`` None) or a change to one; updates a pending change of that child."""
+    before = child_snapshot(child)
+    pending = None
+    if child is not None:
+        pending = db.exec(
+            select(ChangeRequest).where(
+                ChangeRequest.child_id == child.id, ChangeRequest.status == "pending"
+            )
+        ).first()
+        if after == before:
+            if pending:
+                db.delete(pending)
+                db.commit()
+            return None
+    req = pending or ChangeRequest(
+        family_id=family.id, target="child", child_id=child.id if child else None, requested_by_id=user.id
+    )
+    req.before, req.after = before, after
+    req.requested_by_id, req.requested_at = user.id, utcnow()
+    db.add(req)
+    db.commit()
+    return req
+
+
+def pending_requests(db: Session) -> list[ChangeRequest]:
+    """Every change waiting for an agent, oldest first."""
+    return list(
+        db.exec(select(ChangeRequest).where(ChangeRequest.status == "pending").order_by(ChangeRequest.requested_at))
+    )
+
+
+def _from_plain(name: str, value):
+    if name in DATE_FIELDS and value:
+        return date.fromisoformat(value)
+    return value
+
+
+def validate(db: Session, agent: User, req: ChangeRequest, message: str = "") -> bool:
+    """Apply a pending change to the file. False when it was already decided (a replayed form)."""
+    if req.status != "pending":
+        return False
+    family = db.get(Family, req.family_id)
+    if req.target == "family":
+        for name, value in req.after["family"].items():
+            if name in FAMILY_FIELDS:
+                setattr(family, name, _from_plain(name, value))
+        current = {g.position: g for g in family.guardians}
+        for position, data in zip((1, 2), req.after["guardians"]):
+            guardian = current.get(position)
+            if data is None:
+                if guardian is not None:
+                    family.guardians.remove(guardian)
+                continue
+            if guardian is None:
+                guardian = Guardian(family_id=family.id, position=position, first_name="", last_name="")
+                family.guardians.append(guardian)
+            for name, value in data.items():
+                if name in GUARDIAN_FIELDS:
+                    setattr(guardian, name, value)
+        db.add(family)
+    else:
+        child = db.get(Child, req.child_id) if req.child_id else Child(family_id=family.id, first_name="", last_name="", birth_date=date.today())
+        for name, value in req.after.items():
+            if name in CHILD_FIELDS:
+                setattr(child, name, _from_plain(name, value))
+        db.add(child)
+        db.flush()
+        req.child_id = child.id
+    _decide(db, agent, req, "validated", message)
+    return True
+
+
+def refuse(db: Session, agent: User, req: ChangeRequest, message: str) -> bool:
+    """Refuse a pending change; the file is untouched. False when it was already decided."""
+    if req.status != "pending":
+        return False
+    _decide(db, agent, req, "refused", message)
+    return True
+
+
+def _decide(db: Session, agent: User, req: ChangeRequest, status: str, message: str) -> None:
+    req.status, req.message = status, message
+    req.decided_by_id, req.decided_at = agent.id, utcnow()
+    db.add(req)
+    family = db.get(Family, req.family_id)
+    subject_of = {
+        "family": "les informations de la famille",
+        "child": f"la fiche de {req.after.get('first_name', 'votre enfant')}",
+    }
+    what = subject_of[req.target]
+    verdict = "validée" if status == "validated" else "refusée"
+    for user in family.users:
+        if user.active:
+            outbox.queue(
+                db,
+                user.email,
+                f"Votre modification a été {verdict}",
+                "change_decided",
+                user=user,
+                what=what,
+                validated=status == "validated",
+                message=message,
+                rows=[r for r in diff_rows(req) if r["changed"]],
+            )
+    db.commit()
+
+
+def family_of(db: Session, user: User) -> Family | None:
+    return db.get(Family, user.family_id) if user.family_id else None
+
+
+def child_of_family(db: Session, family_id: int, child_id: int) -> Child | None:
+    """The child, only when it belongs to the family (else None: the view answers 404)."""
+    child = db.get(Child, child_id)
+    return child if child is not None and child.family_id == family_id else None

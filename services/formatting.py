@@ -1,0 +1,48 @@
+"""French dates and money for the templates (Babel), in Europe/Paris time."""
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_currency
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def to_paris(value: datetime) -> datetime:
+    """A naive UTC datetime from the database, as Paris local time."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(PARIS)
+
+
+def date_long(value: date | None) -> str:
+    """'lundi 6 juillet 2027'."""
+    return format_date(value, format="full", locale="fr_FR") if value else ""
+
+
+def date_short(value: date | None) -> str:
+    """'06/07/2027'."""
+    return format_date(value, format="dd/MM/yyyy", locale="fr_FR") if value else ""
+
+
+def datetime_short(value: datetime | None) -> str:
+    """'06/07/2027 à 14:05', in Paris time."""
+    if not value:
+        return ""
+    return format_datetime(to_paris(value), "dd/MM/yyyy 'à' HH:mm", locale="fr_FR")
+
+
+def euros(cents: int | None) -> str:
+    """Integer cents as '12,50 €'."""
+    if cents is None:
+        return ""
+    return format_currency(cents / 100, "EUR", locale="fr_FR")
+
+
+def init_app(app) -> None:
+    app.add_template_filter(date_long)
+    app.add_template_filter(date_short)
+    app.add_template_filter(datetime_short)
+    app.add_template_filter(euros)

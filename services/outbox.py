@@ -1,0 +1,164 @@
+"""The mail outbox: every mail is written to the database first, then sent.
+
+A mail due while the SMTP server is down is not lost: the action that wrote it succeeds, and the
+mail is retried until the server takes it. Each send first claims the row with a conditional
+UPDATE, so several app processes (or threads) never send the same mail twice.
+"""
+from __future__ import annotations
+
+import smtplib
+import socket
+import threading
+from datetime import timedelta
+
+from flask import current_app, render_template
+from flask_mail import Message
+from sqlalchemy import and_, or_, update
+from sqlmodel import Session, select
+
+from models import OutboxMail, utcnow
+
+CLAIM_SECONDS = 120  # a claim older than this is considered dead (process killed mid-send)
+
+
+def queue(db: Session, recipient: str, subject: str, template: str, **context) -> OutboxMail:
+    """Write a mail from ``templates/mail/<template>.txt`` (and ``.html``) to the outbox.
+
+    The caller commits; the mail leaves with the next ``deliver_pending``.
+    """
+    context.setdefault("town_name", current_app.config["TOWN_NAME"])
+    text = render_template(f"mail/{template}.txt", **context)
+    html = render_template(f"mail/{template}.html", **context)
+    mail = OutboxMail(recipient=recipient, subject=subject, body_text=text, body_html=html)
+    db.add(mail)
+    return mail
+
+
+def _claim(db: Session, mail_id: int) -> bool:
+    now = utcnow()
+    result = db.execute(
+        update(OutboxMail)
+        .where(OutboxMail.id == mail_id)
+        .where(
+            or_(
+                and_(OutboxMail.status == "pending", OutboxMail.next_attempt_at <= now),
+                and_(OutboxMail.status == "sending", OutboxMail.locked_until < now),
+            )
+        )
+        .values(
+            status="sending",
+            locked_until=now + timedelta(seconds=CLAIM_SECONDS),
+            attempts=OutboxMail.attempts + 1,
+        )
+    )
+    db.commit()
+    return result.rowcount == 1
+
+
+def deliver_pending(app, limit: int = 100) -> tuple[int, int]:
+    """Send the mails that are due. Returns (sent, failed). Without MAIL_SERVER, sends nothing."""
+    if not app.config.get("MAIL_SERVER"):
+        return 0, 0
+    from app import mail as flask_mail
+
+    sent = failed = 0
+    with app.app_context(), Session(app.extensions["ribambelle.engine"]) as db:
+        now = utcnow()
+        due = db.exec(
+            select(OutboxMail.id)
+            .where(
+                or_(
+                    and_(OutboxMail.status == "pending", OutboxMail.next_attempt_at <= now),
+                    and_(OutboxMail.status == "sending", OutboxMail.locked_until < now),
+                )
+            )
+            .order_by(OutboxMail.id)
+            .limit(limit)
+        ).all()
+        for mail_id in due:
+            if not _claim(db, mail_id):
+                continue  # another process took it
+            row = db.get(OutboxMail, mail_id)
+            db.refresh(row)
+            message = Message(
+                subject=row.subject,
+                recipients=[row.recipient],
+                body=row.body_text,
+                html=row.body_html or None,
+            )
+            try:
+                with _smtp_timeout(app.config["MAIL_TIMEOUT"]):
+                    flask_mail.send(message)
+            except (smtplib.SMTPException, OSError) as exc:
+                failed += 1
+                row.status = "pending"
+                row.locked_until = None
+                # 1, 2, 4 ... minutes, at most an hour between tries
+                row.next_attempt_at = utcnow() + timedelta(minutes=min(2 ** (row.attempts - 1), 60))
+                row.last_error = f"{type(exc).__name__}: {exc}"[:500]
+                app.logger.warning("Mail %s not sent (attempt %s): %s", row.id, row.attempts, exc)
+                db.add(row)
+                db.commit()
+                continue
+            sent += 1
+            row.status = "sent"
+            row.sent_at = utcnow()
+            row.locked_until = None
+            row.last_error = ""
+            db.add(row)
+            db.commit()
+    return sent, failed
+
+
+def retry_now(app) -> None:
+    """Make every waiting mail due at once (used when the SMTP server is known to be back)."""
+    with Session(app.extensions["ribambelle.engine"]) as db:
+        db.execute(
+            update(OutboxMail).where(OutboxMail.status == "pending").values(next_attempt_at=utcnow())
+        )
+        db.commit()
+
+
+class _smtp_timeout:
+    """Bound how long a send may wait on an SMTP server that does not answer."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def __enter__(self):
+        self.previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(self.seconds)
+
+    def __exit__(self, *exc):
+        socket.setdefaulttimeout(self.previous)
+        return False
+
+
+def send_soon(app) -> None:
+    """Try the outbox now, in the background, so the request that wrote a mail does not wait."""
+    if not app.config.get("MAIL_SERVER") or app.config.get("OUTBOX_SYNC"):
+        if app.config.get("OUTBOX_SYNC"):
+            deliver_pending(app)
+        return
+    threading.Thread(target=_safe_deliver, args=(app,), daemon=True).start()
+
+
+def _safe_deliver(app) -> None:
+    try:
+        deliver_pending(app)
+    except Exception:  # the worker must never die; the next round retries
+        app.logger.exception("Outbox delivery failed")
+
+
+def start_worker(app) -> None:
+    """A daemon thread per app process that sends due mails every OUTBOX_INTERVAL seconds."""
+    interval = app.config.get("OUTBOX_INTERVAL") or 0
+    if app.testing or interval <= 0:
+        return
+
+    def loop():
+        stop = threading.Event()
+        while not stop.wait(interval):
+            _safe_deliver(app)
+
+    threading.Thread(target=loop, name="ribambelle-outbox", daemon=True).start()

@@ -1,0 +1,137 @@
+"""Who is logged in, for how long, and the HTTP headers that protect every page."""
+from __future__ import annotations
+
+import time
+from functools import wraps
+
+from flask import abort, flash, redirect, request, session, url_for
+from flask_login import current_user, logout_user
+
+from services.passwords import make_hasher
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'self'; object-src 'none'"
+)
+
+
+def staff_required(view):
+    """The view is for agents and admins; a parent gets 403, a visitor the login page."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        from app import login_manager
+
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        if not current_user.is_staff:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def parent_required(view):
+    """The view is for a parent with a family file; staff get 403."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        from app import login_manager
+
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        if current_user.family_id is None:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def start_session(user) -> None:
+    """Log ``user`` in on a fresh session: nothing from before the login is kept."""
+    from flask_login import login_user
+
+    session.clear()
+    login_user(user)
+    session.permanent = True
+    now = int(time.time())
+    session["login_at"] = now
+    session["seen_at"] = now
+
+
+def init_app(app) -> None:
+    from app import login_manager
+
+    app.extensions["ribambelle.hasher"] = make_hasher(
+        app.config["ARGON2_TIME_COST"], app.config["ARGON2_MEMORY_COST"]
+    )
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Connectez-vous pour accéder à cette page."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = None  # sessions end by time and by password change
+
+    @login_manager.user_loader
+    def load_user(user_id: str):
+        from models import User, get_db
+
+        try:
+            uid, version = (int(part) for part in user_id.split("."))
+        except ValueError:
+            return None
+        user = get_db().get(User, uid)
+        if user is None or not user.active or user.session_version != version:
+            return None
+        return user
+
+    @login_manager.unauthorized_handler
+    def unauthorized():
+        if login_manager.login_message and request.method == "GET" and not _is_htmx():
+            flash(login_manager.login_message, "info")
+        target = url_for("auth.login", next=request.full_path if request.method == "GET" else None)
+        if _is_htmx():
+            # Never swap a login form into a fragment: send the whole page to the login.
+            return "", 204, {"HX-Redirect": target}
+        return redirect(target)
+
+    @app.before_request
+    def enforce_session_age():
+        """End a session idle too long or older than the maximum, whatever its cookie says."""
+        if "_user_id" not in session:
+            return None
+        now = int(time.time())
+        idle = app.config["SESSION_IDLE_MINUTES"] * 60
+        longest = app.config["SESSION_MAX_HOURS"] * 3600
+        if now - session.get("seen_at", 0) > idle or now - session.get("login_at", 0) > longest:
+            logout_user()
+            session.clear()
+            flash("Votre session a expiré. Reconnectez-vous.", "info")
+            return None
+        session["seen_at"] = now
+        return None
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"
+        )
+        if request.is_secure:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        if "_user_id" in session and not request.path.startswith("/static/"):
+            # Personal pages are never kept by the browser or a shared proxy.
+            response.headers["Cache-Control"] = "no-store"
+        if _is_htmx_page_route(response):
+            response.vary.add("HX-Request")
+        return response
+
+
+def _is_htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _is_htmx_page_route(response) -> bool:
+    return response.mimetype == "text/html"

@@ -1,0 +1,308 @@
+"""Fixtures: the app on a real SQLite file and on PostgreSQL, a client with CSRF, logins, a real
+SMTP server on loopback, a live server and Debian's Chromium driven by Playwright.
+
+Every test that uses ``app`` runs once per backend: ``sqlite`` always, ``postgresql`` when a server
+answers at RIBAMBELLE_TEST_PG_URL (skipped, saying so, when none does; a failure when
+RIBAMBELLE_REQUIRE_PG is set, as in CI).
+"""
+from __future__ import annotations
+
+import email
+import os
+import re
+import shutil
+import socket
+import threading
+import time
+from email.policy import default as default_policy
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlmodel import Session, SQLModel
+
+import models
+from app import create_app
+from services import demo_data, migrations
+
+PG_ADMIN_URL = os.environ.get("RIBAMBELLE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+CHROMIUM = "/usr/bin/chromium"
+
+TEST_SETTINGS = {
+    "TESTING": True,
+    "SECRET_KEY": "test-secret-key-not-for-production",
+    "ARGON2_TIME_COST": 1,
+    "ARGON2_MEMORY_COST": 1024,
+    "SERVER_NAME": None,
+    "OUTBOX_SYNC": True,  # a mail leaves during the request that wrote it: tests read it at once
+}
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--backends",
+        default=os.environ.get("RIBAMBELLE_TEST_BACKENDS", "sqlite,postgresql"),
+        help="comma-separated database backends to run the suite on",
+    )
+
+
+def pytest_generate_tests(metafunc):
+    if "backend" in metafunc.fixturenames:
+        backends = metafunc.config.getoption("--backends").split(",")
+        metafunc.parametrize("backend", backends, scope="session")
+
+
+# --- databases ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """A SQLite file migrated once with Alembic; each test gets a copy."""
+    path = tmp_path_factory.mktemp("db") / "template.sqlite"
+    migrations.upgrade(f"sqlite:///{path}")
+    return path
+
+
+def _pg_answers() -> bool:
+    try:
+        engine = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
+        with engine.connect():
+            pass
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_database():
+    """A PostgreSQL database of this test run, migrated once; tables are emptied before each test."""
+    if not _pg_answers():
+        if os.environ.get("RIBAMBELLE_REQUIRE_PG"):
+            pytest.fail(f"PostgreSQL does not answer at {PG_ADMIN_URL}")
+        pytest.skip(f"PostgreSQL does not answer at {PG_ADMIN_URL}: PostgreSQL tests skipped")
+    name = f"ribambelle_test_{os.getpid()}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    migrations.upgrade(url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def database_url(backend, request, tmp_path) -> str:
+    if backend == "sqlite":
+        path = tmp_path / "ribambelle.sqlite"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url = request.getfixturevalue("pg_database")
+    engine = create_engine(url)
+    tables = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return url
+
+
+# --- the app --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_app(database_url, tmp_path):
+    """Build an app on this test's database; extra settings override the test ones."""
+    apps = []
+
+    def factory(**settings):
+        config = {**TEST_SETTINGS, "DATABASE_URL": database_url, **settings}
+        app = create_app(config)
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        app.extensions["ribambelle.engine"].dispose()
+
+
+@pytest.fixture
+def app(make_app, request):
+    settings = {}
+    if "smtp" in request.fixturenames:
+        smtp = request.getfixturevalue("smtp")
+        settings.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp.port)
+    app = make_app(**settings)
+    with app.app_context():
+        demo_data.seed(models.get_db(), app.extensions["ribambelle.hasher"])
+    return app
+
+
+@pytest.fixture
+def db(app):
+    """A database session to check what the app stored."""
+    with Session(app.extensions["ribambelle.engine"], expire_on_commit=False) as session:
+        yield session
+
+
+CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
+
+
+def csrf_from(html: str) -> str:
+    match = CSRF_RE.search(html)
+    assert match, "no CSRF token in the page"
+    return match.group(1) or match.group(2)
+
+
+class Client:
+    """The test client, with a helper that posts a form the way a browser does (CSRF included)."""
+
+    def __init__(self, flask_client):
+        self.raw = flask_client
+
+    def get(self, *args, **kwargs):
+        return self.raw.get(*args, **kwargs)
+
+    def post(self, *args, **kwargs):
+        return self.raw.post(*args, **kwargs)
+
+    def submit(self, page_url: str, data: dict, action: str | None = None, **kwargs):
+        """GET ``page_url``, take its CSRF token, POST ``data`` to ``action`` (default: the page)."""
+        page = self.raw.get(page_url)
+        token = csrf_from(page.get_data(as_text=True))
+        return self.raw.post(action or page_url, data={"csrf_token": token, **data}, **kwargs)
+
+
+@pytest.fixture
+def client(app):
+    return Client(app.test_client())
+
+
+class Auth:
+    def __init__(self, client: Client):
+        self.client = client
+
+    def login(self, email="parent@demo.test", password=None):
+        password = password or demo_data.DEMO_ACCOUNTS[email]
+        return self.client.submit("/", {"email": email, "password": password})
+
+    def logout(self):
+        return self.client.submit("/", {}, action="/deconnexion")
+
+
+@pytest.fixture
+def auth(client):
+    return Auth(client)
+
+
+# --- mail -----------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class SMTPServer:
+    """A real SMTP server (aiosmtpd) on loopback that keeps what it receives."""
+
+    def __init__(self):
+        from aiosmtpd.controller import Controller
+
+        self.port = free_port()
+        self.messages: list[email.message.EmailMessage] = []
+        server = self
+
+        class Handler:
+            async def handle_DATA(self, smtp, session, envelope):
+                server.messages.append(email.message_from_bytes(envelope.content, policy=default_policy))
+                return "250 OK"
+
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+
+    def start(self):
+        self.controller.start()
+
+    def stop(self):
+        self.controller.stop()
+
+    def to(self, address: str) -> list:
+        return [m for m in self.messages if address in m["To"]]
+
+    def wait_for(self, address: str, count: int = 1, timeout: float = 10.0) -> list:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            found = self.to(address)
+            if len(found) >= count:
+                return found
+            time.sleep(0.05)
+        raise AssertionError(f"no mail for {address} after {timeout}s (got {len(self.to(address))})")
+
+    @staticmethod
+    def text(message) -> str:
+        return message.get_body(preferencelist=("plain",)).get_content()
+
+    @classmethod
+    def link(cls, message) -> str:
+        match = re.search(r"https?://\S+", cls.text(message))
+        assert match, "no link in the mail"
+        return match.group(0)
+
+
+@pytest.fixture
+def smtp():
+    server = SMTPServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+# --- live server and browser ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def live_server(app):
+    """The app served by a real HTTP server in a thread; yields its base URL."""
+    from werkzeug.serving import make_server
+
+    port = free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}"
+    server.shutdown()
+    thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} missing: browser journeys skipped (make browser installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+            ],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context(base_url=live_server, locale="fr-FR", viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.set_default_timeout(10000)
+    errors = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.console_errors = errors
+    yield page
+    context.close()

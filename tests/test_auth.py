@@ -1,0 +1,206 @@
+"""Logging in (guide section 1): labels, one message for every failure, delays, sessions, headers."""
+import time
+
+from sqlmodel import select
+
+from models import LoginThrottle, User
+
+
+def test_visitor_sees_the_login_form_with_the_guide_labels(client):
+    html = client.get("/").get_data(as_text=True)
+    assert "Identifiant (adresse mail)" in html
+    assert "Mot de passe" in html
+    assert ">Connexion</button>" in html
+    assert "Identifiant ou Mot de passe oublié ?" in html
+
+
+def test_parent_logs_in_and_sees_the_family_space(client, auth):
+    response = auth.login()
+    assert response.status_code == 302
+    html = client.get("/").get_data(as_text=True)
+    assert "Mon compte famille" in html
+    for block in ("Mes informations", "Mes enfants", "Accueil de loisirs / Périscolaire", "Mes factures &amp; paiements"):
+        assert block in html
+    assert "Léa Martin" in html and "Hugo Martin" in html
+    assert "Yanis" not in html  # the other family's child
+
+
+def test_login_ignores_case_and_spaces_in_the_address(client, auth):
+    auth.login(email="parent@demo.test")
+    auth.logout()
+    response = client.submit("/", {"email": "  Parent@Demo.TEST ", "password": "parent-demo-ribambelle"})
+    assert response.status_code == 302
+    assert "Mon compte famille" in client.get("/").get_data(as_text=True)
+
+
+def test_wrong_password_and_unknown_address_get_the_same_message(client):
+    wrong_password = client.submit("/", {"email": "parent@demo.test", "password": "pas-le-bon-mot-de-passe"})
+    unknown = client.submit("/", {"email": "personne@demo.test", "password": "pas-le-bon-mot-de-passe"})
+    for response in (wrong_password, unknown):
+        assert response.status_code == 200
+        assert "Identifiant ou mot de passe incorrect." in response.get_data(as_text=True)
+    # what was typed as login is kept
+    assert 'value="personne@demo.test"' in unknown.get_data(as_text=True)
+
+
+def test_empty_login_form_says_what_is_missing(client):
+    response = client.submit("/", {"email": "", "password": ""})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert html.count("Ce champ est obligatoire.") == 2
+
+
+def test_repeated_failures_slow_the_account_down_then_let_it_in(client, db, app):
+    for _ in range(3):
+        client.submit("/", {"email": "parent@demo.test", "password": "mauvais-mot-de-passe"})
+    # Now even the right password waits: the delay is told, not the account's existence.
+    response = client.submit("/", {"email": "parent@demo.test", "password": "parent-demo-ribambelle"})
+    assert "Trop de tentatives de connexion" in response.get_data(as_text=True)
+    first = db.get(LoginThrottle, "parent@demo.test")
+    assert first.failures == 3
+
+    # Growing: one more failure after the wait doubles the delay.
+    first.blocked_until = first.blocked_until.replace(year=2000)
+    db.add(first)
+    db.commit()
+    client.submit("/", {"email": "parent@demo.test", "password": "mauvais-mot-de-passe"})
+    db.expire_all()
+    second = db.get(LoginThrottle, "parent@demo.test")
+    assert second.failures == 4
+    delay = (second.blocked_until - second.last_failure_at).total_seconds()
+    assert 9 <= delay <= 11  # 5 s then 10 s ...
+
+    # Never a permanent lock-out: once the delay is over the right password works.
+    second.blocked_until = second.blocked_until.replace(year=2000)
+    db.add(second)
+    db.commit()
+    response = client.submit("/", {"email": "parent@demo.test", "password": "parent-demo-ribambelle"})
+    assert response.status_code == 302
+    db.expire_all()
+    assert db.get(LoginThrottle, "parent@demo.test") is None
+
+
+def test_unknown_address_is_throttled_like_a_real_one(client):
+    for _ in range(3):
+        client.submit("/", {"email": "inconnu@demo.test", "password": "mauvais-mot-de-passe"})
+    response = client.submit("/", {"email": "inconnu@demo.test", "password": "mauvais-mot-de-passe"})
+    assert "Trop de tentatives de connexion" in response.get_data(as_text=True)
+
+
+def test_logout_ends_the_session(client, auth):
+    auth.login()
+    response = auth.logout()
+    assert response.status_code == 302
+    html = client.get("/").get_data(as_text=True)
+    assert "Vous êtes déconnecté(e)." in html
+    assert ">Connexion</button>" in html
+    assert client.get("/compte/famille/modifier").status_code == 302
+
+
+def test_login_starts_a_fresh_session(client, app):
+    client.get("/")
+    with client.raw.session_transaction() as sess:
+        sess["planted"] = "by an attacker"
+    client.submit("/", {"email": "parent@demo.test", "password": "parent-demo-ribambelle"})
+    with client.raw.session_transaction() as sess:
+        assert "planted" not in sess
+        assert sess["_user_id"].startswith(str(_user_id(app, "parent@demo.test")) + ".")
+
+
+def _user_id(app, email):
+    from sqlmodel import Session
+
+    with Session(app.extensions["ribambelle.engine"]) as s:
+        return s.exec(select(User).where(User.email == email)).one().id
+
+
+def test_idle_session_ends_after_30_minutes(client, auth):
+    auth.login()
+    with client.raw.session_transaction() as sess:
+        sess["seen_at"] = int(time.time()) - 31 * 60
+    response = client.get("/compte/famille/modifier")
+    assert response.status_code == 302 and "/?next=" in response.headers["Location"]
+
+
+def test_session_ends_after_12_hours_even_when_active(client, auth):
+    auth.login()
+    with client.raw.session_transaction() as sess:
+        sess["login_at"] = int(time.time()) - 12 * 3600 - 60
+    assert client.get("/compte/famille/modifier").status_code == 302
+
+
+def test_session_cookie_is_httponly_lax_and_secure_over_https(app):
+    raw = app.test_client()
+    token_page = raw.get("/", base_url="https://portail.example")
+    from tests.conftest import csrf_from
+
+    response = raw.post(
+        "/",
+        base_url="https://portail.example",
+        headers={"Referer": "https://portail.example/"},
+        data={"csrf_token": csrf_from(token_page.get_data(as_text=True)), "email": "parent@demo.test", "password": "parent-demo-ribambelle"},
+    )
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" in cookie
+    plain = app.test_client().get("/").headers["Set-Cookie"]
+    assert "Secure" not in plain
+
+
+def test_htmx_request_with_expired_session_redirects_the_whole_page(client):
+    response = client.get("/compte/famille/modifier", headers={"HX-Request": "true"})
+    assert response.status_code == 204
+    assert response.headers["HX-Redirect"].startswith("/?next=")
+
+
+def test_login_redirects_only_to_this_site(client):
+    page = client.get("/?next=https://evil.example/")
+    token = page.get_data(as_text=True)
+    from tests.conftest import csrf_from
+
+    response = client.post(
+        "/?next=https://evil.example/",
+        data={"csrf_token": csrf_from(token), "email": "parent@demo.test", "password": "parent-demo-ribambelle"},
+    )
+    assert response.headers["Location"] == "/"
+
+
+def test_post_without_csrf_token_is_refused_in_french_and_logs_nobody_in(client):
+    response = client.post("/", data={"email": "parent@demo.test", "password": "parent-demo-ribambelle"})
+    assert response.status_code == 400
+    assert "Formulaire expiré" in response.get_data(as_text=True)
+    assert ">Connexion</button>" in client.get("/").get_data(as_text=True)
+
+
+def test_security_headers_and_a_csp_without_unsafe(client):
+    response = client.get("/")
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe" not in csp
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    html = response.get_data(as_text=True)
+    assert "<script>" not in html and " style=" not in html and " onclick=" not in html
+
+
+def test_personal_pages_are_not_cached(client, auth):
+    auth.login()
+    assert client.get("/").headers["Cache-Control"] == "no-store"
+
+
+def test_healthz_answers_without_the_database(make_app):
+    app = make_app(DATABASE_URL="postgresql+psycopg://nobody@127.0.0.1:1/none")
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+
+
+def test_agent_logs_in_on_the_same_page_and_gets_the_back_office(client, auth):
+    auth.login("agent@demo.test")
+    response = client.get("/")
+    assert response.status_code == 302 and response.headers["Location"] == "/agent/"
+    assert "Demandes à valider" in client.get("/agent/").get_data(as_text=True)
+
+
+def test_oversized_request_gets_a_french_page(client):
+    response = client.post("/", data={"email": "x" * (11 * 1024 * 1024), "password": "x"})
+    assert response.status_code == 413
+    assert "Envoi trop volumineux" in response.get_data(as_text=True)
