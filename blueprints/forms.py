@@ -15,9 +15,9 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms import Form as SubForm
+from wtforms import SelectChoice as C
 from wtforms.validators import (
     DataRequired,
-    Email,
     InputRequired,
     Length,
     NumberRange,
@@ -31,7 +31,16 @@ PHONE = Regexp(
     r"^\+?[0-9 .()-]{6,20}$",
     message="Numéro de téléphone invalide : chiffres et espaces uniquement (ex. 06 12 34 56 78).",
 )
-EMAIL = Email(message="Adresse mail invalide (exemple : prenom.nom@exemple.fr).", check_deliverability=False)
+
+
+def EMAIL(form, field):
+    """A syntactically valid address (email-validator); the demo's .test domain is accepted."""
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        validate_email(field.data or "", check_deliverability=False, test_environment=True)
+    except EmailNotValidError:
+        raise ValidationError("Adresse mail invalide (exemple : prenom.nom@exemple.fr).") from None
 
 
 def length(maximum: int, minimum: int = -1):
@@ -114,7 +123,7 @@ class GuardianForm(SubForm):
     class Meta:
         locales = ["fr_FR", "fr"]
 
-    title = SelectField("Civilité", choices=[("", "—"), ("Mme", "Madame"), ("M.", "Monsieur")])
+    title = SelectField("Civilité", choices=[C("", "—"), C("Mme", "Madame"), C("M.", "Monsieur")])
     last_name = StringField("Nom", validators=[length(100)], render_kw={"autocomplete": "family-name"})
     first_name = StringField("Prénom", validators=[length(100)], render_kw={"autocomplete": "given-name"})
     relationship = StringField("Lien avec l'enfant", validators=[length(50)], description="Mère, père, tuteur…")
@@ -144,14 +153,14 @@ class FamilyForm(FrenchForm):
         render_kw={"inputmode": "numeric"},
     )
     qf_valid_until = DateField("Quotient familial valable jusqu'au", validators=[Optional()], format="%Y-%m-%d")
-    allowance_scheme = SelectField("Régime", choices=[("", "Aucun"), ("CAF", "CAF"), ("MSA", "MSA")])
+    allowance_scheme = SelectField("Régime", choices=[C("", "Aucun"), C("CAF", "CAF"), C("MSA", "MSA")])
     allowance_number = StringField(
         "Numéro d'allocataire",
         validators=[Optional(), Regexp(r"^[0-9A-Za-z]{4,20}$", message="Le numéro d'allocataire compte de 4 à 20 chiffres ou lettres.")],
     )
     payer_position = RadioField(
         "Responsable payeur",
-        choices=[("1", "Responsable légal 1"), ("2", "Responsable légal 2")],
+        choices=[C("1", "Responsable légal 1"), C("2", "Responsable légal 2")],
         default="1",
         validators=[InputRequired(REQUIRED)],
     )
@@ -187,7 +196,7 @@ class ChildForm(FrenchForm):
         validators=[InputRequired(REQUIRED)],
         format="%Y-%m-%d",
     )
-    sex = RadioField("Sexe", choices=[("F", "Fille"), ("M", "Garçon"), ("", "Non précisé")], default="", validators=[Optional()])
+    sex = RadioField("Sexe", choices=[C("F", "Fille"), C("M", "Garçon"), C("", "Non précisé")], default="", validators=[Optional()])
     school = StringField("École", validators=[length(100)])
     school_class = StringField("Classe", validators=[length(30)], description="Par exemple CP, CE1, MS.")
     allergies = TextAreaField("Allergies", validators=[length(1000)], description="Alimentaires, médicamenteuses… Laissez vide s'il n'y en a pas.")

@@ -8,6 +8,7 @@ RIBAMBELLE_REQUIRE_PG is set, as in CI).
 from __future__ import annotations
 
 import email
+import html
 import os
 import re
 import shutil
@@ -34,6 +35,7 @@ TEST_SETTINGS = {
     "ARGON2_TIME_COST": 1,
     "ARGON2_MEMORY_COST": 1024,
     "SERVER_NAME": None,
+    "MAIL_SUPPRESS_SEND": False,  # Flask-Mail would pretend to send under TESTING
     "OUTBOX_SYNC": True,  # a mail leaves during the request that wrote it: tests read it at once
 }
 
@@ -147,6 +149,26 @@ def db(app):
         yield session
 
 
+def page_text(response) -> str:
+    """The page as a reader sees it: HTML entities decoded (n&#39;est -> n'est)."""
+    return html.unescape(response.get_data(as_text=True))
+
+
+@pytest.fixture
+def db_factory():
+    """Open a session on any app's database (closed at the end of the test)."""
+    sessions = []
+
+    def factory(app):
+        session = Session(app.extensions["ribambelle.engine"], expire_on_commit=False)
+        sessions.append(session)
+        return session
+
+    yield factory
+    for session in sessions:
+        session.close()
+
+
 CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
 
 
@@ -170,7 +192,7 @@ class Client:
 
     def submit(self, page_url: str, data: dict, action: str | None = None, **kwargs):
         """GET ``page_url``, take its CSRF token, POST ``data`` to ``action`` (default: the page)."""
-        page = self.raw.get(page_url)
+        page = self.raw.get(page_url, follow_redirects=True)
         token = csrf_from(page.get_data(as_text=True))
         return self.raw.post(action or page_url, data={"csrf_token": token, **data}, **kwargs)
 

@@ -4,6 +4,7 @@ import time
 from sqlmodel import select
 
 from models import LoginThrottle, User
+from tests.conftest import csrf_from
 
 
 def test_visitor_sees_the_login_form_with_the_guide_labels(client):
@@ -132,8 +133,6 @@ def test_session_ends_after_12_hours_even_when_active(client, auth):
 def test_session_cookie_is_httponly_lax_and_secure_over_https(app):
     raw = app.test_client()
     token_page = raw.get("/", base_url="https://portail.example")
-    from tests.conftest import csrf_from
-
     response = raw.post(
         "/",
         base_url="https://portail.example",
@@ -155,8 +154,6 @@ def test_htmx_request_with_expired_session_redirects_the_whole_page(client):
 def test_login_redirects_only_to_this_site(client):
     page = client.get("/?next=https://evil.example/")
     token = page.get_data(as_text=True)
-    from tests.conftest import csrf_from
-
     response = client.post(
         "/?next=https://evil.example/",
         data={"csrf_token": csrf_from(token), "email": "parent@demo.test", "password": "parent-demo-ribambelle"},

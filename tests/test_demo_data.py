@@ -1,0 +1,35 @@
+"""The demo town: the README's logins work, and loading twice loads nothing twice."""
+from datetime import date
+
+from sqlmodel import func, select
+
+from models import Child, Family, User
+from services import demo_data
+
+
+def test_every_readme_login_works(client, auth):
+    for email in demo_data.DEMO_ACCOUNTS:
+        assert auth.login(email).status_code == 302, email
+        auth.logout()
+
+
+def test_demo_families_and_children(db):
+    martin = db.exec(select(Family).where(Family.name == "Martin")).one()
+    assert [c.first_name for c in martin.children] == ["Léa", "Hugo"]
+    assert {u.email for u in martin.users} == {"parent@demo.test", "parent2@demo.test"}
+    benali = db.exec(select(Family).where(Family.name == "Benali")).one()
+    assert [c.first_name for c in benali.children] == ["Yanis"]
+    assert db.exec(select(User).where(User.email == "agent@demo.test")).one().role == "agent"
+
+
+def test_seeding_again_loads_nothing(app, db):
+    assert demo_data.seed(db, app.extensions["ribambelle.hasher"]) is False
+    assert db.exec(select(func.count()).select_from(User)).one() == 4
+
+
+def test_demo_is_relative_to_today(app, make_app, db):
+    # ages and validity dates move with the day the demo is loaded
+    lea = db.exec(select(Child).where(Child.first_name == "Léa")).one()
+    assert 8 <= (date.today() - lea.birth_date).days // 365 <= 9
+    martin = db.exec(select(Family).where(Family.name == "Martin")).one()
+    assert martin.qf_valid_until > date.today()

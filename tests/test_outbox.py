@@ -1,0 +1,85 @@
+"""The mail outbox: nothing is lost while the SMTP server is down, and nothing is sent twice."""
+import threading
+
+from sqlmodel import select
+
+from models import OutboxMail
+from services import outbox
+from tests.conftest import SMTPServer, free_port, page_text
+
+
+def test_mail_due_while_smtp_is_down_goes_out_once_when_it_is_back(make_app, db_factory):
+    port = free_port()  # nothing listens here yet
+    app = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=port, MAIL_TIMEOUT=2)
+    from tests.conftest import Client
+    from services import demo_data
+    import models
+
+    with app.app_context():
+        demo_data.seed(models.get_db(), app.extensions["ribambelle.hasher"])
+    client = Client(app.test_client())
+    response = client.submit("/identifiant-oublie", {"email": "parent@demo.test"})
+    assert response.status_code == 200
+    assert "Si cette adresse correspond à un compte" in page_text(response)  # the action succeeded
+
+    db = db_factory(app)
+    mail = db.exec(select(OutboxMail)).one()
+    assert mail.status == "pending" and mail.attempts == 1 and mail.last_error
+
+    server = SMTPServer()
+    server.port = port
+    from aiosmtpd.controller import Controller
+
+    server.controller = Controller(server.controller.handler, hostname="127.0.0.1", port=port)
+    server.start()
+    try:
+        assert outbox.deliver_pending(app) == (0, 0)  # not due yet: it waits before retrying
+        outbox.retry_now(app)
+        assert outbox.deliver_pending(app) == (1, 0)
+        assert outbox.deliver_pending(app) == (0, 0)
+        assert len(server.to("parent@demo.test")) == 1
+        db.expire_all()
+        assert db.exec(select(OutboxMail)).one().status == "sent"
+    finally:
+        server.stop()
+
+
+def test_two_senders_at_once_send_each_mail_once(app, smtp, db):
+    with app.test_request_context():
+        for i in range(20):
+            outbox.queue(db, f"famille{i}@demo.test", "Essai", "login_change_notice",
+                         user=type("U", (), {"first_name": "Test"})(), new_email="x@demo.test")
+        db.commit()
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(outbox.deliver_pending(app))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(sent for sent, _ in results) == 20
+    assert len(smtp.messages) == 20
+    assert sorted(m["To"] for m in smtp.messages) == sorted(f"famille{i}@demo.test" for i in range(20))
+
+
+def test_without_a_mail_server_mails_wait_and_the_demo_mailbox_shows_them(make_app):
+    app = make_app(DEMO_MAILBOX=True)
+    from tests.conftest import Client
+    from services import demo_data
+    import models
+
+    with app.app_context():
+        demo_data.seed(models.get_db(), app.extensions["ribambelle.hasher"])
+    client = Client(app.test_client())
+    client.submit("/identifiant-oublie", {"email": "parent@demo.test"})
+    listing = page_text(client.get("/demo/courriels"))
+    assert "parent@demo.test" in listing and "nouveau mot de passe" in listing
+    import re
+
+    mail_url = re.search(r'href="(/demo/courriels/\d+)"', listing).group(1)
+    body = page_text(client.get(mail_url))
+    link = re.search(r'href="(http://localhost/mot-de-passe/nouveau/[^"]+)"', body).group(1)
+    assert client.get(link.replace("http://localhost", "")).status_code == 200
+
+
+def test_demo_mailbox_is_off_unless_asked_for(client):
+    assert client.get("/demo/courriels").status_code == 404
