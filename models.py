@@ -4,10 +4,10 @@ Times are timezone-aware UTC datetimes (``utcnow()``; SQLModel refuses naive one
 Europe/Paris only when shown.
 """
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime, time, timezone
 from typing import Optional
 
-from flask import current_app, g
+from flask import current_app, g, has_request_context, request
 from sqlalchemy import JSON, Column, UniqueConstraint, event
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Relationship, Session, SQLModel, create_engine
@@ -216,16 +216,48 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
 
 
 def make_engine(url: str):
-    """An engine for ``url``; SQLite connections may cross threads (the dev server's)."""
-    if url.startswith("sqlite"):
-        return create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
-    return create_engine(url, pool_pre_ping=True)
+    """An engine for ``url``; SQLite connections may cross threads (the dev server's).
+
+    On SQLite, SQLAlchemy emits BEGIN itself, so that a session asking for ``sqlite_immediate``
+    (see ``writing_session``) takes the write lock first, before it reads what it will change.
+    """
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_connection, connection_record):
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        immediate = conn.get_execution_options().get("sqlite_immediate")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def writing_session(engine) -> Session:
+    """A session for a read-check-write transaction (confirming a booking, numbering).
+
+    On SQLite it begins with BEGIN IMMEDIATE: writers queue up instead of failing on a stale
+    snapshot. On PostgreSQL the rows it updates are locked by the UPDATEs themselves.
+    """
+    return Session(engine.execution_options(sqlite_immediate=True), expire_on_commit=False)
 
 
 def get_db() -> Session:
-    """The request's database session, opened on first use and closed at teardown."""
+    """The request's database session, opened on first use and closed at teardown.
+
+    A POST (or any other writing method) gets a ``writing_session``: on SQLite its transactions
+    take the write lock at BEGIN, so what it read cannot change before it writes.
+    """
     if "db" not in g:
-        g.db = Session(current_app.extensions["ribambelle.engine"], expire_on_commit=False)
+        engine = current_app.extensions["ribambelle.engine"]
+        if has_request_context() and request.method not in ("GET", "HEAD", "OPTIONS"):
+            g.db = writing_session(engine)
+        else:
+            g.db = Session(engine, expire_on_commit=False)
     return g.db
 
 
@@ -233,3 +265,205 @@ def close_db(exc=None) -> None:
     db = g.pop("db", None)
     if db is not None:
         db.close()
+
+
+# --- establishments, units, periods ---------------------------------------------------------------
+
+
+class Establishment(SQLModel, table=True):
+    """An accueil de loisirs or a périscolaire ("structure")."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(max_length=150)
+    kind: str = Field(default="loisirs", max_length=20)  # "loisirs", "periscolaire"
+    address: str = Field(default="", max_length=300)
+    phone: str = Field(default="", max_length=30)
+    email: str = Field(default="", max_length=254)
+
+    units: list["Unit"] = Relationship(
+        back_populates="establishment", sa_relationship_kwargs={"order_by": "Unit.position"}
+    )
+
+
+class Unit(SQLModel, table=True):
+    """A bookable part of a day (Matinée, Repas, Journée...), with its capacity."""
+
+    __table_args__ = (UniqueConstraint("establishment_id", "code"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    establishment_id: int = Field(foreign_key="establishment.id", index=True)
+    code: str = Field(max_length=30)  # "matinee": used in element ids
+    label: str = Field(max_length=60)
+    position: int = Field(default=0)
+    capacity: int = Field(default=0)
+
+    establishment: Optional[Establishment] = Relationship(back_populates="units")
+
+
+class UnitExclusion(SQLModel, table=True):
+    """Two units that cannot both be booked for one child on one day (Journée and Matinée)."""
+
+    unit_id: int = Field(foreign_key="unit.id", primary_key=True)
+    excluded_unit_id: int = Field(foreign_key="unit.id", primary_key=True)
+
+
+class Period(SQLModel, table=True):
+    """A bookable span of one establishment, with its booking window and deadlines."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    establishment_id: int = Field(foreign_key="establishment.id", index=True)
+    name: str = Field(max_length=150)
+    start_date: date
+    end_date: date
+    booking_opens_at: datetime
+    booking_closes_at: datetime
+    # Processing deadlines ("délais de traitement"), in days before the booked date.
+    auto_accept_days: int = Field(default=8)  # at least this far ahead: accepted at once
+    min_days: int = Field(default=2)  # closer than this: locked
+    cancel_auto_days: int = Field(default=8)
+    cancel_min_days: int = Field(default=2)
+    # Counting starts today until this time (Paris), tomorrow after it.
+    cutoff_time: time = Field(default=time(23, 59))
+    working_days: bool = Field(default=False)  # count Monday-Friday except public holidays
+    waitlist_auto: bool = Field(default=False)  # a freed place goes to the waiting list at once
+
+    establishment: Optional[Establishment] = Relationship()
+
+
+class PeriodUnit(SQLModel, table=True):
+    """A unit offered in a period, on some weekdays ("0123456" = Monday to Sunday)."""
+
+    period_id: int = Field(foreign_key="period.id", primary_key=True)
+    unit_id: int = Field(foreign_key="unit.id", primary_key=True)
+    weekdays: str = Field(default="01234", max_length=7)
+
+
+class ClosedDay(SQLModel, table=True):
+    """A day a period is closed, besides the French public holidays (which are always closed)."""
+
+    __table_args__ = (UniqueConstraint("period_id", "day"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    period_id: int = Field(foreign_key="period.id", index=True)
+    day: date
+    reason: str = Field(default="Fermeture", max_length=100)
+
+
+class Enrollment(SQLModel, table=True):
+    """A child admitted to an establishment ("inscription"): booking requires it."""
+
+    __table_args__ = (UniqueConstraint("child_id", "establishment_id"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    child_id: int = Field(foreign_key="child.id", index=True)
+    establishment_id: int = Field(foreign_key="establishment.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+# --- planning, reservations, bookings ---------------------------------------------------------------
+
+
+class Draft(SQLModel, table=True):
+    """The planning being edited for one child and period, kept on the server until confirmed.
+
+    ``revision`` grows with every change, so a confirmation knows which selection it confirms.
+    """
+
+    __table_args__ = (UniqueConstraint("child_id", "period_id"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    child_id: int = Field(foreign_key="child.id", index=True)
+    period_id: int = Field(foreign_key="period.id")
+    revision: int = Field(default=0)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class DraftLine(SQLModel, table=True):
+    """One selected cell: book (or cancel) this unit on this day."""
+
+    __table_args__ = (UniqueConstraint("draft_id", "unit_id", "day"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    draft_id: int = Field(foreign_key="draft.id", index=True)
+    unit_id: int = Field(foreign_key="unit.id")
+    day: date
+    action: str = Field(default="book", max_length=10)  # "book", "cancel"
+    expected: str = Field(default="", max_length=10)  # outcome shown when selected
+
+
+class Reservation(SQLModel, table=True):
+    """A numbered record made by "Confirmer la réservation" (or a cancellation request)."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    number: str = Field(max_length=20, unique=True)  # R-2027-000123
+    family_id: int = Field(foreign_key="family.id", index=True)
+    child_id: int = Field(foreign_key="child.id", index=True)
+    period_id: int = Field(foreign_key="period.id", index=True)
+    kind: str = Field(default="booking", max_length=15)  # "booking", "cancellation"
+    status: str = Field(default="pending", max_length=10, index=True)  # pending, accepted, partial, refused
+    confirm_key: str = Field(max_length=60, unique=True)  # draft id, revision and kind: one record per confirmation
+    created_by_id: int = Field(foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+
+    lines: list["ReservationLine"] = Relationship(
+        back_populates="reservation",
+        sa_relationship_kwargs={"order_by": "ReservationLine.day"},
+    )
+
+
+class ReservationLine(SQLModel, table=True):
+    """A day and unit of a reservation, with its outcome.
+
+    ``outcome`` is what the rules gave: accepted, request (an agent decides), waitlist (full).
+    ``state`` is where it stands: pending, accepted, refused.
+    """
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    reservation_id: int = Field(foreign_key="reservation.id", index=True)
+    unit_id: int = Field(foreign_key="unit.id")
+    day: date = Field(index=True)
+    action: str = Field(default="book", max_length=10)
+    outcome: str = Field(max_length=10)
+    state: str = Field(default="pending", max_length=10, index=True)
+    note: str = Field(default="", max_length=300)  # why the outcome differs from the planning
+    message: str = Field(default="", max_length=2000)  # the agent's word
+    decided_by_id: Optional[int] = Field(default=None, foreign_key="user.id")
+    decided_at: Optional[datetime] = Field(default=None)
+
+    reservation: Optional[Reservation] = Relationship(back_populates="lines")
+
+
+class Booking(SQLModel, table=True):
+    """What a child holds on a day and unit now: one row at most (the unique key forbids two).
+
+    status: accepted, request (waiting for an agent), waitlist.
+    """
+
+    __table_args__ = (UniqueConstraint("child_id", "unit_id", "day"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    child_id: int = Field(foreign_key="child.id", index=True)
+    unit_id: int = Field(foreign_key="unit.id")
+    day: date
+    status: str = Field(max_length=10)
+    line_id: int = Field(foreign_key="reservationline.id")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class DaySlot(SQLModel, table=True):
+    """Places taken on a unit and day (accepted bookings and pending requests).
+
+    Updated only by a conditional UPDATE (``taken < capacity``), which both SQLite and PostgreSQL
+    apply atomically: two parents confirming the last place cannot both get it.
+    """
+
+    unit_id: int = Field(foreign_key="unit.id", primary_key=True)
+    day: date = Field(primary_key=True)
+    taken: int = Field(default=0)
+
+
+class Counter(SQLModel, table=True):
+    """Number sequences that never skip or repeat (reservations per year, invoices...)."""
+
+    name: str = Field(primary_key=True, max_length=30)
+    value: int = Field(default=0)

@@ -41,6 +41,8 @@ def authenticate(db: Session, hasher: PasswordHasher, email: str, password: str)
         return LoginResult(wait_seconds=int((throttle.blocked_until - now).total_seconds()) + 1)
 
     user = db.exec(select(User).where(User.email == key)).first() if key else None
+    # End the transaction before the slow hash: on SQLite it may hold the write lock.
+    db.commit()
     if user is not None and user.active:
         ok = passwords.verify(hasher, user.password_hash, password)
     else:

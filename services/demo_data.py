@@ -6,8 +6,24 @@ from datetime import date, timedelta
 from argon2 import PasswordHasher
 from sqlmodel import Session, select
 
-from models import Child, Family, Guardian, User
-from services import family as family_service
+from models import (
+    Child,
+    ClosedDay,
+    DaySlot,
+    Draft,
+    Enrollment,
+    Establishment,
+    Family,
+    Guardian,
+    Period,
+    PeriodUnit,
+    Unit,
+    UnitExclusion,
+    User,
+    utcnow,
+    writing_session,
+)
+from services import family as family_service, planning
 
 # Logins shown in the README; a town's real data never uses the .test domain.
 DEMO_ACCOUNTS = {
@@ -99,4 +115,76 @@ def seed(db: Session, hasher: PasswordHasher, force: bool = False, today: date |
     after = family_service.family_snapshot(benali)
     after["family"]["phone_home"] = "01 44 55 66 77"
     family_service.request_family_change(db, samira, benali, after)
+
+    _seed_planning(db, today, claire, [c for c in db.exec(select(Child)).all()])
     return True
+
+
+def _next_weekday(day: date, at_least: int) -> date:
+    """The first Monday-Friday at least ``at_least`` days after ``day``."""
+    d = day + timedelta(days=at_least)
+    while d.weekday() > 4 or planning.holiday_name(d):
+        d += timedelta(days=1)
+    return d
+
+
+def _seed_planning(db: Session, today: date, parent: User, children: list[Child]) -> None:
+    """Two establishments with periods around today, so every cell state shows on the planning."""
+    now = utcnow()
+    lutins = Establishment(name="Accueil de loisirs Les Lutins", kind="loisirs",
+                           address="5 chemin des Écoliers, 00100 Démonstration", phone="01 23 00 00 01",
+                           email="lutins@demo.test")
+    ferry = Establishment(name="Périscolaire école Jules-Ferry", kind="periscolaire",
+                          address="2 rue de l'École, 00100 Démonstration", phone="01 23 00 00 02")
+    db.add_all([lutins, ferry])
+    db.flush()
+    matinee = Unit(establishment_id=lutins.id, code="matinee", label="Matinée", position=1, capacity=4)
+    repas = Unit(establishment_id=lutins.id, code="repas", label="Repas", position=2, capacity=4)
+    apres_midi = Unit(establishment_id=lutins.id, code="apres-midi", label="Après-midi", position=3, capacity=4)
+    journee = Unit(establishment_id=lutins.id, code="journee", label="Journée", position=4, capacity=3)
+    matin = Unit(establishment_id=ferry.id, code="accueil-matin", label="Accueil du matin", position=1, capacity=20)
+    cantine = Unit(establishment_id=ferry.id, code="repas", label="Repas", position=2, capacity=30)
+    soir = Unit(establishment_id=ferry.id, code="accueil-soir", label="Accueil du soir", position=3, capacity=20)
+    db.add_all([matinee, repas, apres_midi, journee, matin, cantine, soir])
+    db.flush()
+    db.add_all([UnitExclusion(unit_id=journee.id, excluded_unit_id=matinee.id),
+                UnitExclusion(unit_id=journee.id, excluded_unit_id=apres_midi.id)])
+
+    start, end = today - timedelta(days=7), today + timedelta(days=55)
+    holidays_period = Period(
+        establishment_id=lutins.id, name=f"Accueil de loisirs du {start:%d/%m} au {end:%d/%m/%Y}",
+        start_date=start, end_date=end, booking_opens_at=now - timedelta(days=30),
+        booking_closes_at=now + timedelta(days=50), auto_accept_days=8, min_days=2,
+        cancel_auto_days=8, cancel_min_days=2,
+    )
+    term_start, term_end = today - timedelta(days=30), today + timedelta(days=90)
+    term = Period(
+        establishment_id=ferry.id, name=f"Périscolaire du {term_start:%d/%m/%Y} au {term_end:%d/%m/%Y}",
+        start_date=term_start, end_date=term_end, booking_opens_at=now - timedelta(days=60),
+        booking_closes_at=now + timedelta(days=85), auto_accept_days=8, min_days=2,
+        cancel_auto_days=8, cancel_min_days=2,
+    )
+    db.add_all([holidays_period, term])
+    db.flush()
+    for unit in (matinee, repas, apres_midi, journee):
+        db.add(PeriodUnit(period_id=holidays_period.id, unit_id=unit.id, weekdays="01234"))
+    for unit in (matin, cantine, soir):
+        db.add(PeriodUnit(period_id=term.id, unit_id=unit.id, weekdays="0134"))  # no school on Wednesday
+    db.add(ClosedDay(period_id=holidays_period.id, day=_next_weekday(today, 20), reason="Journée pédagogique : structure fermée"))
+    # Two days already full, taken by families outside the demo.
+    for offset in (12, 16):
+        db.add(DaySlot(unit_id=journee.id, day=_next_weekday(today, offset), taken=journee.capacity))
+    by_name = {c.first_name: c for c in children}
+    for name in ("Léa", "Hugo", "Yanis"):
+        db.add(Enrollment(child_id=by_name[name].id, establishment_id=lutins.id))
+    for name in ("Léa", "Yanis"):
+        db.add(Enrollment(child_id=by_name[name].id, establishment_id=ferry.id))
+    db.commit()
+
+    # A reservation of Léa made through the planning: two days accepted, one request for an agent.
+    lea = by_name["Léa"]
+    for offset in (10, 11, 4):
+        planning.toggle(db, lea, holidays_period, matinee.id, _next_weekday(today, offset), now)
+    draft = db.exec(select(Draft).where(Draft.child_id == lea.id)).one()
+    with writing_session(db.get_bind()) as wdb:
+        planning.confirm(wdb, parent.id, wdb.get(Child, lea.id), wdb.get(Period, holidays_period.id), draft.revision, now)

@@ -16,7 +16,7 @@ from flask_mail import Message
 from sqlalchemy import and_, or_, update
 from sqlmodel import Session, select
 
-from models import OutboxMail, utcnow
+from models import OutboxMail, utcnow, writing_session
 
 CLAIM_SECONDS = 120  # a claim older than this is considered dead (process killed mid-send)
 
@@ -34,25 +34,47 @@ def queue(db: Session, recipient: str, subject: str, template: str, **context) -
     return mail
 
 
-def _claim(db: Session, mail_id: int) -> bool:
+def _due():
     now = utcnow()
-    result = db.execute(
-        update(OutboxMail)
-        .where(OutboxMail.id == mail_id)
-        .where(
-            or_(
-                and_(OutboxMail.status == "pending", OutboxMail.next_attempt_at <= now),
-                and_(OutboxMail.status == "sending", OutboxMail.locked_until < now),
+    return or_(
+        and_(OutboxMail.status == "pending", OutboxMail.next_attempt_at <= now),
+        and_(OutboxMail.status == "sending", OutboxMail.locked_until < now),
+    )
+
+
+def _claim(engine, mail_id: int) -> OutboxMail | None:
+    """Take the mail for this process, or None when another one took it first."""
+    with writing_session(engine) as db:
+        result = db.execute(
+            update(OutboxMail)
+            .where(OutboxMail.id == mail_id)
+            .where(_due())
+            .values(
+                status="sending",
+                locked_until=utcnow() + timedelta(seconds=CLAIM_SECONDS),
+                attempts=OutboxMail.attempts + 1,
             )
         )
-        .values(
-            status="sending",
-            locked_until=now + timedelta(seconds=CLAIM_SECONDS),
-            attempts=OutboxMail.attempts + 1,
-        )
-    )
-    db.commit()
-    return result.rowcount == 1
+        if result.rowcount != 1:
+            db.rollback()
+            return None
+        db.commit()
+        return db.get(OutboxMail, mail_id)
+
+
+def _finish(engine, mail_id: int, error: Exception | None) -> None:
+    with writing_session(engine) as db:
+        row = db.get(OutboxMail, mail_id)
+        row.locked_until = None
+        if error is None:
+            row.status, row.sent_at, row.last_error = "sent", utcnow(), ""
+        else:
+            row.status = "pending"
+            # 1, 2, 4 ... minutes, at most an hour between tries
+            row.next_attempt_at = utcnow() + timedelta(minutes=min(2 ** (row.attempts - 1), 60))
+            row.last_error = f"{type(error).__name__}: {error}"[:500]
+        db.add(row)
+        db.commit()
 
 
 def deliver_pending(app, limit: int = 100) -> tuple[int, int]:
@@ -61,52 +83,28 @@ def deliver_pending(app, limit: int = 100) -> tuple[int, int]:
         return 0, 0
     from app import mail as flask_mail
 
+    engine = app.extensions["ribambelle.engine"]
+    with Session(engine) as db:
+        due = db.exec(select(OutboxMail.id).where(_due()).order_by(OutboxMail.id).limit(limit)).all()
     sent = failed = 0
-    with app.app_context(), Session(app.extensions["ribambelle.engine"]) as db:
-        now = utcnow()
-        due = db.exec(
-            select(OutboxMail.id)
-            .where(
-                or_(
-                    and_(OutboxMail.status == "pending", OutboxMail.next_attempt_at <= now),
-                    and_(OutboxMail.status == "sending", OutboxMail.locked_until < now),
-                )
-            )
-            .order_by(OutboxMail.id)
-            .limit(limit)
-        ).all()
+    with app.app_context():
         for mail_id in due:
-            if not _claim(db, mail_id):
-                continue  # another process took it
-            row = db.get(OutboxMail, mail_id)
-            db.refresh(row)
+            row = _claim(engine, mail_id)
+            if row is None:
+                continue  # another process or thread took it
             message = Message(
-                subject=row.subject,
-                recipients=[row.recipient],
-                body=row.body_text,
-                html=row.body_html or None,
+                subject=row.subject, recipients=[row.recipient], body=row.body_text, html=row.body_html or None
             )
             try:
                 with _smtp_timeout(app.config["MAIL_TIMEOUT"]):
                     flask_mail.send(message)
             except (smtplib.SMTPException, OSError) as exc:
                 failed += 1
-                row.status = "pending"
-                row.locked_until = None
-                # 1, 2, 4 ... minutes, at most an hour between tries
-                row.next_attempt_at = utcnow() + timedelta(minutes=min(2 ** (row.attempts - 1), 60))
-                row.last_error = f"{type(exc).__name__}: {exc}"[:500]
                 app.logger.warning("Mail %s not sent (attempt %s): %s", row.id, row.attempts, exc)
-                db.add(row)
-                db.commit()
+                _finish(engine, mail_id, exc)
                 continue
             sent += 1
-            row.status = "sent"
-            row.sent_at = utcnow()
-            row.locked_until = None
-            row.last_error = ""
-            db.add(row)
-            db.commit()
+            _finish(engine, mail_id, None)
     return sent, failed
 
 

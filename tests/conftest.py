@@ -143,10 +143,15 @@ def app(make_app, request):
 
 
 @pytest.fixture
-def db(app):
-    """A database session to check what the app stored."""
-    with Session(app.extensions["ribambelle.engine"], expire_on_commit=False) as session:
+def db(app, database_url):
+    """A database session to check what the app stored.
+
+    Its own plain engine: each read sees what the app committed last (no long read snapshot).
+    """
+    engine = create_engine(database_url)
+    with Session(engine, expire_on_commit=False) as session:
         yield session
+    engine.dispose()
 
 
 def page_text(response) -> str:
@@ -160,7 +165,7 @@ def db_factory():
     sessions = []
 
     def factory(app):
-        session = Session(app.extensions["ribambelle.engine"], expire_on_commit=False)
+        session = Session(create_engine(app.config["DATABASE_URL"]), expire_on_commit=False)
         sessions.append(session)
         return session
 

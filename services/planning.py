@@ -1,0 +1,710 @@
+"""The month planning: what each cell is, what a click does, and the confirmation.
+
+Everything here takes ``now`` (an aware datetime) so that the deadlines can be tested at their
+boundaries. Deadlines follow DOMAIN.md: days are counted from the counting start (today before the
+period's cut-off time, tomorrow after it) to the booked date, in calendar or working days.
+"""
+from __future__ import annotations
+
+import calendar
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+
+import holidays
+from sqlalchemy import delete, func, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from models import (
+    Booking,
+    Child,
+    ClosedDay,
+    Counter,
+    DaySlot,
+    Draft,
+    DraftLine,
+    Enrollment,
+    Establishment,
+    Period,
+    PeriodUnit,
+    Reservation,
+    ReservationLine,
+    Unit,
+    UnitExclusion,
+    utcnow,
+)
+from services.formatting import PARIS
+
+# Cell states: code -> (words shown to the parent, icon file). Never colour alone.
+STATES = {
+    "closed": ("Fermé", "closed"),
+    "available": ("Disponible", "available"),
+    "selected": ("Sélectionné (à confirmer)", "selected"),
+    "booked": ("Réservé (réservation acceptée)", "booked"),
+    "request": ("Demande de réservation", "request"),
+    "waitlist": ("Liste d'attente", "waitlist"),
+    "cancel_request": ("Demande d'annulation", "cancel-request"),
+    "cancel_selected": ("Annulation sélectionnée (à confirmer)", "cancel-selected"),
+    "full": ("Complet", "full"),
+    "locked": ("Verrouillé (délai dépassé)", "locked"),
+}
+# What a selected cell will become once confirmed.
+OUTCOMES = {
+    "accepted": "réservation acceptée",
+    "request": "demande de réservation",
+    "waitlist": "liste d'attente",
+}
+RESERVATION_STATES = {
+    "pending": ("En attente de traitement", "request"),
+    "accepted": ("Acceptée", "booked"),
+    "partial": ("Partiellement acceptée", "partial"),
+    "refused": ("Refusée", "refused"),
+}
+LINE_STATES = {
+    ("accepted", "accepted"): "Réservation acceptée",
+    ("request", "pending"): "Demande de réservation, en attente",
+    ("request", "accepted"): "Demande acceptée",
+    ("waitlist", "pending"): "Liste d'attente",
+    ("waitlist", "accepted"): "Place obtenue (liste d'attente)",
+}
+WEEKDAYS = ["Lundi", "Mardi", "Mercredi", "Jeudi", "Vendredi", "Samedi", "Dimanche"]
+MONTHS = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre",
+          "octobre", "novembre", "décembre"]
+
+
+class PlanningError(Exception):
+    """A request the rules refuse; the message is French and shown as is."""
+
+
+@lru_cache(maxsize=16)
+def public_holidays(year: int) -> dict:
+    """French public holidays of ``year``, with their French names."""
+    return dict(holidays.France(years=year, language="fr"))
+
+
+def holiday_name(day: date) -> str | None:
+    return public_holidays(day.year).get(day)
+
+
+def paris_now(now: datetime) -> datetime:
+    return now.astimezone(PARIS)
+
+
+def counting_start(period: Period, now: datetime) -> date:
+    """The first counted day: today until the cut-off time, tomorrow after it (Paris time)."""
+    local = paris_now(now)
+    start = local.date()
+    if local.time().replace(tzinfo=None) > period.cutoff_time:
+        start += timedelta(days=1)
+    return start
+
+
+def days_ahead(period: Period, day: date, now: datetime) -> int:
+    """Days from the counting start to ``day``: calendar days, or Monday-Friday non-holidays."""
+    start = counting_start(period, now)
+    if not period.working_days:
+        return (day - start).days
+    if day <= start:
+        return (day - start).days
+    count, current = 0, start
+    while current < day:
+        current += timedelta(days=1)
+        if current.weekday() < 5 and holiday_name(current) is None:
+            count += 1
+    return count
+
+
+def booking_rule(period: Period, day: date, now: datetime) -> tuple[str | None, str]:
+    """('accepted'|'request', '') when ``day`` may be booked now, else (None, why it is locked)."""
+    if day < paris_now(now).date():
+        return None, "Date passée"
+    if now < period.booking_opens_at:
+        opens = paris_now(period.booking_opens_at)
+        return None, f"Réservations ouvertes à partir du {opens:%d/%m/%Y à %H:%M}"
+    if now > period.booking_closes_at:
+        return None, "Période de réservation terminée : contactez la structure"
+    ahead = days_ahead(period, day, now)
+    if ahead < period.min_days:
+        return None, f"Délai dépassé : il faut réserver au moins {period.min_days} jours à l'avance ; contactez la structure"
+    if ahead < period.auto_accept_days:
+        return "request", f"Moins de {period.auto_accept_days} jours à l'avance : demande traitée par la structure"
+    return "accepted", ""
+
+
+@dataclass
+class Cell:
+    day: date
+    unit: Unit
+    state: str
+    reason: str = ""
+    outcome: str = ""  # for "selected": what confirming will give
+    clickable: bool = False
+
+    @property
+    def id(self) -> str:
+        return f"cell-{self.day.isoformat()}-{self.unit.code}"
+
+    @property
+    def label(self) -> str:
+        return STATES[self.state][0]
+
+    @property
+    def icon(self) -> str:
+        if self.state == "selected":
+            return {"accepted": "booked", "request": "request", "waitlist": "waitlist"}[self.outcome]
+        return STATES[self.state][1]
+
+    @property
+    def words(self) -> str:
+        """Everything a screen reader or a hover says about the cell."""
+        text = self.label
+        if self.state == "selected":
+            text = f"Sélectionné : {OUTCOMES[self.outcome]} (à confirmer)"
+        if self.reason:
+            text += f" — {self.reason}"
+        return text
+
+
+@dataclass
+class Planning:
+    """Everything needed to draw one month, loaded in a fixed number of queries."""
+
+    child: Child
+    period: Period
+    units: list[Unit]
+    weekdays: dict[int, str]  # unit id -> open weekdays
+    excludes: dict[int, set[int]]
+    closed: dict[date, str]
+    draft: Draft | None
+    draft_lines: dict[tuple[int, date], DraftLine]
+    bookings: dict[tuple[int, date], Booking]
+    taken: dict[tuple[int, date], int]
+    now: datetime
+    days: list[date] = field(default_factory=list)
+
+    def unit(self, unit_id: int) -> Unit:
+        return next(u for u in self.units if u.id == unit_id)
+
+    def closed_reason(self, unit: Unit, day: date) -> str | None:
+        if not (self.period.start_date <= day <= self.period.end_date):
+            return "En dehors de la période"
+        name = holiday_name(day)
+        if name:
+            return f"Jour férié : {name}"
+        if day in self.closed:
+            return self.closed[day]
+        if str(day.weekday()) not in self.weekdays.get(unit.id, ""):
+            return f"{unit.label} n'est pas proposé le {WEEKDAYS[day.weekday()].lower()}"
+        return None
+
+    def cell(self, unit: Unit, day: date) -> Cell:
+        reason = self.closed_reason(unit, day)
+        if reason:
+            return Cell(day, unit, "closed", reason)
+        booking = self.bookings.get((unit.id, day))
+        line = self.draft_lines.get((unit.id, day))
+        if booking is not None:
+            if line is not None and line.action == "cancel":
+                return Cell(day, unit, "cancel_selected", clickable=True)
+            state = {"accepted": "booked", "request": "request", "waitlist": "waitlist",
+                     "cancel": "cancel_request"}[booking.status]
+            return Cell(day, unit, state, "Déjà réservé pour cet enfant" if state == "booked" else "")
+        if line is not None and line.action == "book":
+            outcome = self.outcome(unit, day)
+            if outcome is None:  # the deadline passed since the selection: shown, then refused
+                return Cell(day, unit, "locked", booking_rule(self.period, day, self.now)[1], clickable=True)
+            return Cell(day, unit, "selected", outcome=outcome, clickable=True)
+        rule, why = booking_rule(self.period, day, self.now)
+        if rule is None:
+            return Cell(day, unit, "locked", why)
+        conflict = self.excluded_booking(unit, day)
+        if conflict:
+            return Cell(day, unit, "locked", f"Non cumulable avec {conflict.label}, déjà réservé ce jour")
+        if self.is_full(unit, day):
+            return Cell(day, unit, "full", "Plus de place : un clic fait une demande en liste d'attente", clickable=True)
+        return Cell(day, unit, "available", why, clickable=True)
+
+    def outcome(self, unit: Unit, day: date) -> str | None:
+        rule, _ = booking_rule(self.period, day, self.now)
+        if rule is None:
+            return None
+        return "waitlist" if self.is_full(unit, day) else rule
+
+    def is_full(self, unit: Unit, day: date) -> bool:
+        return self.taken.get((unit.id, day), 0) >= unit.capacity
+
+    def excluded_booking(self, unit: Unit, day: date) -> Unit | None:
+        for other_id in self.excludes.get(unit.id, ()):
+            if (other_id, day) in self.bookings:
+                return self.unit(other_id)
+        return None
+
+    def rows(self) -> list[tuple[date, list[Cell]]]:
+        return [(day, [self.cell(u, day) for u in self.units]) for day in self.days]
+
+    def selected_count(self) -> int:
+        return sum(1 for line in self.draft_lines.values() if line.action == "book")
+
+
+def month_days(period: Period, month: date) -> list[date]:
+    """The days of ``month`` inside the period."""
+    last = calendar.monthrange(month.year, month.month)[1]
+    first_day, last_day = date(month.year, month.month, 1), date(month.year, month.month, last)
+    start, end = max(first_day, period.start_date), min(last_day, period.end_date)
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def period_months(period: Period) -> list[date]:
+    """First day of every month the period touches."""
+    months, current = [], date(period.start_date.year, period.start_date.month, 1)
+    while current <= period.end_date:
+        months.append(current)
+        current = date(current.year + (current.month == 12), current.month % 12 + 1, 1)
+    return months
+
+
+def month_label(month: date) -> str:
+    return f"{MONTHS[month.month - 1].capitalize()} {month.year}"
+
+
+def load_planning(db: Session, child: Child, period: Period, days: list[date], now: datetime) -> Planning:
+    """Load what the cells of ``days`` need: units, closures, the draft, bookings and places taken."""
+    rows = db.exec(
+        select(Unit, PeriodUnit.weekdays)
+        .join(PeriodUnit, PeriodUnit.unit_id == Unit.id)
+        .where(PeriodUnit.period_id == period.id)
+        .order_by(Unit.position, Unit.id)
+    ).all()
+    units = [unit for unit, _ in rows]
+    weekdays = {unit.id: wd for unit, wd in rows}
+    unit_ids = [u.id for u in units]
+    excludes: dict[int, set[int]] = defaultdict(set)
+    for ex in db.exec(select(UnitExclusion).where(UnitExclusion.unit_id.in_(unit_ids))):
+        excludes[ex.unit_id].add(ex.excluded_unit_id)
+        excludes[ex.excluded_unit_id].add(ex.unit_id)
+    first, last = (min(days), max(days)) if days else (period.start_date, period.start_date)
+    closed = {c.day: c.reason for c in db.exec(
+        select(ClosedDay).where(ClosedDay.period_id == period.id, ClosedDay.day >= first, ClosedDay.day <= last))}
+    draft = db.exec(select(Draft).where(Draft.child_id == child.id, Draft.period_id == period.id)).first()
+    draft_lines = {}
+    if draft is not None:
+        draft_lines = {(l.unit_id, l.day): l for l in db.exec(
+            select(DraftLine).where(DraftLine.draft_id == draft.id, DraftLine.day >= first, DraftLine.day <= last))}
+    bookings = {(b.unit_id, b.day): b for b in db.exec(
+        select(Booking).where(Booking.child_id == child.id, Booking.unit_id.in_(unit_ids),
+                              Booking.day >= first, Booking.day <= last))}
+    taken = {(s.unit_id, s.day): s.taken for s in db.exec(
+        select(DaySlot).where(DaySlot.unit_id.in_(unit_ids), DaySlot.day >= first, DaySlot.day <= last))}
+    return Planning(child, period, units, weekdays, excludes, closed, draft, draft_lines, bookings, taken, now, days)
+
+
+# --- access ---------------------------------------------------------------------------------------
+
+
+def bookable_periods(db: Session, child: Child, now: datetime) -> list[tuple[Establishment, list[Period]]]:
+    """Establishments the child is enrolled in, with their periods open for booking now."""
+    result = []
+    establishments = db.exec(
+        select(Establishment).join(Enrollment, Enrollment.establishment_id == Establishment.id)
+        .where(Enrollment.child_id == child.id).order_by(Establishment.name)
+    ).all()
+    for est in establishments:
+        periods = db.exec(
+            select(Period).where(
+                Period.establishment_id == est.id,
+                Period.booking_opens_at <= now,
+                Period.booking_closes_at >= now,
+                Period.end_date >= paris_now(now).date(),
+            ).order_by(Period.start_date)
+        ).all()
+        result.append((est, list(periods)))
+    return result
+
+
+def period_for_child(db: Session, child: Child, period_id: int) -> Period | None:
+    """The period, only when the child is enrolled in its establishment (else None: 404)."""
+    period = db.get(Period, period_id)
+    if period is None:
+        return None
+    enrolled = db.exec(select(Enrollment).where(
+        Enrollment.child_id == child.id, Enrollment.establishment_id == period.establishment_id)).first()
+    return period if enrolled else None
+
+
+# --- the draft --------------------------------------------------------------------------------------
+
+
+def _draft(db: Session, child: Child, period: Period) -> Draft:
+    draft = db.exec(select(Draft).where(Draft.child_id == child.id, Draft.period_id == period.id)).first()
+    if draft is None:
+        draft = Draft(child_id=child.id, period_id=period.id)
+        db.add(draft)
+        try:
+            db.flush()
+        except IntegrityError:  # created by another request at the same moment
+            db.rollback()
+            draft = db.exec(select(Draft).where(Draft.child_id == child.id, Draft.period_id == period.id)).one()
+    return draft
+
+
+def _touch(draft: Draft) -> None:
+    draft.revision += 1
+    draft.updated_at = utcnow()
+
+
+@dataclass
+class Change:
+    """What a click or a bulk action did: the cells to redraw and a sentence for the parent."""
+
+    days: set[date] = field(default_factory=set)
+    units: set[int] = field(default_factory=set)
+    message: str = ""
+    selected: int = 0
+    skipped: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def toggle(db: Session, child: Child, period: Period, unit_id: int, day: date, now: datetime) -> Change:
+    """A click on a cell: select it (clearing units it excludes that day) or clear it."""
+    planning = load_planning(db, child, period, [day], now)
+    if unit_id not in planning.weekdays:
+        raise PlanningError("Cette unité n'existe pas dans cette période.")
+    unit = planning.unit(unit_id)
+    cell = planning.cell(unit, day)
+    change = Change(days={day}, units={unit_id})
+    if not cell.clickable:
+        raise PlanningError(f"{unit.label} du {day:%d/%m/%Y} : {cell.words}")
+    draft = _draft(db, child, period)
+    line = planning.draft_lines.get((unit_id, day))
+    if line is not None:
+        db.delete(line)
+        change.message = f"{unit.label} du {day:%d/%m/%Y} : sélection retirée."
+    else:
+        cleared = _clear_excluded(db, planning, unit, day)
+        db.add(DraftLine(draft_id=draft.id, unit_id=unit_id, day=day, action="book",
+                         expected=planning.outcome(unit, day)))
+        change.units |= cleared
+        change.message = f"{unit.label} du {day:%d/%m/%Y} : sélectionné, {OUTCOMES[planning.outcome(unit, day)]} (à confirmer)."
+        if cleared:
+            labels = ", ".join(planning.unit(u).label for u in cleared)
+            change.message += f" {labels} retiré (non cumulable)."
+    _touch(draft)
+    db.add(draft)
+    db.commit()
+    return change
+
+
+def _clear_excluded(db: Session, planning: Planning, unit: Unit, day: date) -> set[int]:
+    cleared = set()
+    for other_id in planning.excludes.get(unit.id, ()):
+        line = planning.draft_lines.pop((other_id, day), None)
+        if line is not None and line.action == "book":
+            db.delete(line)
+            cleared.add(other_id)
+    return cleared
+
+
+def bulk(db: Session, child: Child, period: Period, unit_id: int, days: list[date], select_days: bool,
+         now: datetime) -> Change:
+    """Select (or deselect) ``unit_id`` on every given day; only bookable days are selected."""
+    planning = load_planning(db, child, period, days, now)
+    if unit_id not in planning.weekdays:
+        raise PlanningError("Cette unité n'existe pas dans cette période.")
+    unit = planning.unit(unit_id)
+    draft = _draft(db, child, period)
+    change = Change(units={unit_id})
+    for day in days:
+        cell = planning.cell(unit, day)
+        if select_days:
+            if cell.state == "available":
+                cleared = _clear_excluded(db, planning, unit, day)
+                line = DraftLine(draft_id=draft.id, unit_id=unit_id, day=day, action="book",
+                                 expected=planning.outcome(unit, day))
+                db.add(line)
+                planning.draft_lines[(unit_id, day)] = line
+                change.units |= cleared
+                change.days.add(day)
+                change.selected += 1
+            elif cell.state not in ("selected", "booked", "request", "waitlist"):
+                change.skipped[cell.state] += 1
+        elif cell.state in ("selected",) or (cell.state == "locked" and (unit_id, day) in planning.draft_lines):
+            db.delete(planning.draft_lines.pop((unit_id, day)))
+            change.days.add(day)
+            change.selected += 1
+    _touch(draft)
+    db.add(draft)
+    db.commit()
+    if select_days:
+        change.message = f"{unit.label} : {change.selected} jour{'s' * (change.selected > 1)} sélectionné{'s' * (change.selected > 1)}."
+        skipped = [f"{n} {STATES[state][0].lower()}" for state, n in sorted(change.skipped.items()) if state != "closed"]
+        if skipped:
+            change.message += " Non sélectionnés : " + ", ".join(skipped) + "."
+    else:
+        change.message = f"{unit.label} : {change.selected} jour{'s' * (change.selected > 1)} désélectionné{'s' * (change.selected > 1)}."
+    return change
+
+
+def auto_days(period: Period, weekdays: set[int], days: list[date]) -> list[date]:
+    """The days among ``days`` that fall on the ticked weekdays (0 = Monday)."""
+    return [d for d in days if d.weekday() in weekdays]
+
+
+def all_period_days(period: Period) -> list[date]:
+    return [period.start_date + timedelta(days=i) for i in range((period.end_date - period.start_date).days + 1)]
+
+
+# --- the recap and the confirmation -----------------------------------------------------------------
+
+
+@dataclass
+class RecapLine:
+    day: date
+    unit: Unit
+    expected: str  # outcome shown on the planning
+    outcome: str | None  # outcome if confirmed now (None: refused)
+    note: str = ""
+
+    @property
+    def changed(self) -> bool:
+        return self.expected != (self.outcome or "refused")
+
+
+def recap(db: Session, child: Child, period: Period, now: datetime) -> tuple[Draft | None, list[RecapLine]]:
+    """The selected days with their outcome if confirmed now, and why it changed since the click."""
+    draft = db.exec(select(Draft).where(Draft.child_id == child.id, Draft.period_id == period.id)).first()
+    if draft is None:
+        return None, []
+    lines = db.exec(select(DraftLine).where(DraftLine.draft_id == draft.id, DraftLine.action == "book")
+                    .order_by(DraftLine.day)).all()
+    if not lines:
+        return draft, []
+    planning = load_planning(db, child, period, sorted({l.day for l in lines}), now)
+    result = []
+    for line in lines:
+        unit = planning.unit(line.unit_id)
+        outcome = planning.outcome(unit, line.day)
+        note = ""
+        if outcome is None:
+            note = booking_rule(period, line.day, now)[1] or "Ce jour n'est plus réservable"
+        elif line.expected and outcome != line.expected:
+            note = _why_changed(line.expected, outcome)
+        result.append(RecapLine(line.day, unit, line.expected or (outcome or ""), outcome, note))
+    result.sort(key=lambda r: (r.day, r.unit.position))
+    return draft, result
+
+
+def _why_changed(expected: str, outcome: str | None) -> str:
+    if outcome == "waitlist":
+        return "Complet depuis votre sélection : la demande ira en liste d'attente"
+    if outcome == "request" and expected == "accepted":
+        return "Le délai d'acceptation immédiate est passé : ce sera une demande traitée par la structure"
+    if outcome == "accepted":
+        return "Une place s'est libérée : la réservation sera acceptée"
+    return "Ce jour n'est plus réservable"
+
+
+def _next_number(db: Session, year: int) -> str:
+    """R-2027-000123: the counter row is updated in the confirming transaction, so it never skips."""
+    name = f"reservation-{year}"
+    dialect = db.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(Counter).values(name=name, value=1)
+    stmt = stmt.on_conflict_do_update(index_elements=[Counter.name], set_={"value": Counter.value + 1})
+    value = db.execute(stmt.returning(Counter.value)).scalar_one()
+    return f"R-{year}-{value:06d}"
+
+
+def _take_place(db: Session, unit: Unit, day: date) -> bool:
+    """Take one place on ``unit`` and ``day`` if one is free, atomically."""
+    dialect = db.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    db.execute(insert(DaySlot).values(unit_id=unit.id, day=day, taken=0).on_conflict_do_nothing())
+    result = db.execute(
+        update(DaySlot)
+        .where(DaySlot.unit_id == unit.id, DaySlot.day == day, DaySlot.taken < unit.capacity)
+        .values(taken=DaySlot.taken + 1)
+    )
+    return result.rowcount == 1
+
+
+def release_place(db: Session, unit_id: int, day: date) -> None:
+    db.execute(update(DaySlot).where(DaySlot.unit_id == unit_id, DaySlot.day == day, DaySlot.taken > 0)
+               .values(taken=DaySlot.taken - 1))
+
+
+def reservation_status(lines: list[ReservationLine]) -> str:
+    states = {l.state for l in lines}
+    if "pending" in states:
+        return "pending"
+    if states == {"accepted"}:
+        return "accepted"
+    if states == {"refused"}:
+        return "refused"
+    return "partial"
+
+
+def confirm(db: Session, user_id: int, child: Child, period: Period, revision: int, now: datetime) -> Reservation:
+    """Record the draft as a numbered reservation, re-checking every rule and place now.
+
+    ``db`` must be a ``writing_session``. Confirming the same revision twice (a double click, a
+    replayed form) returns the first reservation. Raises PlanningError when nothing can be confirmed.
+    """
+    draft = db.exec(select(Draft).where(Draft.child_id == child.id, Draft.period_id == period.id)).first()
+    if draft is None:
+        raise PlanningError("Aucun jour n'est sélectionné.")
+    key = f"{draft.id}:{revision}:booking"
+    # Claim this revision first: a second confirmation of it stops here.
+    claimed = db.execute(update(Draft).where(Draft.id == draft.id, Draft.revision == revision)
+                         .values(revision=Draft.revision + 1, updated_at=utcnow())).rowcount
+    if claimed != 1:
+        db.rollback()
+        existing = db.exec(select(Reservation).where(Reservation.confirm_key == key)).first()
+        if existing is not None:
+            return existing
+        raise PlanningError("Le planning a changé entre-temps (sur un autre écran ?) : vérifiez-le avant de confirmer.")
+    lines = db.exec(select(DraftLine).where(DraftLine.draft_id == draft.id, DraftLine.action == "book")
+                    .order_by(DraftLine.day, DraftLine.unit_id)).all()
+    if not lines:
+        db.rollback()
+        raise PlanningError("Aucun jour n'est sélectionné.")
+
+    reservation = Reservation(
+        number=_next_number(db, paris_now(now).year), family_id=child.family_id, child_id=child.id,
+        period_id=period.id, kind="booking", confirm_key=key, created_by_id=user_id, created_at=now,
+    )
+    db.add(reservation)
+    db.flush()
+    planning = load_planning(db, child, period, sorted({l.day for l in lines}), now)
+    booked_today: dict[date, set[int]] = defaultdict(set)
+    records = []
+    for line in lines:
+        unit = planning.unit(line.unit_id)
+        rule, why = booking_rule(period, line.day, now)
+        closed = planning.closed_reason(unit, line.day)
+        conflict = planning.excluded_booking(unit, line.day) or next(
+            (planning.unit(o) for o in planning.excludes.get(unit.id, ()) if o in booked_today[line.day]), None)
+        record = ReservationLine(reservation_id=reservation.id, unit_id=unit.id, day=line.day, action="book")
+        if closed or rule is None:
+            record.outcome, record.state, record.note = "refused", "refused", closed or why
+        elif (unit.id, line.day) in planning.bookings:
+            record.outcome, record.state, record.note = "refused", "refused", "Déjà réservé pour cet enfant"
+        elif conflict is not None:
+            record.outcome, record.state, record.note = "refused", "refused", f"Non cumulable avec {conflict.label}"
+        elif _take_place(db, unit, line.day):
+            record.outcome = rule
+            record.state = "accepted" if rule == "accepted" else "pending"
+        else:
+            record.outcome, record.state = "waitlist", "pending"
+        if record.state != "refused":
+            booked_today[line.day].add(unit.id)
+        if line.expected and record.outcome != line.expected and not record.note:
+            record.note = _why_changed(line.expected, record.outcome)
+        records.append(record)
+    db.add_all(records)
+    db.flush()
+    for record in records:
+        if record.state != "refused":
+            status = {"accepted": "accepted", "request": "request", "waitlist": "waitlist"}[record.outcome]
+            db.add(Booking(child_id=child.id, unit_id=record.unit_id, day=record.day, status=status, line_id=record.id))
+    reservation.status = reservation_status(records)
+    db.execute(delete(DraftLine).where(DraftLine.draft_id == draft.id, DraftLine.action == "book"))
+    try:
+        db.commit()
+    except IntegrityError:
+        # Another confirmation of this revision won the race: show its reservation.
+        db.rollback()
+        existing = db.exec(select(Reservation).where(Reservation.confirm_key == key)).first()
+        if existing is None:
+            raise
+        return existing
+    return reservation
+
+
+def family_reservations(db: Session, family_id: int) -> list[Reservation]:
+    return list(db.exec(select(Reservation).where(Reservation.family_id == family_id)
+                        .order_by(Reservation.created_at.desc(), Reservation.id.desc())))
+
+
+def overbooked(db: Session) -> list[tuple[int, date, int, int]]:
+    """(unit, day, holding places, capacity) wherever more children hold a place than the unit has."""
+    rows = db.exec(
+        select(Booking.unit_id, Booking.day, func.count(), Unit.capacity)
+        .join(Unit, Unit.id == Booking.unit_id)
+        .where(Booking.status.in_(("accepted", "request")))
+        .group_by(Booking.unit_id, Booking.day, Unit.capacity)
+    ).all()
+    return [r for r in rows if r[2] > r[3]]
+
+
+
+# --- agents -----------------------------------------------------------------------------------------
+
+
+def pending_lines(db: Session, establishment_id: int | None = None, period_id: int | None = None,
+                  day: date | None = None) -> list[tuple[ReservationLine, Reservation, Child, Unit, Period]]:
+    """Lines waiting for an agent (requests and waiting list), oldest reservation first."""
+    query = (
+        select(ReservationLine, Reservation, Child, Unit, Period)
+        .join(Reservation, Reservation.id == ReservationLine.reservation_id)
+        .join(Child, Child.id == Reservation.child_id)
+        .join(Unit, Unit.id == ReservationLine.unit_id)
+        .join(Period, Period.id == Reservation.period_id)
+        .where(ReservationLine.state == "pending")
+        .order_by(Reservation.created_at, Reservation.id, ReservationLine.day, Unit.position)
+    )
+    if establishment_id:
+        query = query.where(Period.establishment_id == establishment_id)
+    if period_id:
+        query = query.where(Period.id == period_id)
+    if day:
+        query = query.where(ReservationLine.day == day)
+    return list(db.exec(query).all())
+
+
+def decide_line(db: Session, agent_id: int, line_id: int, accept: bool, message: str, now: datetime) -> ReservationLine:
+    """Accept or refuse a pending line. ``db`` must be a ``writing_session``.
+
+    Accepting a waiting-list line takes a place, and fails in French when there is none.
+    Refusing frees the place a request held. A line already decided raises PlanningError.
+    """
+    line = db.get(ReservationLine, line_id)
+    if line is None or line.state != "pending":
+        db.rollback()
+        raise PlanningError("Cette demande a déjà été traitée.")
+    claimed = db.execute(update(ReservationLine).where(ReservationLine.id == line_id, ReservationLine.state == "pending")
+                         .values(state="deciding")).rowcount
+    if claimed != 1:
+        db.rollback()
+        raise PlanningError("Cette demande a déjà été traitée.")
+    reservation = db.get(Reservation, line.reservation_id)
+    booking = db.exec(select(Booking).where(Booking.line_id == line.id)).first()
+    unit = db.get(Unit, line.unit_id)
+    if accept:
+        if line.outcome == "waitlist" and not _take_place(db, unit, line.day):
+            db.rollback()
+            raise PlanningError(f"{unit.label} du {line.day:%d/%m/%Y} est complet : impossible d'accepter pour le moment.")
+        line.state = "accepted"
+        if booking is not None:
+            booking.status = "accepted"
+            db.add(booking)
+    else:
+        line.state = "refused"
+        if booking is not None:
+            if booking.status in ("accepted", "request"):
+                release_place(db, line.unit_id, line.day)
+            db.delete(booking)
+    line.message, line.decided_by_id, line.decided_at = message, agent_id, now
+    db.add(line)
+    db.flush()
+    reservation.status = reservation_status(db.exec(select(ReservationLine).where(
+        ReservationLine.reservation_id == reservation.id)).all())
+    db.add(reservation)
+    db.commit()
+    return line
