@@ -127,11 +127,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     formatting.init_app(app)
     security.init_app(app)
 
-    from blueprints import account, auth, children, demo, staff
+    from blueprints import account, auth, children, demo, reservations, staff
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(children.bp)
+    app.register_blueprint(reservations.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(demo.bp)
 

@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from blueprints.forms import ChangeLoginForm, ChangePasswordForm, FamilyForm, strip_all
 from models import AuthToken, User, get_db, utcnow
-from services import accounts, family as family_service, outbox, passwords
+from services import accounts, family as family_service, outbox, passwords, planning
 from services.security import parent_required, start_session
 
 bp = Blueprint("account", __name__, url_prefix="/compte")
@@ -26,7 +26,20 @@ def home():
         family_pending=family_service.pending_family_request(db, fam.id),
         child_requests=family_service.pending_child_requests(db, fam.id),
         login_change=pending_login_change(db, current_user),
+        reservations=planning.family_reservations(db, fam.id),
+        children_by_id={c.id: c for c in fam.children},
+        periods_by_id=_periods(db, fam.id),
+        states=planning.STATES,
+        reservation_states=planning.RESERVATION_STATES,
     )
+
+
+def _periods(db, family_id: int) -> dict:
+    from models import Period, Reservation
+
+    rows = db.exec(select(Period).join(Reservation, Reservation.period_id == Period.id)
+                   .where(Reservation.family_id == family_id)).all()
+    return {p.id: p for p in rows}
 
 
 @bp.route("/famille/modifier", methods=["GET", "POST"])

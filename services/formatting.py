@@ -34,6 +34,16 @@ def datetime_short(value: datetime | None) -> str:
     return format_datetime(to_paris(value), "dd/MM/yyyy 'à' HH:mm", locale="fr_FR")
 
 
+def day_short(value: date | None) -> str:
+    """'lun. 6'."""
+    return format_date(value, format="EEE d", locale="fr_FR") if value else ""
+
+
+def month_year(value: date | None) -> str:
+    """'juillet 2027'."""
+    return format_date(value, format="LLLL yyyy", locale="fr_FR") if value else ""
+
+
 def euros(cents: int | None) -> str:
     """Integer cents as '12,50 €'."""
     if cents is None:
@@ -46,3 +56,5 @@ def init_app(app) -> None:
     app.add_template_filter(date_short)
     app.add_template_filter(datetime_short)
     app.add_template_filter(euros)
+    app.add_template_filter(day_short)
+    app.add_template_filter(month_year)

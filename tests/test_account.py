@@ -36,9 +36,8 @@ def test_family_space_shows_the_file_and_the_guide_buttons(client, auth):
     assert "12 rue des Lilas" in page and "620 €" in page
     for label in ("Modifier les Informations de la famille", "Modifier mon login", "Modifier mon mot de passe"):
         assert label in page
-    # honest empty states until reservations and invoices exist
-    assert "Les réservations" in page and "pas encore ouvertes" in page
-    assert "Aucune facture pour le moment" in page
+    assert "Les réservations" in page and "Nouvelle réservation" in page
+    assert "Aucune facture pour le moment" in page  # an honest empty state until billing exists
 
 
 def test_family_change_waits_for_an_agent_then_applies(client, auth, db, smtp):

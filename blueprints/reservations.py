@@ -1,0 +1,359 @@
+"""Booking days on the month planning, from "Nouvelle réservation" to "Terminer" (guide sections 7-8).
+
+Every route checks that the child belongs to the logged-in family and the period to an
+establishment the child is enrolled in; htmx routes return fragments, pages return full pages
+(or their fragment when htmx asks, with ``Vary: HX-Request``).
+"""
+from __future__ import annotations
+
+from datetime import date
+
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from models import Child, Establishment, Period, Reservation, Unit, get_db, utcnow
+from services import family as family_service, planning
+from services.security import parent_required
+
+bp = Blueprint("reservations", __name__, url_prefix="/reservations")
+
+
+def _htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _page_or_fragment(page: str, fragment: str, **context):
+    """A full page, or its fragment for htmx; the response varies on HX-Request either way."""
+    response = make_response(render_template(fragment if _htmx() else page, **context))
+    response.vary.add("HX-Request")
+    return response
+
+
+def _child_or_404(child_id: int) -> Child:
+    child = family_service.child_of_family(get_db(), current_user.family_id, child_id)
+    if child is None:
+        abort(404)
+    return child
+
+
+def _period_or_404(child: Child, period_id: int) -> Period:
+    period = planning.period_for_child(get_db(), child, period_id)
+    if period is None:
+        abort(404)
+    return period
+
+
+def _month_arg(period: Period, value: str | None) -> date:
+    """The month asked for (YYYY-MM), kept inside the period; the current month by default."""
+    months = planning.period_months(period)
+    try:
+        year, month = (int(part) for part in (value or "").split("-"))
+        wanted = date(year, month, 1)
+    except ValueError:
+        today = planning.paris_now(utcnow()).date()
+        wanted = date(today.year, today.month, 1)
+    if wanted < months[0]:
+        return months[0]
+    if wanted > months[-1]:
+        return months[-1]
+    return wanted
+
+
+def _day_arg(value: str | None, period: Period) -> date:
+    try:
+        day = date.fromisoformat(value or "")
+    except ValueError:
+        abort(400)
+    if not (period.start_date <= day <= period.end_date):
+        abort(400)
+    return day
+
+
+def _unit_arg(period: Period, value: str | None) -> Unit:
+    """The unit posted, only when the period offers it (a forged id gets 404)."""
+    try:
+        unit_id = int(value or "")
+    except ValueError:
+        abort(400)
+    unit = get_db().get(Unit, unit_id)
+    if unit is None or unit.establishment_id != period.establishment_id:
+        abort(404)
+    return unit
+
+
+# --- "Nouvelle réservation": child, establishment, period, Continuer --------------------------------------
+
+
+@bp.get("/nouvelle")
+@parent_required
+def new():
+    """Page or dialog fragment: pick the child, the establishment and the period, then "Continuer"."""
+    db = get_db()
+    family = family_service.family_of(db, current_user)
+    children = family.children
+    child = establishment = period = None
+    choices = []
+    error = None
+    if request.args.get("enfant"):
+        child = family_service.child_of_family(db, family.id, request.args.get("enfant", type=int) or 0)
+        if child is None:
+            abort(404)
+        choices = planning.bookable_periods(db, child, utcnow())
+    if child and request.args.get("etablissement"):
+        est_id = request.args.get("etablissement", type=int)
+        establishment = next((e for e, _ in choices if e.id == est_id), None)
+        if establishment is None:
+            abort(404)
+    if establishment and request.args.get("periode"):
+        period_id = request.args.get("periode", type=int)
+        period = next((p for e, ps in choices if e.id == establishment.id for p in ps if p.id == period_id), None)
+        if period is None:
+            abort(404)
+    if request.args.get("continuer"):
+        if child and establishment and period:
+            target = url_for("reservations.planning_page", child_id=child.id, period_id=period.id)
+            if _htmx():
+                return "", 204, {"HX-Redirect": target}
+            return redirect(target)
+        error = "Choisissez un enfant, un établissement puis une période avant de continuer."
+    context = dict(children=children, child=child, establishment=establishment, period=period,
+                   choices=choices, error=error)
+    return _page_or_fragment("reservations/new.html", "partials/reservations/_new_dialog.html", **context)
+
+
+# --- the planning ---------------------------------------------------------------------------------
+
+
+def _month_context(child: Child, period: Period, month: date, message: str = "") -> dict:
+    days = planning.month_days(period, month)
+    plan = planning.load_planning(get_db(), child, period, days, utcnow())
+    months = planning.period_months(period)
+    index = months.index(month)
+    return dict(
+        child=child, period=period, month=month, plan=plan, months=months,
+        previous=months[index - 1] if index > 0 else None,
+        next=months[index + 1] if index + 1 < len(months) else None,
+        selected=_selected_total(child, period), message=message,
+        establishment=get_db().get(Establishment, period.establishment_id),
+        states=planning.STATES, reservation_states=planning.RESERVATION_STATES,
+    )
+
+
+def _selected_total(child: Child, period: Period) -> int:
+    from sqlmodel import func, select
+
+    from models import Draft, DraftLine
+
+    return get_db().exec(
+        select(func.count()).select_from(DraftLine).join(Draft, Draft.id == DraftLine.draft_id)
+        .where(Draft.child_id == child.id, Draft.period_id == period.id, DraftLine.action == "book")
+    ).one()
+
+
+@bp.get("/planning/<int:child_id>/<int:period_id>")
+@parent_required
+def planning_page(child_id: int, period_id: int):
+    """Page: the month planning; its month fragment for htmx (month picker, previous/next)."""
+    child = _child_or_404(child_id)
+    period = _period_or_404(child, period_id)
+    month = _month_arg(period, request.args.get("mois"))
+    return _page_or_fragment("reservations/planning.html", "partials/reservations/_month.html",
+                             **_month_context(child, period, month))
+
+
+def _back_to_month(child: Child, period: Period, month: date, anchor: str | None = None):
+    return redirect(url_for("reservations.planning_page", child_id=child.id, period_id=period.id,
+                            mois=month.strftime("%Y-%m"), _anchor=anchor))
+
+
+@bp.post("/planning/<int:child_id>/<int:period_id>/cellule")
+@parent_required
+def toggle(child_id: int, period_id: int):
+    """Fragment: the clicked cell, with the other cells and the counter it changed (out of band)."""
+    db = get_db()
+    child = _child_or_404(child_id)
+    period = _period_or_404(child, period_id)
+    day_text, _, unit_text = (request.form.get("cellule") or "").partition(".")
+    unit = _unit_arg(period, unit_text)
+    day = _day_arg(day_text, period)
+    month = _month_arg(period, request.form.get("mois"))
+    try:
+        change = planning.toggle(db, child, period, unit.id, day, utcnow())
+        message, ok = change.message, True
+    except planning.PlanningError as exc:
+        change, message, ok = planning.Change(days={day}, units={unit.id}), str(exc), False
+    if not _htmx():
+        flash(message, "success" if ok else "error")
+        return _back_to_month(child, period, month, f"cell-{day.isoformat()}-{unit.code}")
+    plan = planning.load_planning(db, child, period, sorted(change.days), utcnow())
+    main = plan.cell(unit, day)
+    others = [plan.cell(plan.unit(u), d) for d in change.days for u in change.units if (u, d) != (unit.id, day)]
+    return render_template("partials/reservations/_toggled.html", cell=main, others=others, child=child,
+                           period=period, month=month, message=message, ok=ok,
+                           selected=_selected_total(child, period))
+
+
+BULK_ACTIONS = {
+    "periode": (True, "period"), "ecran": (True, "screen"),
+    "deselection-periode": (False, "period"), "deselection-ecran": (False, "screen"),
+}
+
+
+@bp.post("/planning/<int:child_id>/<int:period_id>/lot")
+@parent_required
+def bulk(child_id: int, period_id: int):
+    """Fragment (the month) or redirect: select or deselect a unit on the period or on the screen."""
+    db = get_db()
+    child = _child_or_404(child_id)
+    period = _period_or_404(child, period_id)
+    unit = _unit_arg(period, request.form.get("unite"))
+    month = _month_arg(period, request.form.get("mois"))
+    if request.form.get("action") not in BULK_ACTIONS:
+        abort(400)
+    select_days, scope = BULK_ACTIONS[request.form["action"]]
+    days = planning.all_period_days(period) if scope == "period" else planning.month_days(period, month)
+    try:
+        message = planning.bulk(db, child, period, unit.id, days, select_days, utcnow()).message
+    except planning.PlanningError as exc:
+        message = str(exc)
+    if not _htmx():
+        flash(message, "success")
+        return _back_to_month(child, period, month)
+    return _month_fragment(child, period, month, message)
+
+
+def _month_fragment(child, period, month, message):
+    response = make_response(render_template("partials/reservations/_month.html",
+                                             **_month_context(child, period, month, message)))
+    response.headers["HX-Trigger"] = "ribambelle:close-dialog"
+    return response
+
+
+@bp.route("/planning/<int:child_id>/<int:period_id>/automatique", methods=["GET", "POST"])
+@parent_required
+def auto(child_id: int, period_id: int):
+    """Dialog fragment or page: "Sélection automatique des jours" for one unit."""
+    db = get_db()
+    child = _child_or_404(child_id)
+    period = _period_or_404(child, period_id)
+    unit = _unit_arg(period, request.values.get("unite"))
+    month = _month_arg(period, request.values.get("mois"))
+    weekdays = _open_weekdays(period, unit)
+    error = None
+    ticked: set[int] = set()
+    scope = request.form.get("portee", "period")
+    if request.method == "POST":
+        try:
+            ticked = {int(v) for v in request.form.getlist("jours")}
+        except ValueError:
+            abort(400)
+        if not ticked or not ticked <= set(weekdays):
+            error = "Cochez au moins un jour de la semaine."
+        elif scope not in ("period", "screen"):
+            error = "Choisissez où appliquer la sélection."
+        else:
+            days = planning.all_period_days(period) if scope == "period" else planning.month_days(period, month)
+            try:
+                message = planning.bulk(db, child, period, unit.id, planning.auto_days(period, ticked, days),
+                                        True, utcnow()).message
+            except planning.PlanningError as exc:
+                message = str(exc)
+            if not _htmx():
+                flash(message, "success")
+                return _back_to_month(child, period, month)
+            return _month_fragment(child, period, month, message)
+    context = dict(child=child, period=period, unit=unit, month=month, weekdays=weekdays, ticked=ticked,
+                   scope=scope, error=error, names=planning.WEEKDAYS)
+    if _htmx() and request.method == "POST":
+        # an invalid dialog is drawn again in place, with status 200 so that htmx swaps it
+        response = make_response(render_template("partials/reservations/_auto_dialog.html", **context))
+        response.headers["HX-Retarget"] = "#auto-dialog"
+        response.headers["HX-Reswap"] = "outerHTML"
+        return response
+    return _page_or_fragment("reservations/auto.html", "partials/reservations/_auto_dialog.html", **context)
+
+
+def _open_weekdays(period: Period, unit: Unit) -> list[int]:
+    from sqlmodel import select
+
+    from models import PeriodUnit
+
+    pu = get_db().exec(select(PeriodUnit).where(PeriodUnit.period_id == period.id,
+                                                PeriodUnit.unit_id == unit.id)).first()
+    if pu is None:
+        abort(404)
+    return [int(c) for c in pu.weekdays]
+
+
+@bp.get("/legende")
+def legend():
+    """Fragment or page: every cell state and reservation state, icon and words."""
+    return _page_or_fragment("reservations/legend.html", "partials/reservations/_legend.html",
+                             states=planning.STATES, reservation_states=planning.RESERVATION_STATES)
+
+
+# --- recap, confirmation, detail ------------------------------------------------------------------------
+
+
+@bp.get("/planning/<int:child_id>/<int:period_id>/recapitulatif")
+@parent_required
+def recap(child_id: int, period_id: int):
+    """Page: "Valider le planning" — the days to check before "Confirmer la réservation"."""
+    child = _child_or_404(child_id)
+    period = _period_or_404(child, period_id)
+    draft, lines = planning.recap(get_db(), child, period, utcnow())
+    month = _month_arg(period, request.args.get("mois"))
+    return render_template("reservations/recap.html", child=child, period=period, draft=draft, lines=lines,
+                           month=month, establishment=get_db().get(Establishment, period.establishment_id),
+                           outcomes=planning.OUTCOMES)
+
+
+@bp.post("/planning/<int:child_id>/<int:period_id>/confirmer")
+@parent_required
+def confirm(child_id: int, period_id: int):
+    """Record the reservation (once, whatever the clicks), then show its summary."""
+    db = get_db()
+    child = _child_or_404(child_id)
+    period = _period_or_404(child, period_id)
+    revision = request.form.get("revision", type=int)
+    if revision is None:
+        abort(400)
+    try:
+        reservation = planning.confirm(db, current_user.id, child, period, revision, utcnow())
+    except planning.PlanningError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("reservations.recap", child_id=child.id, period_id=period.id))
+    return redirect(url_for("reservations.detail", reservation_id=reservation.id, terminer=1))
+
+
+@bp.get("/<int:reservation_id>")
+@parent_required
+def detail(reservation_id: int):
+    """Page: a reservation with each day and unit and its outcome; "Terminer" right after confirming."""
+    db = get_db()
+    reservation = db.get(Reservation, reservation_id)
+    if reservation is None or reservation.family_id != current_user.family_id:
+        abort(404)
+    units = {u.id: u for u in db.exec(_units_query(reservation.period_id))}
+    return render_template(
+        "reservations/detail.html", reservation=reservation, child=db.get(Child, reservation.child_id),
+        period=db.get(Period, reservation.period_id), units=units, just_confirmed=bool(request.args.get("terminer")),
+        states=planning.RESERVATION_STATES, line_words=_line_words,
+    )
+
+
+def _units_query(period_id: int):
+    from sqlmodel import select
+
+    from models import PeriodUnit
+
+    return select(Unit).join(PeriodUnit, PeriodUnit.unit_id == Unit.id).where(PeriodUnit.period_id == period_id)
+
+
+def _line_words(line) -> tuple[str, str]:
+    """(words, icon) for a reservation line."""
+    if line.state == "refused":
+        return ("Refusée", "refused")
+    words = planning.LINE_STATES.get((line.outcome, line.state), line.outcome)
+    icon = {"accepted": "booked", "pending": "request" if line.outcome == "request" else "waitlist"}[line.state]
+    return words, icon
