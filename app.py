@@ -113,6 +113,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         ]
     )
 
+    app.jinja_env.trim_blocks = True  # smaller pages: no blank lines left by {% %} tags
+    app.jinja_env.lstrip_blocks = True
+
     import models
 
     app.extensions["ribambelle.engine"] = models.make_engine(app.config["DATABASE_URL"])

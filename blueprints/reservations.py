@@ -6,7 +6,7 @@ establishment the child is enrolled in; htmx routes return fragments, pages retu
 """
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -50,8 +50,9 @@ def _month_arg(period: Period, value: str | None) -> date:
         year, month = (int(part) for part in (value or "").split("-"))
         wanted = date(year, month, 1)
     except ValueError:
-        today = planning.paris_now(utcnow()).date()
-        wanted = date(today.year, today.month, 1)
+        # by default, the month of the first day that can still be booked
+        first = max(planning.paris_now(utcnow()).date() + timedelta(days=period.min_days), period.start_date)
+        wanted = date(first.year, first.month, 1)
     if wanted < months[0]:
         return months[0]
     if wanted > months[-1]:

@@ -71,3 +71,70 @@ def decide(request_id: int):
         rows=family_service.diff_rows(req),
         requester=db.get(User, req.requested_by_id),
     )
+
+
+# --- reservation requests ---------------------------------------------------------------------------
+
+
+@bp.get("/reservations")
+@staff_required
+def reservation_queue():
+    """Page: booking requests and waiting-list lines to accept or refuse, oldest first, filterable."""
+    from datetime import date
+
+    from sqlmodel import select
+
+    from models import Establishment, Period
+    from services import planning
+
+    db = get_db()
+    establishment_id = request.args.get("etablissement", type=int)
+    period_id = request.args.get("periode", type=int)
+    try:
+        day = date.fromisoformat(request.args["jour"]) if request.args.get("jour") else None
+    except ValueError:
+        day = None
+        flash("Date invalide : le filtre par date est ignoré.", "error")
+    rows = planning.pending_lines(db, establishment_id, period_id, day)
+    return render_template(
+        "staff/reservations.html", rows=rows,
+        establishments=db.exec(select(Establishment).order_by(Establishment.name)).all(),
+        periods=db.exec(select(Period).order_by(Period.start_date)).all(),
+        establishment_id=establishment_id, period_id=period_id, day=day,
+    )
+
+
+@bp.post("/reservations/lignes/<int:line_id>")
+@staff_required
+def decide_line(line_id: int):
+    """Accept or refuse one line; the family is told by mail."""
+    from models import Child, Reservation, ReservationLine, Unit, utcnow
+    from services import planning
+
+    db = get_db()
+    message = (request.form.get("message") or "").strip()[:2000]
+    accept = request.form.get("action") == "accepter"
+    if not accept and not message:
+        flash("Pour refuser, écrivez à la famille la raison du refus.", "error")
+        return redirect(request.referrer or url_for("staff.reservation_queue"))
+    if db.get(ReservationLine, line_id) is None:
+        abort(404)
+    try:
+        line = planning.decide_line(db, current_user.id, line_id, accept, message, utcnow())
+    except planning.PlanningError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("staff.reservation_queue"))
+    reservation = db.get(Reservation, line.reservation_id)
+    child = db.get(Child, reservation.child_id)
+    unit = db.get(Unit, line.unit_id)
+    family = db.get(Family, reservation.family_id)
+    for user in family.users:
+        if user.active:
+            outbox.queue(db, user.email, f"Réservation {reservation.number} : demande {'acceptée' if accept else 'refusée'}",
+                         "reservation_decided", user=user, child=child, reservation=reservation, line=line,
+                         unit=unit, accepted=accept, message=message)
+    db.commit()
+    outbox.send_soon(current_app._get_current_object())
+    flash(f"{unit.label} du {line.day:%d/%m/%Y} pour {child.first_name} : demande {'acceptée' if accept else 'refusée'} ; "
+          "la famille est prévenue par courriel.", "success")
+    return redirect(request.referrer or url_for("staff.reservation_queue"))

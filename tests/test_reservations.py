@@ -1,0 +1,301 @@
+"""Booking screens (guide sections 7-8), with htmx and without JavaScript, and their permissions."""
+import re
+from datetime import date, timedelta
+
+import pytest
+from sqlmodel import select
+
+from models import Booking, Child, DraftLine, Establishment, Period, Reservation, Unit
+from services import planning
+from tests.conftest import csrf_from, page_text
+
+HX = {"HX-Request": "true"}
+
+
+def lutins(db):
+    est = db.exec(select(Establishment).where(Establishment.name == "Accueil de loisirs Les Lutins")).one()
+    period = db.exec(select(Period).where(Period.establishment_id == est.id)).one()
+    units = {u.code: u for u in db.exec(select(Unit).where(Unit.establishment_id == est.id))}
+    return est, period, units
+
+
+def ferry_period(db):
+    est = db.exec(select(Establishment).where(Establishment.name == "Périscolaire école Jules-Ferry")).one()
+    return db.exec(select(Period).where(Period.establishment_id == est.id)).one()
+
+
+def kid(db, name):
+    return db.exec(select(Child).where(Child.first_name == name)).one()
+
+
+def bookable_day(db, period, unit, child, outcome="accepted"):
+    """A day of the demo period where ``unit`` is available with that outcome today."""
+    from models import utcnow
+
+    now = utcnow()
+    days = planning.all_period_days(period)
+    plan = planning.load_planning(db, child, period, days, now)
+    for day in days:
+        c = plan.cell(unit, day)
+        if c.state == "available" and plan.outcome(unit, day) == outcome:
+            return day
+    raise AssertionError("no bookable day in the demo period")
+
+
+def planning_url(child, period, month=None):
+    url = f"/reservations/planning/{child.id}/{period.id}"
+    return url + (f"?mois={month:%Y-%m}" if month else "")
+
+
+def post_cell(client, child, period, unit, day, htmx=True):
+    token = csrf_from(client.get(planning_url(child, period, day)).get_data(as_text=True))
+    return client.post(
+        f"/reservations/planning/{child.id}/{period.id}/cellule",
+        data={"csrf_token": token, "cellule": f"{day.isoformat()}.{unit.id}", "mois": f"{day:%Y-%m}"},
+        headers=HX if htmx else {},
+    )
+
+
+def test_family_space_lists_reservations_with_state_and_legend(client, auth):
+    auth.login()
+    page = page_text(client.get("/"))
+    assert "Nouvelle réservation" in page
+    assert re.search(r"R-\d{4}-\d{6}", page)
+    assert "En attente de traitement" in page  # the demo reservation has a request
+    assert "Légende" in page and "Partiellement acceptée" in page
+
+
+def test_new_reservation_window_without_javascript(client, auth, db):
+    auth.login()
+    lea = kid(db, "Léa")
+    est, period, _ = lutins(db)
+    page = page_text(client.get("/reservations/nouvelle"))
+    assert "1. L'enfant" in page and "Léa Martin" in page and "Hugo Martin" in page and "Yanis" not in page
+    page = page_text(client.get(f"/reservations/nouvelle?enfant={lea.id}"))
+    assert "Accueil de loisirs Les Lutins" in page and "Périscolaire école Jules-Ferry" in page
+    page = page_text(client.get(f"/reservations/nouvelle?enfant={lea.id}&etablissement={est.id}"))
+    assert period.name in page
+    response = client.get(f"/reservations/nouvelle?enfant={lea.id}&etablissement={est.id}&periode={period.id}&continuer=1")
+    assert response.status_code == 302 and response.headers["Location"] == planning_url(lea, period)
+    incomplete = page_text(client.get(f"/reservations/nouvelle?enfant={lea.id}&continuer=1"))
+    assert "Choisissez un enfant, un établissement puis une période" in incomplete
+
+
+def test_new_reservation_window_as_an_htmx_dialog(client, auth, db):
+    auth.login()
+    lea = kid(db, "Léa")
+    est, period, _ = lutins(db)
+    response = client.get("/reservations/nouvelle", headers=HX)
+    html = response.get_data(as_text=True)
+    assert html.lstrip().startswith("<dialog") and "<html" not in html
+    assert "HX-Request" in response.headers["Vary"]
+    response = client.get(f"/reservations/nouvelle?enfant={lea.id}&etablissement={est.id}&periode={period.id}&continuer=1", headers=HX)
+    assert response.headers["HX-Redirect"] == planning_url(lea, period)
+
+
+def test_window_refuses_other_families_children_and_establishments_not_enrolled(client, auth, db):
+    auth.login()
+    assert client.get(f"/reservations/nouvelle?enfant={kid(db, 'Yanis').id}").status_code == 404
+    ferry = db.exec(select(Establishment).where(Establishment.name == "Périscolaire école Jules-Ferry")).one()
+    assert client.get(f"/reservations/nouvelle?enfant={kid(db, 'Hugo').id}&etablissement={ferry.id}").status_code == 404
+
+
+def test_planning_page_and_month_fragment(client, auth, db):
+    auth.login()
+    lea = kid(db, "Léa")
+    _, period, units = lutins(db)
+    month = planning.period_months(period)[1]
+    page = page_text(client.get(planning_url(lea, period, month)))
+    assert "<html" in page and "Planning de Léa" in page and "Légende" in page
+    for label in ("Matinée", "Repas", "Après-midi", "Journée"):
+        assert label in page
+    for option in ("Sélectionner les jours de la période", "Sélectionner les jours affichés à l'écran",
+                   "Désélectionner tous les jours de la période", "Désélectionner uniquement les jours affichés à l'écran",
+                   "Sélection automatique des jours"):
+        assert option in page
+    assert "Valider le planning" in page
+    fragment = client.get(planning_url(lea, period, month), headers=HX)
+    html = fragment.get_data(as_text=True)
+    assert html.lstrip().startswith('<div id="planning-month"') and "<html" not in html
+    assert "HX-Request" in fragment.headers["Vary"]
+
+
+def test_every_planning_route_checks_the_family(client, auth, db):
+    auth.login()  # Martin family
+    yanis = kid(db, "Yanis")
+    _, period, units = lutins(db)
+    token = csrf_from(client.get("/").get_data(as_text=True))
+    base = f"/reservations/planning/{yanis.id}/{period.id}"
+    assert client.get(base).status_code == 404
+    assert client.get(base, headers=HX).status_code == 404
+    assert client.get(base + "/recapitulatif").status_code == 404
+    assert client.get(base + f"/automatique?unite={units['matinee'].id}", headers=HX).status_code == 404
+    day = period.start_date + timedelta(days=20)
+    for path, data in ((base + "/cellule", {"cellule": f"{day}.{units['matinee'].id}"}),
+                       (base + "/lot", {"unite": units["matinee"].id, "action": "periode"}),
+                       (base + "/confirmer", {"revision": 0})):
+        assert client.post(path, data={"csrf_token": token, **data}, headers=HX).status_code == 404
+    assert db.exec(select(DraftLine)).all() == []
+    # Hugo is not enrolled at the périscolaire: its period is out of reach
+    assert client.get(planning_url(kid(db, "Hugo"), ferry_period(db))).status_code == 404
+    # another family's reservation
+    other = db.exec(select(Reservation)).first()
+    auth.logout()
+    auth.login("famille2@demo.test")
+    assert client.get(f"/reservations/{other.id}").status_code == 404
+
+
+def test_cell_toggle_with_htmx_returns_the_cell_and_the_counter(client, auth, db):
+    auth.login()
+    lea = kid(db, "Léa")
+    _, period, units = lutins(db)
+    day = bookable_day(db, period, units["repas"], lea)
+    response = post_cell(client, lea, period, units["repas"], day)
+    html = page_text(response)
+    assert response.status_code == 200
+    assert html.lstrip().startswith(f'<td id="cell-{day.isoformat()}-repas"')
+    assert "Sélectionné : réservation acceptée (à confirmer)" in html
+    assert 'id="planning-counter"' in html and "hx-swap-oob" in html and "<strong>1</strong> jour" in html
+    assert len(db.exec(select(DraftLine)).all()) == 1
+    html = page_text(post_cell(client, lea, period, units["repas"], day))
+    assert "Disponible" in html and "<strong>0</strong> jour" in html
+    assert db.exec(select(DraftLine)).all() == []
+
+
+def test_journee_click_redraws_the_cells_it_cleared(client, auth, db):
+    auth.login()
+    lea = kid(db, "Léa")
+    _, period, units = lutins(db)
+    day = bookable_day(db, period, units["journee"], lea)
+    post_cell(client, lea, period, units["apres-midi"], day)
+    html = page_text(post_cell(client, lea, period, units["journee"], day))
+    assert f'id="cell-{day.isoformat()}-apres-midi" class="cell cell--available" hx-swap-oob="outerHTML"' in html
+    assert "retiré (non cumulable)" in html
+
+
+def test_cell_toggle_without_javascript_redirects_to_the_month(client, auth, db):
+    auth.login()
+    lea = kid(db, "Léa")
+    _, period, units = lutins(db)
+    day = bookable_day(db, period, units["repas"], lea)
+    response = post_cell(client, lea, period, units["repas"], day, htmx=False)
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith(f"?mois={day:%Y-%m}#cell-{day.isoformat()}-repas")
+    page = page_text(client.get(response.headers["Location"]))
+    assert "sélectionné, réservation acceptée (à confirmer)" in page
+
+
+def test_locked_and_forged_cells_change_nothing(client, auth, db):
+    auth.login()
+    lea = kid(db, "Léa")
+    _, period, units = lutins(db)
+    past = period.start_date  # a week ago
+    html = page_text(post_cell(client, lea, period, units["repas"], past))
+    assert "Date passée" in html and "planning-message--error" in html
+    token = csrf_from(client.get("/").get_data(as_text=True))
+    url = f"/reservations/planning/{lea.id}/{period.id}/cellule"
+    ferry_unit = db.exec(select(Unit).where(Unit.code == "accueil-matin")).one()
+    day = period.start_date + timedelta(days=20)
+    assert client.post(url, data={"csrf_token": token, "cellule": f"{day}.{ferry_unit.id}"}, headers=HX).status_code == 404
+    outside = period.end_date + timedelta(days=3)
+    assert client.post(url, data={"csrf_token": token, "cellule": f"{outside}.{units['repas'].id}"}, headers=HX).status_code == 400
+    assert client.post(url, data={"csrf_token": token, "cellule": "n'importe quoi"}, headers=HX).status_code == 400
+    assert db.exec(select(DraftLine)).all() == []
+
+
+def test_bulk_selection_of_the_screen_and_deselection(client, auth, db):
+    auth.login()
+    lea = kid(db, "Léa")
+    _, period, units = lutins(db)
+    month = planning.period_months(period)[1]
+    token = csrf_from(client.get(planning_url(lea, period, month)).get_data(as_text=True))
+    url = f"/reservations/planning/{lea.id}/{period.id}/lot"
+    html = page_text(client.post(url, data={"csrf_token": token, "unite": units["repas"].id, "action": "ecran", "mois": f"{month:%Y-%m}"}, headers=HX))
+    selected = len(db.exec(select(DraftLine)).all())
+    assert selected > 5
+    assert f"Repas : {selected} jours sélectionnés." in html
+    assert {l.day.month for l in db.exec(select(DraftLine))} == {month.month}
+    client.post(url, data={"csrf_token": token, "unite": units["repas"].id, "action": "deselection-periode", "mois": f"{month:%Y-%m}"})
+    assert db.exec(select(DraftLine)).all() == []
+
+
+def test_automatic_selection_dialog(client, auth, db):
+    auth.login()
+    lea = kid(db, "Léa")
+    _, period, units = lutins(db)
+    url = f"/reservations/planning/{lea.id}/{period.id}/automatique"
+    dialog = page_text(client.get(url + f"?unite={units['matinee'].id}", headers=HX))
+    assert dialog.lstrip().startswith("<dialog") and "Sélection automatique des jours" in dialog
+    for words in ("Cochez les jours souhaités", "Sur toute la période", "Uniquement sur la semaine affichée", "Valider"):
+        assert words in dialog
+    token = csrf_from(client.get(url + f"?unite={units['matinee'].id}").get_data(as_text=True))
+    empty = client.post(url, data={"csrf_token": token, "unite": units["matinee"].id, "portee": "period"}, headers=HX)
+    assert empty.status_code == 200 and empty.headers["HX-Retarget"] == "#auto-dialog"
+    assert "Cochez au moins un jour de la semaine." in page_text(empty)
+    done = client.post(url, data={"csrf_token": token, "unite": units["matinee"].id, "portee": "period", "jours": ["0", "2"]}, headers=HX)
+    assert done.headers["HX-Trigger"] == "ribambelle:close-dialog"
+    days = [l.day for l in db.exec(select(DraftLine))]
+    assert days and {d.weekday() for d in days} <= {0, 2}
+
+
+def test_recap_confirm_and_replay(client, auth, db, smtp):
+    auth.login()
+    lea = kid(db, "Léa")
+    _, period, units = lutins(db)
+    day = bookable_day(db, period, units["apres-midi"], lea)
+    post_cell(client, lea, period, units["apres-midi"], day)
+    recap = page_text(client.get(f"/reservations/planning/{lea.id}/{period.id}/recapitulatif"))
+    assert "Retour au planning" in recap and "Confirmer la réservation" in recap and "Après-midi" in recap
+    token = csrf_from(recap)
+    revision = re.search(r'name="revision" value="(\d+)"', recap).group(1)
+    url = f"/reservations/planning/{lea.id}/{period.id}/confirmer"
+    first = client.post(url, data={"csrf_token": token, "revision": revision})
+    assert first.status_code == 302 and "terminer=1" in first.headers["Location"]
+    summary = page_text(client.get(first.headers["Location"]))
+    assert "Votre réservation est enregistrée" in summary and "Terminer" in summary
+    assert "Léa Martin" in summary and period.name in summary and "Acceptée" in summary
+    number = re.search(r"R-\d{4}-\d{6}", summary).group(0)
+    # the same form again (double click, back button): one reservation
+    again = client.post(url, data={"csrf_token": token, "revision": revision})
+    assert again.headers["Location"] == first.headers["Location"]
+    assert db.exec(select(Reservation).where(Reservation.number == number)).one()
+    assert len(db.exec(select(Booking).where(Booking.child_id == lea.id, Booking.day == day)).all()) == 1
+    home = page_text(client.get("/"))
+    assert number in home
+
+
+def test_legend_fragment_lists_every_state(client):
+    html = page_text(client.get("/reservations/legende", headers=HX))
+    assert "<html" not in html
+    for words in ("Fermé", "Disponible", "Sélectionné (à confirmer)", "Réservé (réservation acceptée)", "Demande de réservation",
+                  "Liste d'attente", "Demande d'annulation", "Annulation sélectionnée (à confirmer)", "Complet",
+                  "Verrouillé (délai dépassé)"):
+        assert words in html
+
+
+def test_agent_accepts_the_demo_request_and_the_family_is_mailed(client, auth, db, smtp):
+    auth.login("agent@demo.test")
+    page = page_text(client.get("/agent/reservations"))
+    assert "Demande de réservation" in page and "Léa Martin" in page
+    from models import ReservationLine
+
+    line = db.exec(select(ReservationLine).where(ReservationLine.state == "pending")).one()
+    token = csrf_from(page)
+    refused = client.post(f"/agent/reservations/lignes/{line.id}", data={"csrf_token": token, "action": "refuser", "message": ""})
+    assert refused.status_code == 302
+    db.expire_all()
+    assert db.get(ReservationLine, line.id).state == "pending"
+    client.post(f"/agent/reservations/lignes/{line.id}", data={"csrf_token": token, "action": "accepter", "message": "À bientôt"})
+    db.expire_all()
+    assert db.get(ReservationLine, line.id).state == "accepted"
+    assert db.get(Reservation, line.reservation_id).status == "accepted"
+    mail = smtp.wait_for("parent@demo.test")[0]
+    assert "acceptée" in mail["Subject"] and "À bientôt" in smtp.text(mail)
+    auth.logout()
+    auth.login()
+    assert "Acceptée" in page_text(client.get(f"/reservations/{line.reservation_id}"))
+
+
+def test_agent_pages_are_closed_to_parents(client, auth):
+    auth.login()
+    assert client.get("/agent/reservations").status_code == 403
