@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 export FLASK_APP := app
 
-.PHONY: run test install migrate seed browser clean
+.PHONY: run test bench install migrate seed browser clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ browser:
 # The whole suite, on SQLite and, when a server answers, PostgreSQL (RIBAMBELLE_TEST_PG_URL).
 test: install browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Benchmarks print figures; they are not tests. DATABASE_URL=postgresql+psycopg://... to run on PostgreSQL.
+bench: install
+	$(BIN)/python -m tests.benchmarks.bench_planning --requests $${REQUESTS:-300}
 
 clean:
 	rm -rf $(VENV) .pytest_cache

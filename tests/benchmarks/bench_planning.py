@@ -1,0 +1,143 @@
+"""Benchmark (not a test): the planning page and one cell toggle, beside /healthz on the same server.
+
+Prints, for each: bytes sent, server time (median and 95th percentile, measured inside the WSGI
+server around the app) and the time seen by the client, over many requests on a month where every
+unit is offered. Run with `make bench` (SQLite file) or with DATABASE_URL set to a PostgreSQL base.
+
+    .venv/bin/python -m tests.benchmarks.bench_planning --requests 300
+"""
+from __future__ import annotations
+
+import argparse
+import http.cookiejar
+import os
+import re
+import statistics
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+from werkzeug.serving import make_server
+
+
+class Timed:
+    """WSGI middleware: how long the app took for each request, kept per path kind."""
+
+    def __init__(self, app):
+        self.app = app
+        self.last = 0.0
+
+    def __call__(self, environ, start_response):
+        started = time.perf_counter()
+        body = b"".join(self.app(environ, start_response))
+        self.last = time.perf_counter() - started
+        return [body]
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=300)
+    args = parser.parse_args()
+
+    from app import create_app
+    import models
+    from services import demo_data, migrations
+
+    url = os.environ.get("DATABASE_URL")
+    tmp = tempfile.mkdtemp()
+    if not url:
+        url = f"sqlite:///{tmp}/bench.sqlite"
+    else:
+        from sqlalchemy import create_engine, text
+        from sqlmodel import SQLModel
+
+        # start from an empty schema: this base is the benchmark's own
+        engine = create_engine(url)
+        SQLModel.metadata.drop_all(engine)
+        with engine.begin() as conn:
+            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        engine.dispose()
+    migrations.upgrade(url)
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "OUTBOX_INTERVAL": 0})
+    with app.app_context():
+        demo_data.seed(models.get_db(), app.extensions["ribambelle.hasher"])
+    timed = Timed(app.wsgi_app)
+    app.wsgi_app = timed
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+
+    def request(path, data=None, headers=None):
+        body = urllib.parse.urlencode(data, doseq=True).encode() if data is not None else None
+        req = urllib.request.Request(base + path, data=body, headers=headers or {})
+        started = time.perf_counter()
+        with opener.open(req) as response:
+            content = response.read()
+        return content, time.perf_counter() - started, timed.last
+
+    login_page = request("/")[0].decode()
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', login_page).group(1)
+    request("/", {"csrf_token": token, "email": "parent@demo.test", "password": "parent-demo-ribambelle"})
+    home = request("/")[0].decode()
+
+    with app.app_context():
+        from sqlmodel import select
+
+        from models import Child, Establishment, Period, Unit, utcnow
+        from services import planning
+
+        db = models.get_db()
+        lea = db.exec(select(Child).where(Child.first_name == "Léa")).one()
+        est = db.exec(select(Establishment).where(Establishment.name == "Accueil de loisirs Les Lutins")).one()
+        period = db.exec(select(Period).where(Period.establishment_id == est.id)).one()
+        month = planning.period_months(period)[1]
+        plan = planning.load_planning(db, lea, period, planning.month_days(period, month), utcnow())
+        repas = db.exec(select(Unit).where(Unit.establishment_id == est.id, Unit.code == "repas")).one()
+        day = next(d for d in plan.days if plan.cell(repas, d).state == "available")
+    assert "Mon compte famille" in home
+    planning_path = f"/reservations/planning/{lea.id}/{period.id}?mois={month:%Y-%m}"
+    toggle_path = f"/reservations/planning/{lea.id}/{period.id}/cellule"
+    csrf = re.search(r'"X-CSRFToken": "([^"]+)"', home).group(1)
+    cells = len(plan.days) * len(plan.units)
+
+    runs = {
+        "/healthz": lambda: request("/healthz"),
+        f"planning page ({cells} cells)": lambda: request(planning_path),
+        "planning month (htmx fragment)": lambda: request(planning_path, headers={"HX-Request": "true"}),
+        "cell toggle (htmx)": lambda: request(toggle_path, {"cellule": f"{day.isoformat()}.{repas.id}", "mois": f"{month:%Y-%m}"},
+                                              {"HX-Request": "true", "X-CSRFToken": csrf}),
+    }
+    print(f"Ribambelle planning benchmark — {os.cpu_count()} cores, database {url.split(':')[0]}, "
+          f"werkzeug threaded server, {args.requests} requests each (after 20 warm-up)")
+    print()
+    print("| request | bytes | server median ms | server p95 ms | client median ms | client p95 ms |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, call in runs.items():
+        for _ in range(20):
+            call()
+        sizes, server_times, client_times = [], [], []
+        for _ in range(args.requests):
+            content, client_time, server_time = call()
+            sizes.append(len(content))
+            server_times.append(server_time * 1000)
+            client_times.append(client_time * 1000)
+        print(f"| {name} | {int(statistics.median(sizes))} | {statistics.median(server_times):.2f} | "
+              f"{percentile(server_times, 95):.2f} | {statistics.median(client_times):.2f} | {percentile(client_times, 95):.2f} |")
+    server.shutdown()
+
+
+if __name__ == "__main__":
+    main()
