@@ -104,37 +104,77 @@ def reservation_queue():
     )
 
 
-@bp.post("/reservations/lignes/<int:line_id>")
-@staff_required
-def decide_line(line_id: int):
-    """Accept or refuse one line; the family is told by mail."""
-    from models import Child, Reservation, ReservationLine, Unit, utcnow
+def _decide_lines(line_ids: list[int], accept: bool, message: str) -> list[str]:
+    """Decide each line in its own transaction; mail the family once. Returns the problems met."""
+    from models import Child, Reservation, Unit, utcnow
     from services import planning
 
     db = get_db()
+    done, problems = [], []
+    for line_id in line_ids:
+        try:
+            done.append(planning.decide_line(db, current_user.id, line_id, accept, message, utcnow()))
+        except planning.PlanningError as exc:
+            problems.append(str(exc))
+    if not done:
+        return problems
+    reservation = db.get(Reservation, done[0].reservation_id)
+    child = db.get(Child, reservation.child_id)
+    decided = [(line, db.get(Unit, line.unit_id)) for line in done]
+    verdict = "acceptée" if accept else "refusée"
+    for user in db.get(Family, reservation.family_id).users:
+        if user.active:
+            outbox.queue(db, user.email, f"Réservation {reservation.number} : demande {verdict}", "reservation_decided",
+                         user=user, child=child, reservation=reservation, decided=decided, accepted=accept, message=message)
+    db.commit()
+    outbox.send_soon(current_app._get_current_object())
+    flash(f"{child.first_name}, réservation {reservation.number} : {len(done)} jour{'s' * (len(done) > 1)} "
+          f"{verdict}{'s' * (len(done) > 1)} ; la famille est prévenue par courriel.", "success")
+    return problems
+
+
+def _decision_args() -> tuple[bool, str] | None:
     message = (request.form.get("message") or "").strip()[:2000]
     accept = request.form.get("action") == "accepter"
     if not accept and not message:
         flash("Pour refuser, écrivez à la famille la raison du refus.", "error")
-        return redirect(request.referrer or url_for("staff.reservation_queue"))
-    if db.get(ReservationLine, line_id) is None:
+        return None
+    return accept, message
+
+
+@bp.post("/reservations/lignes/<int:line_id>")
+@staff_required
+def decide_line(line_id: int):
+    """Accept or refuse one line; the family is told by mail."""
+    from models import ReservationLine
+
+    if get_db().get(ReservationLine, line_id) is None:
         abort(404)
-    try:
-        line = planning.decide_line(db, current_user.id, line_id, accept, message, utcnow())
-    except planning.PlanningError as exc:
-        flash(str(exc), "error")
-        return redirect(url_for("staff.reservation_queue"))
-    reservation = db.get(Reservation, line.reservation_id)
-    child = db.get(Child, reservation.child_id)
-    unit = db.get(Unit, line.unit_id)
-    family = db.get(Family, reservation.family_id)
-    for user in family.users:
-        if user.active:
-            outbox.queue(db, user.email, f"Réservation {reservation.number} : demande {'acceptée' if accept else 'refusée'}",
-                         "reservation_decided", user=user, child=child, reservation=reservation, line=line,
-                         unit=unit, accepted=accept, message=message)
-    db.commit()
-    outbox.send_soon(current_app._get_current_object())
-    flash(f"{unit.label} du {line.day:%d/%m/%Y} pour {child.first_name} : demande {'acceptée' if accept else 'refusée'} ; "
-          "la famille est prévenue par courriel.", "success")
+    args = _decision_args()
+    if args:
+        for problem in _decide_lines([line_id], *args):
+            flash(problem, "error")
+    return redirect(request.referrer or url_for("staff.reservation_queue"))
+
+
+@bp.post("/reservations/<int:reservation_id>/decision")
+@staff_required
+def decide_reservation(reservation_id: int):
+    """Accept or refuse every pending line of a reservation at once."""
+    from sqlmodel import select
+
+    from models import Reservation, ReservationLine
+
+    db = get_db()
+    if db.get(Reservation, reservation_id) is None:
+        abort(404)
+    args = _decision_args()
+    if args:
+        ids = db.exec(select(ReservationLine.id).where(ReservationLine.reservation_id == reservation_id,
+                                                       ReservationLine.state == "pending")).all()
+        db.commit()  # end the read before each line takes its own write transaction
+        if not ids:
+            flash("Cette réservation n'a plus de demande en attente.", "info")
+        for problem in _decide_lines(list(ids), *args):
+            flash(problem, "error")
     return redirect(request.referrer or url_for("staff.reservation_queue"))

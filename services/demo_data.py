@@ -1,7 +1,7 @@
 """The demo town, relative to today so that it never goes stale (`flask seed-demo`)."""
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
 from argon2 import PasswordHasher
 from sqlmodel import Session, select
@@ -24,6 +24,7 @@ from models import (
     writing_session,
 )
 from services import family as family_service, planning
+from services.formatting import PARIS
 
 # Logins shown in the README; a town's real data never uses the .test domain.
 DEMO_ACCOUNTS = {
@@ -46,7 +47,7 @@ def seed(db: Session, hasher: PasswordHasher, force: bool = False, today: date |
     """Load the demo families, children and staff. False (nothing done) if there are users already."""
     if not force and db.exec(select(User)).first() is not None:
         return False
-    today = today or date.today()
+    today = today or utcnow().astimezone(PARIS).date()
     end_of_next_year = date(today.year + 1, 12, 31)
 
     martin = Family(
@@ -131,6 +132,8 @@ def _next_weekday(day: date, at_least: int) -> date:
 def _seed_planning(db: Session, today: date, parent: User, children: list[Child]) -> None:
     """Two establishments with periods around today, so every cell state shows on the planning."""
     now = utcnow()
+    if today != now.astimezone(PARIS).date():  # a demo for another day (tests): ten o'clock that day
+        now = datetime.combine(today, time(10, 0), tzinfo=PARIS)
     lutins = Establishment(name="Accueil de loisirs Les Lutins", kind="loisirs",
                            address="5 chemin des Écoliers, 00100 Démonstration", phone="01 23 00 00 01",
                            email="lutins@demo.test")
@@ -170,10 +173,15 @@ def _seed_planning(db: Session, today: date, parent: User, children: list[Child]
         db.add(PeriodUnit(period_id=holidays_period.id, unit_id=unit.id, weekdays="01234"))
     for unit in (matin, cantine, soir):
         db.add(PeriodUnit(period_id=term.id, unit_id=unit.id, weekdays="0134"))  # no school on Wednesday
-    db.add(ClosedDay(period_id=holidays_period.id, day=_next_weekday(today, 20), reason="Journée pédagogique : structure fermée"))
+    # Distinct weekdays for the demo's states: two accepted days, two full days, a closed day.
+    accepted_1 = _next_weekday(today, 10)
+    accepted_2 = _next_weekday(accepted_1, 1)
+    full_1 = _next_weekday(accepted_2, 2)
+    full_2 = _next_weekday(full_1, 3)
+    db.add(ClosedDay(period_id=holidays_period.id, day=_next_weekday(full_2, 2), reason="Journée pédagogique : structure fermée"))
     # Two days already full, taken by families outside the demo.
-    for offset in (12, 16):
-        db.add(DaySlot(unit_id=journee.id, day=_next_weekday(today, offset), taken=journee.capacity))
+    for day in (full_1, full_2):
+        db.add(DaySlot(unit_id=journee.id, day=day, taken=journee.capacity))
     by_name = {c.first_name: c for c in children}
     for name in ("Léa", "Hugo", "Yanis"):
         db.add(Enrollment(child_id=by_name[name].id, establishment_id=lutins.id))
@@ -181,10 +189,12 @@ def _seed_planning(db: Session, today: date, parent: User, children: list[Child]
         db.add(Enrollment(child_id=by_name[name].id, establishment_id=ferry.id))
     db.commit()
 
-    # A reservation of Léa made through the planning: two days accepted, one request for an agent.
+    # A reservation of Léa made through the planning: two days accepted, one request for an agent,
+    # and a full day on the waiting list.
     lea = by_name["Léa"]
-    for offset in (10, 11, 4):
-        planning.toggle(db, lea, holidays_period, matinee.id, _next_weekday(today, offset), now)
+    for day in (accepted_1, accepted_2, _next_weekday(today, 3)):
+        planning.toggle(db, lea, holidays_period, matinee.id, day, now)
+    planning.toggle(db, lea, holidays_period, journee.id, full_2, now)
     draft = db.exec(select(Draft).where(Draft.child_id == lea.id)).one()
     with writing_session(db.get_bind()) as wdb:
         planning.confirm(wdb, parent.id, wdb.get(Child, lea.id), wdb.get(Period, holidays_period.id), draft.revision, now)

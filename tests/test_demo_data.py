@@ -33,3 +33,34 @@ def test_demo_is_relative_to_today(app, make_app, db):
     assert 8 <= (date.today() - lea.birth_date).days // 365 <= 9
     martin = db.exec(select(Family).where(Family.name == "Martin")).one()
     assert martin.qf_valid_until > date.today()
+
+
+def test_demo_planning_shows_every_state_a_seed_can_make(db):
+    """Whatever the weekday the demo is loaded on: accepted, request, waiting list, full, closed, locked."""
+    from datetime import timedelta
+
+    from models import Booking, ClosedDay, DaySlot, Reservation, Unit
+
+    statuses = sorted(b.status for b in db.exec(select(Booking)))
+    assert statuses == ["accepted", "accepted", "request", "waitlist"]
+    assert len(db.exec(select(Reservation)).all()) == 1
+    full = [s for s in db.exec(select(DaySlot)) if s.taken >= db.get(Unit, s.unit_id).capacity]
+    assert len(full) == 2
+    assert db.exec(select(ClosedDay)).one().day > date.today() + timedelta(days=10)
+
+
+def test_demo_loads_the_same_states_on_any_weekday(app, make_app, tmp_path):
+    from datetime import timedelta
+
+    from models import Booking
+    from services import migrations
+    from sqlmodel import Session
+
+    for offset in range(7):
+        url = f"sqlite:///{tmp_path / f'day{offset}.sqlite'}"
+        migrations.upgrade(url)
+        other = make_app(DATABASE_URL=url)
+        with Session(other.extensions["ribambelle.engine"]) as s:
+            demo_data.seed(s, other.extensions["ribambelle.hasher"], today=date.today() + timedelta(days=offset))
+        with Session(other.extensions["ribambelle.engine"]) as s:
+            assert sorted(b.status for b in s.exec(select(Booking))) == ["accepted", "accepted", "request", "waitlist"], offset

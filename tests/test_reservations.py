@@ -279,7 +279,7 @@ def test_agent_accepts_the_demo_request_and_the_family_is_mailed(client, auth, d
     assert "Demande de réservation" in page and "Léa Martin" in page
     from models import ReservationLine
 
-    line = db.exec(select(ReservationLine).where(ReservationLine.state == "pending")).one()
+    line = db.exec(select(ReservationLine).where(ReservationLine.state == "pending", ReservationLine.outcome == "request")).one()
     token = csrf_from(page)
     refused = client.post(f"/agent/reservations/lignes/{line.id}", data={"csrf_token": token, "action": "refuser", "message": ""})
     assert refused.status_code == 302
@@ -288,14 +288,32 @@ def test_agent_accepts_the_demo_request_and_the_family_is_mailed(client, auth, d
     client.post(f"/agent/reservations/lignes/{line.id}", data={"csrf_token": token, "action": "accepter", "message": "À bientôt"})
     db.expire_all()
     assert db.get(ReservationLine, line.id).state == "accepted"
-    assert db.get(Reservation, line.reservation_id).status == "accepted"
+    assert db.get(Reservation, line.reservation_id).status == "pending"  # its waiting-list line is still open
     mail = smtp.wait_for("parent@demo.test")[0]
     assert "acceptée" in mail["Subject"] and "À bientôt" in smtp.text(mail)
     auth.logout()
     auth.login()
-    assert "Acceptée" in page_text(client.get(f"/reservations/{line.reservation_id}"))
+    detail = page_text(client.get(f"/reservations/{line.reservation_id}"))
+    assert "Demande acceptée" in detail and "Message de la structure : À bientôt" in detail and "Liste d'attente" in detail
 
 
 def test_agent_pages_are_closed_to_parents(client, auth):
     auth.login()
     assert client.get("/agent/reservations").status_code == 403
+
+
+def test_agent_decides_a_whole_reservation_at_once(client, auth, db, smtp):
+    from models import ReservationLine
+
+    auth.login("agent@demo.test")
+    page = page_text(client.get("/agent/reservations"))
+    assert "Tout accepter" in page
+    reservation = db.exec(select(Reservation)).one()
+    token = csrf_from(page)
+    client.post(f"/agent/reservations/{reservation.id}/decision", data={"csrf_token": token, "action": "refuser", "message": "Plus de place"})
+    db.expire_all()
+    lines = db.exec(select(ReservationLine).where(ReservationLine.reservation_id == reservation.id)).all()
+    assert sorted(l.state for l in lines) == ["accepted", "accepted", "refused", "refused"]
+    assert db.get(Reservation, reservation.id).status == "partial"
+    mail = smtp.wait_for("parent@demo.test")[0]
+    assert "refusé" in smtp.text(mail) and "Plus de place" in smtp.text(mail) and "Journée" in smtp.text(mail)
