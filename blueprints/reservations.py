@@ -204,7 +204,6 @@ BULK_ACTIONS = {
 @parent_required
 def bulk(child_id: int, period_id: int):
     """Fragment (the month) or redirect: select or deselect a unit on the period or on the screen."""
-    db = get_db()
     child = _child_or_404(child_id)
     period = _period_or_404(child, period_id)
     unit = _unit_arg(period, request.form.get("unite"))
@@ -213,17 +212,18 @@ def bulk(child_id: int, period_id: int):
         abort(400)
     select_days, scope = BULK_ACTIONS[request.form["action"]]
     days = planning.all_period_days(period) if scope == "period" else planning.month_days(period, month)
+    return _apply_bulk(child, period, unit, month, days, select_days)
+
+
+def _apply_bulk(child, period, unit, month, days, select_days):
+    """Select or deselect ``days``, then the month fragment (htmx) or a redirect to it with a message."""
     try:
-        message = planning.bulk(db, child, period, unit.id, days, select_days, utcnow()).message
+        message = planning.bulk(get_db(), child, period, unit.id, days, select_days, utcnow()).message
     except planning.PlanningError as exc:
         message = str(exc)
     if not _htmx():
         flash(message, "success")
         return _back_to_month(child, period, month)
-    return _month_fragment(child, period, month, message)
-
-
-def _month_fragment(child, period, month, message):
     response = make_response(render_template("partials/reservations/_month.html",
                                              **_month_context(child, period, month, message)))
     response.headers["HX-Trigger"] = "ribambelle:close-dialog"
@@ -234,7 +234,6 @@ def _month_fragment(child, period, month, message):
 @parent_required
 def auto(child_id: int, period_id: int):
     """Dialog fragment or page: "Sélection automatique des jours" for one unit."""
-    db = get_db()
     child = _child_or_404(child_id)
     period = _period_or_404(child, period_id)
     unit = _unit_arg(period, request.values.get("unite"))
@@ -254,15 +253,7 @@ def auto(child_id: int, period_id: int):
             error = "Choisissez où appliquer la sélection."
         else:
             days = planning.all_period_days(period) if scope == "period" else planning.month_days(period, month)
-            try:
-                message = planning.bulk(db, child, period, unit.id, planning.auto_days(period, ticked, days),
-                                        True, utcnow()).message
-            except planning.PlanningError as exc:
-                message = str(exc)
-            if not _htmx():
-                flash(message, "success")
-                return _back_to_month(child, period, month)
-            return _month_fragment(child, period, month, message)
+            return _apply_bulk(child, period, unit, month, planning.auto_days(period, ticked, days), True)
     context = dict(child=child, period=period, unit=unit, month=month, weekdays=weekdays, ticked=ticked,
                    scope=scope, error=error, names=planning.WEEKDAYS)
     if _htmx() and request.method == "POST":

@@ -242,7 +242,9 @@ class Planning:
         return None
 
     def rows(self) -> list[tuple[date, list[Cell]]]:
-        return [(day, [self.cell(u, day) for u in self.units]) for day in self.days]
+        """One row per day on which the period offers at least one unit (no weekend rows)."""
+        offered = set("".join(self.weekdays.values()))
+        return [(day, [self.cell(u, day) for u in self.units]) for day in self.days if str(day.weekday()) in offered]
 
     def selected_count(self) -> int:
         return sum(1 for line in self.draft_lines.values() if line.action == "book")

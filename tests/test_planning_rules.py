@@ -338,3 +338,10 @@ def test_waiting_list_line_cannot_be_accepted_while_full(app, db, summer):
     agent = db.exec(select(User).where(User.role == "agent")).one()
     with writing_session(app.extensions["ribambelle.engine"]) as w, pytest.raises(planning.PlanningError, match="complet"):
         planning.decide_line(w, agent.id, line.id, True, "", NOW)
+
+
+def test_planning_has_one_row_per_open_day(db, summer):
+    days = planning.month_days(summer, date(2027, 7, 1))
+    rows = planning.load_planning(db, child(db), summer, days, NOW).rows()
+    assert [d for d, _ in rows][:6] == [date(2027, 7, d) for d in (5, 6, 7, 8, 9, 12)]  # no weekend
+    assert date(2027, 7, 14) in [d for d, _ in rows]  # a holiday stays, closed with its name
