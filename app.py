@@ -89,7 +89,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_NAME="ribambelle_session",
-        SESSION_REFRESH_EACH_REQUEST=True,
+        SESSION_REFRESH_EACH_REQUEST=False,  # rewritten only when changed (see enforce_session_age)
         WTF_CSRF_TIME_LIMIT=None,  # the session lifetime bounds the token
         MAX_FORM_MEMORY_SIZE=None,
     )

@@ -97,8 +97,8 @@ def init_app(app) -> None:
     @app.before_request
     def enforce_session_age():
         """End a session idle too long or older than the maximum, whatever its cookie says."""
-        if "_user_id" not in session:
-            return None
+        if request.endpoint == "static" or "_user_id" not in session:
+            return None  # static files never rewrite the cookie (a late favicon would undo a flash)
         now = int(time.time())
         idle = app.config["SESSION_IDLE_MINUTES"] * 60
         longest = app.config["SESSION_MAX_HOURS"] * 3600
@@ -107,7 +107,8 @@ def init_app(app) -> None:
             session.clear()
             flash("Votre session a expiré. Reconnectez-vous.", "info")
             return None
-        session["seen_at"] = now
+        if now - session.get("seen_at", 0) >= 30:  # rewrite the cookie at most every 30 s
+            session["seen_at"] = now
         return None
 
     @app.after_request
