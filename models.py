@@ -400,6 +400,7 @@ class Reservation(SQLModel, table=True):
     child_id: int = Field(foreign_key="child.id", index=True)
     period_id: int = Field(foreign_key="period.id", index=True)
     kind: str = Field(default="booking", max_length=15)  # "booking", "cancellation"
+    absence: bool = Field(default=False)  # a same-day or next-day absence ("enfant malade")
     status: str = Field(default="pending", max_length=10, index=True)  # pending, accepted, partial, refused
     confirm_key: str = Field(max_length=60, unique=True)  # draft id, revision and kind: one record per confirmation
     created_by_id: int = Field(foreign_key="user.id")
@@ -423,9 +424,13 @@ class ReservationLine(SQLModel, table=True):
     unit_id: int = Field(foreign_key="unit.id")
     day: date = Field(index=True)
     action: str = Field(default="book", max_length=10)
-    outcome: str = Field(max_length=10)
+    outcome: str = Field(max_length=20)
     state: str = Field(default="pending", max_length=10, index=True)
     note: str = Field(default="", max_length=300)  # why the outcome differs from the planning
+    # Cancellations: an accepted late cancellation is billed unless the agent marks it justified.
+    billable: bool = Field(default=False)
+    justified: bool = Field(default=False)
+    justification: str = Field(default="", max_length=300)
     message: str = Field(default="", max_length=2000)  # the agent's word
     decided_by_id: Optional[int] = Field(default=None, foreign_key="user.id")
     decided_at: Optional[datetime] = Field(default=None)
@@ -447,7 +452,23 @@ class Booking(SQLModel, table=True):
     day: date
     status: str = Field(max_length=10)
     line_id: int = Field(foreign_key="reservationline.id")
+    cancel_line_id: Optional[int] = Field(default=None, foreign_key="reservationline.id")  # a cancellation asked
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class Attendance(SQLModel, table=True):
+    """Presence or absence of a child on a day and unit, ticked by an agent on the attendance list."""
+
+    __table_args__ = (UniqueConstraint("child_id", "unit_id", "day"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    child_id: int = Field(foreign_key="child.id", index=True)
+    unit_id: int = Field(foreign_key="unit.id")
+    day: date = Field(index=True)
+    present: bool
+    booked: bool = Field(default=True)  # False: came without a booking (billed with a surcharge)
+    recorded_by_id: int = Field(foreign_key="user.id")
+    recorded_at: datetime = Field(default_factory=utcnow)
 
 
 class DaySlot(SQLModel, table=True):

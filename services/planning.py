@@ -56,6 +56,10 @@ OUTCOMES = {
     "request": "demande de réservation",
     "waitlist": "liste d'attente",
 }
+CANCEL_OUTCOMES = {
+    "accepted": "annulation acceptée",
+    "request": "demande d'annulation",
+}
 RESERVATION_STATES = {
     "pending": ("En attente de traitement", "request"),
     "accepted": ("Acceptée", "booked"),
@@ -68,6 +72,9 @@ LINE_STATES = {
     ("request", "accepted"): "Demande acceptée",
     ("waitlist", "pending"): "Liste d'attente",
     ("waitlist", "accepted"): "Place obtenue (liste d'attente)",
+    ("cancel-accepted", "accepted"): "Annulation acceptée",
+    ("cancel-request", "pending"): "Demande d'annulation, en attente",
+    ("cancel-request", "accepted"): "Annulation acceptée par la structure",
 }
 WEEKDAYS = ["Lundi", "Mardi", "Mercredi", "Jeudi", "Vendredi", "Samedi", "Dimanche"]
 MONTHS = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre",
@@ -133,6 +140,25 @@ def booking_rule(period: Period, day: date, now: datetime) -> tuple[str | None, 
     return "accepted", ""
 
 
+def cancel_rule(period: Period, status: str, day: date, now: datetime) -> tuple[str | None, str]:
+    """('accepted'|'request', why) when a booking of ``day`` may be cancelled now, else (None, why not).
+
+    A request or a waiting-list place not yet granted is withdrawn at once; an accepted booking
+    follows the period's cancellation deadlines.
+    """
+    if day < paris_now(now).date():
+        return None, "Date passée : contactez la structure"
+    if status in ("request", "waitlist"):
+        return "accepted", ""
+    ahead = days_ahead(period, day, now)
+    if ahead < period.cancel_min_days:
+        return None, "Délai d'annulation dépassé : contactez la structure"
+    if ahead < period.cancel_auto_days:
+        return "request", (f"Moins de {period.cancel_auto_days} jours à l'avance : demande d'annulation traitée par "
+                           "la structure, facturée sauf absence justifiée")
+    return "accepted", ""
+
+
 @dataclass
 class Cell:
     day: date
@@ -162,6 +188,8 @@ class Cell:
         text = self.label
         if self.state == "selected":
             text = f"Sélectionné : {OUTCOMES[self.outcome]} (à confirmer)"
+        elif self.state == "cancel_selected":
+            text = f"Annulation sélectionnée : {CANCEL_OUTCOMES[self.outcome]} (à confirmer)"
         if self.reason:
             text += f" — {self.reason}"
         return text
@@ -183,6 +211,7 @@ class Planning:
     taken: dict[tuple[int, date], int]
     now: datetime
     days: list[date] = field(default_factory=list)
+    mode: str = "book"  # "book" or "cancel": what a click on a cell does
 
     def unit(self, unit_id: int) -> Unit:
         return next(u for u in self.units if u.id == unit_id)
@@ -206,11 +235,27 @@ class Planning:
         booking = self.bookings.get((unit.id, day))
         line = self.draft_lines.get((unit.id, day))
         if booking is not None:
-            if line is not None and line.action == "cancel":
-                return Cell(day, unit, "cancel_selected", clickable=True)
-            state = {"accepted": "booked", "request": "request", "waitlist": "waitlist",
-                     "cancel": "cancel_request"}[booking.status]
-            return Cell(day, unit, state, "Déjà réservé pour cet enfant" if state == "booked" else "")
+            return self._booked_cell(unit, day, booking, line)
+        if self.mode == "cancel":
+            cell = self._booking_cell(unit, day, line)
+            cell.clickable, cell.reason = False, cell.reason or "Aucune réservation à annuler ce jour"
+            return cell
+        return self._booking_cell(unit, day, line)
+
+    def _booked_cell(self, unit: Unit, day: date, booking: Booking, line: DraftLine | None) -> Cell:
+        if booking.cancel_line_id:
+            return Cell(day, unit, "cancel_request", "Annulation demandée : en attente de la structure")
+        state = {"accepted": "booked", "request": "request", "waitlist": "waitlist"}[booking.status]
+        outcome, why = cancel_rule(self.period, booking.status, day, self.now)
+        if line is not None and line.action == "cancel":
+            if outcome is None:  # the deadline passed since the selection: shown, then refused
+                return Cell(day, unit, "locked", why, clickable=True)
+            return Cell(day, unit, "cancel_selected", why, outcome=outcome, clickable=True)
+        if self.mode == "cancel":
+            return Cell(day, unit, state, why, clickable=outcome is not None)
+        return Cell(day, unit, state, "Déjà réservé pour cet enfant" if state == "booked" else "")
+
+    def _booking_cell(self, unit: Unit, day: date, line: DraftLine | None) -> Cell:
         if line is not None and line.action == "book":
             outcome = self.outcome(unit, day)
             if outcome is None:  # the deadline passed since the selection: shown, then refused
@@ -225,6 +270,12 @@ class Planning:
         if self.is_full(unit, day):
             return Cell(day, unit, "full", "Plus de place : un clic fait une demande en liste d'attente", clickable=True)
         return Cell(day, unit, "available", why, clickable=True)
+
+    def cancel_outcome(self, unit: Unit, day: date) -> str | None:
+        booking = self.bookings.get((unit.id, day))
+        if booking is None or booking.cancel_line_id:
+            return None
+        return cancel_rule(self.period, booking.status, day, self.now)[0]
 
     def outcome(self, unit: Unit, day: date) -> str | None:
         rule, _ = booking_rule(self.period, day, self.now)
@@ -271,7 +322,8 @@ def month_label(month: date) -> str:
     return f"{MONTHS[month.month - 1].capitalize()} {month.year}"
 
 
-def load_planning(db: Session, child: Child, period: Period, days: list[date], now: datetime) -> Planning:
+def load_planning(db: Session, child: Child, period: Period, days: list[date], now: datetime,
+                  mode: str = "book") -> Planning:
     """Load what the cells of ``days`` need: units, closures, the draft, bookings and places taken."""
     rows = db.exec(
         select(Unit, PeriodUnit.weekdays)
@@ -299,7 +351,8 @@ def load_planning(db: Session, child: Child, period: Period, days: list[date], n
                               Booking.day >= first, Booking.day <= last))}
     taken = {(s.unit_id, s.day): s.taken for s in db.exec(
         select(DaySlot).where(DaySlot.unit_id.in_(unit_ids), DaySlot.day >= first, DaySlot.day <= last))}
-    return Planning(child, period, units, weekdays, excludes, closed, draft, draft_lines, bookings, taken, now, days)
+    return Planning(child, period, units, weekdays, excludes, closed, draft, draft_lines, bookings, taken, now, days,
+                    mode)
 
 
 # --- access ---------------------------------------------------------------------------------------
@@ -367,9 +420,13 @@ class Change:
     skipped: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
-def toggle(db: Session, child: Child, period: Period, unit_id: int, day: date, now: datetime) -> Change:
-    """A click on a cell: select it (clearing units it excludes that day) or clear it."""
-    planning = load_planning(db, child, period, [day], now)
+def toggle(db: Session, child: Child, period: Period, unit_id: int, day: date, now: datetime,
+           mode: str = "book") -> Change:
+    """A click on a cell: select it (clearing units it excludes that day) or clear it.
+
+    In "cancel" mode, a click on a booked cell selects its cancellation instead.
+    """
+    planning = load_planning(db, child, period, [day], now, mode)
     if unit_id not in planning.weekdays:
         raise PlanningError("Cette unité n'existe pas dans cette période.")
     unit = planning.unit(unit_id)
@@ -379,15 +436,20 @@ def toggle(db: Session, child: Child, period: Period, unit_id: int, day: date, n
         raise PlanningError(f"{unit.label} du {day:%d/%m/%Y} : {cell.words}")
     draft = _draft(db, child, period)
     line = planning.draft_lines.get((unit_id, day))
+    what = f"{unit.label} du {day:%d/%m/%Y}"
     if line is not None:
         db.delete(line)
-        change.message = f"{unit.label} du {day:%d/%m/%Y} : sélection retirée."
+        change.message = f"{what} : {'annulation' if line.action == 'cancel' else 'sélection'} retirée."
+    elif mode == "cancel":
+        outcome = planning.cancel_outcome(unit, day)
+        db.add(DraftLine(draft_id=draft.id, unit_id=unit_id, day=day, action="cancel", expected=outcome))
+        change.message = f"{what} : annulation sélectionnée, {CANCEL_OUTCOMES[outcome]} (à confirmer)."
     else:
         cleared = _clear_excluded(db, planning, unit, day)
-        db.add(DraftLine(draft_id=draft.id, unit_id=unit_id, day=day, action="book",
-                         expected=planning.outcome(unit, day)))
+        outcome = planning.outcome(unit, day)
+        db.add(DraftLine(draft_id=draft.id, unit_id=unit_id, day=day, action="book", expected=outcome))
         change.units |= cleared
-        change.message = f"{unit.label} du {day:%d/%m/%Y} : sélectionné, {OUTCOMES[planning.outcome(unit, day)]} (à confirmer)."
+        change.message = f"{what} : sélectionné, {OUTCOMES[outcome]} (à confirmer)."
         if cleared:
             labels = ", ".join(planning.unit(u).label for u in cleared)
             change.message += f" {labels} retiré (non cumulable)."
@@ -408,42 +470,59 @@ def _clear_excluded(db: Session, planning: Planning, unit: Unit, day: date) -> s
 
 
 def bulk(db: Session, child: Child, period: Period, unit_id: int, days: list[date], select_days: bool,
-         now: datetime) -> Change:
-    """Select (or deselect) ``unit_id`` on every given day; only bookable days are selected."""
-    planning = load_planning(db, child, period, days, now)
+         now: datetime, mode: str = "book") -> Change:
+    """Select (or deselect) ``unit_id`` on every given day; only bookable days are selected.
+
+    In "cancel" mode, selecting marks every cancellable booked day for cancellation.
+    """
+    planning = load_planning(db, child, period, days, now, mode)
     if unit_id not in planning.weekdays:
         raise PlanningError("Cette unité n'existe pas dans cette période.")
     unit = planning.unit(unit_id)
     draft = _draft(db, child, period)
     change = Change(units={unit_id})
+    action = "cancel" if mode == "cancel" else "book"
     for day in days:
-        cell = planning.cell(unit, day)
-        if select_days:
-            if cell.state == "available":
-                cleared = _clear_excluded(db, planning, unit, day)
-                line = DraftLine(draft_id=draft.id, unit_id=unit_id, day=day, action="book",
-                                 expected=planning.outcome(unit, day))
-                db.add(line)
-                planning.draft_lines[(unit_id, day)] = line
-                change.units |= cleared
+        line = planning.draft_lines.get((unit_id, day))
+        if not select_days:
+            if line is not None and line.action == action:
+                db.delete(planning.draft_lines.pop((unit_id, day)))
                 change.days.add(day)
                 change.selected += 1
-            elif cell.state not in ("selected", "booked", "request", "waitlist"):
-                change.skipped[cell.state] += 1
-        elif cell.state in ("selected",) or (cell.state == "locked" and (unit_id, day) in planning.draft_lines):
-            db.delete(planning.draft_lines.pop((unit_id, day)))
-            change.days.add(day)
-            change.selected += 1
+            continue
+        cell = planning.cell(unit, day)
+        if line is not None or not cell.clickable or cell.state in ("full", "locked"):
+            if cell.state in ("full", "locked") or (mode == "cancel" and cell.state in ("booked", "request", "waitlist")):
+                change.skipped[cell.state] += 1  # told to the parent: "Non sélectionnés : 2 complet"
+            continue
+        if mode == "cancel":
+            if cell.state not in ("booked", "request", "waitlist"):
+                continue
+            expected = planning.cancel_outcome(unit, day)
+        else:
+            if cell.state != "available":
+                continue
+            change.units |= _clear_excluded(db, planning, unit, day)
+            expected = planning.outcome(unit, day)
+        new = DraftLine(draft_id=draft.id, unit_id=unit_id, day=day, action=action, expected=expected)
+        db.add(new)
+        planning.draft_lines[(unit_id, day)] = new
+        change.days.add(day)
+        change.selected += 1
     _touch(draft)
     db.add(draft)
     db.commit()
-    if select_days:
-        change.message = f"{unit.label} : {change.selected} jour{'s' * (change.selected > 1)} sélectionné{'s' * (change.selected > 1)}."
-        skipped = [f"{n} {STATES[state][0].lower()}" for state, n in sorted(change.skipped.items()) if state != "closed"]
-        if skipped:
-            change.message += " Non sélectionnés : " + ", ".join(skipped) + "."
+    n, plural = change.selected, "s" * (change.selected > 1)
+    if mode == "cancel":
+        change.message = (f"{unit.label} : {n} jour{plural} sélectionné{plural} pour annulation." if select_days
+                          else f"{unit.label} : {n} annulation{plural} retirée{plural}.")
+    elif select_days:
+        change.message = f"{unit.label} : {n} jour{plural} sélectionné{plural}."
     else:
-        change.message = f"{unit.label} : {change.selected} jour{'s' * (change.selected > 1)} désélectionné{'s' * (change.selected > 1)}."
+        change.message = f"{unit.label} : {n} jour{plural} désélectionné{plural}."
+    skipped = [f"{k} {STATES[state][0].lower()}" for state, k in sorted(change.skipped.items()) if state != "closed"]
+    if select_days and skipped:
+        change.message += " Non sélectionnés : " + ", ".join(skipped) + "."
     return change
 
 
@@ -472,25 +551,36 @@ class RecapLine:
         return self.expected != (self.outcome or "refused")
 
 
-def recap(db: Session, child: Child, period: Period, now: datetime) -> tuple[Draft | None, list[RecapLine]]:
-    """The selected days with their outcome if confirmed now, and why it changed since the click."""
+def recap(db: Session, child: Child, period: Period, now: datetime,
+          mode: str = "book") -> tuple[Draft | None, list[RecapLine]]:
+    """The selected days (or cancellations) with their outcome if confirmed now, and why it changed."""
     draft = db.exec(select(Draft).where(Draft.child_id == child.id, Draft.period_id == period.id)).first()
     if draft is None:
         return None, []
-    lines = db.exec(select(DraftLine).where(DraftLine.draft_id == draft.id, DraftLine.action == "book")
+    action = "cancel" if mode == "cancel" else "book"
+    lines = db.exec(select(DraftLine).where(DraftLine.draft_id == draft.id, DraftLine.action == action)
                     .order_by(DraftLine.day)).all()
     if not lines:
         return draft, []
-    planning = load_planning(db, child, period, sorted({l.day for l in lines}), now)
+    planning = load_planning(db, child, period, sorted({l.day for l in lines}), now, mode)
     result = []
     for line in lines:
         unit = planning.unit(line.unit_id)
-        outcome = planning.outcome(unit, line.day)
         note = ""
-        if outcome is None:
-            note = booking_rule(period, line.day, now)[1] or "Ce jour n'est plus réservable"
-        elif line.expected and outcome != line.expected:
-            note = _why_changed(line.expected, outcome)
+        if mode == "cancel":
+            outcome = planning.cancel_outcome(unit, line.day)
+            booking = planning.bookings.get((unit.id, line.day))
+            if outcome is None:
+                note = (cancel_rule(period, booking.status, line.day, now)[1] if booking and not booking.cancel_line_id
+                        else "Plus de réservation à annuler ce jour")
+            elif line.expected and outcome != line.expected:
+                note = "Le délai d'annulation immédiate est passé : ce sera une demande d'annulation"
+        else:
+            outcome = planning.outcome(unit, line.day)
+            if outcome is None:
+                note = booking_rule(period, line.day, now)[1] or "Ce jour n'est plus réservable"
+            elif line.expected and outcome != line.expected:
+                note = _why_changed(line.expected, outcome)
         result.append(RecapLine(line.day, unit, line.expected or (outcome or ""), outcome, note))
     result.sort(key=lambda r: (r.day, r.unit.position))
     return draft, result
@@ -558,31 +648,11 @@ def confirm(db: Session, user_id: int, child: Child, period: Period, revision: i
     ``db`` must be a ``writing_session``. Confirming the same revision twice (a double click, a
     replayed form) returns the first reservation. Raises PlanningError when nothing can be confirmed.
     """
-    draft = db.exec(select(Draft).where(Draft.child_id == child.id, Draft.period_id == period.id)).first()
-    if draft is None:
-        raise PlanningError("Aucun jour n'est sélectionné.")
-    key = f"{draft.id}:{revision}:booking"
-    # Claim this revision first: a second confirmation of it stops here.
-    claimed = db.execute(update(Draft).where(Draft.id == draft.id, Draft.revision == revision)
-                         .values(revision=Draft.revision + 1, updated_at=utcnow())).rowcount
-    if claimed != 1:
-        db.rollback()
-        existing = db.exec(select(Reservation).where(Reservation.confirm_key == key)).first()
-        if existing is not None:
-            return existing
-        raise PlanningError("Le planning a changé entre-temps (sur un autre écran ?) : vérifiez-le avant de confirmer.")
-    lines = db.exec(select(DraftLine).where(DraftLine.draft_id == draft.id, DraftLine.action == "book")
-                    .order_by(DraftLine.day, DraftLine.unit_id)).all()
-    if not lines:
-        db.rollback()
-        raise PlanningError("Aucun jour n'est sélectionné.")
-
-    reservation = Reservation(
-        number=_next_number(db, paris_now(now).year), family_id=child.family_id, child_id=child.id,
-        period_id=period.id, kind="booking", confirm_key=key, created_by_id=user_id, created_at=now,
-    )
-    db.add(reservation)
-    db.flush()
+    claim = _claim_draft(db, child, period, revision, "booking", "book")
+    if isinstance(claim, Reservation):
+        return claim
+    draft, lines, key = claim
+    reservation = _new_reservation(db, user_id, child, period, "booking", key, now)
     planning = load_planning(db, child, period, sorted({l.day for l in lines}), now)
     booked_today: dict[date, set[int]] = defaultdict(set)
     records = []
@@ -617,6 +687,48 @@ def confirm(db: Session, user_id: int, child: Child, period: Period, revision: i
             db.add(Booking(child_id=child.id, unit_id=record.unit_id, day=record.day, status=status, line_id=record.id))
     reservation.status = reservation_status(records)
     db.execute(delete(DraftLine).where(DraftLine.draft_id == draft.id, DraftLine.action == "book"))
+    return _commit_or_existing(db, reservation, key)
+
+
+def _claim_draft(db: Session, child: Child, period: Period, revision: int, kind: str, action: str):
+    """Claim this revision of the draft: (draft, lines, key), or the reservation that already confirmed it.
+
+    The conditional UPDATE of the revision is the first write: a second confirmation of the same
+    revision (a double click, a replayed form) waits for the first, then finds its reservation.
+    """
+    draft = db.exec(select(Draft).where(Draft.child_id == child.id, Draft.period_id == period.id)).first()
+    nothing = "Aucun jour n'est sélectionné." if action == "book" else "Aucune annulation n'est sélectionnée."
+    if draft is None:
+        raise PlanningError(nothing)
+    key = f"{draft.id}:{revision}:{kind}"
+    claimed = db.execute(update(Draft).where(Draft.id == draft.id, Draft.revision == revision)
+                         .values(revision=Draft.revision + 1, updated_at=utcnow())).rowcount
+    if claimed != 1:
+        db.rollback()
+        existing = db.exec(select(Reservation).where(Reservation.confirm_key == key)).first()
+        if existing is not None:
+            return existing
+        raise PlanningError("Le planning a changé entre-temps (sur un autre écran ?) : vérifiez-le avant de confirmer.")
+    lines = db.exec(select(DraftLine).where(DraftLine.draft_id == draft.id, DraftLine.action == action)
+                    .order_by(DraftLine.day, DraftLine.unit_id)).all()
+    if not lines:
+        db.rollback()
+        raise PlanningError(nothing)
+    return draft, lines, key
+
+
+def _new_reservation(db: Session, user_id: int, child: Child, period: Period, kind: str, key: str, now: datetime,
+                     absence: bool = False) -> Reservation:
+    reservation = Reservation(
+        number=_next_number(db, paris_now(now).year), family_id=child.family_id, child_id=child.id,
+        period_id=period.id, kind=kind, confirm_key=key, created_by_id=user_id, created_at=now, absence=absence,
+    )
+    db.add(reservation)
+    db.flush()
+    return reservation
+
+
+def _commit_or_existing(db: Session, reservation: Reservation, key: str) -> Reservation:
     try:
         db.commit()
     except IntegrityError:
@@ -627,6 +739,106 @@ def confirm(db: Session, user_id: int, child: Child, period: Period, revision: i
             raise
         return existing
     return reservation
+
+
+def confirm_cancellation(db: Session, user_id: int, child: Child, period: Period, revision: int,
+                         now: datetime) -> Reservation:
+    """Record the selected cancellations as a new numbered record (the guide: every cancellation
+    request is a new reservation). Only booked days are touched; replays return the first record.
+    ``db`` must be a ``writing_session``.
+    """
+    claim = _claim_draft(db, child, period, revision, "cancellation", "cancel")
+    if isinstance(claim, Reservation):
+        return claim
+    draft, lines, key = claim
+    reservation = _new_reservation(db, user_id, child, period, "cancellation", key, now)
+    records = [_cancel_line(db, reservation, period, child, line.unit_id, line.day, line.expected, now)
+               for line in lines]
+    reservation.status = reservation_status(records)
+    db.execute(delete(DraftLine).where(DraftLine.draft_id == draft.id, DraftLine.action == "cancel"))
+    return _commit_or_existing(db, reservation, key)
+
+
+def _cancel_line(db: Session, reservation: Reservation, period: Period, child: Child, unit_id: int, day: date,
+                 expected: str, now: datetime, absence: bool = False) -> ReservationLine:
+    """One cancellation: accepted at once (the place is freed), a request for an agent, or refused."""
+    booking = db.exec(select(Booking).where(Booking.child_id == child.id, Booking.unit_id == unit_id,
+                                            Booking.day == day)).first()
+    record = ReservationLine(reservation_id=reservation.id, unit_id=unit_id, day=day, action="cancel")
+    if booking is None:
+        record.outcome, record.state, record.note = "refused", "refused", "Ce jour n'était pas réservé"
+    elif booking.cancel_line_id:
+        record.outcome, record.state, record.note = "refused", "refused", "Annulation déjà demandée"
+    else:
+        outcome, why = cancel_rule(period, booking.status, day, now)
+        if absence and booking.status == "accepted" and day >= paris_now(now).date():
+            outcome, why = "request", "Absence signalée : la structure décide si elle est justifiée"
+        if outcome is None:
+            record.outcome, record.state, record.note = "refused", "refused", why
+        elif outcome == "accepted":
+            record.outcome, record.state = "cancel-accepted", "accepted"
+        else:
+            record.outcome, record.state, record.note = "cancel-request", "pending", why
+    if expected and record.outcome != {"accepted": "cancel-accepted", "request": "cancel-request"}.get(expected) \
+            and record.state != "refused" and not record.note:
+        record.note = "Le délai d'annulation immédiate est passé : c'est une demande d'annulation"
+    db.add(record)
+    db.flush()
+    if booking is not None and record.state == "accepted":
+        _drop_booking(db, booking, period, now)
+    elif booking is not None and record.state == "pending":
+        booking.cancel_line_id = record.id
+        db.add(booking)
+    return record
+
+
+def _drop_booking(db: Session, booking: Booking, period: Period, now: datetime) -> None:
+    """Remove a booking; a place it held is freed and offered to the waiting list."""
+    held = booking.status in ("accepted", "request")
+    unit_id, day = booking.unit_id, booking.day
+    db.delete(booking)
+    db.flush()
+    if held:
+        free_place(db, unit_id, day, period, now)
+
+
+def free_place(db: Session, unit_id: int, day: date, period: Period, now: datetime) -> Booking | None:
+    """Give back a place; when the period says so, the first on the waiting list takes it at once.
+
+    Returns the waiting-list booking that got the place (its family is mailed), else None. Without
+    automatic promotion, the agents' queue shows that a place is free for the first waiting line.
+    """
+    release_place(db, unit_id, day)
+    if not period.waitlist_auto:
+        return None
+    first = db.exec(select(Booking).where(Booking.unit_id == unit_id, Booking.day == day, Booking.status == "waitlist")
+                    .order_by(Booking.created_at, Booking.id)).first()
+    if first is None or not _take_place(db, db.get(Unit, unit_id), day):
+        return None
+    first.status = "accepted"
+    line = db.get(ReservationLine, first.line_id)
+    line.state, line.decided_at = "accepted", now
+    line.message = "Une place s'est libérée : vous avez été retenu(e) depuis la liste d'attente."
+    db.add_all([first, line])
+    db.flush()
+    reservation = db.get(Reservation, line.reservation_id)
+    reservation.status = reservation_status(db.exec(select(ReservationLine).where(
+        ReservationLine.reservation_id == reservation.id)).all())
+    db.add(reservation)
+    _mail_promoted(db, reservation, line)
+    return first
+
+
+def _mail_promoted(db: Session, reservation: Reservation, line: ReservationLine) -> None:
+    from models import Family
+    from services import outbox
+
+    child = db.get(Child, reservation.child_id)
+    unit = db.get(Unit, line.unit_id)
+    for user in db.get(Family, reservation.family_id).users:
+        if user.active:
+            outbox.queue(db, user.email, f"Une place s'est libérée pour {child.first_name}", "waitlist_promoted",
+                         user=user, child=child, reservation=reservation, line=line, unit=unit)
 
 
 def family_reservations(db: Session, family_id: int) -> list[Reservation]:
@@ -659,7 +871,8 @@ def pending_lines(db: Session, establishment_id: int | None = None, period_id: i
         .join(Unit, Unit.id == ReservationLine.unit_id)
         .join(Period, Period.id == Reservation.period_id)
         .where(ReservationLine.state == "pending")
-        .order_by(Reservation.created_at, Reservation.id, ReservationLine.day, Unit.position)
+        # absences first ("enfant malade", for today or tomorrow), then the oldest requests
+        .order_by(Reservation.absence.desc(), Reservation.created_at, Reservation.id, ReservationLine.day, Unit.position)
     )
     if establishment_id:
         query = query.where(Period.establishment_id == establishment_id)
@@ -670,11 +883,13 @@ def pending_lines(db: Session, establishment_id: int | None = None, period_id: i
     return list(db.exec(query).all())
 
 
-def decide_line(db: Session, agent_id: int, line_id: int, accept: bool, message: str, now: datetime) -> ReservationLine:
+def decide_line(db: Session, agent_id: int, line_id: int, accept: bool, message: str, now: datetime,
+                justified: bool = False, justification: str = "") -> ReservationLine:
     """Accept or refuse a pending line. ``db`` must be a ``writing_session``.
 
-    Accepting a waiting-list line takes a place, and fails in French when there is none.
-    Refusing frees the place a request held. A line already decided raises PlanningError.
+    Booking lines: accepting a waiting-list line takes a place (a French error when there is none);
+    refusing frees the place a request held. Cancellation lines: accepting drops the booking and
+    frees its place; the cancellation stays billable unless ``justified``. A decided line raises.
     """
     line = db.get(ReservationLine, line_id)
     if line is None or line.state != "pending":
@@ -686,22 +901,35 @@ def decide_line(db: Session, agent_id: int, line_id: int, accept: bool, message:
         db.rollback()
         raise PlanningError("Cette demande a déjà été traitée.")
     reservation = db.get(Reservation, line.reservation_id)
-    booking = db.exec(select(Booking).where(Booking.line_id == line.id)).first()
+    period = db.get(Period, reservation.period_id)
     unit = db.get(Unit, line.unit_id)
-    if accept:
-        if line.outcome == "waitlist" and not _take_place(db, unit, line.day):
-            db.rollback()
-            raise PlanningError(f"{unit.label} du {line.day:%d/%m/%Y} est complet : impossible d'accepter pour le moment.")
-        line.state = "accepted"
-        if booking is not None:
-            booking.status = "accepted"
-            db.add(booking)
+    if line.action == "cancel":
+        booking = db.exec(select(Booking).where(Booking.cancel_line_id == line.id)).first()
+        if accept:
+            line.state = "accepted"
+            line.justified, line.justification = justified, justification if justified else ""
+            line.billable = not justified
+            if booking is not None:
+                _drop_booking(db, booking, period, now)
+        else:
+            line.state = "refused"
+            if booking is not None:
+                booking.cancel_line_id = None
+                db.add(booking)
     else:
-        line.state = "refused"
-        if booking is not None:
-            if booking.status in ("accepted", "request"):
-                release_place(db, line.unit_id, line.day)
-            db.delete(booking)
+        booking = db.exec(select(Booking).where(Booking.line_id == line.id)).first()
+        if accept:
+            if line.outcome == "waitlist" and not _take_place(db, unit, line.day):
+                db.rollback()
+                raise PlanningError(f"{unit.label} du {line.day:%d/%m/%Y} est complet : impossible d'accepter pour le moment.")
+            line.state = "accepted"
+            if booking is not None:
+                booking.status = "accepted"
+                db.add(booking)
+        else:
+            line.state = "refused"
+            if booking is not None:
+                _drop_booking(db, booking, period, now)
     line.message, line.decided_by_id, line.decided_at = message, agent_id, now
     db.add(line)
     db.flush()
@@ -710,3 +938,33 @@ def decide_line(db: Session, agent_id: int, line_id: int, accept: bool, message:
     db.add(reservation)
     db.commit()
     return line
+
+
+def declare_absence(db: Session, user_id: int, child: Child, day: date, now: datetime) -> list[Reservation]:
+    """An absence for today or tomorrow ("enfant malade"): a cancellation request of every unit the
+    child holds that day, whatever the deadline, one record per establishment; agents see it first.
+    ``db`` must be a ``writing_session``.
+    """
+    today = paris_now(now).date()
+    if day not in (today, today + timedelta(days=1)):
+        raise PlanningError("Une absence se signale pour aujourd'hui ou demain ; sinon, faites une demande d'annulation.")
+    rows = db.exec(
+        select(Booking, Unit, Period)
+        .join(Unit, Unit.id == Booking.unit_id)
+        .join(Period, (Period.establishment_id == Unit.establishment_id) & (Period.start_date <= day) & (Period.end_date >= day))
+        .where(Booking.child_id == child.id, Booking.day == day, Booking.cancel_line_id.is_(None))
+        .order_by(Period.id, Unit.position)
+    ).all()
+    if not rows:
+        raise PlanningError(f"{child.first_name} n'a pas de réservation le {day:%d/%m/%Y}, ou son absence est déjà signalée.")
+    made = []
+    for period_id in dict.fromkeys(p.id for _, _, p in rows):
+        group = [(b, u, p) for b, u, p in rows if p.id == period_id]
+        period = group[0][2]
+        key = f"absence:{child.id}:{period.id}:{day.isoformat()}:{now.timestamp():.0f}"
+        reservation = _new_reservation(db, user_id, child, period, "cancellation", key, now, absence=True)
+        records = [_cancel_line(db, reservation, period, child, b.unit_id, day, "", now, absence=True) for b, _, _ in group]
+        reservation.status = reservation_status(records)
+        made.append(reservation)
+    db.commit()
+    return made

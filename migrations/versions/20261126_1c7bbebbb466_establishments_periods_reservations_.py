@@ -1,15 +1,15 @@
-"""establishments periods reservations
+"""establishments periods reservations attendance
 
-Revision ID: 3a5b70ffe7d4
+Revision ID: 1c7bbebbb466
 Revises: 88565fe24774
-Create Date: 2026-11-26 18:41:27.423002
+Create Date: 2026-11-26 19:10:09.034644
 """
 from alembic import op
 import sqlalchemy as sa
 import sqlmodel
 
 
-revision = '3a5b70ffe7d4'
+revision = '1c7bbebbb466'
 down_revision = '88565fe24774'
 branch_labels = None
 depends_on = None
@@ -65,6 +65,25 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('unit', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_unit_establishment_id'), ['establishment_id'], unique=False)
+
+    op.create_table('attendance',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('child_id', sa.Integer(), nullable=False),
+    sa.Column('unit_id', sa.Integer(), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('present', sa.Boolean(), nullable=False),
+    sa.Column('booked', sa.Boolean(), nullable=False),
+    sa.Column('recorded_by_id', sa.Integer(), nullable=False),
+    sa.Column('recorded_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['child_id'], ['child.id'], ),
+    sa.ForeignKeyConstraint(['recorded_by_id'], ['user.id'], ),
+    sa.ForeignKeyConstraint(['unit_id'], ['unit.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('child_id', 'unit_id', 'day')
+    )
+    with op.batch_alter_table('attendance', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_attendance_child_id'), ['child_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_attendance_day'), ['day'], unique=False)
 
     op.create_table('closedday',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -128,6 +147,7 @@ def upgrade() -> None:
     sa.Column('child_id', sa.Integer(), nullable=False),
     sa.Column('period_id', sa.Integer(), nullable=False),
     sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=15), nullable=False),
+    sa.Column('absence', sa.Boolean(), nullable=False),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
     sa.Column('confirm_key', sqlmodel.sql.sqltypes.AutoString(length=60), nullable=False),
     sa.Column('created_by_id', sa.Integer(), nullable=False),
@@ -174,9 +194,12 @@ def upgrade() -> None:
     sa.Column('unit_id', sa.Integer(), nullable=False),
     sa.Column('day', sa.Date(), nullable=False),
     sa.Column('action', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
-    sa.Column('outcome', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+    sa.Column('outcome', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
     sa.Column('state', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
     sa.Column('note', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+    sa.Column('billable', sa.Boolean(), nullable=False),
+    sa.Column('justified', sa.Boolean(), nullable=False),
+    sa.Column('justification', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
     sa.Column('message', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
     sa.Column('decided_by_id', sa.Integer(), nullable=True),
     sa.Column('decided_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
@@ -197,7 +220,9 @@ def upgrade() -> None:
     sa.Column('day', sa.Date(), nullable=False),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
     sa.Column('line_id', sa.Integer(), nullable=False),
+    sa.Column('cancel_line_id', sa.Integer(), nullable=True),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['cancel_line_id'], ['reservationline.id'], ),
     sa.ForeignKeyConstraint(['child_id'], ['child.id'], ),
     sa.ForeignKeyConstraint(['line_id'], ['reservationline.id'], ),
     sa.ForeignKeyConstraint(['unit_id'], ['unit.id'], ),
@@ -249,6 +274,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_closedday_period_id'))
 
     op.drop_table('closedday')
+    with op.batch_alter_table('attendance', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_attendance_day'))
+        batch_op.drop_index(batch_op.f('ix_attendance_child_id'))
+
+    op.drop_table('attendance')
     with op.batch_alter_table('unit', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_unit_establishment_id'))
 
