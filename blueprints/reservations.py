@@ -8,14 +8,27 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from models import Child, Establishment, Period, Reservation, Unit, get_db, utcnow
-from services import family as family_service, planning
+from services import family as family_service, outbox, planning
 from services.security import parent_required
 
 bp = Blueprint("reservations", __name__, url_prefix="/reservations")
+
+
+def both_modes(rule: str, **options):
+    """Register a view for booking (``rule``) and for cancellation (``/annulation`` + ``rule``).
+
+    The view receives ``mode`` ("book" or "cancel"); ``url_for(..., mode=mode)`` builds either URL.
+    """
+    def decorator(view):
+        bp.add_url_rule(rule, view_func=view, defaults={"mode": "book"}, **options)
+        bp.add_url_rule("/annulation" + rule, view_func=view, defaults={"mode": "cancel"}, **options)
+        return view
+
+    return decorator
 
 
 def _htmx() -> bool:
@@ -85,9 +98,9 @@ def _unit_arg(period: Period, value: str | None) -> Unit:
 # --- "Nouvelle réservation": child, establishment, period, Continuer --------------------------------------
 
 
-@bp.get("/nouvelle")
+@both_modes("/nouvelle", methods=["GET"])
 @parent_required
-def new():
+def new(mode: str):
     """Page or dialog fragment: pick the child, the establishment and the period, then "Continuer"."""
     db = get_db()
     family = family_service.family_of(db, current_user)
@@ -99,7 +112,7 @@ def new():
         child = family_service.child_of_family(db, family.id, request.args.get("enfant", type=int) or 0)
         if child is None:
             abort(404)
-        choices = planning.bookable_periods(db, child, utcnow())
+        choices = planning.bookable_periods(db, child, utcnow(), mode)
     if child and request.args.get("etablissement"):
         est_id = request.args.get("etablissement", type=int)
         establishment = next((e for e, _ in choices if e.id == est_id), None)
@@ -112,64 +125,65 @@ def new():
             abort(404)
     if request.args.get("continuer"):
         if child and establishment and period:
-            target = url_for("reservations.planning_page", child_id=child.id, period_id=period.id)
+            target = url_for("reservations.planning_page", child_id=child.id, period_id=period.id, mode=mode)
             if _htmx():
                 return "", 204, {"HX-Redirect": target}
             return redirect(target)
         error = "Choisissez un enfant, un établissement puis une période avant de continuer."
     context = dict(children=children, child=child, establishment=establishment, period=period,
-                   choices=choices, error=error)
+                   choices=choices, error=error, mode=mode)
     return _page_or_fragment("reservations/new.html", "partials/reservations/_new_dialog.html", **context)
 
 
 # --- the planning ---------------------------------------------------------------------------------
 
 
-def _month_context(child: Child, period: Period, month: date, message: str = "") -> dict:
+def _month_context(child: Child, period: Period, month: date, mode: str, message: str = "") -> dict:
     days = planning.month_days(period, month)
-    plan = planning.load_planning(get_db(), child, period, days, utcnow())
+    plan = planning.load_planning(get_db(), child, period, days, utcnow(), mode)
     months = planning.period_months(period)
     index = months.index(month)
     return dict(
         child=child, period=period, month=month, plan=plan, months=months,
         previous=months[index - 1] if index > 0 else None,
         next=months[index + 1] if index + 1 < len(months) else None,
-        selected=_selected_total(child, period), message=message,
+        selected=_selected_total(child, period, mode), message=message, mode=mode,
         establishment=get_db().get(Establishment, period.establishment_id),
         states=planning.STATES, reservation_states=planning.RESERVATION_STATES,
     )
 
 
-def _selected_total(child: Child, period: Period) -> int:
+def _selected_total(child: Child, period: Period, mode: str) -> int:
     from sqlmodel import func, select
 
     from models import Draft, DraftLine
 
     return get_db().exec(
         select(func.count()).select_from(DraftLine).join(Draft, Draft.id == DraftLine.draft_id)
-        .where(Draft.child_id == child.id, Draft.period_id == period.id, DraftLine.action == "book")
+        .where(Draft.child_id == child.id, Draft.period_id == period.id,
+               DraftLine.action == ("cancel" if mode == "cancel" else "book"))
     ).one()
 
 
-@bp.get("/planning/<int:child_id>/<int:period_id>")
+@both_modes("/planning/<int:child_id>/<int:period_id>", methods=["GET"])
 @parent_required
-def planning_page(child_id: int, period_id: int):
+def planning_page(child_id: int, period_id: int, mode: str):
     """Page: the month planning; its month fragment for htmx (month picker, previous/next)."""
     child = _child_or_404(child_id)
     period = _period_or_404(child, period_id)
     month = _month_arg(period, request.args.get("mois"))
     return _page_or_fragment("reservations/planning.html", "partials/reservations/_month.html",
-                             **_month_context(child, period, month))
+                             **_month_context(child, period, month, mode))
 
 
-def _back_to_month(child: Child, period: Period, month: date, anchor: str | None = None):
-    return redirect(url_for("reservations.planning_page", child_id=child.id, period_id=period.id,
+def _back_to_month(child: Child, period: Period, month: date, mode: str, anchor: str | None = None):
+    return redirect(url_for("reservations.planning_page", child_id=child.id, period_id=period.id, mode=mode,
                             mois=month.strftime("%Y-%m"), _anchor=anchor))
 
 
-@bp.post("/planning/<int:child_id>/<int:period_id>/cellule")
+@both_modes("/planning/<int:child_id>/<int:period_id>/cellule", methods=["POST"])
 @parent_required
-def toggle(child_id: int, period_id: int):
+def toggle(child_id: int, period_id: int, mode: str):
     """Fragment: the clicked cell, with the other cells and the counter it changed (out of band)."""
     db = get_db()
     child = _child_or_404(child_id)
@@ -179,53 +193,57 @@ def toggle(child_id: int, period_id: int):
     day = _day_arg(day_text, period)
     month = _month_arg(period, request.form.get("mois"))
     try:
-        change = planning.toggle(db, child, period, unit.id, day, utcnow())
+        change = planning.toggle(db, child, period, unit.id, day, utcnow(), mode)
         message, ok = change.message, True
     except planning.PlanningError as exc:
         change, message, ok = planning.Change(days={day}, units={unit.id}), str(exc), False
     if not _htmx():
         flash(message, "success" if ok else "error")
-        return _back_to_month(child, period, month, f"cell-{day.isoformat()}-{unit.code}")
-    plan = planning.load_planning(db, child, period, sorted(change.days), utcnow())
+        return _back_to_month(child, period, month, mode, f"cell-{day.isoformat()}-{unit.code}")
+    plan = planning.load_planning(db, child, period, sorted(change.days), utcnow(), mode)
     main = plan.cell(unit, day)
     others = [plan.cell(plan.unit(u), d) for d in change.days for u in change.units if (u, d) != (unit.id, day)]
     return render_template("partials/reservations/_toggled.html", cell=main, others=others, child=child,
-                           period=period, month=month, message=message, ok=ok,
-                           selected=_selected_total(child, period))
+                           period=period, month=month, message=message, ok=ok, mode=mode,
+                           selected=_selected_total(child, period, mode))
 
 
+# action -> (select, scope), for booking and for cancellation (where "deselecting" a booked day
+# selects its cancellation, as the guide says, and "retablir" keeps the days after all).
 BULK_ACTIONS = {
-    "periode": (True, "period"), "ecran": (True, "screen"),
-    "deselection-periode": (False, "period"), "deselection-ecran": (False, "screen"),
+    "book": {"periode": (True, "period"), "ecran": (True, "screen"),
+             "deselection-periode": (False, "period"), "deselection-ecran": (False, "screen")},
+    "cancel": {"deselection-periode": (True, "period"), "deselection-ecran": (True, "screen"),
+               "retablir": (False, "period")},
 }
 
 
-@bp.post("/planning/<int:child_id>/<int:period_id>/lot")
+@both_modes("/planning/<int:child_id>/<int:period_id>/lot", methods=["POST"])
 @parent_required
-def bulk(child_id: int, period_id: int):
+def bulk(child_id: int, period_id: int, mode: str):
     """Fragment (the month) or redirect: select or deselect a unit on the period or on the screen."""
     child = _child_or_404(child_id)
     period = _period_or_404(child, period_id)
     unit = _unit_arg(period, request.form.get("unite"))
     month = _month_arg(period, request.form.get("mois"))
-    if request.form.get("action") not in BULK_ACTIONS:
+    if request.form.get("action") not in BULK_ACTIONS[mode]:
         abort(400)
-    select_days, scope = BULK_ACTIONS[request.form["action"]]
+    select_days, scope = BULK_ACTIONS[mode][request.form["action"]]
     days = planning.all_period_days(period) if scope == "period" else planning.month_days(period, month)
-    return _apply_bulk(child, period, unit, month, days, select_days)
+    return _apply_bulk(child, period, unit, month, days, select_days, mode)
 
 
-def _apply_bulk(child, period, unit, month, days, select_days):
+def _apply_bulk(child, period, unit, month, days, select_days, mode="book"):
     """Select or deselect ``days``, then the month fragment (htmx) or a redirect to it with a message."""
     try:
-        message = planning.bulk(get_db(), child, period, unit.id, days, select_days, utcnow()).message
+        message = planning.bulk(get_db(), child, period, unit.id, days, select_days, utcnow(), mode).message
     except planning.PlanningError as exc:
         message = str(exc)
     if not _htmx():
         flash(message, "success")
-        return _back_to_month(child, period, month)
+        return _back_to_month(child, period, month, mode)
     response = make_response(render_template("partials/reservations/_month.html",
-                                             **_month_context(child, period, month, message)))
+                                             **_month_context(child, period, month, mode, message)))
     response.headers["HX-Trigger"] = "ribambelle:close-dialog"
     return response
 
@@ -253,9 +271,9 @@ def auto(child_id: int, period_id: int):
             error = "Choisissez où appliquer la sélection."
         else:
             days = planning.all_period_days(period) if scope == "period" else planning.month_days(period, month)
-            return _apply_bulk(child, period, unit, month, planning.auto_days(period, ticked, days), True)
+            return _apply_bulk(child, period, unit, month, planning.auto_days(period, ticked, days), True, "book")
     context = dict(child=child, period=period, unit=unit, month=month, weekdays=weekdays, ticked=ticked,
-                   scope=scope, error=error, names=planning.WEEKDAYS)
+                   scope=scope, error=error, names=planning.WEEKDAYS, mode="book")
     if _htmx() and request.method == "POST":
         # an invalid dialog is drawn again in place, with status 200 so that htmx swaps it
         response = make_response(render_template("partials/reservations/_auto_dialog.html", **context))
@@ -277,6 +295,34 @@ def _open_weekdays(period: Period, unit: Unit) -> list[int]:
     return [int(c) for c in pu.weekdays]
 
 
+@bp.route("/absence", methods=["GET", "POST"])
+@parent_required
+def absence():
+    """Page: "Signaler une absence" — a child's booked units today or tomorrow, cancelled in one tap."""
+    db = get_db()
+    family = family_service.family_of(db, current_user)
+    today = planning.paris_now(utcnow()).date()
+    if request.method == "POST":
+        child = _child_or_404(request.form.get("enfant", type=int) or 0)
+        try:
+            day = date.fromisoformat(request.form.get("jour", ""))
+        except ValueError:
+            abort(400)
+        try:
+            made = planning.declare_absence(db, current_user.id, child, day, utcnow())
+        except planning.PlanningError as exc:
+            flash(str(exc), "error")
+            return redirect(url_for("reservations.absence"))
+        outbox.send_soon(current_app._get_current_object())
+        numbers = ", ".join(r.number for r in made)
+        flash(f"L'absence de {child.first_name} le {day:%d/%m/%Y} est signalée à la structure ({numbers}). "
+              "Elle décidera si l'absence est justifiée (non facturée).", "success")
+        return redirect(url_for("auth.login") + "#inscriptions")
+    options = planning.absence_options(db, [c.id for c in family.children], today)
+    children = {c.id: c for c in family.children}
+    return render_template("reservations/absence.html", options=options, children=children, today=today)
+
+
 @bp.get("/legende")
 def legend():
     """Fragment or page: every cell state and reservation state, icon and words."""
@@ -287,22 +333,22 @@ def legend():
 # --- recap, confirmation, detail ------------------------------------------------------------------------
 
 
-@bp.get("/planning/<int:child_id>/<int:period_id>/recapitulatif")
+@both_modes("/planning/<int:child_id>/<int:period_id>/recapitulatif", methods=["GET"])
 @parent_required
-def recap(child_id: int, period_id: int):
+def recap(child_id: int, period_id: int, mode: str):
     """Page: "Valider le planning" — the days to check before "Confirmer la réservation"."""
     child = _child_or_404(child_id)
     period = _period_or_404(child, period_id)
-    draft, lines = planning.recap(get_db(), child, period, utcnow())
+    draft, lines = planning.recap(get_db(), child, period, utcnow(), mode)
     month = _month_arg(period, request.args.get("mois"))
     return render_template("reservations/recap.html", child=child, period=period, draft=draft, lines=lines,
                            month=month, establishment=get_db().get(Establishment, period.establishment_id),
-                           outcomes=planning.OUTCOMES)
+                           outcomes=planning.CANCEL_OUTCOMES if mode == "cancel" else planning.OUTCOMES, mode=mode)
 
 
-@bp.post("/planning/<int:child_id>/<int:period_id>/confirmer")
+@both_modes("/planning/<int:child_id>/<int:period_id>/confirmer", methods=["POST"])
 @parent_required
-def confirm(child_id: int, period_id: int):
+def confirm(child_id: int, period_id: int, mode: str):
     """Record the reservation (once, whatever the clicks), then show its summary."""
     db = get_db()
     child = _child_or_404(child_id)
@@ -311,10 +357,12 @@ def confirm(child_id: int, period_id: int):
     if revision is None:
         abort(400)
     try:
-        reservation = planning.confirm(db, current_user.id, child, period, revision, utcnow())
+        confirm_ = planning.confirm_cancellation if mode == "cancel" else planning.confirm
+        reservation = confirm_(db, current_user.id, child, period, revision, utcnow())
     except planning.PlanningError as exc:
         flash(str(exc), "error")
-        return redirect(url_for("reservations.recap", child_id=child.id, period_id=period.id))
+        return redirect(url_for("reservations.recap", child_id=child.id, period_id=period.id, mode=mode))
+    outbox.send_soon(current_app._get_current_object())  # a freed place may have mailed a waiting family
     return redirect(url_for("reservations.detail", reservation_id=reservation.id, terminer=1))
 
 
@@ -347,5 +395,12 @@ def _line_words(line) -> tuple[str, str]:
     if line.state == "refused":
         return ("Refusée", "refused")
     words = planning.LINE_STATES.get((line.outcome, line.state), line.outcome)
-    icon = {"accepted": "booked", "pending": "request" if line.outcome == "request" else "waitlist"}[line.state]
+    if line.action == "cancel":
+        icon = "cancel-request" if line.state == "pending" else "cancel-selected"
+    else:
+        icon = {"accepted": "booked", "pending": "request" if line.outcome == "request" else "waitlist"}[line.state]
+    if line.justified:
+        words += f" — absence justifiée ({line.justification})"
+    elif line.billable:
+        words += " — facturée (annulation tardive)"
     return words, icon

@@ -97,14 +97,15 @@ def reservation_queue():
         flash("Date invalide : le filtre par date est ignoré.", "error")
     rows = planning.pending_lines(db, establishment_id, period_id, day)
     return render_template(
-        "staff/reservations.html", rows=rows,
+        "staff/reservations.html", rows=rows, free_places=planning.free_places(db, rows),
         establishments=db.exec(select(Establishment).order_by(Establishment.name)).all(),
         periods=db.exec(select(Period).order_by(Period.start_date)).all(),
         establishment_id=establishment_id, period_id=period_id, day=day,
     )
 
 
-def _decide_lines(line_ids: list[int], accept: bool, message: str) -> list[str]:
+def _decide_lines(line_ids: list[int], accept: bool, message: str, justified: bool = False,
+                  justification: str = "") -> list[str]:
     """Decide each line in its own transaction; mail the family once. Returns the problems met."""
     from models import Child, Reservation, Unit, utcnow
     from services import planning
@@ -113,7 +114,8 @@ def _decide_lines(line_ids: list[int], accept: bool, message: str) -> list[str]:
     done, problems = [], []
     for line_id in line_ids:
         try:
-            done.append(planning.decide_line(db, current_user.id, line_id, accept, message, utcnow()))
+            done.append(planning.decide_line(db, current_user.id, line_id, accept, message, utcnow(),
+                                             justified, justification))
         except planning.PlanningError as exc:
             problems.append(str(exc))
     if not done:
@@ -122,10 +124,12 @@ def _decide_lines(line_ids: list[int], accept: bool, message: str) -> list[str]:
     child = db.get(Child, reservation.child_id)
     decided = [(line, db.get(Unit, line.unit_id)) for line in done]
     verdict = "acceptée" if accept else "refusée"
+    what = "demande d'annulation" if reservation.kind == "cancellation" else "demande"
     for user in db.get(Family, reservation.family_id).users:
         if user.active:
-            outbox.queue(db, user.email, f"Réservation {reservation.number} : demande {verdict}", "reservation_decided",
-                         user=user, child=child, reservation=reservation, decided=decided, accepted=accept, message=message)
+            outbox.queue(db, user.email, f"Réservation {reservation.number} : {what} {verdict}", "reservation_decided",
+                         user=user, child=child, reservation=reservation, decided=decided, accepted=accept,
+                         message=message, what=what)
     db.commit()
     outbox.send_soon(current_app._get_current_object())
     flash(f"{child.first_name}, réservation {reservation.number} : {len(done)} jour{'s' * (len(done) > 1)} "
@@ -133,13 +137,18 @@ def _decide_lines(line_ids: list[int], accept: bool, message: str) -> list[str]:
     return problems
 
 
-def _decision_args() -> tuple[bool, str] | None:
+def _decision_args() -> tuple | None:
     message = (request.form.get("message") or "").strip()[:2000]
     accept = request.form.get("action") == "accepter"
+    justified = request.form.get("justifiee") == "1"
+    justification = (request.form.get("motif") or "").strip()[:300]
     if not accept and not message:
         flash("Pour refuser, écrivez à la famille la raison du refus.", "error")
         return None
-    return accept, message
+    if justified and not justification:
+        flash("Indiquez le motif qui justifie l'absence (certificat médical…).", "error")
+        return None
+    return accept, message, justified, justification
 
 
 @bp.post("/reservations/lignes/<int:line_id>")
@@ -178,3 +187,125 @@ def decide_reservation(reservation_id: int):
         for problem in _decide_lines(list(ids), *args):
             flash(problem, "error")
     return redirect(request.referrer or url_for("staff.reservation_queue"))
+
+
+# --- attendance lists -----------------------------------------------------------------------------
+
+
+def _attendance_args():
+    """(establishment, day) from the query string: the first establishment and today by default."""
+    from datetime import date
+
+    from sqlmodel import select
+
+    from models import Establishment, utcnow
+    from services.formatting import PARIS
+
+    db = get_db()
+    establishments = db.exec(select(Establishment).order_by(Establishment.name)).all()
+    if not establishments:
+        abort(404)
+    est_id = request.values.get("etablissement", type=int) or establishments[0].id
+    establishment = next((e for e in establishments if e.id == est_id), None)
+    if establishment is None:
+        abort(404)
+    try:
+        day = date.fromisoformat(request.values["jour"]) if request.values.get("jour") else utcnow().astimezone(PARIS).date()
+    except ValueError:
+        abort(400)
+    return establishments, establishment, day
+
+
+@bp.get("/presences")
+@staff_required
+def attendance():
+    """Page: the attendance list of an establishment for a day, to tick on a phone and to print."""
+    from services import attendance as attendance_service
+
+    establishments, establishment, day = _attendance_args()
+    lists = attendance_service.sheet(get_db(), establishment.id, day)
+    return render_template("staff/attendance.html", establishments=establishments, establishment=establishment,
+                           day=day, lists=lists, words=attendance_service.STATUS_WORDS,
+                           enrolled=attendance_service.enrolled_children(get_db(), establishment.id))
+
+
+@bp.post("/presences")
+@staff_required
+def record_attendance():
+    """Store the ticks of the list (present / absent per child and unit)."""
+    from services import attendance as attendance_service
+
+    _, establishment, day = _attendance_args()
+    lists = attendance_service.sheet(get_db(), establishment.id, day)
+    allowed = {(r.child.id, ul.unit.id) for ul in lists for r in ul.rows}
+    marks = {}
+    for key, value in request.form.items():
+        if key.startswith("presence-") and value in ("present", "absent"):
+            try:
+                child_id, unit_id = (int(x) for x in key.removeprefix("presence-").split("-"))
+            except ValueError:
+                abort(400)
+            if (child_id, unit_id) not in allowed:
+                abort(404)
+            marks[(child_id, unit_id)] = value == "present"
+    count = attendance_service.record(get_db(), current_user.id, day, marks)
+    flash(f"{count} présence{'s' * (count > 1)} enregistrée{'s' * (count > 1)}.", "success")
+    return redirect(url_for("staff.attendance", etablissement=establishment.id, jour=day.isoformat()))
+
+
+@bp.post("/presences/ajout")
+@staff_required
+def add_walk_in():
+    """A child who came without a booking: recorded present (billed at the period's surcharge)."""
+    from services import attendance as attendance_service
+
+    _, establishment, day = _attendance_args()
+    child_id = request.form.get("enfant", type=int)
+    unit_id = request.form.get("unite", type=int)
+    enrolled = {c.id: c for c in attendance_service.enrolled_children(get_db(), establishment.id)}
+    units = {ul.unit.id: ul for ul in attendance_service.sheet(get_db(), establishment.id, day)}
+    if child_id not in enrolled or unit_id not in units:
+        flash("Choisissez un enfant inscrit et une unité ouverte ce jour.", "error")
+    elif any(r.child.id == child_id for r in units[unit_id].rows):
+        flash(f"{enrolled[child_id].first_name} est déjà sur la liste de {units[unit_id].unit.label}.", "info")
+    else:
+        attendance_service.record(get_db(), current_user.id, day, {(child_id, unit_id): True}, walk_in=True)
+        flash(f"{enrolled[child_id].first_name} est noté(e) présent(e) sans réservation.", "success")
+    return redirect(url_for("staff.attendance", etablissement=establishment.id, jour=day.isoformat()))
+
+
+@bp.get("/presences.pdf")
+@staff_required
+def attendance_pdf():
+    """The attendance list as a PDF (xhtml2pdf), to print."""
+    import io
+
+    from xhtml2pdf import pisa
+
+    from services import attendance as attendance_service
+
+    _, establishment, day = _attendance_args()
+    lists = attendance_service.sheet(get_db(), establishment.id, day)
+    html = render_template("staff/attendance_pdf.html", establishment=establishment, day=day, lists=lists,
+                           words=attendance_service.STATUS_WORDS)
+    pdf = io.BytesIO()
+    result = pisa.CreatePDF(html, dest=pdf, encoding="utf-8")
+    if result.err:
+        abort(500)
+    response = current_app.response_class(pdf.getvalue(), mimetype="application/pdf")
+    response.headers["Content-Disposition"] = f'inline; filename="presences-{day.isoformat()}.pdf"'
+    return response
+
+
+@bp.get("/presences.csv")
+@staff_required
+def attendance_csv():
+    """The attendance list as CSV (health notes included: for the staff who need them)."""
+    from services import attendance as attendance_service
+
+    _, establishment, day = _attendance_args()
+    lists = attendance_service.sheet(get_db(), establishment.id, day)
+    body = "\ufeff" + attendance_service.to_csv(lists, day)  # the BOM makes spreadsheets read UTF-8
+    response = current_app.response_class(body, mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="presences-{day.isoformat()}.csv"'
+    return response

@@ -358,14 +358,28 @@ def load_planning(db: Session, child: Child, period: Period, days: list[date], n
 # --- access ---------------------------------------------------------------------------------------
 
 
-def bookable_periods(db: Session, child: Child, now: datetime) -> list[tuple[Establishment, list[Period]]]:
-    """Establishments the child is enrolled in, with their periods open for booking now."""
+def bookable_periods(db: Session, child: Child, now: datetime,
+                     mode: str = "book") -> list[tuple[Establishment, list[Period]]]:
+    """Establishments the child is enrolled in, with their periods open for booking now.
+
+    For cancellations: the periods not over yet in which the child holds a booking.
+    """
     result = []
     establishments = db.exec(
         select(Establishment).join(Enrollment, Enrollment.establishment_id == Establishment.id)
         .where(Enrollment.child_id == child.id).order_by(Establishment.name)
     ).all()
     for est in establishments:
+        if mode == "cancel":
+            periods = db.exec(
+                select(Period).where(Period.establishment_id == est.id, Period.end_date >= paris_now(now).date())
+                .where(select(Booking.id).join(Unit, Unit.id == Booking.unit_id)
+                       .where(Booking.child_id == child.id, Unit.establishment_id == est.id,
+                              Booking.day >= Period.start_date, Booking.day <= Period.end_date).exists())
+                .order_by(Period.start_date)
+            ).all()
+            result.append((est, list(periods)))
+            continue
         periods = db.exec(
             select(Period).where(
                 Period.establishment_id == est.id,
@@ -883,6 +897,17 @@ def pending_lines(db: Session, establishment_id: int | None = None, period_id: i
     return list(db.exec(query).all())
 
 
+def free_places(db: Session, rows) -> set[tuple[int, date]]:
+    """(unit, day) of the waiting-list lines in ``rows`` where a place is free now."""
+    wanted = {(line.unit_id, line.day) for line, *_ in rows if line.outcome == "waitlist"}
+    if not wanted:
+        return set()
+    capacity = {u.id: u.capacity for u in db.exec(select(Unit).where(Unit.id.in_({u for u, _ in wanted})))}
+    taken = {(s.unit_id, s.day): s.taken for s in db.exec(
+        select(DaySlot).where(DaySlot.unit_id.in_({u for u, _ in wanted}), DaySlot.day.in_({d for _, d in wanted})))}
+    return {(u, d) for u, d in wanted if taken.get((u, d), 0) < capacity[u]}
+
+
 def decide_line(db: Session, agent_id: int, line_id: int, accept: bool, message: str, now: datetime,
                 justified: bool = False, justification: str = "") -> ReservationLine:
     """Accept or refuse a pending line. ``db`` must be a ``writing_session``.
@@ -938,6 +963,18 @@ def decide_line(db: Session, agent_id: int, line_id: int, accept: bool, message:
     db.add(reservation)
     db.commit()
     return line
+
+
+def absence_options(db: Session, child_ids: list[int], today: date) -> list[tuple[int, date, list[Unit]]]:
+    """(child id, day, units held) for today and tomorrow, where an absence can still be signalled."""
+    days = [today, today + timedelta(days=1)]
+    rows = db.exec(select(Booking, Unit).join(Unit, Unit.id == Booking.unit_id)
+                   .where(Booking.child_id.in_(child_ids), Booking.day.in_(days), Booking.cancel_line_id.is_(None))
+                   .order_by(Booking.day, Booking.child_id, Unit.position)).all()
+    grouped: dict[tuple[int, date], list[Unit]] = {}
+    for booking, unit in rows:
+        grouped.setdefault((booking.child_id, booking.day), []).append(unit)
+    return [(child_id, day, units) for (child_id, day), units in grouped.items()]
 
 
 def declare_absence(db: Session, user_id: int, child: Child, day: date, now: datetime) -> list[Reservation]:
