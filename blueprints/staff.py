@@ -96,8 +96,11 @@ def reservation_queue():
         day = None
         flash("Date invalide : le filtre par date est ignoré.", "error")
     rows = planning.pending_lines(db, establishment_id, period_id, day)
+    groups: dict[int, list] = {}  # per reservation, keeping the queue's order (absences first)
+    for row in rows:
+        groups.setdefault(row[1].id, []).append(row)
     return render_template(
-        "staff/reservations.html", rows=rows, free_places=planning.free_places(db, rows),
+        "staff/reservations.html", rows=rows, groups=list(groups.values()), free_places=planning.free_places(db, rows),
         establishments=db.exec(select(Establishment).order_by(Establishment.name)).all(),
         periods=db.exec(select(Period).order_by(Period.start_date)).all(),
         establishment_id=establishment_id, period_id=period_id, day=day,

@@ -1,0 +1,195 @@
+"""Cancellation screens (guide section 9), absences, the agents' queue and the attendance lists."""
+import csv
+import io
+import re
+from datetime import timedelta
+
+from pypdf import PdfReader
+from sqlmodel import select
+
+from models import Attendance, Booking, ReservationLine, Reservation, utcnow
+from services import planning
+from tests.conftest import csrf_from, page_text
+from tests.test_reservations import HX, kid, lutins
+
+CANCEL = "/reservations/annulation"
+
+
+def accepted_booking(db, name="Léa"):
+    """The demo's first accepted booking of the child (10 days ahead or more)."""
+    child = kid(db, name)
+    return db.exec(select(Booking).where(Booking.child_id == child.id, Booking.status == "accepted")
+                   .order_by(Booking.day)).first()
+
+
+def test_cancellation_window_lists_periods_with_bookings(client, auth, db):
+    auth.login()
+    lea = kid(db, "Léa")
+    est, period, _ = lutins(db)
+    page = page_text(client.get(f"{CANCEL}/nouvelle?enfant={lea.id}&etablissement={est.id}"))
+    assert "Demande d'annulation" in page and period.name in page
+    response = client.get(f"{CANCEL}/nouvelle?enfant={lea.id}&etablissement={est.id}&periode={period.id}&continuer=1")
+    assert response.headers["Location"] == f"{CANCEL}/planning/{lea.id}/{period.id}"
+    # Hugo has no booking: no period to cancel in
+    hugo = page_text(client.get(f"{CANCEL}/nouvelle?enfant={kid(db, 'Hugo').id}&etablissement={est.id}"))
+    assert "Aucune période" in hugo
+
+
+def test_click_on_a_booked_day_selects_its_cancellation(client, auth, db):
+    auth.login()
+    lea = kid(db, "Léa")
+    _, period, units = lutins(db)
+    booking = accepted_booking(db)
+    unit = db.get(planning.Unit, booking.unit_id)
+    page = page_text(client.get(f"{CANCEL}/planning/{lea.id}/{period.id}?mois={booking.day:%Y-%m}"))
+    assert "Demande d'annulation — planning de Léa Martin" in page
+    assert "Désélectionner tous les jours de la période" in page and "Sélection automatique" not in page
+    token = csrf_from(page)
+    html = page_text(client.post(f"{CANCEL}/planning/{lea.id}/{period.id}/cellule", headers=HX,
+                                 data={"csrf_token": token, "cellule": f"{booking.day}.{unit.id}", "mois": f"{booking.day:%Y-%m}"}))
+    assert "cell--cancel_selected" in html and "annulation acceptée (à confirmer)" in html
+    assert "<strong>1</strong> jour à annuler" in html
+    # the booking itself is untouched until confirmed
+    assert db.get(Booking, booking.id) is not None
+    # a free day cannot be "cancelled"
+    other = period.start_date + timedelta(days=40)
+    html = page_text(client.post(f"{CANCEL}/planning/{lea.id}/{period.id}/cellule", headers=HX,
+                                 data={"csrf_token": token, "cellule": f"{other}.{units['repas'].id}"}))
+    assert "planning-message--error" in html
+
+
+def test_whole_cancellation_without_javascript(client, auth, db):
+    auth.login()
+    lea = kid(db, "Léa")
+    _, period, units = lutins(db)
+    booking = accepted_booking(db)
+    booking_id = booking.id
+    unit = db.get(planning.Unit, booking.unit_id)
+    token = csrf_from(client.get(f"{CANCEL}/planning/{lea.id}/{period.id}").get_data(as_text=True))
+    response = client.post(f"{CANCEL}/planning/{lea.id}/{period.id}/lot",
+                           data={"csrf_token": token, "unite": unit.id, "action": "deselection-periode"})
+    assert response.status_code == 302
+    recap = page_text(client.get(f"{CANCEL}/planning/{lea.id}/{period.id}/recapitulatif"))
+    assert "Vérifiez les jours d'annulation" in recap and "Confirmer la demande d'annulation" in recap
+    assert "Annulation acceptée" in recap
+    revision = re.search(r'name="revision" value="(\d+)"', recap).group(1)
+    done = client.post(f"{CANCEL}/planning/{lea.id}/{period.id}/confirmer", data={"csrf_token": token, "revision": revision})
+    summary = page_text(client.get(done.headers["Location"]))
+    assert "Votre demande d'annulation est enregistrée" in summary and "Terminer" in summary
+    assert "Demande d'annulation" in summary and re.search(r"R-\d{4}-\d{6}", summary)
+    db.expire_all()
+    assert db.get(Booking, booking_id) is None
+    again = client.post(f"{CANCEL}/planning/{lea.id}/{period.id}/confirmer", data={"csrf_token": token, "revision": revision})
+    assert again.headers["Location"] == done.headers["Location"]
+    assert len(db.exec(select(Reservation).where(Reservation.kind == "cancellation")).all()) == 1
+    home = page_text(client.get("/"))
+    assert "Demande d'annulation" in home
+
+
+def test_cancellation_routes_check_the_family(client, auth, db):
+    auth.login("famille2@demo.test")
+    lea = kid(db, "Léa")
+    _, period, _ = lutins(db)
+    assert client.get(f"{CANCEL}/planning/{lea.id}/{period.id}").status_code == 404
+    token = csrf_from(client.get("/").get_data(as_text=True))
+    assert client.post(f"{CANCEL}/planning/{lea.id}/{period.id}/confirmer", data={"csrf_token": token, "revision": 1}).status_code == 404
+
+
+def test_absence_in_two_taps(client, auth, db, smtp):
+    lea = kid(db, "Léa")
+    _, period, units = lutins(db)
+    today = planning.paris_now(utcnow()).date()
+    # Léa is booked today (made directly: the demo's days are further ahead)
+    line = db.exec(select(ReservationLine)).first()
+    db.add(Booking(child_id=lea.id, unit_id=units["repas"].id, day=today, status="accepted", line_id=line.id))
+    db.commit()
+    auth.login()
+    page = page_text(client.get("/"))
+    assert "Signaler une absence (enfant malade)" in page
+    choose = page_text(client.get("/reservations/absence"))
+    assert "Léa absente aujourd'hui" in choose and "Repas" in choose
+    response = client.submit("/reservations/absence", {"enfant": lea.id, "jour": today.isoformat()})
+    assert response.status_code == 302
+    assert "L'absence de Léa" in page_text(client.get("/"))
+    record = db.exec(select(Reservation).where(Reservation.absence.is_(True))).one()
+    assert record.kind == "cancellation" and record.status == "pending"
+    # agents see it first
+    auth.logout()
+    auth.login("agent@demo.test")
+    queue = page_text(client.get("/agent/reservations"))
+    assert queue.index("Absence signalée") < queue.index("Demande de réservation")
+    # another family cannot declare an absence for Léa
+    auth.logout()
+    auth.login("famille2@demo.test")
+    token = csrf_from(client.get("/reservations/absence").get_data(as_text=True))
+    assert client.post("/reservations/absence", data={"csrf_token": token, "enfant": lea.id, "jour": today.isoformat()}).status_code == 404
+
+
+def test_agent_accepts_a_late_cancellation_as_justified(client, auth, db, smtp):
+    lea = kid(db, "Léa")
+    _, period, units = lutins(db)
+    today = planning.paris_now(utcnow()).date()
+    line = db.exec(select(ReservationLine)).first()
+    db.add(Booking(child_id=lea.id, unit_id=units["repas"].id, day=today + timedelta(days=1), status="accepted", line_id=line.id))
+    db.commit()
+    auth.login()
+    client.submit("/reservations/absence", {"enfant": lea.id, "jour": (today + timedelta(days=1)).isoformat()})
+    auth.logout()
+    auth.login("agent@demo.test")
+    cancel_line = db.exec(select(ReservationLine).where(ReservationLine.action == "cancel")).one()
+    page = client.get("/agent/reservations").get_data(as_text=True)
+    token = csrf_from(page)
+    incomplete = client.post(f"/agent/reservations/lignes/{cancel_line.id}", follow_redirects=True,
+                             data={"csrf_token": token, "action": "accepter", "justifiee": "1", "motif": ""})
+    assert "Indiquez le motif" in page_text(incomplete)
+    client.post(f"/agent/reservations/lignes/{cancel_line.id}",
+                data={"csrf_token": token, "action": "accepter", "justifiee": "1", "motif": "Certificat médical"})
+    db.expire_all()
+    decided = db.get(ReservationLine, cancel_line.id)
+    assert decided.state == "accepted" and decided.justified and not decided.billable
+    mail = smtp.wait_for("parent@demo.test")[0]
+    assert "absence justifiée : non facturée" in smtp.text(mail)
+
+
+def test_attendance_list_page_pdf_csv_and_ticks(client, auth, db):
+    est, period, units = lutins(db)
+    booking = accepted_booking(db)
+    day = booking.day
+    auth.login("agent@demo.test")
+    url = f"/agent/presences?etablissement={est.id}&jour={day.isoformat()}"
+    page = page_text(client.get(url))
+    assert "MARTIN" in page.upper() and "Léa" in page
+    assert "allergies : Arachide" in page and "PAI" in page and "Monique Martin" in page
+    assert 'type="radio"' in page and "Présent" in page
+
+    pdf = client.get(f"/agent/presences.pdf?etablissement={est.id}&jour={day.isoformat()}")
+    assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.data)).pages)
+    assert "Martin Léa" in text and "Arachide" in text and "Liste de présence" in text
+
+    csv_response = client.get(f"/agent/presences.csv?etablissement={est.id}&jour={day.isoformat()}")
+    rows = list(csv.reader(io.StringIO(csv_response.get_data(as_text=True).lstrip("\ufeff")), delimiter=";"))
+    assert rows[0][:3] == ["Date", "Unité", "Nom"]
+    assert any(r[3] == "Léa" and r[8] == "Arachide" for r in rows[1:])
+
+    token = csrf_from(page)
+    lea = kid(db, "Léa")
+    client.post(url, data={"csrf_token": token, f"presence-{lea.id}-{booking.unit_id}": "absent"})
+    mark = db.exec(select(Attendance).where(Attendance.child_id == lea.id, Attendance.day == day)).one()
+    assert mark.present is False and mark.booked
+    assert "présence enregistrée" in page_text(client.get(url))
+    # a child not on the list cannot be ticked through a forged field
+    yanis = kid(db, "Yanis")
+    assert client.post(url, data={"csrf_token": token, f"presence-{yanis.id}-{booking.unit_id}": "present"}).status_code == 404
+    # but can be added as a walk-in
+    client.post(f"/agent/presences/ajout?etablissement={est.id}&jour={day.isoformat()}",
+                data={"csrf_token": token, "enfant": yanis.id, "unite": units["repas"].id})
+    walk_in = db.exec(select(Attendance).where(Attendance.child_id == yanis.id)).one()
+    assert walk_in.present and not walk_in.booked
+    assert "Venu sans réservation" in page_text(client.get(url))
+
+
+def test_attendance_is_for_staff_only(client, auth):
+    auth.login()
+    for path in ("/agent/presences", "/agent/presences.pdf", "/agent/presences.csv"):
+        assert client.get(path).status_code == 403
