@@ -9,16 +9,17 @@ from models import Booking, Child, Reservation
 from tests.test_journeys import login
 
 
-def open_planning_from_the_window(page):
+def open_planning_from_the_window(page, button="Nouvelle réservation", heading="Planning de Léa Martin"):
+    """The window of the guide: child, establishment, period, "Continuer" (an htmx dialog)."""
     page.wait_for_load_state("load")  # a click before htmx has started opens the plain page instead
-    page.get_by_role("link", name="Nouvelle réservation").click()
-    dialog = page.get_by_role("dialog", name="Nouvelle réservation")
+    page.get_by_role("link", name=button).click()
+    dialog = page.get_by_role("dialog", name=button)
     expect(dialog).to_be_visible()
     dialog.get_by_label("Léa Martin").check()
     dialog.get_by_label("Accueil de loisirs Les Lutins").check()
     dialog.locator("input[name=periode]").first.check()
     dialog.get_by_role("button", name="Continuer").click()
-    expect(page.get_by_role("heading", name="Planning de Léa Martin")).to_be_visible()
+    expect(page.get_by_role("heading", name=heading)).to_be_visible()
 
 
 def next_month(page):

@@ -5,20 +5,13 @@ from playwright.sync_api import expect
 from sqlmodel import select
 
 from models import Booking, Child, Reservation, Unit
+from tests.test_booking_journey import open_planning_from_the_window
 from tests.test_journeys import login
 
 
 def test_cancellation_journey(page, db):
     login(page)
-    page.wait_for_load_state("load")
-    page.get_by_role("link", name="Demande d'annulation").click()
-    dialog = page.get_by_role("dialog", name="Demande d'annulation")
-    expect(dialog).to_be_visible()
-    dialog.get_by_label("Léa Martin").check()
-    dialog.get_by_label("Accueil de loisirs Les Lutins").check()
-    dialog.locator("input[name=periode]").first.check()
-    dialog.get_by_role("button", name="Continuer").click()
-    expect(page.get_by_role("heading", name=re.compile("Demande d'annulation — planning de Léa"))).to_be_visible()
+    open_planning_from_the_window(page, "Demande d'annulation", "Demande d'annulation — planning de Léa Martin")
 
     # the demo's first accepted day, a week or two ahead: pick its month in the month list
     lea = db.exec(select(Child).where(Child.first_name == "Léa")).one()
