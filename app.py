@@ -64,6 +64,8 @@ SETTINGS = {
     # argon2id cost: time (iterations) and memory (KiB) per password hash.
     "ARGON2_TIME_COST": 3,
     "ARGON2_MEMORY_COST": 65536,
+    # Invoices: days allowed to pay after the invoice is issued.
+    "INVOICE_DUE_DAYS": 30,
     # Largest request accepted, in bytes (a bigger one gets a French error page).
     "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,
 }
@@ -130,12 +132,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     formatting.init_app(app)
     security.init_app(app)
 
-    from blueprints import account, auth, children, demo, reservations, staff
+    from blueprints import account, auth, billing, children, demo, reservations, staff
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(children.bp)
     app.register_blueprint(reservations.bp)
+    app.register_blueprint(billing.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(demo.bp)
 
@@ -223,6 +226,30 @@ def _register_cli(app: Flask) -> None:
 
             loaded = demo_data.seed(get_db(), force=force, hasher=app.extensions["ribambelle.hasher"])
         click.echo("Données de démonstration chargées." if loaded else "Base déjà remplie : rien chargé.")
+
+    @app.cli.group("billing")
+    def billing_group():
+        """Monthly billing."""
+
+    @billing_group.command("run")
+    @click.argument("month")
+    def billing_run_command(month):
+        """Make the invoices of MONTH (AAAA-MM), once: a second run bills only what is new."""
+        from models import utcnow
+        from services import billing
+        from services.formatting import PARIS
+
+        try:
+            first = billing.parse_month(month)
+        except billing.BillingError as exc:
+            raise click.BadParameter(str(exc)) from None
+        with app.app_context():
+            report = billing.run(app.extensions["ribambelle.engine"], first, utcnow().astimezone(PARIS).date(),
+                                 app.config["INVOICE_DUE_DAYS"])
+        outbox.deliver_pending(app)
+        click.echo(report.summary())
+        for number in report.invoices:
+            click.echo(f"  {number}")
 
     @app.cli.group("mail")
     def mail_group():

@@ -326,6 +326,7 @@ class Period(SQLModel, table=True):
     cutoff_time: time = Field(default=time(23, 59))
     working_days: bool = Field(default=False)  # count Monday-Friday except public holidays
     waitlist_auto: bool = Field(default=False)  # a freed place goes to the waiting list at once
+    surcharge_percent: int = Field(default=0)  # added to the price of a day attended without booking
 
     establishment: Optional[Establishment] = Relationship()
 
@@ -481,6 +482,87 @@ class DaySlot(SQLModel, table=True):
     unit_id: int = Field(foreign_key="unit.id", primary_key=True)
     day: date = Field(primary_key=True)
     taken: int = Field(default=0)
+
+
+# --- billing ----------------------------------------------------------------------------------------
+
+
+class Price(SQLModel, table=True):
+    """The price of a unit in a period for a quotient-familial bracket (qf_max empty: no ceiling)."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    period_id: int = Field(foreign_key="period.id", index=True)
+    unit_id: int = Field(foreign_key="unit.id")
+    qf_min: int = Field(default=0)
+    qf_max: Optional[int] = Field(default=None)
+    amount_cents: int
+
+
+class Invoice(SQLModel, table=True):
+    """One invoice per family and month (F-2027-07-00042). Amounts in integer cents."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    number: str = Field(max_length=20, unique=True)
+    family_id: int = Field(foreign_key="family.id", index=True)
+    month: date = Field(index=True)  # first day of the billed month
+    issued_on: date
+    due_on: date
+    total_cents: int
+    paid_cents: int = Field(default=0)
+    cancelled: bool = Field(default=False)
+    cancel_reason: str = Field(default="", max_length=300)
+    created_at: datetime = Field(default_factory=utcnow)
+
+    lines: list["InvoiceLine"] = Relationship(
+        back_populates="invoice", sa_relationship_kwargs={"order_by": "InvoiceLine.id"}
+    )
+
+    def state(self, today: date) -> str:
+        """annulee, payee, partielle, echue or a_payer."""
+        if self.cancelled:
+            return "annulee"
+        if self.paid_cents >= self.total_cents:
+            return "payee"
+        if self.due_on < today:
+            return "echue"
+        if self.paid_cents > 0:
+            return "partielle"
+        return "a_payer"
+
+    @property
+    def left_cents(self) -> int:
+        return max(self.total_cents - self.paid_cents, 0)
+
+
+class InvoiceLine(SQLModel, table=True):
+    """A billed day: a booking, a day attended without booking, or a late cancellation."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    invoice_id: int = Field(foreign_key="invoice.id", index=True)
+    child_id: int = Field(foreign_key="child.id")
+    unit_id: int = Field(foreign_key="unit.id")
+    day: date
+    kind: str = Field(max_length=15)  # booking, walk-in, late-cancel
+    unit_price_cents: int
+    amount_cents: int
+
+    invoice: Optional[Invoice] = Relationship(back_populates="lines")
+
+
+class Payment(SQLModel, table=True):
+    """A payment of an invoice: online (a transaction with the provider) or at the counter."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    invoice_id: int = Field(foreign_key="invoice.id", index=True)
+    family_id: int = Field(foreign_key="family.id", index=True)
+    amount_cents: int
+    method: str = Field(max_length=15)  # online, especes, cheque, cesu, virement, prelevement
+    status: str = Field(default="pending", max_length=10, index=True)  # pending, paid, refused, cancelled, expired
+    transaction_id: Optional[str] = Field(default=None, max_length=100, unique=True)
+    reference: str = Field(default="", max_length=100)  # cheque number, bank reference...
+    recorded_by_id: Optional[int] = Field(default=None, foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    completed_at: Optional[datetime] = Field(default=None)
 
 
 class Counter(SQLModel, table=True):

@@ -31,7 +31,19 @@ def home():
         periods_by_id=_periods(db, fam.id),
         states=planning.STATES,
         reservation_states=planning.RESERVATION_STATES,
+        **_billing_block(db, fam.id),
     )
+
+
+def _billing_block(db, family_id: int) -> dict:
+    from blueprints.billing import family_invoices
+    from services import billing
+    from services.formatting import PARIS
+
+    invoices, payments = family_invoices(db, family_id)
+    return dict(invoices=invoices, payments=payments, today=utcnow().astimezone(PARIS).date(),
+                invoice_states=billing.INVOICE_STATES, payment_states=billing.PAYMENT_STATES,
+                payment_methods=billing.PAYMENT_METHODS, invoice_numbers={i.id: i.number for i in invoices})
 
 
 def _periods(db, family_id: int) -> dict:

@@ -1,6 +1,8 @@
 """The back office for agents: the queue of family and child changes to validate."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
@@ -312,3 +314,71 @@ def attendance_csv():
     response = current_app.response_class(body, mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="presences-{day.isoformat()}.csv"'
     return response
+
+
+# --- billing ------------------------------------------------------------------------------------------
+
+
+@bp.route("/facturation", methods=["GET", "POST"])
+@staff_required
+def billing_home():
+    """Page: run the monthly billing, and the invoices still to be paid (past-due first)."""
+    from sqlmodel import select
+
+    from models import Invoice, utcnow
+    from services import billing
+    from services.formatting import PARIS
+
+    db = get_db()
+    today = utcnow().astimezone(PARIS).date()
+    if request.method == "POST":
+        try:
+            month = billing.parse_month(request.form.get("mois", ""))
+        except billing.BillingError as exc:
+            flash(str(exc), "error")
+            return redirect(url_for("staff.billing_home"))
+        db.commit()  # each family is billed in its own transaction
+        report = billing.run(current_app.extensions["ribambelle.engine"], month, today,
+                             current_app.config["INVOICE_DUE_DAYS"])
+        outbox.send_soon(current_app._get_current_object())
+        flash(report.summary(), "success")
+        return redirect(url_for("staff.billing_home"))
+    show = request.args.get("etat", "impayees")
+    invoices = db.exec(select(Invoice).order_by(Invoice.due_on, Invoice.number)).all()
+    if show == "impayees":
+        invoices = [i for i in invoices if i.state(today) in ("a_payer", "partielle", "echue")]
+    elif show == "echues":
+        invoices = [i for i in invoices if i.state(today) == "echue"]
+    families = {f.id: f for f in db.exec(select(Family).where(Family.id.in_({i.family_id for i in invoices})))}
+    last_month = (today.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    return render_template("staff/billing.html", invoices=invoices, families=families, today=today, show=show,
+                           states=billing.INVOICE_STATES, last_month=last_month)
+
+
+@bp.route("/factures/<int:invoice_id>", methods=["GET", "POST"])
+@staff_required
+def invoice(invoice_id: int):
+    """Page: an invoice for the régie — record a counter payment, or cancel it with a reason."""
+    from blueprints.billing import invoice_context
+    from models import Invoice
+    from services import billing
+
+    db = get_db()
+    inv = db.get(Invoice, invoice_id)
+    if inv is None:
+        abort(404)
+    if request.method == "POST":
+        try:
+            if request.form.get("action") == "annuler":
+                billing.cancel_invoice(db, inv, (request.form.get("motif") or "").strip()[:300])
+                flash(f"Facture {inv.number} annulée.", "success")
+            else:
+                amount = billing.parse_euros(request.form.get("montant", ""))
+                billing.record_counter_payment(db, current_user.id, inv, amount, request.form.get("moyen", ""),
+                                               (request.form.get("reference") or "").strip()[:100])
+                flash(f"Paiement enregistré sur la facture {inv.number}.", "success")
+        except billing.BillingError as exc:
+            db.rollback()
+            flash(str(exc), "error")
+        return redirect(url_for("staff.invoice", invoice_id=inv.id))
+    return render_template("staff/invoice.html", **invoice_context(inv))

@@ -15,15 +15,20 @@ from models import (
     Establishment,
     Family,
     Guardian,
+    Booking,
+    Invoice,
     Period,
     PeriodUnit,
+    Price,
+    Reservation,
+    ReservationLine,
     Unit,
     UnitExclusion,
     User,
     utcnow,
     writing_session,
 )
-from services import family as family_service, planning
+from services import billing, family as family_service, planning
 from services.formatting import PARIS
 
 # Logins shown in the README; a town's real data never uses the .test domain.
@@ -160,7 +165,7 @@ def _seed_planning(db: Session, today: date, parent: User, children: list[Child]
         booking_closes_at=now + timedelta(days=50), auto_accept_days=8, min_days=2,
         cancel_auto_days=8, cancel_min_days=2,
     )
-    term_start, term_end = today - timedelta(days=30), today + timedelta(days=90)
+    term_start, term_end = today - timedelta(days=65), today + timedelta(days=90)
     term = Period(
         establishment_id=ferry.id, name=f"Périscolaire du {term_start:%d/%m/%Y} au {term_end:%d/%m/%Y}",
         start_date=term_start, end_date=term_end, booking_opens_at=now - timedelta(days=60),
@@ -173,6 +178,16 @@ def _seed_planning(db: Session, today: date, parent: User, children: list[Child]
         db.add(PeriodUnit(period_id=holidays_period.id, unit_id=unit.id, weekdays="01234"))
     for unit in (matin, cantine, soir):
         db.add(PeriodUnit(period_id=term.id, unit_id=unit.id, weekdays="0134"))  # no school on Wednesday
+    # The town's prices, per quotient-familial bracket (0-450, 451-800, 801-1200, above), in cents.
+    brackets = [(0, 450), (451, 800), (801, 1200), (1201, None)]
+    grid = [(matinee, [350, 450, 550, 650]), (repas, [290, 350, 410, 470]), (apres_midi, [350, 450, 550, 650]),
+            (journee, [800, 1000, 1200, 1400]), (matin, [100, 130, 160, 190]), (cantine, [250, 320, 390, 460]),
+            (soir, [150, 190, 230, 270])]
+    for unit, amounts in grid:
+        period = holidays_period if unit.establishment_id == lutins.id else term
+        for (low, high), cents in zip(brackets, amounts):
+            db.add(Price(period_id=period.id, unit_id=unit.id, qf_min=low, qf_max=high, amount_cents=cents))
+    holidays_period.surcharge_percent = term.surcharge_percent = 20
     # Distinct weekdays for the demo's states: two accepted days, two full days, a closed day.
     accepted_1 = _next_weekday(today, 10)
     accepted_2 = _next_weekday(accepted_1, 1)
@@ -198,3 +213,31 @@ def _seed_planning(db: Session, today: date, parent: User, children: list[Child]
     draft = db.exec(select(Draft).where(Draft.child_id == lea.id)).one()
     with writing_session(db.get_bind()) as wdb:
         planning.confirm(wdb, parent.id, wdb.get(Child, lea.id), wdb.get(Period, holidays_period.id), draft.revision, now)
+    _seed_last_month(db, today, now, parent, lea, term, [cantine, soir])
+
+
+def _seed_last_month(db: Session, today: date, now: datetime, parent: User, lea: Child, term: Period,
+                     units: list[Unit]) -> None:
+    """Léa's périscolaire last month, billed, and partly paid by cheque at the counter."""
+    db.commit()  # a fresh transaction: the confirmation above wrote through another connection
+    last_month = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+    days = [d for d in (last_month + timedelta(days=i) for i in range(31))
+            if d.month == last_month.month and d.weekday() in (0, 1, 3) and not planning.holiday_name(d)][:6]
+    reservation = Reservation(number=planning._next_number(db, last_month.year), family_id=lea.family_id,
+                              child_id=lea.id, period_id=term.id, kind="booking", status="accepted",
+                              confirm_key=f"demo-history-{lea.id}", created_by_id=parent.id,
+                              created_at=now - timedelta(days=40))
+    db.add(reservation)
+    db.flush()
+    for day in days:
+        for unit in units:
+            line = ReservationLine(reservation_id=reservation.id, unit_id=unit.id, day=day, action="book",
+                                   outcome="accepted", state="accepted")
+            db.add(line)
+            db.flush()
+            db.add(Booking(child_id=lea.id, unit_id=unit.id, day=day, status="accepted", line_id=line.id))
+    db.commit()
+    billing.run(db.get_bind(), last_month, today, mail=False)
+    invoice = db.exec(select(Invoice).where(Invoice.family_id == lea.family_id)).one()
+    agent = db.exec(select(User).where(User.role == "agent")).one()
+    billing.record_counter_payment(db, agent.id, invoice, 1000, "cheque", "Chèque n° 0001234")

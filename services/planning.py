@@ -21,7 +21,6 @@ from models import (
     Booking,
     Child,
     ClosedDay,
-    Counter,
     DaySlot,
     Draft,
     DraftLine,
@@ -35,6 +34,7 @@ from models import (
     UnitExclusion,
     utcnow,
 )
+from services.counters import next_value
 from services.formatting import PARIS
 
 # Cell states: code -> (words shown to the parent, icon file). Never colour alone.
@@ -611,17 +611,8 @@ def _why_changed(expected: str, outcome: str | None) -> str:
 
 
 def _next_number(db: Session, year: int) -> str:
-    """R-2027-000123: the counter row is updated in the confirming transaction, so it never skips."""
-    name = f"reservation-{year}"
-    dialect = db.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(Counter).values(name=name, value=1)
-    stmt = stmt.on_conflict_do_update(index_elements=[Counter.name], set_={"value": Counter.value + 1})
-    value = db.execute(stmt.returning(Counter.value)).scalar_one()
-    return f"R-{year}-{value:06d}"
+    """R-2027-000123: taken in the confirming transaction, so it never skips."""
+    return f"R-{year}-{next_value(db, f'reservation-{year}'):06d}"
 
 
 def _take_place(db: Session, unit: Unit, day: date) -> bool:

@@ -1,5 +1,6 @@
 """Guide section 9 in Chromium: a cancellation request from the family space to "Terminer"."""
 import re
+from datetime import date
 
 from playwright.sync_api import expect
 from sqlmodel import select
@@ -15,7 +16,8 @@ def test_cancellation_journey(page, db):
 
     # the demo's first accepted day, a week or two ahead: pick its month in the month list
     lea = db.exec(select(Child).where(Child.first_name == "Léa")).one()
-    booking = db.exec(select(Booking).where(Booking.child_id == lea.id, Booking.status == "accepted").order_by(Booking.day)).first()
+    booking = db.exec(select(Booking).where(Booking.child_id == lea.id, Booking.status == "accepted",
+                                            Booking.day >= date.today()).order_by(Booking.day)).first()
     unit = db.get(Unit, booking.unit_id)
     page.get_by_label("Mois", exact=True).select_option(f"{booking.day:%Y-%m}")
     cell_id = f"cell-{booking.day.isoformat()}-{unit.code}"

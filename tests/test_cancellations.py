@@ -16,10 +16,10 @@ CANCEL = "/reservations/annulation"
 
 
 def accepted_booking(db, name="Léa"):
-    """The demo's first accepted booking of the child (10 days ahead or more)."""
+    """The demo's first upcoming accepted booking of the child (10 days ahead or more)."""
     child = kid(db, name)
-    return db.exec(select(Booking).where(Booking.child_id == child.id, Booking.status == "accepted")
-                   .order_by(Booking.day)).first()
+    return db.exec(select(Booking).where(Booking.child_id == child.id, Booking.status == "accepted",
+                                         Booking.day >= utcnow().date()).order_by(Booking.day)).first()
 
 
 def test_cancellation_window_lists_periods_with_bookings(client, auth, db):

@@ -308,7 +308,7 @@ def test_agent_decides_a_whole_reservation_at_once(client, auth, db, smtp):
     auth.login("agent@demo.test")
     page = page_text(client.get("/agent/reservations"))
     assert "Tout accepter" in page
-    reservation = db.exec(select(Reservation)).one()
+    reservation = db.exec(select(Reservation).where(Reservation.status == "pending")).one()
     token = csrf_from(page)
     client.post(f"/agent/reservations/{reservation.id}/decision", data={"csrf_token": token, "action": "refuser", "message": "Plus de place"})
     db.expire_all()

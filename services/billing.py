@@ -1,0 +1,300 @@
+"""Monthly billing: prices by quotient-familial bracket, one invoice per family and month.
+
+Billed for a month: accepted bookings, days attended without a booking (with the period's
+surcharge) and late cancellations an agent accepted without marking them justified. Running the
+billing twice makes nothing twice: a day already on a (non-cancelled) invoice is never billed again,
+and each family is billed in its own locked transaction, so two runs at once cannot both bill it.
+"""
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from sqlalchemy import exists
+from sqlmodel import Session, select
+
+from models import (
+    Attendance,
+    Booking,
+    Child,
+    Family,
+    Invoice,
+    InvoiceLine,
+    Payment,
+    Period,
+    Price,
+    Reservation,
+    ReservationLine,
+    Unit,
+    utcnow,
+    writing_session,
+)
+from services.counters import next_value
+
+INVOICE_STATES = {
+    "a_payer": ("À payer", "request"),
+    "payee": ("Payée", "booked"),
+    "partielle": ("Partiellement payée", "partial"),
+    "echue": ("Échue", "refused"),
+    "annulee": ("Annulée", "closed"),
+}
+PAYMENT_STATES = {
+    "pending": ("En cours", "request"),
+    "paid": ("Validé", "booked"),
+    "refused": ("Refusé", "refused"),
+    "cancelled": ("Annulé", "closed"),
+    "expired": ("Expiré", "locked"),
+}
+PAYMENT_METHODS = {
+    "online": "Carte bancaire en ligne",
+    "especes": "Espèces",
+    "cheque": "Chèque",
+    "cesu": "CESU",
+    "virement": "Virement",
+    "prelevement": "Prélèvement",
+}
+KIND_WORDS = {"booking": "Réservation", "walk-in": "Présence sans réservation", "late-cancel": "Annulation tardive"}
+
+
+class BillingError(Exception):
+    """A French message for the agent or the parent."""
+
+
+def month_bounds(month: date) -> tuple[date, date]:
+    last = calendar.monthrange(month.year, month.month)[1]
+    return date(month.year, month.month, 1), date(month.year, month.month, last)
+
+
+def parse_month(value: str) -> date:
+    """'2027-07' -> 1 July 2027; a French error otherwise."""
+    try:
+        year, month = (int(part) for part in value.split("-"))
+        return date(year, month, 1)
+    except ValueError:
+        raise BillingError(f"Mois invalide : « {value[:20]} » (attendu : AAAA-MM, par exemple 2027-07).") from None
+
+
+@dataclass
+class Item:
+    child_id: int
+    unit_id: int
+    day: date
+    kind: str
+
+
+def _already_invoiced(child_col, unit_col, day_col, kind: str):
+    return exists().where(
+        InvoiceLine.child_id == child_col, InvoiceLine.unit_id == unit_col, InvoiceLine.day == day_col,
+        InvoiceLine.kind == kind, InvoiceLine.invoice_id == Invoice.id, Invoice.cancelled.is_(False),
+    )
+
+
+def billable_items(db: Session, month: date, family_id: int | None = None) -> list[tuple[int, Item]]:
+    """(family id, item) for everything of ``month`` not yet on an invoice."""
+    first, last = month_bounds(month)
+    items: list[tuple[int, Item]] = []
+    q = (select(Child.family_id, Booking.child_id, Booking.unit_id, Booking.day)
+         .join(Child, Child.id == Booking.child_id)
+         .where(Booking.status == "accepted", Booking.day >= first, Booking.day <= last)
+         .where(~_already_invoiced(Booking.child_id, Booking.unit_id, Booking.day, "booking")))
+    if family_id:
+        q = q.where(Child.family_id == family_id)
+    items += [(f, Item(c, u, d, "booking")) for f, c, u, d in db.exec(q)]
+    q = (select(Child.family_id, Attendance.child_id, Attendance.unit_id, Attendance.day)
+         .join(Child, Child.id == Attendance.child_id)
+         .where(Attendance.booked.is_(False), Attendance.present.is_(True), Attendance.day >= first, Attendance.day <= last)
+         .where(~_already_invoiced(Attendance.child_id, Attendance.unit_id, Attendance.day, "walk-in")))
+    if family_id:
+        q = q.where(Child.family_id == family_id)
+    items += [(f, Item(c, u, d, "walk-in")) for f, c, u, d in db.exec(q)]
+    q = (select(Reservation.family_id, Reservation.child_id, ReservationLine.unit_id, ReservationLine.day)
+         .join(Reservation, Reservation.id == ReservationLine.reservation_id)
+         .where(ReservationLine.action == "cancel", ReservationLine.state == "accepted",
+                ReservationLine.billable.is_(True), ReservationLine.day >= first, ReservationLine.day <= last)
+         .where(~_already_invoiced(Reservation.child_id, ReservationLine.unit_id, ReservationLine.day, "late-cancel")))
+    if family_id:
+        q = q.where(Reservation.family_id == family_id)
+    items += [(f, Item(c, u, d, "late-cancel")) for f, c, u, d in db.exec(q)]
+    items.sort(key=lambda fi: (fi[1].child_id, fi[1].day, fi[1].unit_id))
+    return items
+
+
+class Pricing:
+    """Prices of the units, loaded once per run."""
+
+    def __init__(self, db: Session):
+        self.periods: dict[int, list[Period]] = {}
+        for period in db.exec(select(Period)):
+            self.periods.setdefault(period.establishment_id, []).append(period)
+        self.prices: dict[tuple[int, int], list[Price]] = {}
+        for price in db.exec(select(Price)):
+            self.prices.setdefault((price.period_id, price.unit_id), []).append(price)
+        self.units = {u.id: u for u in db.exec(select(Unit))}
+
+    def period_of(self, unit_id: int, day: date) -> Period | None:
+        unit = self.units[unit_id]
+        return next((p for p in self.periods.get(unit.establishment_id, [])
+                     if p.start_date <= day <= p.end_date), None)
+
+    def price(self, family: Family, unit_id: int, day: date, kind: str) -> int | None:
+        """Integer cents for ``unit_id`` on ``day``: the family's bracket if its QF is valid that day,
+        else the highest bracket; plus the period's surcharge for a day attended without booking."""
+        period = self.period_of(unit_id, day)
+        if period is None:
+            return None
+        brackets = sorted(self.prices.get((period.id, unit_id), []), key=lambda p: p.qf_min)
+        if not brackets:
+            return None
+        qf_valid = family.qf is not None and family.qf_valid_until is not None and family.qf_valid_until >= day
+        bracket = brackets[-1]
+        if qf_valid:
+            bracket = next((b for b in brackets if b.qf_min <= family.qf and (b.qf_max is None or family.qf <= b.qf_max)),
+                           brackets[-1])
+        amount = bracket.amount_cents
+        if kind == "walk-in" and period.surcharge_percent:
+            amount += (amount * period.surcharge_percent + 50) // 100  # rounded to the nearest cent
+        return amount
+
+
+@dataclass
+class Report:
+    month: date
+    invoices: list[str] = field(default_factory=list)
+    total_cents: int = 0
+    lines: int = 0
+    missing_prices: set[str] = field(default_factory=set)
+
+    def summary(self) -> str:
+        from services.formatting import euros, month_year
+
+        text = (f"Facturation de {month_year(self.month)} : {len(self.invoices)} facture(s) émise(s), "
+                f"{self.lines} ligne(s), {euros(self.total_cents)}.")
+        if self.missing_prices:
+            text += " Sans tarif (non facturé) : " + ", ".join(sorted(self.missing_prices)) + "."
+        return text
+
+
+def run(engine, month: date, today: date, due_days: int = 30, mail: bool = True) -> Report:
+    """Make the invoices of ``month``: one per family that has something new to bill."""
+    report = Report(month=month)
+    with Session(engine) as db:
+        family_ids = sorted({f for f, _ in billable_items(db, month)})
+    for family_id in family_ids:
+        with writing_session(engine) as db:
+            family = _lock_family(db, family_id)
+            items = [item for _, item in billable_items(db, month, family_id)]
+            if not items:  # another run billed this family meanwhile
+                db.rollback()
+                continue
+            invoice = _make_invoice(db, family, month, items, today, due_days, report)
+            if invoice is None:
+                db.rollback()
+                continue
+            if mail:
+                _mail_issued(db, family, invoice)
+            db.commit()
+            report.invoices.append(invoice.number)
+            report.total_cents += invoice.total_cents
+            report.lines += len(items)
+    return report
+
+
+def _lock_family(db: Session, family_id: int) -> Family:
+    """The family row, locked until commit (PostgreSQL); SQLite's BEGIN IMMEDIATE already serializes."""
+    query = select(Family).where(Family.id == family_id)
+    if db.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    return db.exec(query).one()
+
+
+def _make_invoice(db, family, month, items, today, due_days, report) -> Invoice | None:
+    pricing = Pricing(db)
+    lines = []
+    for item in items:
+        amount = pricing.price(family, item.unit_id, item.day, item.kind)
+        if amount is None:
+            period = pricing.period_of(item.unit_id, item.day)
+            report.missing_prices.add(f"{pricing.units[item.unit_id].label} ({period.name if period else 'hors période'})")
+            continue
+        lines.append(InvoiceLine(child_id=item.child_id, unit_id=item.unit_id, day=item.day, kind=item.kind,
+                                 unit_price_cents=amount, amount_cents=amount))
+    if not lines:
+        return None
+    number = f"F-{month.year}-{month.month:02d}-{next_value(db, f'invoice-{month.year}'):05d}"
+    invoice = Invoice(number=number, family_id=family.id, month=month, issued_on=today,
+                      due_on=today + timedelta(days=due_days), total_cents=sum(l.amount_cents for l in lines))
+    db.add(invoice)
+    db.flush()
+    for line in lines:
+        line.invoice_id = invoice.id
+    db.add_all(lines)
+    db.flush()
+    return invoice
+
+
+def _mail_issued(db: Session, family: Family, invoice: Invoice) -> None:
+    from services import outbox
+
+    for user in family.users:
+        if user.active:
+            outbox.queue(db, user.email, f"Votre facture {invoice.number} est disponible", "invoice_issued",
+                         user=user, invoice=invoice)
+
+
+# --- payments --------------------------------------------------------------------------------------
+
+
+def apply_payment(db: Session, payment: Payment) -> None:
+    """Add a validated payment to its invoice (the caller commits). Never more than once."""
+    invoice = db.get(Invoice, payment.invoice_id)
+    invoice.paid_cents += payment.amount_cents
+    db.add(invoice)
+
+
+def record_counter_payment(db: Session, agent_id: int, invoice: Invoice, amount_cents: int, method: str,
+                           reference: str) -> Payment:
+    """A payment at the counter (espèces, chèque, CESU, virement, prélèvement)."""
+    if method not in PAYMENT_METHODS or method == "online":
+        raise BillingError("Choisissez le moyen de paiement.")
+    if invoice.cancelled:
+        raise BillingError("Cette facture est annulée : aucun paiement ne peut y être enregistré.")
+    if amount_cents <= 0:
+        raise BillingError("Le montant doit être supérieur à 0,00 €.")
+    if amount_cents > invoice.left_cents:
+        from services.formatting import euros
+
+        raise BillingError(f"Le montant dépasse le reste à payer ({euros(invoice.left_cents)}).")
+    payment = Payment(invoice_id=invoice.id, family_id=invoice.family_id, amount_cents=amount_cents, method=method,
+                      status="paid", reference=reference, recorded_by_id=agent_id, completed_at=utcnow())
+    db.add(payment)
+    apply_payment(db, payment)
+    db.commit()
+    return payment
+
+
+def cancel_invoice(db: Session, invoice: Invoice, reason: str) -> None:
+    """Cancel an invoice with a reason; its days can be billed again by the next run."""
+    if invoice.cancelled:
+        raise BillingError("Cette facture est déjà annulée.")
+    if invoice.paid_cents:
+        raise BillingError("Cette facture a reçu des paiements : elle ne peut pas être annulée.")
+    if not reason:
+        raise BillingError("Indiquez le motif de l'annulation.")
+    invoice.cancelled, invoice.cancel_reason = True, reason
+    db.add(invoice)
+    db.commit()
+
+
+def parse_euros(value: str) -> int:
+    """'12,50' or '12.50 €' -> 1250 cents; a French error otherwise."""
+    text = (value or "").replace("€", "").replace("\u00a0", "").replace(" ", "").replace(",", ".")
+    try:
+        whole, _, cents = text.partition(".")
+        if not whole.isdigit() or (cents and (not cents.isdigit() or len(cents) > 2)):
+            raise ValueError
+        return int(whole) * 100 + int((cents + "00")[:2])
+    except ValueError:
+        raise BillingError("Montant invalide : écrivez-le en euros, par exemple 12,50.") from None
+
+

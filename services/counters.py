@@ -1,0 +1,21 @@
+"""Number sequences that never skip or repeat: reservations (R-2027-000123), invoices (F-2027-07-00042)."""
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from models import Counter
+
+
+def next_value(db: Session, name: str) -> int:
+    """The next value of counter ``name``, taken inside the caller's transaction.
+
+    An upsert that increments and returns the value: concurrent callers queue on the counter row,
+    and a rolled-back transaction gives its number back, so the sequence has no hole.
+    """
+    if db.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(Counter).values(name=name, value=1)
+    stmt = stmt.on_conflict_do_update(index_elements=[Counter.name], set_={"value": Counter.value + 1})
+    return db.execute(stmt.returning(Counter.value)).scalar_one()

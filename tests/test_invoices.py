@@ -1,0 +1,88 @@
+"""Block "Mes factures & paiements" (guide sections 10-11) and the régie's billing pages."""
+import io
+import re
+
+from pypdf import PdfReader
+from sqlmodel import select
+
+from models import Family, Invoice, Payment
+from tests.conftest import csrf_from, page_text
+
+
+def martin_invoice(db):
+    fam = db.exec(select(Family).where(Family.name == "Martin")).one()
+    return db.exec(select(Invoice).where(Invoice.family_id == fam.id)).one()
+
+
+def test_family_sees_invoices_payments_and_legends(client, auth, db):
+    invoice = martin_invoice(db)
+    auth.login()
+    page = page_text(client.get("/"))
+    assert invoice.number in page and "Partiellement payée" in page
+    assert "Chèque" in page and "Validé" in page  # the demo's counter payment
+    for words in ("À payer", "Payée", "Échue", "Annulée", "En cours", "Refusé", "Expiré"):
+        assert words in page  # the legends
+
+
+def test_invoice_detail_as_dialog_and_as_page(client, auth, db):
+    invoice = martin_invoice(db)
+    auth.login()
+    dialog = page_text(client.get(f"/factures/{invoice.id}", headers={"HX-Request": "true"}))
+    assert dialog.lstrip().startswith("<dialog") and "<html" not in dialog
+    for words in ("Détail de la facture", "Total", "Déjà payé", "Reste à payer", "À payer avant le", "Repas", "Accueil du soir"):
+        assert words in dialog
+    assert "10,00" in dialog  # paid so far
+    page = page_text(client.get(f"/factures/{invoice.id}"))
+    assert "<html" in page and "Télécharger en PDF" in page
+
+
+def test_invoice_pdf_total_matches(client, auth, db):
+    invoice = martin_invoice(db)
+    auth.login()
+    response = client.get(f"/factures/{invoice.id}.pdf")
+    assert response.mimetype == "application/pdf"
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(response.data)).pages)
+    assert invoice.number in text and "Famille Martin" in text
+    total = f"{invoice.total_cents // 100},{invoice.total_cents % 100:02d}"
+    assert re.search(rf"Total\s*:\s*{total}", text)
+    assert "Ville de Démonstration" in text and "Comment payer" in text
+
+
+def test_another_familys_invoice_is_not_found(client, auth, db):
+    invoice = martin_invoice(db)
+    auth.login("famille2@demo.test")
+    assert client.get(f"/factures/{invoice.id}").status_code == 404
+    assert client.get(f"/factures/{invoice.id}.pdf").status_code == 404
+    assert client.get(f"/factures/{invoice.id}", headers={"HX-Request": "true"}).status_code == 404
+
+
+def test_regie_runs_billing_records_a_payment_and_cancels(client, auth, db, smtp):
+    auth.login("agent@demo.test")
+    page = page_text(client.get("/agent/facturation"))
+    invoice = martin_invoice(db)
+    assert invoice.number in page and "Lancer la facturation" in page
+    token = csrf_from(page)
+    bad = client.post("/agent/facturation", data={"csrf_token": token, "mois": "n'importe"}, follow_redirects=True)
+    assert "Mois invalide" in page_text(bad)
+    again = client.post("/agent/facturation", data={"csrf_token": token, "mois": invoice.month.strftime("%Y-%m")}, follow_redirects=True)
+    assert "0 facture(s) émise(s)" in page_text(again)  # the demo's month is billed already
+
+    url = f"/agent/factures/{invoice.id}"
+    over = client.post(url, data={"csrf_token": token, "action": "payer", "montant": "9999", "moyen": "especes"}, follow_redirects=True)
+    assert "dépasse le reste à payer" in page_text(over)
+    wrong = client.post(url, data={"csrf_token": token, "action": "payer", "montant": "dix euros", "moyen": "especes"}, follow_redirects=True)
+    assert "Montant invalide" in page_text(wrong)
+    left = invoice.left_cents
+    client.post(url, data={"csrf_token": token, "action": "payer", "montant": f"{left // 100},{left % 100:02d}", "moyen": "cesu", "reference": "CESU 42"})
+    db.expire_all()
+    assert martin_invoice(db).left_cents == 0
+    assert db.exec(select(Payment).where(Payment.method == "cesu")).one().amount_cents == left
+    refused = client.post(url, data={"csrf_token": token, "action": "annuler", "motif": "Erreur"}, follow_redirects=True)
+    assert "ne peut pas être annulée" in page_text(refused)
+
+
+def test_billing_pages_are_staff_only(client, auth, db):
+    invoice = martin_invoice(db)
+    auth.login()
+    assert client.get("/agent/facturation").status_code == 403
+    assert client.get(f"/agent/factures/{invoice.id}").status_code == 403
