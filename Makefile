@@ -22,7 +22,7 @@ seed: migrate
 
 run: seed
 	@echo "Portail famille : http://127.0.0.1:$(PORT)  (courriels de démo : http://127.0.0.1:$(PORT)/demo/courriels)"
-	FLASK_DEMO_MAILBOX=true $(BIN)/flask run --host 127.0.0.1 --port $(PORT)
+	FLASK_DEMO_MAILBOX=true FLASK_PAYMENT_SIMULATOR=true $(BIN)/flask run --host 127.0.0.1 --port $(PORT)
 
 # Debian's Chromium for the browser journeys (Playwright drives it; its own download does not work here).
 browser:

@@ -64,6 +64,12 @@ SETTINGS = {
     # argon2id cost: time (iterations) and memory (KiB) per password hash.
     "ARGON2_TIME_COST": 3,
     "ARGON2_MEMORY_COST": 65536,
+    # Online payment through eopayment: the provider ("tipi" or "payfip_ws" for PayFiP,
+    # "systempayv2", "payzen", "paybox"...) and its options (FLASK_PAYMENT_OPTIONS='{"numcli": "..."}').
+    "PAYMENT_BACKEND": "payfip_ws",
+    "PAYMENT_OPTIONS": {},
+    # Demo and tests only: a local bank simulator takes the place of the provider.
+    "PAYMENT_SIMULATOR": False,
     # Invoices: days allowed to pay after the invoice is issued.
     "INVOICE_DUE_DAYS": 30,
     # Largest request accepted, in bytes (a bigger one gets a French error page).
@@ -132,13 +138,19 @@ def create_app(test_config: dict | None = None) -> Flask:
     formatting.init_app(app)
     security.init_app(app)
 
-    from blueprints import account, auth, billing, children, demo, reservations, staff
+    from blueprints import account, auth, billing, children, demo, reservations, simulator, staff
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(children.bp)
     app.register_blueprint(reservations.bp)
     app.register_blueprint(billing.bp)
+    app.register_blueprint(simulator.bp)
+    # The provider posts its notification (and the simulator its page) without our CSRF token:
+    # they are checked by the provider's signature instead.
+    csrf.exempt(billing.payment_notification)
+    csrf.exempt(simulator.entry)
+    csrf.exempt(simulator.decision)
     app.register_blueprint(staff.bp)
     app.register_blueprint(demo.bp)
 

@@ -381,4 +381,4 @@ def invoice(invoice_id: int):
             db.rollback()
             flash(str(exc), "error")
         return redirect(url_for("staff.invoice", invoice_id=inv.id))
-    return render_template("staff/invoice.html", **invoice_context(inv))
+    return render_template("staff/invoice.html", **{**invoice_context(inv), "staff_view": True})

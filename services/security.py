@@ -111,9 +111,11 @@ def init_app(app) -> None:
             session["seen_at"] = now
         return None
 
+    csp = CSP.replace("form-action 'self'", " ".join(["form-action 'self'", *_bank_origins(app.config)]))
+
     @app.after_request
     def security_headers(response):
-        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("Content-Security-Policy", csp)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
@@ -128,6 +130,20 @@ def init_app(app) -> None:
         if _is_htmx_page_route(response):
             response.vary.add("HX-Request")
         return response
+
+
+def _bank_origins(config) -> list[str]:
+    """Where "Payer en ligne" may send the parent's browser (CSP form-action also covers redirects)."""
+    from urllib.parse import urlsplit
+
+    origins = []
+    url = (config.get("PAYMENT_OPTIONS") or {}).get("service_url")
+    if url:
+        parts = urlsplit(url)
+        origins.append(f"{parts.scheme}://{parts.netloc}")
+    if config.get("PAYMENT_BACKEND") in ("tipi", "payfip_ws") and not config.get("PAYMENT_SIMULATOR"):
+        origins.append("https://www.payfip.gov.fr")
+    return origins
 
 
 def _is_htmx() -> bool:

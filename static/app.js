@@ -2,12 +2,11 @@
 (function () {
   "use strict";
   var opener = null;
-  function closeDialogs() {
-    document.querySelectorAll("dialog[data-modal]").forEach(function (d) { d.close(); });
-  }
+  function closeDialogs() { document.querySelectorAll("dialog[data-modal]").forEach(function (d) { d.close(); }); }
   document.addEventListener("DOMContentLoaded", function () {
-    var errors = document.getElementById("form-errors");
+    var errors = document.getElementById("form-errors"), bank = document.querySelector("form[data-autosubmit]");
     if (errors) { errors.focus(); }
+    if (bank) { bank.submit(); } // to the bank's page at once; the button stays for JavaScript off
   });
   document.addEventListener("htmx:beforeRequest", function (e) { if (!e.target.closest("dialog")) { opener = e.target; } });
   document.addEventListener("htmx:afterSwap", function (e) {

@@ -1,0 +1,209 @@
+"""Online payment through eopayment and the local bank simulator: notifications applied once, only
+when signed and for the right amount; a paid invoice never goes back; abandoned leaves it payable."""
+import re
+import urllib.parse
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+
+from models import Family, Invoice, Payment
+from tests.conftest import csrf_from, page_text
+
+
+@pytest.fixture
+def app(make_app, request):
+    """The demo app with the bank simulator in place of the provider."""
+    import models
+    from services import demo_data
+
+    settings = {"PAYMENT_SIMULATOR": True}
+    if "smtp" in request.fixturenames:
+        smtp = request.getfixturevalue("smtp")
+        settings.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp.port)
+    app = make_app(**settings)
+    with app.app_context():
+        demo_data.seed(models.get_db(), app.extensions["ribambelle.hasher"])
+    return app
+
+
+def martin_invoice(db):
+    db.expire_all()
+    fam = db.exec(select(Family).where(Family.name == "Martin")).one()
+    return db.exec(select(Invoice).where(Invoice.family_id == fam.id)).one()
+
+
+def start_payment(client, invoice):
+    page = client.get(f"/factures/{invoice.id}").get_data(as_text=True)
+    assert "Payer en ligne" in page
+    response = client.post(f"/factures/{invoice.id}/payer", data={"csrf_token": csrf_from(page)})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and 'action="http://localhost/simulateur-paiement/"' in html
+    return dict(re.findall(r'<input type="hidden" name="(vads_[^"]+|signature)" value="([^"]*)"', html))
+
+
+def bank_answer(app, request_fields, outcome="payer", **override):
+    """What the bank sends back: the request's vads fields, the outcome, signed with the shared secret."""
+    from blueprints import simulator
+
+    answer = {k: v for k, v in request_fields.items() if k.startswith("vads_")}
+    answer.update(simulator.OUTCOMES[outcome], vads_extra_result="")
+    answer.update(override)
+    with app.test_request_context():
+        return urllib.parse.urlencode(simulator.sign(answer))
+
+
+def notify(client, body):
+    return client.post("/factures/paiement/notification", data=body, content_type="application/x-www-form-urlencoded")
+
+
+def test_payer_en_ligne_sends_the_signed_amount_in_cents(client, auth, db):
+    auth.login()
+    invoice = martin_invoice(db)
+    fields = start_payment(client, invoice)
+    assert fields["vads_amount"] == str(invoice.left_cents) and fields["signature"]
+    payment = db.exec(select(Payment).where(Payment.method == "online")).one()
+    assert payment.status == "pending" and payment.amount_cents == invoice.left_cents
+    # the bank's page accepts the signed request and shows the amount
+    bank = page_text(client.post("/simulateur-paiement/", data=fields))
+    assert "Banque de démonstration" in bank and "Payer" in bank and "Abandonner" in bank
+    forged = dict(fields, vads_amount="1")
+    assert client.post("/simulateur-paiement/", data=forged).status_code == 400
+
+
+def test_notification_twice_late_and_forged_is_applied_once(client, auth, db):
+    auth.login()
+    invoice = martin_invoice(db)
+    fields = start_payment(client, invoice)
+    body = bank_answer(client.raw.application, fields)
+    forged = body.replace("vads_trans_status=AUTHORISED", "vads_trans_status=AUTHORISEE")
+    assert notify(client, forged).status_code == 400
+    assert martin_invoice(db).paid_cents == 1000  # the demo's cheque only
+    assert notify(client, body).get_data(as_text=True) == "OK"
+    assert notify(client, body).status_code == 200  # again: nothing more
+    paid = martin_invoice(db)
+    assert paid.paid_cents == paid.total_cents and paid.left_cents == 0
+    assert db.exec(select(Payment).where(Payment.method == "online")).one().status == "paid"
+    # a refusal arriving afterwards never takes the payment back
+    notify(client, bank_answer(client.raw.application, fields, "refuser"))
+    assert martin_invoice(db).left_cents == 0
+    payment = db.exec(select(Payment).where(Payment.method == "online")).one()
+    assert payment.status == "paid"
+    assert "Paiement validé" in page_text(client.get(f"/factures/paiement/{payment.transaction_id}"))
+
+
+def test_signed_answer_for_another_amount_is_not_applied(client, auth, db):
+    auth.login()
+    invoice = martin_invoice(db)
+    fields = start_payment(client, invoice)
+    assert notify(client, bank_answer(client.raw.application, fields, vads_amount="1")).status_code == 400
+    assert martin_invoice(db).paid_cents == 1000
+
+
+def test_return_before_the_notification_applies_it_and_shows_the_outcome(client, auth, db):
+    auth.login()
+    invoice = martin_invoice(db)
+    fields = start_payment(client, invoice)
+    payment = db.exec(select(Payment).where(Payment.method == "online")).one()
+    query = bank_answer(client.raw.application, fields)
+    response = client.get(f"/factures/paiement/retour/{payment.transaction_id}?{query}")
+    assert response.status_code == 302
+    page = page_text(client.get(response.headers["Location"]))
+    assert "votre paiement de" in page and "est validé" in page
+    assert martin_invoice(db).left_cents == 0
+    assert notify(client, query).status_code == 200  # the notification, late: nothing twice
+    assert martin_invoice(db).paid_cents == martin_invoice(db).total_cents
+
+
+def test_waiting_page_rechecks_until_the_notification(client, auth, db):
+    auth.login()
+    invoice = martin_invoice(db)
+    fields = start_payment(client, invoice)
+    payment = db.exec(select(Payment).where(Payment.method == "online")).one()
+    page = page_text(client.get(f"/factures/paiement/retour/{payment.transaction_id}", follow_redirects=True))
+    assert "pas encore confirmé" in page and 'hx-trigger="every 2s"' in page
+    notify(client, bank_answer(client.raw.application, fields))
+    fragment = page_text(client.get(f"/factures/paiement/{payment.transaction_id}", headers={"HX-Request": "true"}))
+    assert "est validé" in fragment and "every 2s" not in fragment
+
+
+def test_abandoned_payment_leaves_the_invoice_payable(client, auth, db):
+    auth.login()
+    invoice = martin_invoice(db)
+    fields = start_payment(client, invoice)
+    notify(client, bank_answer(client.raw.application, fields, "abandonner"))
+    assert db.exec(select(Payment).where(Payment.method == "online")).one().status == "cancelled"
+    assert martin_invoice(db).left_cents == invoice.left_cents
+    assert "Payer en ligne" in page_text(client.get(f"/factures/{invoice.id}"))
+
+
+def test_29_cents_are_paid_29_cents(client, auth, db):
+    invoice = martin_invoice(db)
+    invoice.total_cents, invoice.paid_cents = 29, 0
+    db.add(invoice)
+    db.commit()
+    auth.login()
+    fields = start_payment(client, invoice)
+    assert fields["vads_amount"] == "29"
+    notify(client, bank_answer(client.raw.application, fields))
+    assert martin_invoice(db).paid_cents == 29
+
+
+def test_past_due_and_other_families_invoices_cannot_be_paid(client, auth, db):
+    invoice = martin_invoice(db)
+    invoice.due_on = invoice.issued_on - timedelta(days=1)
+    db.add(invoice)
+    db.commit()
+    auth.login()
+    page = page_text(client.get(f"/factures/{invoice.id}"))
+    assert "Paiement en ligne impossible : La date limite de paiement en ligne est dépassée" in page
+    response = client.post(f"/factures/{invoice.id}/payer", data={"csrf_token": csrf_from(page)}, follow_redirects=True)
+    assert "date limite" in page_text(response)
+    assert db.exec(select(Payment).where(Payment.method == "online")).all() == []
+    auth.logout()
+    auth.login("famille2@demo.test")
+    token = csrf_from(client.get("/").get_data(as_text=True))
+    assert client.post(f"/factures/{invoice.id}/payer", data={"csrf_token": token}).status_code == 404
+
+
+def test_simulator_is_off_unless_asked_for(make_app):
+    assert make_app().test_client().post("/simulateur-paiement/").status_code == 404
+
+
+# --- in Chromium, through the simulator -----------------------------------------------------------------
+
+
+def test_payment_journey_through_the_bank_simulator(page, db):
+    from playwright.sync_api import expect
+
+    from tests.test_journeys import login
+
+    invoice = martin_invoice(db)
+    login(page)
+    page.wait_for_load_state("load")
+    page.get_by_role("link", name=f"Voir la facture {invoice.number}").click()
+    dialog = page.get_by_role("dialog", name=f"Facture {invoice.number}")
+    expect(dialog).to_contain_text("Reste à payer")
+    dialog.get_by_role("button", name=re.compile("Payer en ligne")).click()
+    expect(page.get_by_role("heading", name="Banque de démonstration — paiement sécurisé")).to_be_visible()
+    page.get_by_role("button", name="Payer", exact=True).click()
+    expect(page.locator("#payment-status")).to_contain_text("est validé")
+    page.get_by_role("link", name="Retour à mes factures").click()
+    expect(page.get_by_role("cell", name="Payée", exact=True)).to_be_visible()
+    assert martin_invoice(db).left_cents == 0
+    assert page.console_errors == []
+
+
+def test_late_confirmation_is_awaited_then_shown(page, db):
+    from playwright.sync_api import expect
+
+    from tests.test_journeys import login
+
+    invoice = martin_invoice(db)
+    login(page)
+    page.goto(f"/factures/{invoice.id}")
+    page.get_by_role("button", name=re.compile("Payer en ligne")).click()
+    page.get_by_role("button", name="Payer (confirmation en retard)").click()
+    expect(page.locator("#payment-status")).to_contain_text("pas encore confirmé")
+    expect(page.locator("#payment-status")).to_contain_text("est validé", timeout=15000)  # re-checked every 2 s
+    assert martin_invoice(db).left_cents == 0
