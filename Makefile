@@ -38,6 +38,7 @@ test: install browser
 # Benchmarks print figures; they are not tests. DATABASE_URL=postgresql+psycopg://... to run on PostgreSQL.
 bench: install
 	$(BIN)/python -m tests.benchmarks.bench_planning --requests $${REQUESTS:-300}
+	$(BIN)/python -m tests.benchmarks.bench_billing --families $${FAMILIES:-2000}
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -8,7 +8,7 @@ from datetime import date, datetime, time, timezone
 from typing import Optional
 
 from flask import current_app, g, has_request_context, request
-from sqlalchemy import JSON, Column, UniqueConstraint, event
+from sqlalchemy import JSON, Column, Index, UniqueConstraint, event
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Relationship, Session, SQLModel, create_engine
 
@@ -536,6 +536,9 @@ class Invoice(SQLModel, table=True):
 
 class InvoiceLine(SQLModel, table=True):
     """A billed day: a booking, a day attended without booking, or a late cancellation."""
+
+    # "already billed?" is asked for every billable day of every run
+    __table_args__ = (Index("ix_invoiceline_slot", "child_id", "unit_id", "day"),)
 
     id: Optional[int] = Field(default=None, primary_key=True)
     invoice_id: int = Field(foreign_key="invoice.id", index=True)

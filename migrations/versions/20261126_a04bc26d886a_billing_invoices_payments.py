@@ -1,15 +1,15 @@
 """billing invoices payments
 
-Revision ID: a400cc15c1c0
+Revision ID: a04bc26d886a
 Revises: 1c7bbebbb466
-Create Date: 2026-11-26 19:20:44.164694
+Create Date: 2026-11-26 19:34:05.742208
 """
 from alembic import op
 import sqlalchemy as sa
 import sqlmodel
 
 
-revision = 'a400cc15c1c0'
+revision = 'a04bc26d886a'
 down_revision = '1c7bbebbb466'
 branch_labels = None
 depends_on = None
@@ -53,6 +53,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('invoiceline', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_invoiceline_invoice_id'), ['invoice_id'], unique=False)
+        batch_op.create_index('ix_invoiceline_slot', ['child_id', 'unit_id', 'day'], unique=False)
 
     op.create_table('payment',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -114,6 +115,7 @@ def downgrade() -> None:
 
     op.drop_table('payment')
     with op.batch_alter_table('invoiceline', schema=None) as batch_op:
+        batch_op.drop_index('ix_invoiceline_slot')
         batch_op.drop_index(batch_op.f('ix_invoiceline_invoice_id'))
 
     op.drop_table('invoiceline')
