@@ -180,6 +180,7 @@ def run(engine, month: date, today: date, due_days: int = 30, mail: bool = True)
     report = Report(month=month)
     with Session(engine) as db:
         family_ids = sorted({f for f, _ in billable_items(db, month)})
+        pricing = Pricing(db)
     for family_id in family_ids:
         with writing_session(engine) as db:
             family = _lock_family(db, family_id)
@@ -187,7 +188,7 @@ def run(engine, month: date, today: date, due_days: int = 30, mail: bool = True)
             if not items:  # another run billed this family meanwhile
                 db.rollback()
                 continue
-            invoice = _make_invoice(db, family, month, items, today, due_days, report)
+            invoice = _make_invoice(db, pricing, family, month, items, today, due_days, report)
             if invoice is None:
                 db.rollback()
                 continue
@@ -208,8 +209,7 @@ def _lock_family(db: Session, family_id: int) -> Family:
     return db.exec(query).one()
 
 
-def _make_invoice(db, family, month, items, today, due_days, report) -> Invoice | None:
-    pricing = Pricing(db)
+def _make_invoice(db, pricing, family, month, items, today, due_days, report) -> Invoice | None:
     lines = []
     for item in items:
         amount = pricing.price(family, item.unit_id, item.day, item.kind)

@@ -207,3 +207,20 @@ def test_late_confirmation_is_awaited_then_shown(page, db):
     expect(page.locator("#payment-status")).to_contain_text("pas encore confirmé")
     expect(page.locator("#payment-status")).to_contain_text("est validé", timeout=15000)  # re-checked every 2 s
     assert martin_invoice(db).left_cents == 0
+
+
+def test_unanswered_online_payment_expires_and_the_invoice_stays_payable(client, auth, db):
+    from models import utcnow
+
+    auth.login()
+    invoice = martin_invoice(db)
+    start_payment(client, invoice)
+    stale = db.exec(select(Payment).where(Payment.method == "online")).one()
+    stale.created_at = utcnow() - timedelta(minutes=31)
+    db.add(stale)
+    db.commit()
+    start_payment(client, invoice)  # a new try: the stale one is marked expired
+    db.expire_all()
+    statuses = sorted(p.status for p in db.exec(select(Payment).where(Payment.method == "online")))
+    assert statuses == ["expired", "pending"]
+    assert "Expiré" in page_text(client.get("/"))
