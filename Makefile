@@ -31,8 +31,12 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "Chromium manquant : sudo apt-get install chromium (les parcours navigateur seront ignorés)"; fi; }
 
+# axe-core (npm) for the accessibility tests, injected by Playwright into Chromium.
+tests/a11y/node_modules/axe-core/axe.min.js: tests/a11y/package.json
+	cd tests/a11y && npm install --no-package-lock --no-audit --no-fund --silent
+
 # The whole suite, on SQLite and, when a server answers, PostgreSQL (RIBAMBELLE_TEST_PG_URL).
-test: install browser
+test: install browser tests/a11y/node_modules/axe-core/axe.min.js
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Benchmarks print figures; they are not tests. DATABASE_URL=postgresql+psycopg://... to run on PostgreSQL.
