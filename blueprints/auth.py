@@ -53,6 +53,26 @@ def login():
     return render_template("auth/login.html", form=form)
 
 
+@bp.post("/session/prolonger")
+def extend_session():
+    """Keep the session alive (the warning's button); htmx gets 204, a plain form goes back."""
+    from flask import session
+
+    from services.security import _is_htmx
+
+    if not current_user.is_authenticated:
+        from app import login_manager
+
+        return login_manager.unauthorized()
+    import time
+
+    session["seen_at"] = int(time.time())
+    if _is_htmx():
+        return "", 204, {"HX-Trigger": "ribambelle:session-extended"}
+    return redirect(request.referrer if request.referrer and request.referrer.startswith(request.host_url)
+                    else url_for("auth.login"))
+
+
 @bp.post("/deconnexion")
 def logout():
     """End the session and come back to the login page."""

@@ -152,3 +152,34 @@ def test_pages_reflow_at_320_px_without_horizontal_scrolling(browser, live_serve
             too_wide[path] = width_seen
     context.close()
     assert too_wide == {}
+
+
+def test_session_warning_lets_the_parent_extend_the_session(browser, live_server, make_app):
+    """RGAA 13.1: two minutes before the 30-minute idle limit a warning opens; its button extends."""
+    context = browser.new_context(base_url=live_server, locale="fr-FR")
+    page = context.new_page()
+    page.clock.install()
+    login(page)
+    page.wait_for_load_state("load")
+    warning = page.get_by_role("dialog", name="Votre session va bientôt expirer")
+    expect(warning).to_be_hidden()
+    page.clock.run_for(29 * 60 * 1000)  # 28 minutes idle: the warning opens (30-minute sessions)
+    expect(warning).to_be_visible()
+    warning.get_by_role("button", name="Prolonger la session").click()
+    expect(warning).to_be_hidden()
+    context.close()
+
+
+def test_extend_session_route(client, auth):
+    import time
+
+    from tests.conftest import csrf_from
+
+    auth.login()
+    token = csrf_from(client.get("/compte/mot-de-passe/modifier").get_data(as_text=True))
+    with client.raw.session_transaction() as sess:
+        sess["seen_at"] = int(time.time()) - 29 * 60
+    response = client.post("/session/prolonger", data={"csrf_token": token}, headers={"HX-Request": "true"})
+    assert response.status_code == 204
+    with client.raw.session_transaction() as sess:
+        assert int(time.time()) - sess["seen_at"] < 5
