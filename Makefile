@@ -40,9 +40,10 @@ test: install browser tests/a11y/node_modules/axe-core/axe.min.js
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Benchmarks print figures; they are not tests. DATABASE_URL=postgresql+psycopg://... to run on PostgreSQL.
-bench: install
+bench: install browser
 	$(BIN)/python -m tests.benchmarks.bench_planning --requests $${REQUESTS:-300}
 	$(BIN)/python -m tests.benchmarks.bench_billing --families $${FAMILIES:-2000}
+	$(BIN)/python -m tests.benchmarks.bench_phone
 
 clean:
 	rm -rf $(VENV) .pytest_cache

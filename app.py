@@ -38,6 +38,8 @@ SETTINGS = {
     # Name and address of the town, shown in page footers, mails and invoices.
     "TOWN_NAME": "Ville de Démonstration",
     "TOWN_ADDRESS": "1 place de la Mairie, 00000 Démonstration",
+    # Where parents report an accessibility problem or ask for help (accessibility statement).
+    "TOWN_EMAIL": "enfance@ville-demonstration.invalid",
     # Outgoing mail. With no MAIL_SERVER, mails wait in the outbox (and, with DEMO_MAILBOX,
     # can be read at /demo/courriels). A mail that fails is retried until the server takes it.
     "MAIL_SERVER": None,

@@ -53,6 +53,21 @@ def login():
     return render_template("auth/login.html", form=form)
 
 
+@bp.get("/accessibilite")
+def accessibility():
+    """Page: the accessibility statement, with the results of the project's own accessibility tests."""
+    from datetime import datetime
+
+    from services import accessibility as a11y
+
+    results = a11y.load_results()
+    checked_at = datetime.fromisoformat(results["checked_at"]) if results else None
+    pages = sorted((results or {}).get("pages", {}).items())
+    failing = [name for name, r in pages if r["violations"]]
+    return render_template("auth/accessibility.html", methods=a11y.METHODS, limits=a11y.KNOWN_LIMITS,
+                           pages=pages, failing=failing, checked_at=checked_at)
+
+
 @bp.post("/session/prolonger")
 def extend_session():
     """Keep the session alive (the warning's button); htmx gets 204, a plain form goes back."""

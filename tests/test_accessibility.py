@@ -1,5 +1,6 @@
 """Accessibility (RGAA 4.1 / WCAG 2.1 AA) checked in Chromium: axe-core on every page and dialog of
 the parent and agent journeys, in their empty, filled, error and confirmation states; reflow at 320 px."""
+import re
 from pathlib import Path
 
 import pytest
@@ -34,8 +35,22 @@ def violations(page) -> list[str]:
     return [f"{v['id']}: {v['help']} — {[n['target'] for n in v['nodes']][:3]}" for v in result]
 
 
+RESULTS: dict[str, dict] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def publish_results():
+    """Write what was checked to instance/accessibilite.json: the "Accessibilité" page shows it."""
+    yield
+    if RESULTS:
+        from services import accessibility
+
+        accessibility.save_results(RESULTS)
+
+
 def check(page, what: str, found: dict):
     problems = violations(page)
+    RESULTS[what] = {"path": page.url.split("/", 3)[-1], "violations": len(problems)}
     if problems:
         found[what] = problems
 
@@ -125,7 +140,7 @@ def test_agent_pages_have_no_axe_violation(a11y_page, db):
                        ("/agent/reservations", "demandes de réservation"),
                        (f"/agent/presences?etablissement={est.id}&jour={period.start_date.isoformat()}", "liste de présence"),
                        ("/agent/facturation", "facturation"), (f"/agent/factures/{invoice.id}", "facture (régie)"),
-                       ("/page-qui-n-existe-pas", "page introuvable")):
+                       ("/page-qui-n-existe-pas", "page introuvable"), ("/accessibilite", "déclaration d'accessibilité")):
         page.goto(path)
         check(page, name, found)
     page.goto(f"/agent/demandes/{request.id}")
@@ -183,3 +198,102 @@ def test_extend_session_route(client, auth):
     assert response.status_code == 204
     with client.raw.session_transaction() as sess:
         assert int(time.time()) - sess["seen_at"] < 5
+
+
+def tab_to(page, locator, limit=120):
+    """Press Tab until ``locator`` has the focus (it must be reachable by keyboard)."""
+    for _ in range(limit):
+        if locator.evaluate("e => e === document.activeElement"):
+            outline = locator.evaluate("e => getComputedStyle(e).outlineStyle + ' ' + getComputedStyle(e).boxShadow")
+            assert outline != "none none", "no visible focus"
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"{locator} cannot be reached with the Tab key")
+
+
+def test_whole_booking_journey_with_the_keyboard_only(browser, live_server, db):
+    context = browser.new_context(base_url=live_server, locale="fr-FR", viewport={"width": 1024, "height": 800})
+    page = context.new_page()
+    page.goto("/")
+    page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Aller au contenu")
+    assert skip.evaluate("e => e === document.activeElement") and skip.is_visible()
+    tab_to(page, page.get_by_label("Identifiant (adresse mail)"))
+    page.keyboard.type("parent@demo.test")
+    page.keyboard.press("Tab")
+    page.keyboard.type("parent-demo-ribambelle")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Mon compte famille")).to_be_visible()
+    page.wait_for_load_state("load")
+
+    tab_to(page, page.get_by_role("link", name="Nouvelle réservation"))
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog", name="Nouvelle réservation")
+    expect(dialog).to_be_visible()
+    for _ in range(12):  # the modal window keeps the focus inside
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.closest('dialog') !== null || document.activeElement === document.body")
+    tab_to(page, dialog.get_by_label("Léa Martin"))
+    page.keyboard.press("Space")
+    expect(dialog.get_by_text("2. L'établissement")).to_be_visible()
+    tab_to(page, dialog.get_by_label("Accueil de loisirs Les Lutins"))
+    page.keyboard.press("Space")
+    expect(dialog.get_by_text("3. La période")).to_be_visible()
+    tab_to(page, dialog.locator("input[name=periode]").first)
+    page.keyboard.press("Space")
+    tab_to(page, dialog.get_by_role("button", name="Continuer"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Planning de Léa Martin")).to_be_visible()
+    page.wait_for_load_state("load")
+
+    cell = page.locator("td.cell--available button").first
+    cell_id = cell.locator("xpath=..").get_attribute("id")
+    tab_to(page, cell)
+    page.keyboard.press("Enter")
+    expect(page.locator(f"#{cell_id}")).to_have_class(re.compile("cell--selected"))
+    expect(page.locator("#planning-live")).to_contain_text("sélectionné")  # said by the live region
+
+    tab_to(page, page.locator(".planning-bar summary", has_text="Légende"))
+    page.keyboard.press("Enter")
+    expect(page.locator(".planning-bar .legend-panel")).to_be_visible()
+
+    tab_to(page, page.locator("summary", has_text="Repas"))
+    page.keyboard.press("Enter")
+    auto_link = page.locator("details.unit-menu[open]").get_by_role("link", name="Sélection automatique des jours")
+    tab_to(page, auto_link)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("dialog")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    assert auto_link.evaluate("e => e === document.activeElement")  # the focus comes back
+
+    tab_to(page, page.get_by_role("link", name="Valider le planning"))
+    page.keyboard.press("Enter")
+    confirm = page.get_by_role("button", name="Confirmer la réservation")
+    tab_to(page, confirm)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Votre réservation est enregistrée")).to_be_visible()
+    tab_to(page, page.get_by_role("link", name="Terminer"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Mon compte famille")).to_be_visible()
+    page.wait_for_load_state("load")
+
+    invoice = db.exec(select(Invoice)).first()
+    view = page.get_by_role("link", name=f"Voir la facture {invoice.number}")
+    tab_to(page, view)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("dialog", name=f"Facture {invoice.number}")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    assert view.evaluate("e => e === document.activeElement")
+    context.close()
+
+
+def test_accessibility_statement_is_linked_from_every_footer(client, auth):
+    for path in ("/", "/identifiant-oublie"):
+        assert 'href="/accessibilite"' in client.get(path).get_data(as_text=True)
+    page = client.get("/accessibilite").get_data(as_text=True)
+    assert "Déclaration d'accessibilité" in page and "partiellement conforme" in page
+    assert "Signaler un problème" in page and "Défenseur des droits" in page
+    auth.login("agent@demo.test")
+    assert 'href="/accessibilite"' in client.get("/agent/").get_data(as_text=True)

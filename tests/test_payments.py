@@ -224,3 +224,37 @@ def test_unanswered_online_payment_expires_and_the_invoice_stays_payable(client,
     statuses = sorted(p.status for p in db.exec(select(Payment).where(Payment.method == "online")))
     assert statuses == ["expired", "pending"]
     assert "Expiré" in page_text(client.get("/"))
+
+
+def test_cancellation_invoice_and_payment_with_javascript_off(browser, live_server, db):
+    """RGAA and cheap phones: the section 9 and 11 journeys complete without JavaScript."""
+    from playwright.sync_api import expect
+
+    from tests.test_journeys import login
+
+    context = browser.new_context(base_url=live_server, locale="fr-FR", java_script_enabled=False)
+    page = context.new_page()
+    login(page)
+    page.get_by_role("link", name="Demande d'annulation").click()
+    page.get_by_label("Léa Martin").check()
+    page.get_by_role("button", name="Afficher les choix suivants").click()
+    page.get_by_label("Accueil de loisirs Les Lutins").check()
+    page.get_by_role("button", name="Afficher les choix suivants").click()
+    page.locator("input[name=periode]").first.check()
+    page.get_by_role("button", name="Continuer").click()
+    page.locator("summary", has_text="Matinée").click()
+    page.locator("details.unit-menu[open]").get_by_role("button", name="Désélectionner tous les jours de la période").click()
+    page.get_by_role("link", name="Valider le planning").click()
+    page.get_by_role("button", name="Confirmer la demande d'annulation").click()
+    expect(page.get_by_role("heading", name="Votre demande d'annulation est enregistrée")).to_be_visible()
+    page.get_by_role("link", name="Terminer").click()
+
+    invoice = martin_invoice(db)
+    page.get_by_role("link", name=f"Voir la facture {invoice.number}").click()
+    expect(page.get_by_role("heading", name=f"Facture {invoice.number}")).to_be_visible()
+    page.get_by_role("button", name=re.compile("Payer en ligne")).click()
+    page.get_by_role("button", name="Continuer vers le paiement sécurisé").click()
+    page.get_by_role("button", name="Refuser le paiement").click()
+    expect(page.locator("#payment-status")).to_contain_text("refusé")
+    assert martin_invoice(db).left_cents == invoice.left_cents
+    context.close()
