@@ -241,6 +241,29 @@ def _register_cli(app: Flask) -> None:
             loaded = demo_data.seed(get_db(), force=force, hasher=app.extensions["ribambelle.hasher"])
         click.echo("Données de démonstration chargées." if loaded else "Base déjà remplie : rien chargé.")
 
+    @app.cli.command("backup")
+    @click.argument("destination", required=False, type=click.Path(dir_okay=False, path_type=Path))
+    def backup_command(destination):
+        """Save the database to DESTINATION (default: instance/backups/), while the portal runs."""
+        from services import backup
+
+        url = app.config["DATABASE_URL"]
+        destination = destination or backup.default_destination(url, Path(app.instance_path) / "backups")
+        click.echo(f"Sauvegarde écrite : {backup.backup(url, destination)}")
+
+    @app.cli.command("restore")
+    @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.option("--yes", is_flag=True, help="Replace the current data without asking.")
+    def restore_command(source, yes):
+        """Replace the current data with the backup SOURCE (stop the portal first)."""
+        from services import backup
+
+        if not yes:
+            click.confirm("Les données actuelles seront remplacées par la sauvegarde. Continuer ?", abort=True)
+        app.extensions["ribambelle.engine"].dispose()
+        backup.restore(app.config["DATABASE_URL"], source)
+        click.echo("Sauvegarde restaurée. Appliquez ensuite les migrations : flask migrate")
+
     @app.cli.group("billing")
     def billing_group():
         """Monthly billing."""

@@ -258,3 +258,29 @@ def test_cancellation_invoice_and_payment_with_javascript_off(browser, live_serv
     expect(page.locator("#payment-status")).to_contain_text("refusé")
     assert martin_invoice(db).left_cents == invoice.left_cents
     context.close()
+
+
+def test_payment_pages_have_no_axe_violation(browser, live_server, db):
+    from playwright.sync_api import expect
+
+    from tests.test_accessibility import AXE, violations
+    from tests.test_journeys import login
+
+    if not AXE.exists():
+        pytest.skip("axe-core missing: make test installs it (npm)")
+    context = browser.new_context(base_url=live_server, locale="fr-FR", bypass_csp=True, java_script_enabled=True)
+    page = context.new_page()
+    login(page)
+    invoice = martin_invoice(db)
+    page.goto(f"/factures/{invoice.id}")
+    found = {}
+    page.get_by_role("button", name=re.compile("Payer en ligne")).click()
+    expect(page.get_by_role("heading", name="Banque de démonstration — paiement sécurisé")).to_be_visible()
+    found["banque simulée"] = violations(page)
+    page.get_by_role("button", name="Payer (confirmation en retard)").click()
+    expect(page.locator("#payment-status")).to_contain_text("pas encore confirmé")
+    found["paiement en attente"] = violations(page)
+    expect(page.locator("#payment-status")).to_contain_text("est validé", timeout=15000)
+    found["paiement validé"] = violations(page)
+    context.close()
+    assert {k: v for k, v in found.items() if v} == {}

@@ -1,0 +1,156 @@
+"""Operations: backup and restore on both backends, migrations over a database holding data, and two
+app processes on one database (sessions, bookings and capacity seen through either)."""
+import http.cookiejar
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlmodel import Session, func, select
+
+from models import Child, Family, Reservation, User
+from services import migrations
+from tests.conftest import free_port
+
+
+def test_backup_then_restore_brings_the_data_back(app, database_url, tmp_path):
+    runner = app.test_cli_runner()
+    dump = tmp_path / "sauvegarde.bin"
+    result = runner.invoke(args=["backup", str(dump)])
+    assert result.exit_code == 0, result.output
+    assert "Sauvegarde écrite" in result.output and dump.stat().st_size > 0
+    engine = create_engine(database_url)
+    with Session(engine) as db:
+        families = db.exec(select(func.count()).select_from(Family)).one()
+        db.add(Family(name="Ajoutée après la sauvegarde"))
+        db.commit()
+        assert db.exec(select(func.count()).select_from(Family)).one() == families + 1
+    engine.dispose()
+    result = runner.invoke(args=["restore", str(dump), "--yes"])
+    assert result.exit_code == 0, result.output
+    engine = create_engine(database_url)
+    with Session(engine) as db:
+        assert db.exec(select(func.count()).select_from(Family)).one() == families
+        assert db.exec(select(User).where(User.email == "parent@demo.test")).one()
+    engine.dispose()
+
+
+def test_migrations_upgrade_a_database_holding_data(tmp_path):
+    """From the first revision with a family in it, up to the newest: the data stays."""
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    from alembic.script import ScriptDirectory
+
+    revisions = list(ScriptDirectory.from_config(migrations.config(url)).walk_revisions())
+    first = revisions[-1].revision
+    migrations.upgrade(url, first)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO family (name, address_line, address_extra, postcode, city, phone_home, "
+                          "allowance_scheme, allowance_number, payer_position, created_at) VALUES "
+                          "('Ancienne', '1 rue', '', '00100', 'Ville', '', '', '', 1, '2026-01-01 00:00:00')"))
+    migrations.upgrade(url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT name FROM family")).scalar_one() == "Ancienne"
+    engine.dispose()
+
+
+def _serve(url: str, port: int, secret: str, tmp_path: Path):
+    env = dict(os.environ, DATABASE_URL=url, FLASK_SECRET_KEY=secret, FLASK_ARGON2_TIME_COST="1",
+               FLASK_ARGON2_MEMORY_COST="1024", FLASK_OUTBOX_INTERVAL="0")
+    return subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4",
+         "app:create_app()"],
+        cwd=Path(__file__).resolve().parent.parent, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / f"g{port}.log", "w"))
+
+
+def _wait(port: int):
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"no server on {port}")
+
+
+class Browser:
+    """A cookie jar shared by requests to either server: one parent's browser."""
+
+    def __init__(self):
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+    def get(self, url):
+        with self.opener.open(url) as r:
+            return r.read().decode()
+
+    def post(self, url, data):
+        with self.opener.open(urllib.request.Request(url, data=urllib.parse.urlencode(data).encode())) as r:
+            return r.read().decode()
+
+    def login(self, base, email, password):
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', self.get(base + "/")).group(1)
+        return self.post(base + "/", {"csrf_token": token, "email": email, "password": password})
+
+
+def test_two_app_processes_share_sessions_bookings_and_capacity(app, database_url, db, tmp_path, backend):
+    if backend != "postgresql":
+        pytest.skip("several app servers run on PostgreSQL")
+    from models import DaySlot, Establishment, Period, Unit
+    from services import planning
+
+    # The last place of the day's Journée, for two families.
+    est = db.exec(select(Establishment).where(Establishment.name == "Accueil de loisirs Les Lutins")).one()
+    period = db.exec(select(Period).where(Period.establishment_id == est.id)).one()
+    journee = db.exec(select(Unit).where(Unit.establishment_id == est.id, Unit.code == "journee")).one()
+    lea = db.exec(select(Child).where(Child.first_name == "Léa")).one()
+    yanis = db.exec(select(Child).where(Child.first_name == "Yanis")).one()
+    from models import utcnow
+
+    plan = planning.load_planning(db, lea, period, planning.all_period_days(period), utcnow())
+    day = next(d for d in plan.days if plan.cell(journee, d).state == "available" and plan.outcome(journee, d) == "accepted")
+    db.add(DaySlot(unit_id=journee.id, day=day, taken=journee.capacity - 1))
+    db.commit()
+
+    ports = [free_port(), free_port()]
+    servers = [_serve(database_url, p, "a-secret-shared-by-every-server", tmp_path) for p in ports]
+    try:
+        for p in ports:
+            _wait(p)
+        a, b = (f"http://127.0.0.1:{p}" for p in ports)
+        martin = Browser()
+        martin.login(a, "parent@demo.test", "parent-demo-ribambelle")
+        assert "Mon compte famille" in martin.get(b + "/")  # the session is valid on the other server
+
+        def book(browser, server, child):
+            page = browser.get(f"{server}/reservations/planning/{child.id}/{period.id}?mois={day:%Y-%m}")
+            token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+            browser.post(f"{server}/reservations/planning/{child.id}/{period.id}/cellule",
+                         {"csrf_token": token, "cellule": f"{day.isoformat()}.{journee.id}", "mois": f"{day:%Y-%m}"})
+            recap = browser.get(f"{server}/reservations/planning/{child.id}/{period.id}/recapitulatif")
+            revision = re.search(r'name="revision" value="(\d+)"', recap).group(1)
+            return browser.post(f"{server}/reservations/planning/{child.id}/{period.id}/confirmer",
+                                {"csrf_token": token, "revision": revision})
+
+        summary = book(martin, a, lea)  # through server A
+        assert "Votre réservation est enregistrée" in summary
+        seen = martin.get(f"{b}/reservations/planning/{lea.id}/{period.id}?mois={day:%Y-%m}")  # through B
+        assert f'id="cell-{day.isoformat()}-journee" class="cell cell--booked"' in seen
+
+        benali = Browser()
+        benali.login(b, "famille2@demo.test", "famille2-demo-ribambelle")
+        summary = book(benali, b, yanis)  # through server B: the place is gone
+        assert "Liste d&#39;attente" in summary or "Liste d'attente" in summary
+    finally:
+        for s in servers:
+            s.terminate()
+            s.wait(10)
+    db.expire_all()
+    assert db.get(DaySlot, (journee.id, day)).taken == journee.capacity
+    assert planning.overbooked(db) == []
+    assert len(db.exec(select(Reservation).where(Reservation.created_at >= utcnow().replace(hour=0))).all()) >= 2
