@@ -284,3 +284,26 @@ def test_payment_pages_have_no_axe_violation(browser, live_server, db):
     found["paiement validé"] = violations(page)
     context.close()
     assert {k: v for k, v in found.items() if v} == {}
+
+
+def test_payment_with_the_keyboard_only(browser, live_server, db):
+    from playwright.sync_api import expect
+
+    from tests.test_accessibility import tab_to
+    from tests.test_journeys import login
+
+    context = browser.new_context(base_url=live_server, locale="fr-FR")
+    page = context.new_page()
+    login(page)
+    invoice = martin_invoice(db)
+    page.goto(f"/factures/{invoice.id}")
+    tab_to(page, page.get_by_role("button", name=re.compile("Payer en ligne")))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Banque de démonstration — paiement sécurisé")).to_be_visible()
+    tab_to(page, page.get_by_role("button", name="Payer", exact=True))
+    page.keyboard.press("Enter")
+    expect(page.locator("#payment-status")).to_contain_text("est validé")
+    tab_to(page, page.get_by_role("link", name="Retour à mes factures"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Mon compte famille")).to_be_visible()
+    context.close()
