@@ -131,8 +131,15 @@ def make_app(database_url, tmp_path):
 
 
 @pytest.fixture
-def app(make_app, request):
-    settings = {}
+def app_settings() -> dict:
+    """Settings a test module adds to its app (override this fixture in the module)."""
+    return {}
+
+
+@pytest.fixture
+def app(make_app, request, app_settings):
+    """The demo town on this test's database; mail goes to the loopback SMTP server when asked for."""
+    settings = dict(app_settings)
     if "smtp" in request.fixturenames:
         smtp = request.getfixturevalue("smtp")
         settings.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp.port)

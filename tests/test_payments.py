@@ -12,19 +12,9 @@ from tests.conftest import csrf_from, page_text
 
 
 @pytest.fixture
-def app(make_app, request):
-    """The demo app with the bank simulator in place of the provider."""
-    import models
-    from services import demo_data
-
-    settings = {"PAYMENT_SIMULATOR": True}
-    if "smtp" in request.fixturenames:
-        smtp = request.getfixturevalue("smtp")
-        settings.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp.port)
-    app = make_app(**settings)
-    with app.app_context():
-        demo_data.seed(models.get_db(), app.extensions["ribambelle.hasher"])
-    return app
+def app_settings():
+    """The bank simulator takes the place of the provider."""
+    return {"PAYMENT_SIMULATOR": True}
 
 
 def martin_invoice(db):
