@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 export FLASK_APP := app
 
-.PHONY: run test bench install migrate seed browser clean
+.PHONY: run test bench bench-rush install migrate seed browser clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ bench: install browser
 	$(BIN)/python -m tests.benchmarks.bench_planning --requests $${REQUESTS:-300}
 	$(BIN)/python -m tests.benchmarks.bench_billing --families $${FAMILIES:-2000}
 	$(BIN)/python -m tests.benchmarks.bench_phone
+
+# The registration-opening morning: gunicorn on PostgreSQL, then SQLite with one server.
+bench-rush: install
+	$(BIN)/python -m tests.benchmarks.bench_rush --families $${FAMILIES:-2000} --workers $${WORKERS:-4} --sqlite
 
 clean:
 	rm -rf $(VENV) .pytest_cache

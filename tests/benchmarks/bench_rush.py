@@ -1,0 +1,314 @@
+"""Benchmark (not a test): the registration-opening morning.
+
+Builds a town (FAMILIES families, 1 or 2 children each, one accueil de loisirs with 5 units over a
+6-week period, capacities that run out), serves it with gunicorn (WORKERS processes) and drives it
+from this separate process over loopback:
+
+1. /healthz throughput and latency (the ceiling of the server itself);
+2. login, the family space, the planning page, one cell toggle and the confirmation of a 20-day
+   reservation, one family after another: median and 95th-percentile latency, bytes per response;
+3. the rush: every family logs in, opens the planning, selects 20 days and confirms, CONCURRENCY at a
+   time: confirmations per second, failed requests, and bookings over capacity (checked in the
+   database afterwards: must be 0).
+
+Run on PostgreSQL (DATABASE_URL, default the local server) and on the SQLite default with one server
+(--sqlite). Prints a Markdown table and writes bench-results/rush-<database>.json.
+
+    .venv/bin/python -m tests.benchmarks.bench_rush --families 2000 --workers 4
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime, timedelta, timezone
+from http.cookies import SimpleCookie
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "mot-de-passe-du-banc-d-essai"
+UNITS = [("accueil-matin", "Accueil du matin"), ("matinee", "Matinée"), ("repas", "Repas"),
+         ("apres-midi", "Après-midi"), ("accueil-soir", "Accueil du soir")]
+
+
+def build_town(url: str, families: int) -> dict:
+    """Insert the town in bulk; returns what the load needs (ids, the days on offer)."""
+    from argon2 import PasswordHasher
+    from sqlalchemy import insert
+    from sqlmodel import Session, select
+
+    from app import create_app
+    from models import Child, Enrollment, Establishment, Family, Period, PeriodUnit, Unit, User
+    from services import migrations
+
+    migrations.upgrade(url)
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "OUTBOX_INTERVAL": 0})
+    engine = app.extensions["ribambelle.engine"]
+    now = datetime.now(timezone.utc)
+    start = date.today() + timedelta(days=10)  # far enough: every booking is accepted at once
+    start -= timedelta(days=start.weekday())
+    end = start + timedelta(days=41)
+    password_hash = PasswordHasher().hash(PASSWORD)  # the production cost, computed once
+    with Session(engine) as db:
+        est = Establishment(name="Accueil de loisirs du banc d'essai")
+        db.add(est)
+        db.flush()
+        children_count = families + families // 2
+        # Each unit-day holds a third of the children: the popular days run out.
+        units = [Unit(establishment_id=est.id, code=c, label=l, position=i, capacity=max(children_count // 3, 1))
+                 for i, (c, l) in enumerate(UNITS)]
+        db.add_all(units)
+        period = Period(establishment_id=est.id, name="Vacances d'été (banc d'essai)", start_date=start, end_date=end,
+                        booking_opens_at=now - timedelta(minutes=1), booking_closes_at=now + timedelta(days=30))
+        db.add(period)
+        db.flush()
+        for unit in units:
+            db.add(PeriodUnit(period_id=period.id, unit_id=unit.id, weekdays="01234"))
+        db.commit()
+        db.execute(insert(Family), [dict(name=f"Famille {i}", created_at=now) for i in range(families)])
+        family_ids = db.exec(select(Family.id).order_by(Family.id)).all()
+        db.execute(insert(User), [dict(email=f"famille{i}@banc.test", password_hash=password_hash, role="parent",
+                                       family_id=f, active=True, session_version=1, created_at=now, first_name="",
+                                       last_name="") for i, f in enumerate(family_ids)])
+        db.execute(insert(Child), [dict(family_id=f, first_name=f"Enfant{k}", last_name=f"F{f}",
+                                        birth_date=date(2018, 1, 1), created_at=now)
+                                   for i, f in enumerate(family_ids) for k in range(1 + (i % 2 == 0))])
+        children = db.exec(select(Child.id, Child.family_id).order_by(Child.id)).all()
+        db.execute(insert(Enrollment), [dict(child_id=c, establishment_id=est.id, created_at=now) for c, _ in children])
+        db.commit()
+        first_child = {}
+        for c, f in children:
+            first_child.setdefault(f, c)
+        unit_ids = [u.id for u in units]
+        period_id = period.id
+    engine.dispose()
+    days = [start + timedelta(days=i) for i in range(42) if (start + timedelta(days=i)).weekday() < 5]
+    return {"period": period_id, "units": unit_ids, "days": [d.isoformat() for d in days],
+            "families": [(i, first_child[f]) for i, f in enumerate(family_ids)], "children": len(children),
+            "capacity": max(children_count // 3, 1)}
+
+
+class Client:
+    """One parent's browser: keep-alive connection, cookies, CSRF token."""
+
+    def __init__(self, port: int, timeout: float = 30):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        self.cookies: dict[str, str] = {}
+        self.token = ""
+
+    def request(self, method, path, data=None, headers=None):
+        body = urllib.parse.urlencode(data, doseq=True) if data is not None else None
+        h = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
+        if body is not None:
+            h["Content-Type"] = "application/x-www-form-urlencoded"
+        if self.token:
+            h["X-CSRFToken"] = self.token
+        h.update(headers or {})
+        started = time.perf_counter()
+        self.conn.request(method, path, body=body, headers=h)
+        response = self.conn.getresponse()
+        content = response.read()
+        elapsed = time.perf_counter() - started
+        for header in response.headers.get_all("Set-Cookie") or []:
+            cookie = SimpleCookie(header)
+            for key, morsel in cookie.items():
+                self.cookies[key] = morsel.value
+        if response.status >= 400:
+            raise RuntimeError(f"{method} {path}: HTTP {response.status}")
+        return content, elapsed
+
+    def login(self, index: int):
+        page, _ = self.request("GET", "/")
+        self.token = re.search(rb'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1).decode()
+        return self.request("POST", "/", {"csrf_token": self.token, "email": f"famille{index}@banc.test",
+                                          "password": PASSWORD})
+
+
+def journey(port: int, town: dict, index: int, child: int, timings: dict | None = None) -> bool:
+    """Log in, open the family space and the planning, select 20 days (4 units x 5 days), confirm."""
+    client = Client(port)
+
+    def timed(name, *args, **kwargs):
+        content, elapsed = client.request(*args, **kwargs)
+        if timings is not None:
+            timings.setdefault(name, []).append((elapsed, len(content)))
+        return content
+
+    content, elapsed = client.login(index)
+    if timings is not None:
+        timings.setdefault("login (POST)", []).append((elapsed, len(content)))
+    home = timed("family space", "GET", "/")
+    client.token = re.search(rb'"X-CSRFToken": "([^"]+)"', home).group(1).decode()  # the session was renewed
+    base = f"/reservations/planning/{child}/{town['period']}"
+    month = town["days"][0][:7]
+    timed("planning page", "GET", f"{base}?mois={month}")
+    days = town["days"][(index * 3) % 20: (index * 3) % 20 + 5]
+    for n, day in enumerate(days):
+        for unit in town["units"][:4]:
+            name = "cell toggle (htmx)" if n == 0 and unit == town["units"][0] else "other toggles"
+            timed(name, "POST", f"{base}/cellule", {"cellule": f"{day}.{unit}", "mois": day[:7]},
+                  {"HX-Request": "true"})
+    recap = timed("recap page", "GET", f"{base}/recapitulatif")
+    revision = re.search(rb'name="revision" value="(\d+)"', recap).group(1).decode()
+    timed("confirmation (20 days)", "POST", f"{base}/confirmer", {"csrf_token": client.token, "revision": revision})
+    client.conn.close()
+    return True
+
+
+def serve(url: str, workers: int, port: int, log: Path):
+    env = dict(os.environ, DATABASE_URL=url, FLASK_SECRET_KEY="bench-secret", FLASK_OUTBOX_INTERVAL="0")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+         "--threads", "4", "--backlog", "2048", "app:create_app()"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+    for _ in range(200):
+        try:
+            Client(port, 1).request("GET", "/healthz")
+            return process
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("gunicorn did not start")
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def healthz_load(port: int, requests: int, concurrency: int) -> dict:
+    latencies, lock = [], threading.Lock()
+
+    def worker(n):
+        client = Client(port)
+        local = [client.request("GET", "/healthz")[1] for _ in range(n)]
+        with lock:
+            latencies.extend(local)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(worker, [requests // concurrency] * concurrency))
+    elapsed = time.perf_counter() - started
+    return {"requests_per_s": len(latencies) / elapsed, "median_ms": statistics.median(latencies) * 1000,
+            "p95_ms": percentile(latencies, 95) * 1000}
+
+
+def rush(port: int, town: dict, concurrency: int) -> dict:
+    errors, lock = [], threading.Lock()
+
+    def one(pair):
+        index, child = pair
+        try:
+            journey(port, town, index, child)
+        except Exception as exc:  # counted, never hidden
+            with lock:
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(one, town["families"]))
+    elapsed = time.perf_counter() - started
+    return {"families": len(town["families"]), "seconds": elapsed, "errors": len(errors),
+            "confirmations_per_s": (len(town["families"]) - len(errors)) / elapsed, "first_errors": errors[:5]}
+
+
+def check_database(url: str) -> dict:
+    from sqlalchemy import create_engine
+    from sqlmodel import Session, func, select
+
+    from models import Booking, DaySlot
+    from services import planning
+
+    engine = create_engine(url)
+    with Session(engine) as db:
+        over = planning.overbooked(db)
+        statuses = dict(db.exec(select(Booking.status, func.count()).group_by(Booking.status)).all())
+        full = db.exec(select(func.count()).select_from(DaySlot)).one()
+    engine.dispose()
+    return {"bookings_over_capacity": len(over), "bookings": statuses, "unit_days_touched": full}
+
+
+def run(label: str, url: str, families: int, workers: int, concurrency: int, sample: int) -> dict:
+    print(f"\n## {label}: building {families} families…", file=sys.stderr)
+    town = build_town(url, families)
+    port = int(os.environ.get("BENCH_PORT", "8765"))
+    log = ROOT / "bench-results" / f"gunicorn-{label}.log"
+    log.parent.mkdir(exist_ok=True)
+    server = serve(url, workers, port, log)
+    try:
+        health = healthz_load(port, 4000, concurrency)
+        timings: dict = {}
+        for index, child in town["families"][:sample]:
+            journey(port, town, index, child, timings)
+        town["families"] = town["families"][sample:]
+        rushed = rush(port, town, concurrency)
+    finally:
+        server.terminate()
+        server.wait(30)
+    endpoints = {name: {"median_ms": statistics.median(t for t, _ in v) * 1000,
+                        "p95_ms": percentile([t for t, _ in v], 95) * 1000,
+                        "bytes": int(statistics.median(b for _, b in v))} for name, v in timings.items()}
+    return {"label": label, "database": url.split(":")[0], "cores": os.cpu_count(), "workers": workers,
+            "concurrency": concurrency, "families": families, "children": town["children"],
+            "capacity_per_unit_day": town["capacity"], "healthz": health, "endpoints": endpoints,
+            "rush": rushed, "database_check": check_database(url)}
+
+
+def report(result: dict) -> None:
+    print(f"\n### {result['label']} — {result['cores']} cores, {result['database']}, gunicorn {result['workers']} "
+          f"worker(s) x 4 threads, {result['concurrency']} parents at once, {result['families']} families, "
+          f"{result['children']} children, {result['capacity_per_unit_day']} places per unit and day\n")
+    h = result["healthz"]
+    print("| request | median ms | p95 ms | bytes |")
+    print("|---|---:|---:|---:|")
+    print(f"| /healthz ({h['requests_per_s']:.0f} req/s under load) | {h['median_ms']:.1f} | {h['p95_ms']:.1f} | 16 |")
+    for name, e in result["endpoints"].items():
+        print(f"| {name} | {e['median_ms']:.1f} | {e['p95_ms']:.1f} | {e['bytes']} |")
+    r, d = result["rush"], result["database_check"]
+    print(f"\nRush: {r['families']} families in {r['seconds']:.1f} s — {r['confirmations_per_s']:.1f} confirmations/s, "
+          f"{r['errors']} failed journeys, {d['bookings_over_capacity']} bookings over capacity; bookings: {d['bookings']}")
+    for error in r["first_errors"]:
+        print(f"  error: {error}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--families", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--sample", type=int, default=30, help="families timed one after another")
+    parser.add_argument("--sqlite", action="store_true", help="also the same rush on SQLite with one server")
+    args = parser.parse_args()
+    results = []
+    url = os.environ.get("DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/ribambelle_bench")
+    if url.startswith("postgresql"):
+        from sqlalchemy import create_engine, text
+
+        admin = create_engine(url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+        name = url.rsplit("/", 1)[1]
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+    results.append(run("postgresql", url, args.families, args.workers, args.concurrency, args.sample))
+    report(results[-1])
+    if args.sqlite:
+        sqlite_url = f"sqlite:///{tempfile.mkdtemp()}/rush.sqlite"
+        results.append(run("sqlite", sqlite_url, args.families, 1, args.concurrency, args.sample))
+        report(results[-1])
+    out = ROOT / "bench-results" / "rush.json"
+    out.write_text(json.dumps(results, indent=1, default=str))
+    print(f"\nFigures written to {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
