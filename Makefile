@@ -33,7 +33,8 @@ browser:
 
 # axe-core (npm) for the accessibility tests, injected by Playwright into Chromium.
 tests/a11y/node_modules/axe-core/axe.min.js: tests/a11y/package.json
-	cd tests/a11y && npm install --no-package-lock --no-audit --no-fund --silent
+	@if command -v npm >/dev/null; then cd tests/a11y && npm install --no-package-lock --no-audit --no-fund --silent; \
+	else echo "npm manquant : les contrôles axe-core seront ignorés (apt-get install npm)"; fi
 
 # The whole suite, on SQLite and, when a server answers, PostgreSQL (RIBAMBELLE_TEST_PG_URL).
 test: install browser tests/a11y/node_modules/axe-core/axe.min.js

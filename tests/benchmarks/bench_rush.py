@@ -58,7 +58,9 @@ def build_town(url: str, families: int) -> dict:
     start = date.today() + timedelta(days=10)  # far enough: every booking is accepted at once
     start -= timedelta(days=start.weekday())
     end = start + timedelta(days=41)
-    password_hash = PasswordHasher().hash(PASSWORD)  # the production cost, computed once
+    # the production cost (the app's settings), computed once for every family
+    password_hash = PasswordHasher(time_cost=app.config["ARGON2_TIME_COST"], memory_cost=app.config["ARGON2_MEMORY_COST"],
+                                   parallelism=1).hash(PASSWORD)
     with Session(engine) as db:
         est = Establishment(name="Accueil de loisirs du banc d'essai")
         db.add(est)
