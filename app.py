@@ -142,7 +142,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     formatting.init_app(app)
     security.init_app(app)
 
-    from blueprints import account, auth, billing, children, demo, reservations, simulator, staff
+    from blueprints import account, admin, auth, billing, children, demo, reservations, simulator, staff
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(account.bp)
@@ -156,6 +156,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     csrf.exempt(simulator.entry)
     csrf.exempt(simulator.decision)
     app.register_blueprint(staff.bp)
+    app.register_blueprint(admin.bp)
     app.register_blueprint(demo.bp)
 
     _register_errors(app)

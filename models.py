@@ -568,6 +568,21 @@ class Payment(SQLModel, table=True):
     completed_at: Optional[datetime] = Field(default=None)
 
 
+class AuditEntry(SQLModel, table=True):
+    """A change made by staff: who, when, what, the values before and after."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    action: str = Field(max_length=30)  # create, update
+    target: str = Field(max_length=30)  # establishment, unit...
+    target_id: int
+    family_id: Optional[int] = Field(default=None, foreign_key="family.id", index=True)
+    summary: str = Field(max_length=300)
+    before: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    after: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
 class Counter(SQLModel, table=True):
     """Number sequences that never skip or repeat (reservations per year, invoices...)."""
 

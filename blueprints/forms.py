@@ -235,3 +235,22 @@ def strip_all(form) -> None:
         elif isinstance(field.data, str) and field.type not in ("PasswordField",):
             field.data = field.data.strip()
 
+
+
+class EstablishmentForm(FrenchForm):
+    name = StringField("Nom", validators=[DataRequired(REQUIRED), length(150)],
+                       description="Par exemple « Accueil de loisirs Les Lutins ».")
+    kind = RadioField("Type", choices=[C("loisirs", "Accueil de loisirs"), C("periscolaire", "Périscolaire")],
+                      default="loisirs", validators=[InputRequired(REQUIRED)])
+    address = StringField("Adresse", validators=[length(300)])
+    phone = StringField("Téléphone", validators=[Optional(), PHONE])
+    email = EmailField("Adresse mail", validators=[Optional(), length(254), EMAIL])
+
+
+class UnitForm(FrenchForm):
+    label = StringField("Nom de l'unité", validators=[DataRequired(REQUIRED), length(60)],
+                        description="Accueil du matin, Matinée, Repas, Après-midi, Journée, Accueil du soir…")
+    position = IntegerField("Ordre d'affichage", default=1,
+                            validators=[InputRequired(REQUIRED), NumberRange(0, 99, "Un nombre entre 0 et 99.")])
+    capacity = IntegerField("Capacité (places par jour)", default=0,
+                            validators=[InputRequired(REQUIRED), NumberRange(0, 100000, "La capacité est un nombre positif ou nul.")])

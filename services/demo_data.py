@@ -37,6 +37,7 @@ DEMO_ACCOUNTS = {
     "parent2@demo.test": "parent2-demo-ribambelle",
     "famille2@demo.test": "famille2-demo-ribambelle",
     "agent@demo.test": "agent-demo-ribambelle",
+    "admin@demo.test": "admin-demo-ribambelle",
 }
 
 
@@ -113,6 +114,7 @@ def seed(db: Session, hasher: PasswordHasher, force: bool = False, today: date |
         account("parent2@demo.test", "parent", "Julien", "Martin", martin),
         samira,
         account("agent@demo.test", "agent", "Sophie", "Leroy"),
+        account("admin@demo.test", "admin", "Marc", "Dubois"),
     ])
     db.commit()
 

@@ -32,6 +32,22 @@ def staff_required(view):
     return wrapped
 
 
+def admin_required(view):
+    """The view configures the town: admins only (agents and parents get 403)."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        from app import login_manager
+
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        if current_user.role != "admin":
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
 def parent_required(view):
     """The view is for a parent with a family file; staff get 403."""
 

@@ -133,7 +133,7 @@ def test_parent_pages_and_dialogs_have_no_axe_violation(a11y_page, db, smtp):
 
 def test_agent_pages_have_no_axe_violation(a11y_page, db):
     page, found = a11y_page, {}
-    login(page, "agent@demo.test", "agent-demo-ribambelle")
+    login(page, "admin@demo.test", "admin-demo-ribambelle")  # staff pages, and the configuration
     est = db.exec(select(Establishment)).first()
     period = db.exec(select(Period).where(Period.establishment_id == est.id)).first()
     invoice = db.exec(select(Invoice)).first()
@@ -144,12 +144,17 @@ def test_agent_pages_have_no_axe_violation(a11y_page, db):
                        ("/agent/reservations", "demandes de réservation"),
                        (f"/agent/presences?etablissement={est.id}&jour={period.start_date.isoformat()}", "liste de présence"),
                        ("/agent/facturation", "facturation"), (f"/agent/factures/{invoice.id}", "facture (régie)"),
-                       ("/page-qui-n-existe-pas", "page introuvable"), ("/accessibilite", "déclaration d'accessibilité")):
+                       ("/page-qui-n-existe-pas", "page introuvable"), ("/accessibilite", "déclaration d'accessibilité"),
+                       ("/admin/", "configuration"), (f"/admin/etablissements/{est.id}", "établissement"),
+                       (f"/admin/etablissements/{est.id}/unites/nouvelle", "nouvelle unité")):
         page.goto(path)
         check(page, name, found)
     page.goto(f"/agent/demandes/{request.id}")
     page.get_by_role("button", name="Refuser").click()
     check(page, "demande de modification (erreur)", found)
+    page.goto("/admin/etablissements/nouveau")
+    page.get_by_role("button", name="Enregistrer").click()
+    check(page, "nouvel établissement (erreurs)", found)
     assert found == {}, "\n".join(f"{k}: {v}" for k, v in found.items())
 
 

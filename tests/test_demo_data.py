@@ -24,7 +24,7 @@ def test_demo_families_and_children(db):
 
 def test_seeding_again_loads_nothing(app, db):
     assert demo_data.seed(db, app.extensions["ribambelle.hasher"]) is False
-    assert db.exec(select(func.count()).select_from(User)).one() == 4
+    assert db.exec(select(func.count()).select_from(User)).one() == 5
 
 
 def test_demo_is_relative_to_today(app, make_app, db):

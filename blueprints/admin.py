@@ -1,0 +1,155 @@
+"""The town's configuration, for admins: establishments and their units (issue 6, first part)."""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlmodel import select
+
+from blueprints.forms import EstablishmentForm, UnitForm, strip_all
+from models import AuditEntry, Establishment, Unit, UnitExclusion, User, get_db
+from services import audit
+from services.security import admin_required
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+ESTABLISHMENT_FIELDS = ("name", "kind", "address", "phone", "email")
+UNIT_FIELDS = ("label", "position", "capacity")
+
+
+@bp.after_request
+def no_store(response):
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/")
+@admin_required
+def home():
+    """Page: the establishments and their units, and the latest changes made by staff."""
+    db = get_db()
+    establishments = db.exec(select(Establishment).order_by(Establishment.name)).all()
+    entries = db.exec(select(AuditEntry).order_by(AuditEntry.at.desc()).limit(20)).all()
+    authors = {u.id: u for u in db.exec(select(User).where(User.id.in_({e.user_id for e in entries})))}
+    return render_template("admin/home.html", establishments=establishments, entries=entries, authors=authors)
+
+
+@bp.route("/etablissements/nouveau", methods=["GET", "POST"])
+@admin_required
+def new_establishment():
+    """Page: create an establishment."""
+    form = EstablishmentForm()
+    if form.validate_on_submit():
+        strip_all(form)
+        db = get_db()
+        est = Establishment(**{name: form[name].data or "" for name in ESTABLISHMENT_FIELDS})
+        db.add(est)
+        db.flush()
+        audit.record(db, current_user.id, "create", "establishment", est.id, f"Établissement créé : {est.name}",
+                     after=audit.snapshot(est, ESTABLISHMENT_FIELDS))
+        db.commit()
+        flash(f"L'établissement « {est.name} » est créé. Ajoutez-lui ses unités.", "success")
+        return redirect(url_for("admin.establishment", establishment_id=est.id))
+    return render_template("admin/establishment.html", form=form, establishment=None)
+
+
+@bp.route("/etablissements/<int:establishment_id>", methods=["GET", "POST"])
+@admin_required
+def establishment(establishment_id: int):
+    """Page: an establishment's details (to modify) and its units."""
+    db = get_db()
+    est = db.get(Establishment, establishment_id)
+    if est is None:
+        abort(404)
+    form = EstablishmentForm(obj=est)
+    if form.validate_on_submit():
+        strip_all(form)
+        before = audit.snapshot(est, ESTABLISHMENT_FIELDS)
+        for name in ESTABLISHMENT_FIELDS:
+            setattr(est, name, form[name].data or "")
+        after = audit.snapshot(est, ESTABLISHMENT_FIELDS)
+        if after != before:
+            db.add(est)
+            audit.record(db, current_user.id, "update", "establishment", est.id, f"Établissement modifié : {est.name}",
+                         before, after)
+            db.commit()
+            flash("Modifications enregistrées.", "success")
+        else:
+            flash("Aucune modification à enregistrer.", "info")
+        return redirect(url_for("admin.establishment", establishment_id=est.id))
+    units = db.exec(select(Unit).where(Unit.establishment_id == est.id).order_by(Unit.position, Unit.id)).all()
+    return render_template("admin/establishment.html", form=form, establishment=est, units=units,
+                           exclusions=_exclusions(db, [u.id for u in units]))
+
+
+def _exclusions(db, unit_ids: list[int]) -> dict[int, set[int]]:
+    result: dict[int, set[int]] = {u: set() for u in unit_ids}
+    for ex in db.exec(select(UnitExclusion).where(UnitExclusion.unit_id.in_(unit_ids))):
+        result.setdefault(ex.unit_id, set()).add(ex.excluded_unit_id)
+        result.setdefault(ex.excluded_unit_id, set()).add(ex.unit_id)
+    return result
+
+
+def _slug(label: str, taken: set[str]) -> str:
+    text = unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode().lower()
+    base = re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:25] or "unite"
+    slug, n = base, 2
+    while slug in taken:
+        slug, n = f"{base}-{n}", n + 1
+    return slug
+
+
+@bp.route("/etablissements/<int:establishment_id>/unites/nouvelle", methods=["GET", "POST"])
+@bp.route("/unites/<int:unit_id>", methods=["GET", "POST"])
+@admin_required
+def unit(establishment_id: int | None = None, unit_id: int | None = None):
+    """Page: create or modify a unit — label, order, capacity, and the units it excludes."""
+    db = get_db()
+    current = db.get(Unit, unit_id) if unit_id else None
+    if unit_id and current is None:
+        abort(404)
+    est = db.get(Establishment, current.establishment_id if current else establishment_id)
+    if est is None:
+        abort(404)
+    siblings = [u for u in db.exec(select(Unit).where(Unit.establishment_id == est.id).order_by(Unit.position))
+                if not current or u.id != current.id]
+    form = UnitForm(obj=current)
+    excluded = _exclusions(db, [current.id])[current.id] if current else set()
+    if form.validate_on_submit():
+        strip_all(form)
+        try:
+            wanted = {int(v) for v in request.form.getlist("exclut")}
+        except ValueError:
+            abort(400)
+        if not wanted <= {u.id for u in siblings}:
+            abort(404)
+        before = {**audit.snapshot(current, UNIT_FIELDS), "exclut": sorted(excluded)} if current else {}
+        if current is None:
+            current = Unit(establishment_id=est.id, code=_slug(form.label.data, {u.code for u in siblings}),
+                           label="", position=0, capacity=0)
+        for name in UNIT_FIELDS:
+            setattr(current, name, form[name].data)
+        db.add(current)
+        db.flush()
+        for other in excluded - wanted:
+            for a, b in ((current.id, other), (other, current.id)):
+                row = db.get(UnitExclusion, (a, b))
+                if row:
+                    db.delete(row)
+        for other in wanted - excluded:
+            db.add(UnitExclusion(unit_id=current.id, excluded_unit_id=other))
+        after = {**audit.snapshot(current, UNIT_FIELDS), "exclut": sorted(wanted)}
+        audit.record(db, current_user.id, "update" if before else "create", "unit", current.id,
+                     f"Unité {'modifiée' if before else 'créée'} : {current.label} ({est.name})", before, after)
+        db.commit()
+        flash(f"L'unité « {current.label} » est enregistrée.", "success")
+        return redirect(url_for("admin.establishment", establishment_id=est.id))
+    if request.method == "POST":
+        try:
+            excluded = {int(v) for v in request.form.getlist("exclut")}  # keep what was ticked
+        except ValueError:
+            abort(400)
+    return render_template("admin/unit.html", form=form, establishment=est, unit=current, siblings=siblings,
+                           excluded=excluded)

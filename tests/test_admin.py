@@ -1,0 +1,72 @@
+"""Configuration by an admin (issue 6, first part): establishments and units, roles, the audit log."""
+from sqlmodel import select
+
+from models import AuditEntry, Establishment, Unit, UnitExclusion
+from tests.conftest import csrf_from, page_text
+
+ADMIN_URLS = ["/admin/", "/admin/etablissements/nouveau", "/admin/etablissements/1", "/admin/etablissements/1/unites/nouvelle",
+              "/admin/unites/1"]
+
+
+def test_only_admins_reach_the_configuration(client, auth):
+    for path in ADMIN_URLS:
+        assert client.get(path).status_code == 302  # visitors: the login page
+    for email in ("parent@demo.test", "agent@demo.test"):
+        auth.login(email)
+        for path in ADMIN_URLS:
+            assert client.get(path).status_code == 403, (email, path)
+        auth.logout()
+    auth.login("admin@demo.test")
+    for path in ADMIN_URLS:
+        response = client.get(path)
+        assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+    assert "Configuration" in page_text(client.get("/agent/"))  # the admin is staff too
+
+
+def test_admin_creates_an_establishment_and_units_with_exclusions(client, auth, db):
+    auth.login("admin@demo.test")
+    empty = page_text(client.submit("/admin/etablissements/nouveau", {"name": "", "kind": "loisirs", "email": "pas-une-adresse"}))
+    assert "Ce champ est obligatoire." in empty and "Adresse mail invalide" in empty
+    response = client.submit("/admin/etablissements/nouveau",
+                             {"name": "Accueil de loisirs Les Pinsons", "kind": "loisirs", "address": "3 rue des Pins",
+                              "phone": "01 02 03 04 05", "email": "pinsons@demo.test"})
+    est = db.exec(select(Establishment).where(Establishment.name == "Accueil de loisirs Les Pinsons")).one()
+    assert response.headers["Location"].endswith(f"/admin/etablissements/{est.id}")
+    new_unit = f"/admin/etablissements/{est.id}/unites/nouvelle"
+    for label, position, capacity in (("Matinée", "1", "12"), ("Après-midi", "3", "12")):
+        client.submit(new_unit, {"label": label, "position": position, "capacity": capacity})
+    units = {u.label: u for u in db.exec(select(Unit).where(Unit.establishment_id == est.id))}
+    assert units["Matinée"].code == "matinee" and units["Après-midi"].code == "apres-midi"
+    bad = page_text(client.submit(new_unit, {"label": "Journée", "position": "2", "capacity": "-3",
+                                             "exclut": [str(units["Matinée"].id)]}))
+    assert "La capacité est un nombre positif ou nul." in bad and 'value="Journée"' in bad
+    assert f'value="{units["Matinée"].id}" id="exclut-{units["Matinée"].id}" checked' in bad  # kept
+    client.submit(new_unit, {"label": "Journée", "position": "2", "capacity": "8",
+                             "exclut": [str(units["Matinée"].id), str(units["Après-midi"].id)]})
+    journee = db.exec(select(Unit).where(Unit.establishment_id == est.id, Unit.label == "Journée")).one()
+    excluded = {e.excluded_unit_id for e in db.exec(select(UnitExclusion).where(UnitExclusion.unit_id == journee.id))}
+    assert excluded == {units["Matinée"].id, units["Après-midi"].id}
+    page = page_text(client.get(f"/admin/etablissements/{est.id}"))
+    assert "Journée" in page and "Matinée, Après-midi" in page
+    # a unit of another establishment cannot be excluded through a forged form
+    other = db.exec(select(Unit).where(Unit.establishment_id != est.id)).first()
+    forged = client.submit(f"/admin/unites/{journee.id}", {"label": "Journée", "position": "2", "capacity": "8",
+                                                          "exclut": [str(other.id)]})
+    assert forged.status_code == 404
+
+
+def test_every_change_is_recorded_with_before_and_after(client, auth, db):
+    auth.login("admin@demo.test")
+    est = db.exec(select(Establishment)).first()
+    client.submit(f"/admin/etablissements/{est.id}", {"name": est.name, "kind": est.kind, "address": "Nouvelle adresse",
+                                                       "phone": est.phone, "email": est.email})
+    entry = db.exec(select(AuditEntry).where(AuditEntry.target == "establishment")).one()
+    assert entry.before["address"] != "Nouvelle adresse" and entry.after["address"] == "Nouvelle adresse"
+    assert "Établissement modifié" in entry.summary
+    page = page_text(client.get("/admin/"))
+    assert "Marc Dubois" in page and "Établissement modifié" in page
+    unchanged = client.submit(f"/admin/etablissements/{est.id}", {"name": est.name, "kind": est.kind,
+                                                                   "address": "Nouvelle adresse", "phone": est.phone,
+                                                                   "email": est.email}, follow_redirects=True)
+    assert "Aucune modification" in page_text(unchanged)
+    assert len(db.exec(select(AuditEntry)).all()) == 1
