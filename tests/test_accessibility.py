@@ -254,10 +254,12 @@ def test_whole_booking_journey_with_the_keyboard_only(browser, live_server, db):
         assert page.evaluate("document.activeElement.closest('dialog') !== null || document.activeElement === document.body")
     tab_to(page, dialog.get_by_label("Léa Martin"))
     page.keyboard.press("Space")
-    expect(dialog.get_by_text("2. L'établissement")).to_be_visible()
+    page.wait_for_load_state("networkidle")  # the window is redrawn with the child's establishments
+    expect(dialog.get_by_text("2. L'établissement")).to_be_visible(timeout=15000)
     tab_to(page, dialog.get_by_label("Accueil de loisirs Les Lutins"))
     page.keyboard.press("Space")
-    expect(dialog.get_by_text("3. La période")).to_be_visible()
+    page.wait_for_load_state("networkidle")
+    expect(dialog.get_by_text("3. La période")).to_be_visible(timeout=15000)
     tab_to(page, dialog.locator("input[name=periode]").first)
     page.keyboard.press("Space")
     page.wait_for_load_state("networkidle")  # the window is redrawn with the period chosen
