@@ -153,3 +153,57 @@ def unit(establishment_id: int | None = None, unit_id: int | None = None):
             abort(400)
     return render_template("admin/unit.html", form=form, establishment=est, unit=current, siblings=siblings,
                            excluded=excluded)
+
+
+@bp.route("/etablissements/<int:establishment_id>/inscriptions", methods=["GET", "POST"])
+@admin_required
+def enrollments(establishment_id: int):
+    """Page: which children may book the establishment — enrol one child, a whole class, or withdraw."""
+    from models import Child, Enrollment, Family
+
+    db = get_db()
+    est = db.get(Establishment, establishment_id)
+    if est is None:
+        abort(404)
+    enrolled_ids = set(db.exec(select(Enrollment.child_id).where(Enrollment.establishment_id == est.id)).all())
+    if request.method == "POST":
+        action = request.form.get("action")
+        if action == "classe":
+            school, _, school_class = (request.form.get("classe") or "").partition("|")
+            targets = db.exec(select(Child).where(Child.school == school, Child.school_class == school_class)).all()
+            if not school or not targets:
+                flash("Choisissez une classe.", "error")
+                return redirect(url_for("admin.enrollments", establishment_id=est.id))
+        else:
+            child = db.get(Child, request.form.get("enfant", type=int) or 0)
+            if child is None:
+                abort(404)
+            targets = [child]
+        if action == "retirer":
+            row = db.exec(select(Enrollment).where(Enrollment.child_id == targets[0].id,
+                                                   Enrollment.establishment_id == est.id)).first()
+            if row is not None:
+                db.delete(row)
+                audit.record(db, current_user.id, "delete", "enrollment", row.id,
+                             f"Inscription retirée : {targets[0].full_name} ({est.name})",
+                             family_id=targets[0].family_id)
+                db.commit()
+            flash(f"{targets[0].full_name} ne peut plus réserver à {est.name} ; ses réservations déjà faites restent.",
+                  "success")
+            return redirect(url_for("admin.enrollments", establishment_id=est.id))
+        added = [c for c in targets if c.id not in enrolled_ids]
+        for child in added:
+            db.add(Enrollment(child_id=child.id, establishment_id=est.id))
+            audit.record(db, current_user.id, "create", "enrollment", child.id,
+                         f"Inscription : {child.full_name} ({est.name})", family_id=child.family_id)
+        db.commit()
+        flash(f"{len(added)} enfant{'s' * (len(added) > 1)} inscrit{'s' * (len(added) > 1)} à {est.name}"
+              + (f" ({len(targets) - len(added)} déjà inscrit{'s' * (len(targets) - len(added) > 1)})." if len(added) < len(targets) else "."),
+              "success")
+        return redirect(url_for("admin.enrollments", establishment_id=est.id))
+    children = db.exec(select(Child).order_by(Child.last_name, Child.first_name)).all()
+    families = {f.id: f for f in db.exec(select(Family))}
+    classes = sorted({(c.school, c.school_class) for c in children if c.school and c.school_class})
+    return render_template("admin/enrollments.html", establishment=est, families=families,
+                           enrolled=[c for c in children if c.id in enrolled_ids],
+                           others=[c for c in children if c.id not in enrolled_ids], classes=classes)

@@ -5,7 +5,7 @@ from models import AuditEntry, Establishment, Unit, UnitExclusion
 from tests.conftest import csrf_from, page_text
 
 ADMIN_URLS = ["/admin/", "/admin/etablissements/nouveau", "/admin/etablissements/1", "/admin/etablissements/1/unites/nouvelle",
-              "/admin/unites/1"]
+              "/admin/unites/1", "/admin/etablissements/1/inscriptions"]
 
 
 def test_only_admins_reach_the_configuration(client, auth):
@@ -70,3 +70,32 @@ def test_every_change_is_recorded_with_before_and_after(client, auth, db):
                                                                    "email": est.email}, follow_redirects=True)
     assert "Aucune modification" in page_text(unchanged)
     assert len(db.exec(select(AuditEntry)).all()) == 1
+
+
+def test_enrollments_open_and_close_booking(client, auth, db):
+    from models import Child, Period
+
+    hugo = db.exec(select(Child).where(Child.first_name == "Hugo")).one()
+    ferry = db.exec(select(Establishment).where(Establishment.name == "Périscolaire école Jules-Ferry")).one()
+    period = db.exec(select(Period).where(Period.establishment_id == ferry.id)).one()
+    auth.login()
+    assert client.get(f"/reservations/planning/{hugo.id}/{period.id}").status_code == 404  # not enrolled
+    auth.logout()
+    auth.login("admin@demo.test")
+    url = f"/admin/etablissements/{ferry.id}/inscriptions"
+    assert "Léa" in page_text(client.get(url)) and "Inscrire toute une classe" in page_text(client.get(url))
+    client.submit(url, {"action": "inscrire", "enfant": hugo.id})
+    auth.logout()
+    auth.login()
+    assert client.get(f"/reservations/planning/{hugo.id}/{period.id}").status_code == 200
+    auth.logout()
+    auth.login("admin@demo.test")
+    client.submit(url, {"action": "retirer", "enfant": hugo.id})
+    done = page_text(client.submit(url, {"action": "classe", "classe": "École Jules-Ferry|CE2"}, follow_redirects=True))
+    assert "0 enfant inscrit" in done and "1 déjà inscrit" in done  # Léa, CE2, is enrolled already
+    entries = db.exec(select(AuditEntry).where(AuditEntry.target == "enrollment")).all()
+    assert [e.summary.split(" :")[0] for e in entries] == ["Inscription", "Inscription retirée"]
+    assert all(e.family_id == hugo.family_id for e in entries)
+    auth.logout()
+    auth.login("agent@demo.test")
+    assert client.get(url).status_code == 403
