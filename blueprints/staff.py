@@ -382,3 +382,65 @@ def invoice(invoice_id: int):
             flash(str(exc), "error")
         return redirect(url_for("staff.invoice", invoice_id=inv.id))
     return render_template("staff/invoice.html", **{**invoice_context(inv), "staff_view": True})
+
+
+# --- families -------------------------------------------------------------------------------------
+
+
+PAGE_SIZE = 20
+
+
+@bp.get("/familles")
+@staff_required
+def families():
+    """Page: search a family by name, login, guardian or child name; 20 per page."""
+    from sqlalchemy import func, or_
+    from sqlmodel import select
+
+    from models import Child, Guardian
+
+    db = get_db()
+    q = (request.args.get("q") or "").strip()[:100]
+    page = max(request.args.get("page", 1, type=int), 1)
+    query = select(Family)
+    if q:
+        like = f"%{q.lower()}%"
+        query = query.where(or_(
+            func.lower(Family.name).like(like),
+            Family.id.in_(select(User.family_id).where(func.lower(User.email).like(like))),
+            Family.id.in_(select(Guardian.family_id).where(or_(func.lower(Guardian.first_name).like(like),
+                                                                 func.lower(Guardian.last_name).like(like)))),
+            Family.id.in_(select(Child.family_id).where(or_(func.lower(Child.first_name).like(like),
+                                                              func.lower(Child.last_name).like(like)))),
+        ))
+    total = db.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = db.exec(query.order_by(Family.name, Family.id).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
+    return render_template("staff/families.html", families=rows, q=q, page=page, total=total,
+                           pages=max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1))
+
+
+@bp.get("/familles/<int:family_id>")
+@staff_required
+def family(family_id: int):
+    """Page: a family on one page — file, logins, children, reservations, invoices, payments, changes."""
+    from sqlmodel import select
+
+    from models import AuditEntry, Invoice, Payment, Reservation, utcnow
+    from services import billing, planning
+    from services.formatting import PARIS
+
+    db = get_db()
+    fam = db.get(Family, family_id)
+    if fam is None:
+        abort(404)
+    entries = db.exec(select(AuditEntry).where(AuditEntry.family_id == fam.id).order_by(AuditEntry.at.desc())).all()
+    authors = {u.id: u for u in db.exec(select(User).where(User.id.in_({e.user_id for e in entries})))}
+    return render_template(
+        "staff/family.html", family=fam,
+        reservations=db.exec(select(Reservation).where(Reservation.family_id == fam.id).order_by(Reservation.id.desc())).all(),
+        invoices=db.exec(select(Invoice).where(Invoice.family_id == fam.id).order_by(Invoice.month.desc())).all(),
+        payments=db.exec(select(Payment).where(Payment.family_id == fam.id).order_by(Payment.created_at.desc())).all(),
+        entries=entries, authors=authors, today=utcnow().astimezone(PARIS).date(),
+        reservation_states=planning.RESERVATION_STATES, invoice_states=billing.INVOICE_STATES,
+        payment_states=billing.PAYMENT_STATES, methods=billing.PAYMENT_METHODS,
+        children={c.id: c for c in fam.children})

@@ -147,7 +147,8 @@ def test_agent_pages_have_no_axe_violation(a11y_page, db):
                        ("/page-qui-n-existe-pas", "page introuvable"), ("/accessibilite", "déclaration d'accessibilité"),
                        ("/admin/", "configuration"), (f"/admin/etablissements/{est.id}", "établissement"),
                        (f"/admin/etablissements/{est.id}/unites/nouvelle", "nouvelle unité"),
-                       (f"/admin/etablissements/{est.id}/inscriptions", "inscriptions")):
+                       (f"/admin/etablissements/{est.id}/inscriptions", "inscriptions"),
+                       ("/agent/familles?q=martin", "familles"), ("/agent/familles/1", "famille")):
         page.goto(path)
         check(page, name, found)
     page.goto(f"/agent/demandes/{request.id}")

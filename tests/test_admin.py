@@ -99,3 +99,24 @@ def test_enrollments_open_and_close_booking(client, auth, db):
     auth.logout()
     auth.login("agent@demo.test")
     assert client.get(url).status_code == 403
+
+
+def test_staff_search_a_family_and_see_it_on_one_page(client, auth, db):
+    from models import Family
+
+    auth.login("agent@demo.test")
+    found = page_text(client.get("/agent/familles?q=yanis"))
+    assert "1 famille pour « yanis »" in found and "Benali" in found and "Martin" not in found
+    by_login = page_text(client.get("/agent/familles?q=parent2@demo"))
+    assert "Martin" in by_login
+    assert "0 famille" in page_text(client.get("/agent/familles?q=" + "x" * 5000))  # long input: a clear answer
+    martin = db.exec(select(Family).where(Family.name == "Martin")).one()
+    page = page_text(client.get(f"/agent/familles/{martin.id}"))
+    for words in ("Famille Martin", "Léa Martin", "Arachide", "parent@demo.test", "parent2@demo.test", "R-", "F-",
+                  "Chèque", "Réservations", "Factures et paiements"):
+        assert words in page, words
+    assert client.get("/agent/familles/99999").status_code == 404
+    auth.logout()
+    auth.login()
+    assert client.get("/agent/familles").status_code == 403
+    assert client.get(f"/agent/familles/{martin.id}").status_code == 403
