@@ -10,8 +10,9 @@ from datetime import date, timedelta
 
 from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
+from sqlmodel import func, select
 
-from models import Child, Establishment, Period, Reservation, Unit, get_db, utcnow
+from models import Child, Draft, DraftLine, Establishment, Period, PeriodUnit, Reservation, Unit, get_db, utcnow
 from services import family as family_service, outbox, planning
 from services.security import parent_required
 
@@ -154,10 +155,6 @@ def _month_context(child: Child, period: Period, month: date, mode: str, message
 
 
 def _selected_total(child: Child, period: Period, mode: str) -> int:
-    from sqlmodel import func, select
-
-    from models import Draft, DraftLine
-
     return get_db().exec(
         select(func.count()).select_from(DraftLine).join(Draft, Draft.id == DraftLine.draft_id)
         .where(Draft.child_id == child.id, Draft.period_id == period.id,
@@ -284,10 +281,6 @@ def auto(child_id: int, period_id: int):
 
 
 def _open_weekdays(period: Period, unit: Unit) -> list[int]:
-    from sqlmodel import select
-
-    from models import PeriodUnit
-
     pu = get_db().exec(select(PeriodUnit).where(PeriodUnit.period_id == period.id,
                                                 PeriodUnit.unit_id == unit.id)).first()
     if pu is None:
@@ -383,10 +376,6 @@ def detail(reservation_id: int):
 
 
 def _units_query(period_id: int):
-    from sqlmodel import select
-
-    from models import PeriodUnit
-
     return select(Unit).join(PeriodUnit, PeriodUnit.unit_id == Unit.id).where(PeriodUnit.period_id == period_id)
 
 

@@ -1,14 +1,22 @@
-"""The back office for agents: the queue of family and child changes to validate."""
+"""The back office for agents: changes to validate, booking requests, attendance lists, billing, families."""
 from __future__ import annotations
 
-from datetime import timedelta
+import io
+from datetime import date, timedelta
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from sqlalchemy import func, or_
+from sqlmodel import select
+from xhtml2pdf import pisa
 
+from blueprints.billing import invoice_context
 from blueprints.forms import DecisionForm, strip_all
-from models import ChangeRequest, Family, User, get_db
-from services import family as family_service, outbox
+from models import (AuditEntry, ChangeRequest, Child, Establishment, Family, Guardian, Invoice, Payment, Period,
+                    Reservation, ReservationLine, Unit, User, get_db, utcnow)
+from services import attendance as attendance_service
+from services import billing, family as family_service, outbox, planning
+from services.formatting import PARIS
 from services.security import staff_required
 
 bp = Blueprint("staff", __name__, url_prefix="/agent")
@@ -82,13 +90,6 @@ def decide(request_id: int):
 @staff_required
 def reservation_queue():
     """Page: booking requests and waiting-list lines to accept or refuse, oldest first, filterable."""
-    from datetime import date
-
-    from sqlmodel import select
-
-    from models import Establishment, Period
-    from services import planning
-
     db = get_db()
     establishment_id = request.args.get("etablissement", type=int)
     period_id = request.args.get("periode", type=int)
@@ -112,9 +113,6 @@ def reservation_queue():
 def _decide_lines(line_ids: list[int], accept: bool, message: str, justified: bool = False,
                   justification: str = "") -> list[str]:
     """Decide each line in its own transaction; mail the family once. Returns the problems met."""
-    from models import Child, Reservation, Unit, utcnow
-    from services import planning
-
     db = get_db()
     done, problems = [], []
     for line_id in line_ids:
@@ -160,8 +158,6 @@ def _decision_args() -> tuple | None:
 @staff_required
 def decide_line(line_id: int):
     """Accept or refuse one line; the family is told by mail."""
-    from models import ReservationLine
-
     if get_db().get(ReservationLine, line_id) is None:
         abort(404)
     args = _decision_args()
@@ -175,10 +171,6 @@ def decide_line(line_id: int):
 @staff_required
 def decide_reservation(reservation_id: int):
     """Accept or refuse every pending line of a reservation at once."""
-    from sqlmodel import select
-
-    from models import Reservation, ReservationLine
-
     db = get_db()
     if db.get(Reservation, reservation_id) is None:
         abort(404)
@@ -199,13 +191,6 @@ def decide_reservation(reservation_id: int):
 
 def _attendance_args():
     """(establishment, day) from the query string: the first establishment and today by default."""
-    from datetime import date
-
-    from sqlmodel import select
-
-    from models import Establishment, utcnow
-    from services.formatting import PARIS
-
     db = get_db()
     establishments = db.exec(select(Establishment).order_by(Establishment.name)).all()
     if not establishments:
@@ -225,8 +210,6 @@ def _attendance_args():
 @staff_required
 def attendance():
     """Page: the attendance list of an establishment for a day, to tick on a phone and to print."""
-    from services import attendance as attendance_service
-
     establishments, establishment, day = _attendance_args()
     lists = attendance_service.sheet(get_db(), establishment.id, day)
     return render_template("staff/attendance.html", establishments=establishments, establishment=establishment,
@@ -238,8 +221,6 @@ def attendance():
 @staff_required
 def record_attendance():
     """Store the ticks of the list (present / absent per child and unit)."""
-    from services import attendance as attendance_service
-
     _, establishment, day = _attendance_args()
     lists = attendance_service.sheet(get_db(), establishment.id, day)
     allowed = {(r.child.id, ul.unit.id) for ul in lists for r in ul.rows}
@@ -262,8 +243,6 @@ def record_attendance():
 @staff_required
 def add_walk_in():
     """A child who came without a booking: recorded present (billed at the period's surcharge)."""
-    from services import attendance as attendance_service
-
     _, establishment, day = _attendance_args()
     child_id = request.form.get("enfant", type=int)
     unit_id = request.form.get("unite", type=int)
@@ -283,12 +262,6 @@ def add_walk_in():
 @staff_required
 def attendance_pdf():
     """The attendance list as a PDF (xhtml2pdf), to print."""
-    import io
-
-    from xhtml2pdf import pisa
-
-    from services import attendance as attendance_service
-
     _, establishment, day = _attendance_args()
     lists = attendance_service.sheet(get_db(), establishment.id, day)
     html = render_template("staff/attendance_pdf.html", establishment=establishment, day=day, lists=lists,
@@ -306,8 +279,6 @@ def attendance_pdf():
 @staff_required
 def attendance_csv():
     """The attendance list as CSV (health notes included: for the staff who need them)."""
-    from services import attendance as attendance_service
-
     _, establishment, day = _attendance_args()
     lists = attendance_service.sheet(get_db(), establishment.id, day)
     body = "\ufeff" + attendance_service.to_csv(lists, day)  # the BOM makes spreadsheets read UTF-8
@@ -323,12 +294,6 @@ def attendance_csv():
 @staff_required
 def billing_home():
     """Page: run the monthly billing, and the invoices still to be paid (past-due first)."""
-    from sqlmodel import select
-
-    from models import Invoice, utcnow
-    from services import billing
-    from services.formatting import PARIS
-
     db = get_db()
     today = utcnow().astimezone(PARIS).date()
     if request.method == "POST":
@@ -359,10 +324,6 @@ def billing_home():
 @staff_required
 def invoice(invoice_id: int):
     """Page: an invoice for the régie — record a counter payment, or cancel it with a reason."""
-    from blueprints.billing import invoice_context
-    from models import Invoice
-    from services import billing
-
     db = get_db()
     inv = db.get(Invoice, invoice_id)
     if inv is None:
@@ -394,11 +355,6 @@ PAGE_SIZE = 20
 @staff_required
 def families():
     """Page: search a family by name, login, guardian or child name; 20 per page."""
-    from sqlalchemy import func, or_
-    from sqlmodel import select
-
-    from models import Child, Guardian
-
     db = get_db()
     q = (request.args.get("q") or "").strip()[:100]
     page = max(request.args.get("page", 1, type=int), 1)
@@ -423,12 +379,6 @@ def families():
 @staff_required
 def family(family_id: int):
     """Page: a family on one page — file, logins, children, reservations, invoices, payments, changes."""
-    from sqlmodel import select
-
-    from models import AuditEntry, Invoice, Payment, Reservation, utcnow
-    from services import billing, planning
-    from services.formatting import PARIS
-
     db = get_db()
     fam = db.get(Family, family_id)
     if fam is None:
