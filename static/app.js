@@ -15,13 +15,13 @@
   document.addEventListener("htmx:beforeRequest", function (e) { if (!e.target.closest("dialog")) { opener = e.target; } });
   document.addEventListener("htmx:afterRequest", arm); arm();
   document.addEventListener("htmx:afterSwap", function (e) {
-    // A dialog fragment appended to the page opens as a modal: focus stays inside until it closes.
-    document.querySelectorAll("dialog[data-modal]:not([open])").forEach(function (d) {
+    document.querySelectorAll("dialog[data-modal]:not([open])").forEach(function (d) { // modal: focus stays inside
       d.addEventListener("close", function () { d.remove(); if (opener && document.contains(opener)) { opener.focus(); } });
       d.showModal();
     });
-    var target = e.detail.target, focus = target && target.querySelector && target.querySelector("[data-focus]");
-    if (focus) { focus.focus(); }
+    var root = e.detail.target && (document.getElementById(e.detail.target.id) || e.detail.target);
+    var steps = root && root.querySelectorAll ? root.querySelectorAll("[data-focus]") : [];
+    if (steps.length) { steps[steps.length - 1].focus(); } // then the newest step of what came in
   });
   document.addEventListener("click", function (e) {
     var closer = e.target.closest("[data-close-dialog]");

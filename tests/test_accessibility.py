@@ -96,7 +96,7 @@ def test_parent_pages_and_dialogs_have_no_axe_violation(a11y_page, db, smtp):
     expect(dialog.get_by_text("3. La période")).to_be_visible()
     check(page, "fenêtre nouvelle réservation", found)
     dialog.locator("input[name=periode]").first.check()
-    page.wait_for_load_state("networkidle")
+    expect(dialog.get_by_text("3. La période")).to_be_focused()  # the window was redrawn: now continue
     dialog.get_by_role("button", name="Continuer").click()
     expect(page.get_by_role("heading", name="Planning de Léa Martin")).to_be_visible()
     check(page, "planning", found)
@@ -254,20 +254,20 @@ def test_whole_booking_journey_with_the_keyboard_only(browser, live_server, db):
     for _ in range(12):  # the modal window keeps the focus inside
         page.keyboard.press("Tab")
         assert page.evaluate("document.activeElement.closest('dialog') !== null || document.activeElement === document.body")
+    # Each choice redraws the window (htmx); app.js then moves the focus to the next step's legend.
+    # Wait for that before the next key, or the key would land in the window being replaced.
     tab_to(page, dialog.get_by_label("Léa Martin"))
     page.keyboard.press("Space")
-    page.wait_for_load_state("networkidle")  # the window is redrawn with the child's establishments
-    expect(dialog.get_by_text("2. L'établissement")).to_be_visible(timeout=15000)
+    expect(dialog.get_by_text("2. L'établissement")).to_be_focused(timeout=15000)
     tab_to(page, dialog.get_by_label("Accueil de loisirs Les Lutins"))
     page.keyboard.press("Space")
-    page.wait_for_load_state("networkidle")
-    expect(dialog.get_by_text("3. La période")).to_be_visible(timeout=15000)
+    expect(dialog.get_by_text("3. La période")).to_be_focused(timeout=15000)
     tab_to(page, dialog.locator("input[name=periode]").first)
     page.keyboard.press("Space")
-    page.wait_for_load_state("networkidle")  # the window is redrawn with the period chosen
+    expect(dialog.get_by_text("3. La période")).to_be_focused(timeout=15000)
     tab_to(page, dialog.get_by_role("button", name="Continuer"))
     page.keyboard.press("Enter")
-    expect(page.get_by_role("heading", name="Planning de Léa Martin")).to_be_visible()
+    expect(page.get_by_role("heading", name="Planning de Léa Martin")).to_be_visible(timeout=15000)
     page.wait_for_load_state("load")
 
     cell = page.locator("td.cell--available button").first

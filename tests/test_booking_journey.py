@@ -18,7 +18,7 @@ def open_planning_from_the_window(page, button="Nouvelle réservation", heading=
     dialog.get_by_label("Léa Martin").check()
     dialog.get_by_label("Accueil de loisirs Les Lutins").check()
     dialog.locator("input[name=periode]").first.check()
-    page.wait_for_load_state("networkidle")
+    expect(dialog.get_by_text("3. La période")).to_be_focused()  # the window was redrawn: now continue
     dialog.get_by_role("button", name="Continuer").click()
     expect(page.get_by_role("heading", name=heading)).to_be_visible()
 
