@@ -14,7 +14,7 @@
   });
   document.addEventListener("htmx:beforeRequest", function (e) { if (!e.target.closest("dialog")) { opener = e.target; } });
   document.addEventListener("htmx:afterRequest", arm); arm();
-  document.addEventListener("htmx:afterSwap", function (e) {
+  document.addEventListener("htmx:afterSettle", function (e) { // htmx wires new content only then
     document.querySelectorAll("dialog[data-modal]:not([open])").forEach(function (d) { // modal: focus stays inside
       d.addEventListener("close", function () { d.remove(); if (opener && document.contains(opener)) { opener.focus(); } });
       d.showModal();
