@@ -142,7 +142,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     formatting.init_app(app)
     security.init_app(app)
 
-    from blueprints import account, admin, auth, billing, children, demo, reservations, simulator, staff
+    from blueprints import account, accounts, admin, auth, billing, children, demo, periods, reservations, simulator, staff
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(account.bp)
@@ -157,6 +157,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     csrf.exempt(simulator.decision)
     app.register_blueprint(staff.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(periods.bp)
+    app.register_blueprint(accounts.bp)
     app.register_blueprint(demo.bp)
 
     _register_errors(app)

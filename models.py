@@ -482,16 +482,28 @@ class DaySlot(SQLModel, table=True):
     unit_id: int = Field(foreign_key="unit.id", primary_key=True)
     day: date = Field(primary_key=True)
     taken: int = Field(default=0)
+    capacity: Optional[int] = Field(default=None)  # this day's own capacity, set by an admin; else the unit's
 
 
 # --- billing ----------------------------------------------------------------------------------------
 
 
-class Price(SQLModel, table=True):
-    """The price of a unit in a period for a quotient-familial bracket (qf_max empty: no ceiling)."""
+class QfBracket(SQLModel, table=True):
+    """One of the town's quotient-familial brackets (qf_max empty: no ceiling), e.g. 0–450, 451–800."""
 
     id: Optional[int] = Field(default=None, primary_key=True)
-    period_id: int = Field(foreign_key="period.id", index=True)
+    qf_min: int = Field(default=0)
+    qf_max: Optional[int] = Field(default=None)
+
+
+class Price(SQLModel, table=True):
+    """The price of a unit for a quotient-familial bracket (qf_max empty: no ceiling).
+
+    Without a period it is the unit's price; a row of a period, when there is one, wins for that period.
+    """
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    period_id: Optional[int] = Field(default=None, foreign_key="period.id", index=True)
     unit_id: int = Field(foreign_key="unit.id")
     qf_min: int = Field(default=0)
     qf_max: Optional[int] = Field(default=None)

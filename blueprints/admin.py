@@ -8,8 +8,8 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 from sqlmodel import select
 
-from blueprints.forms import EstablishmentForm, UnitForm, strip_all
-from models import AuditEntry, Establishment, Unit, UnitExclusion, User, get_db
+from blueprints.forms import EstablishmentForm, UnitForm, parse_euros, strip_all
+from models import AuditEntry, Establishment, Period, Price, QfBracket, Unit, UnitExclusion, User, get_db
 from services import audit
 from services.security import admin_required
 
@@ -80,8 +80,9 @@ def establishment(establishment_id: int):
             flash("Aucune modification à enregistrer.", "info")
         return redirect(url_for("admin.establishment", establishment_id=est.id))
     units = db.exec(select(Unit).where(Unit.establishment_id == est.id).order_by(Unit.position, Unit.id)).all()
+    est_periods = db.exec(select(Period).where(Period.establishment_id == est.id).order_by(Period.start_date.desc())).all()
     return render_template("admin/establishment.html", form=form, establishment=est, units=units,
-                           exclusions=_exclusions(db, [u.id for u in units]))
+                           exclusions=_exclusions(db, [u.id for u in units]), periods=est_periods)
 
 
 def _exclusions(db, unit_ids: list[int]) -> dict[int, set[int]]:
@@ -117,7 +118,18 @@ def unit(establishment_id: int | None = None, unit_id: int | None = None):
                 if not current or u.id != current.id]
     form = UnitForm(obj=current)
     excluded = _exclusions(db, [current.id])[current.id] if current else set()
-    if form.validate_on_submit():
+    brackets = _brackets(db)
+    saved = {(p.qf_min, p.qf_max): p for p in db.exec(select(Price).where(Price.unit_id == current.id,
+                                                                         Price.period_id.is_(None)))} if current else {}
+    typed = {b.id: _amount(saved[(b.qf_min, b.qf_max)].amount_cents) if (b.qf_min, b.qf_max) in saved else ""
+             for b in brackets}
+    price_errors: dict[int, str] = {}
+    if request.method == "POST":
+        typed = {b.id: (request.form.get(f"tarif-{b.id}") or "").strip()[:20] for b in brackets}
+        for b in brackets:
+            if typed[b.id] and parse_euros(typed[b.id]) is None:
+                price_errors[b.id] = "Montant invalide : en euros, par exemple 3,50."
+    if form.validate_on_submit() and not price_errors:
         strip_all(form)
         try:
             wanted = {int(v) for v in request.form.getlist("exclut")}
@@ -140,7 +152,18 @@ def unit(establishment_id: int | None = None, unit_id: int | None = None):
                     db.delete(row)
         for other in wanted - excluded:
             db.add(UnitExclusion(unit_id=current.id, excluded_unit_id=other))
-        after = {**audit.snapshot(current, UNIT_FIELDS), "exclut": sorted(wanted)}
+        before_prices = {_bracket_label(b): saved[(b.qf_min, b.qf_max)].amount_cents
+                         for b in brackets if (b.qf_min, b.qf_max) in saved}
+        if before:
+            before["tarifs"] = before_prices
+        for row in saved.values():
+            db.delete(row)
+        prices = {}
+        for b in brackets:
+            if typed[b.id]:
+                prices[_bracket_label(b)] = parse_euros(typed[b.id])
+                db.add(Price(unit_id=current.id, qf_min=b.qf_min, qf_max=b.qf_max, amount_cents=prices[_bracket_label(b)]))
+        after = {**audit.snapshot(current, UNIT_FIELDS), "exclut": sorted(wanted), "tarifs": prices}
         audit.record(db, current_user.id, "update" if before else "create", "unit", current.id,
                      f"Unité {'modifiée' if before else 'créée'} : {current.label} ({est.name})", before, after)
         db.commit()
@@ -152,7 +175,59 @@ def unit(establishment_id: int | None = None, unit_id: int | None = None):
         except ValueError:
             abort(400)
     return render_template("admin/unit.html", form=form, establishment=est, unit=current, siblings=siblings,
-                           excluded=excluded)
+                           excluded=excluded, brackets=brackets, typed=typed, price_errors=price_errors,
+                           bracket_label=_bracket_label)
+
+
+def _amount(cents: int) -> str:
+    """Cents as typed in a form: 350 -> '3,50'."""
+    return f"{cents // 100},{cents % 100:02d}"
+
+
+def _brackets(db) -> list[QfBracket]:
+    return list(db.exec(select(QfBracket).order_by(QfBracket.qf_min)).all())
+
+
+def _bracket_label(b: QfBracket) -> str:
+    return f"QF de {b.qf_min} à {b.qf_max} €" if b.qf_max is not None else f"QF à partir de {b.qf_min} €"
+
+
+@bp.route("/tranches", methods=["GET", "POST"])
+@admin_required
+def brackets():
+    """Page: the town's quotient-familial brackets, given by their ceilings (450, 800, 1200: four brackets)."""
+    db = get_db()
+    current = _brackets(db)
+    typed = [str(b.qf_max) for b in current if b.qf_max is not None]
+    error = ""
+    if request.method == "POST":
+        typed = [(v or "").strip()[:10] for v in request.form.getlist("plafond")][:12]
+        ceilings = [v for v in typed if v]
+        if not all(v.isdigit() and 0 < int(v) < 100000 for v in ceilings):
+            error = "Chaque plafond est un nombre entier d'euros, entre 1 et 99 999."
+        elif [int(v) for v in ceilings] != sorted({int(v) for v in ceilings}):
+            error = "Les plafonds doivent aller en croissant, sans doublon (par exemple 450, 800, 1200)."
+        if not error:
+            bounds = [int(v) for v in ceilings]
+            wanted = list(zip([0] + [c + 1 for c in bounds], bounds + [None]))
+            before = [_bracket_label(b) for b in current]
+            for b in current:
+                db.delete(b)
+            db.flush()
+            for low, high in wanted:
+                db.add(QfBracket(qf_min=low, qf_max=high))
+            db.flush()
+            after = [_bracket_label(b) for b in _brackets(db)]
+            if after != before:
+                audit.record(db, current_user.id, "update", "qf_brackets", 0, "Tranches de quotient familial modifiées",
+                             {"tranches": before}, {"tranches": after})
+            db.commit()
+            flash("Tranches enregistrées. Vérifiez les tarifs de chaque unité : une tranche nouvelle n'a pas encore de tarif.",
+                  "success")
+            return redirect(url_for("admin.brackets"))
+    typed = (typed + [""] * 3)[: max(len(typed) + 3, 6)]
+    return render_template("admin/brackets.html", brackets=current, typed=typed, error=error,
+                           bracket_label=_bracket_label), 422 if error else 200
 
 
 @bp.route("/etablissements/<int:establishment_id>/inscriptions", methods=["GET", "POST"])

@@ -128,7 +128,7 @@ def forgot():
 def reset(token: str):
     """Choose a new password from the link of the mail (single use, 30 minutes)."""
     db = get_db()
-    row, problem = accounts.find_token(db, token, "reset")
+    row, problem = accounts.find_token(db, token, ("reset", "invite"))  # invite: a new account's first password
     if problem:
         status = 404 if problem == "unknown" else 410
         return render_template("auth/link_problem.html", message=accounts.TOKEN_PROBLEMS[problem]), status
@@ -147,7 +147,7 @@ def reset(token: str):
         else:
             db.rollback()
             return render_template("auth/link_problem.html", message=accounts.TOKEN_PROBLEMS["used"]), 410
-    return render_template("auth/reset.html", form=form, user=user)
+    return render_template("auth/reset.html", form=form, user=user, first=row.purpose == "invite")
 
 
 def _safe_next(target: str | None) -> str | None:

@@ -1,10 +1,14 @@
 """The WTForms forms of the parent and staff pages, with French messages."""
 from __future__ import annotations
 
+import re
+from datetime import time
+
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
+    DateTimeLocalField,
     EmailField,
     FormField,
     IntegerField,
@@ -13,6 +17,7 @@ from wtforms import (
     SelectField,
     StringField,
     TextAreaField,
+    TimeField,
 )
 from wtforms import Form as SubForm
 from wtforms import SelectChoice as C
@@ -254,3 +259,109 @@ class UnitForm(FrenchForm):
                             validators=[InputRequired(REQUIRED), NumberRange(0, 99, "Un nombre entre 0 et 99.")])
     capacity = IntegerField("Capacité (places par jour)", default=0,
                             validators=[InputRequired(REQUIRED), NumberRange(0, 100000, "La capacité est un nombre positif ou nul.")])
+
+
+def parse_euros(text: str) -> int | None:
+    """'12,50', '12.5' or '12,50 €' as integer cents; None when it is not an amount."""
+    from decimal import Decimal, InvalidOperation
+
+    cleaned = (text or "").replace("€", "").replace("\u00a0", "").replace(" ", "").replace(",", ".")
+    if not re.fullmatch(r"\d{1,6}(\.\d{1,2})?", cleaned):
+        return None
+    try:
+        return int(Decimal(cleaned) * 100)
+    except InvalidOperation:
+        return None
+
+
+DAYS = NumberRange(0, 365, "Un nombre de jours entre 0 et 365.")
+
+
+class PeriodForm(FrenchForm):
+    name = StringField("Nom de la période", validators=[DataRequired(REQUIRED), length(150)],
+                       description="Par exemple « Vacances d'hiver 2027 » ou « Périscolaire 2026-2027 ».")
+    start_date = DateField("Premier jour", validators=[InputRequired("Indiquez une date (jj/mm/aaaa).")])
+    end_date = DateField("Dernier jour", validators=[InputRequired("Indiquez une date (jj/mm/aaaa).")])
+    booking_opens_at = DateTimeLocalField("Ouverture des réservations", format="%Y-%m-%dT%H:%M",
+                                          validators=[InputRequired("Indiquez la date et l'heure d'ouverture.")])
+    booking_closes_at = DateTimeLocalField("Fermeture des réservations", format="%Y-%m-%dT%H:%M",
+                                           validators=[InputRequired("Indiquez la date et l'heure de fermeture.")])
+    auto_accept_days = IntegerField("Acceptation immédiate à partir de (jours avant)", default=8,
+                                    validators=[InputRequired(REQUIRED), DAYS],
+                                    description="Plus tôt : acceptée sans attendre ; plus tard : demande traitée par la structure.")
+    min_days = IntegerField("Délai minimum de réservation (jours avant)", default=2, validators=[InputRequired(REQUIRED), DAYS],
+                            description="Plus près que ce délai, le jour n'est plus réservable.")
+    cancel_auto_days = IntegerField("Annulation acceptée d'office à partir de (jours avant)", default=8,
+                                    validators=[InputRequired(REQUIRED), DAYS])
+    cancel_min_days = IntegerField("Délai minimum d'annulation (jours avant)", default=2,
+                                   validators=[InputRequired(REQUIRED), DAYS],
+                                   description="Plus près : l'annulation n'est plus possible en ligne (absence ou jour facturé).")
+    cutoff_time = TimeField("Heure limite du jour", default=time(23, 59), validators=[InputRequired("Indiquez une heure (hh:mm).")],
+                            description="Après cette heure, la journée ne compte plus dans les délais.")
+    working_days = RadioField("Les délais se comptent en", choices=[C("0", "jours calendaires"), C("1", "jours ouvrés (lundi à vendredi, hors jours fériés)")],
+                              default="0", validators=[InputRequired(REQUIRED)])
+    waitlist_auto = BooleanField("Une place libérée va d'office au premier de la liste d'attente",
+                                 description="Sinon, un agent choisit à qui la proposer.")
+    surcharge_percent = IntegerField("Majoration d'une présence sans réservation (%)", default=0,
+                                     validators=[InputRequired(REQUIRED), NumberRange(0, 200, "Un pourcentage entre 0 et 200.")])
+
+    def validate(self, extra_validators=None):
+        ok = super().validate(extra_validators)
+        if self.start_date.data and self.end_date.data:
+            if self.end_date.data < self.start_date.data:
+                self.end_date.errors.append("Le dernier jour doit être après le premier jour.")
+                ok = False
+            elif (self.end_date.data - self.start_date.data).days > 400:
+                self.end_date.errors.append("Une période dure au plus 400 jours : créez-en plusieurs.")
+                ok = False
+        if self.booking_opens_at.data and self.booking_closes_at.data and \
+                self.booking_closes_at.data <= self.booking_opens_at.data:
+            self.booking_closes_at.errors.append("La fermeture des réservations doit être après leur ouverture.")
+            ok = False
+        if self.booking_closes_at.data and self.end_date.data and self.booking_closes_at.data.date() > self.end_date.data:
+            self.booking_closes_at.errors.append("Les réservations doivent fermer au plus tard le dernier jour de la période.")
+            ok = False
+        for low, high in ((self.min_days, self.auto_accept_days), (self.cancel_min_days, self.cancel_auto_days)):
+            if low.data is not None and high.data is not None and low.data > high.data:
+                low.errors.append(f"Ne peut pas dépasser « {high.label.text} » ({high.data} jours).")
+                ok = False
+        return ok
+
+
+class ClosedDayForm(FrenchForm):
+    day = DateField("Jour fermé", validators=[InputRequired("Indiquez une date (jj/mm/aaaa).")])
+    reason = StringField("Motif affiché aux familles", default="Structure fermée",
+                         validators=[DataRequired(REQUIRED), length(100)])
+
+
+class DayCapacityForm(FrenchForm):
+    unit = SelectField("Unité", coerce=lambda v: int(v) if str(v).isdigit() else -1, validate_choice=False, validators=[InputRequired(REQUIRED)])
+    day = DateField("Jour", validators=[InputRequired("Indiquez une date (jj/mm/aaaa).")])
+    capacity = IntegerField("Capacité ce jour-là", validators=[Optional(), NumberRange(0, 100000, "La capacité est un nombre positif ou nul.")],
+                            description="Laissez vide pour revenir à la capacité habituelle de l'unité.")
+
+    def validate_unit(self, field):
+        if field.data not in {value for value, _ in field.choices}:
+            raise ValidationError("Choisissez une unité proposée dans la période.")
+
+
+class StaffAccountForm(FrenchForm):
+    email = EmailField("Adresse mail (identifiant)", validators=[DataRequired(REQUIRED), length(254), EMAIL],
+                       render_kw={"autocomplete": "off", "autocapitalize": "none"})
+    first_name = StringField("Prénom", validators=[DataRequired(REQUIRED), length(100)])
+    last_name = StringField("Nom", validators=[DataRequired(REQUIRED), length(100)])
+    role = RadioField("Rôle", choices=[C("agent", "Agent : valide les dossiers et les demandes, fait les listes de présence et la facturation"),
+                                       C("admin", "Administrateur : configure la commune et gère les comptes, en plus")],
+                      default="agent", validators=[InputRequired(REQUIRED)])
+
+
+class NewFamilyForm(FrenchForm):
+    name = StringField("Nom de la famille", validators=[DataRequired(REQUIRED), length(100)],
+                       description="Le nom sous lequel le service enfance range le dossier (souvent celui des enfants).")
+    title = SelectField("Civilité du responsable légal 1", default="", choices=[C("", "—"), C("Mme", "Madame"), C("M.", "Monsieur")])
+    last_name = StringField("Nom du responsable légal 1", validators=[DataRequired(REQUIRED), length(100)])
+    first_name = StringField("Prénom du responsable légal 1", validators=[DataRequired(REQUIRED), length(100)])
+    phone_mobile = StringField("Téléphone portable", validators=[Optional(), PHONE], render_kw={"inputmode": "tel"})
+    email = EmailField("Adresse mail (identifiant de connexion)", validators=[DataRequired(REQUIRED), length(254), EMAIL],
+                       description="Le parent y reçoit un lien pour choisir son mot de passe (valable 7 jours).",
+                       render_kw={"autocomplete": "off", "autocapitalize": "none"})

@@ -13,9 +13,9 @@ from xhtml2pdf import pisa
 from blueprints.billing import invoice_context
 from blueprints.forms import DecisionForm, strip_all
 from models import (AuditEntry, ChangeRequest, Child, Establishment, Family, Guardian, Invoice, Payment, Period,
-                    Reservation, ReservationLine, Unit, User, get_db, utcnow)
+                    Reservation, ReservationLine, Unit, User, get_db, utcnow, writing_session)
 from services import attendance as attendance_service
-from services import billing, family as family_service, outbox, planning
+from services import audit, billing, exports, family as family_service, outbox, planning
 from services.formatting import PARIS
 from services.security import staff_required
 
@@ -394,3 +394,37 @@ def family(family_id: int):
         reservation_states=planning.RESERVATION_STATES, invoice_states=billing.INVOICE_STATES,
         payment_states=billing.PAYMENT_STATES, methods=billing.PAYMENT_METHODS,
         children={c.id: c for c in fam.children})
+
+
+def _csv_response(body: str, filename: str):
+    response = current_app.response_class(body, mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@bp.get("/exports/familles.csv")
+@staff_required
+def families_csv():
+    """Download: every family with its guardians, logins and children."""
+    return _csv_response(exports.families_csv(get_db()), f"familles-{utcnow().astimezone(PARIS):%Y-%m-%d}.csv")
+
+
+@bp.get("/exports/enfants.csv")
+@staff_required
+def children_csv():
+    """Download: every child with health notes and authorised persons; each download is recorded."""
+    with writing_session(get_db().get_bind()) as db:
+        audit.record(db, current_user.id, "export", "children", 0, "Export des enfants avec leurs informations médicales")
+        db.commit()
+    return _csv_response(exports.children_csv(get_db()), f"enfants-{utcnow().astimezone(PARIS):%Y-%m-%d}.csv")
+
+
+@bp.get("/periodes/<int:period_id>/reservations.csv")
+@staff_required
+def period_bookings_csv(period_id: int):
+    """Download: the bookings of a period, day by day and unit by unit."""
+    db = get_db()
+    period = db.get(Period, period_id)
+    if period is None:
+        abort(404)
+    return _csv_response(exports.period_bookings_csv(db, period), f"reservations-periode-{period.id}.csv")

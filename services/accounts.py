@@ -17,6 +17,8 @@ FREE_FAILURES = 3  # failed attempts before delays start
 MAX_DELAY_SECONDS = 15 * 60  # delays grow, but the account is never locked for good
 RESET_LIFETIME = timedelta(minutes=30)
 EMAIL_CHANGE_LIFETIME = timedelta(hours=48)
+INVITE_LIFETIME = timedelta(days=7)  # a new account's first password: the parent may read the mail late
+LIFETIMES = {"reset": RESET_LIFETIME, "email": EMAIL_CHANGE_LIFETIME, "invite": INVITE_LIFETIME}
 
 # A hash to verify against when the login is unknown, so that both cases take the same time.
 _DUMMY_HASH: dict[int, str] = {}
@@ -105,7 +107,7 @@ def issue_token(db: Session, user: User, purpose: str, new_email: str = "") -> s
         .values(superseded_at=now)
     )
     token = secrets.token_urlsafe(32)
-    lifetime = RESET_LIFETIME if purpose == "reset" else EMAIL_CHANGE_LIFETIME
+    lifetime = LIFETIMES[purpose]
     db.add(
         AuthToken(
             user_id=user.id,
@@ -127,12 +129,13 @@ TOKEN_PROBLEMS = {
 }
 
 
-def find_token(db: Session, token: str, purpose: str) -> tuple[AuthToken | None, str | None]:
+def find_token(db: Session, token: str, purpose: str | tuple[str, ...]) -> tuple[AuthToken | None, str | None]:
     """The token row and None, or None and the key of TOKEN_PROBLEMS saying why it cannot be used."""
+    purposes = (purpose,) if isinstance(purpose, str) else purpose
     if not token or len(token) > 100:
         return None, "unknown"
     row = db.exec(select(AuthToken).where(AuthToken.token_hash == _hash_token(token))).first()
-    if row is None or row.purpose != purpose:
+    if row is None or row.purpose not in purposes:
         return None, "unknown"
     if row.used_at:
         return None, "used"
@@ -158,7 +161,7 @@ def set_password(db: Session, hasher: PasswordHasher, user: User, new_password: 
     db.add(user)
     db.execute(
         update(AuthToken)
-        .where(AuthToken.user_id == user.id, AuthToken.purpose == "reset", AuthToken.used_at.is_(None))
+        .where(AuthToken.user_id == user.id, AuthToken.purpose.in_(("reset", "invite")), AuthToken.used_at.is_(None))
         .values(superseded_at=utcnow())
     )
     throttle = db.get(LoginThrottle, user.email)
@@ -169,3 +172,16 @@ def set_password(db: Session, hasher: PasswordHasher, user: User, new_password: 
 def email_taken(db: Session, email: str, except_user_id: int | None = None) -> bool:
     user = db.exec(select(User).where(User.email == normalize_email(email))).first()
     return user is not None and user.id != except_user_id
+
+
+def create_account(db: Session, hasher: PasswordHasher, email: str, role: str, first_name: str, last_name: str,
+                   family_id: int | None = None) -> tuple[User, str]:
+    """A new login without a usable password, and the single-use link token to choose one (7 days).
+
+    The caller checks the address is free, sends the invitation mail and commits.
+    """
+    user = User(email=normalize_email(email), role=role, first_name=first_name, last_name=last_name,
+                family_id=family_id, password_hash=hasher.hash(secrets.token_urlsafe(32)))
+    db.add(user)
+    db.flush()
+    return user, issue_token(db, user, "invite")

@@ -143,7 +143,8 @@ class Pricing:
         period = self.period_of(unit_id, day)
         if period is None:
             return None
-        brackets = sorted(self.prices.get((period.id, unit_id), []), key=lambda p: p.qf_min)
+        rows = self.prices.get((period.id, unit_id)) or self.prices.get((None, unit_id), [])  # the period's, else the unit's
+        brackets = sorted(rows, key=lambda p: p.qf_min)
         if not brackets:
             return None
         qf_valid = family.qf is not None and family.qf_valid_until is not None and family.qf_valid_until >= day

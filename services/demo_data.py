@@ -19,6 +19,7 @@ from models import (
     Invoice,
     Period,
     PeriodUnit,
+    QfBracket,
     Price,
     Reservation,
     ReservationLine,
@@ -28,7 +29,7 @@ from models import (
     utcnow,
     writing_session,
 )
-from services import billing, family as family_service, planning
+from services import billing, family as family_service, periods, planning
 from services.formatting import PARIS
 
 # Logins shown in the README; a town's real data never uses the .test domain.
@@ -176,6 +177,8 @@ def _seed_planning(db: Session, today: date, parent: User, children: list[Child]
     )
     db.add_all([holidays_period, term])
     db.flush()
+    periods.close_holidays(db, holidays_period)
+    periods.close_holidays(db, term)
     for unit in (matinee, repas, apres_midi, journee):
         db.add(PeriodUnit(period_id=holidays_period.id, unit_id=unit.id, weekdays="01234"))
     for unit in (matin, cantine, soir):
@@ -185,10 +188,10 @@ def _seed_planning(db: Session, today: date, parent: User, children: list[Child]
     grid = [(matinee, [350, 450, 550, 650]), (repas, [290, 350, 410, 470]), (apres_midi, [350, 450, 550, 650]),
             (journee, [800, 1000, 1200, 1400]), (matin, [100, 130, 160, 190]), (cantine, [250, 320, 390, 460]),
             (soir, [150, 190, 230, 270])]
+    db.add_all([QfBracket(qf_min=low, qf_max=high) for low, high in brackets])
     for unit, amounts in grid:
-        period = holidays_period if unit.establishment_id == lutins.id else term
         for (low, high), cents in zip(brackets, amounts):
-            db.add(Price(period_id=period.id, unit_id=unit.id, qf_min=low, qf_max=high, amount_cents=cents))
+            db.add(Price(unit_id=unit.id, qf_min=low, qf_max=high, amount_cents=cents))
     holidays_period.surcharge_percent = term.surcharge_percent = 20
     # Distinct weekdays for the demo's states: two accepted days, two full days, a closed day.
     accepted_1 = _next_weekday(today, 10)

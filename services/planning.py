@@ -212,6 +212,7 @@ class Planning:
     now: datetime
     days: list[date] = field(default_factory=list)
     mode: str = "book"  # "book" or "cancel": what a click on a cell does
+    capacities: dict[tuple[int, date], int] = field(default_factory=dict)  # days with their own capacity
 
     def unit(self, unit_id: int) -> Unit:
         return next(u for u in self.units if u.id == unit_id)
@@ -219,10 +220,7 @@ class Planning:
     def closed_reason(self, unit: Unit, day: date) -> str | None:
         if not (self.period.start_date <= day <= self.period.end_date):
             return "En dehors de la période"
-        name = holiday_name(day)
-        if name:
-            return f"Jour férié : {name}"
-        if day in self.closed:
+        if day in self.closed:  # the town's closed days, public holidays included (proposed by services.periods)
             return self.closed[day]
         if str(day.weekday()) not in self.weekdays.get(unit.id, ""):
             return f"{unit.label} n'est pas proposé le {WEEKDAYS[day.weekday()].lower()}"
@@ -284,7 +282,7 @@ class Planning:
         return "waitlist" if self.is_full(unit, day) else rule
 
     def is_full(self, unit: Unit, day: date) -> bool:
-        return self.taken.get((unit.id, day), 0) >= unit.capacity
+        return self.taken.get((unit.id, day), 0) >= self.capacities.get((unit.id, day), unit.capacity)
 
     def excluded_booking(self, unit: Unit, day: date) -> Unit | None:
         for other_id in self.excludes.get(unit.id, ()):
@@ -349,10 +347,11 @@ def load_planning(db: Session, child: Child, period: Period, days: list[date], n
     bookings = {(b.unit_id, b.day): b for b in db.exec(
         select(Booking).where(Booking.child_id == child.id, Booking.unit_id.in_(unit_ids),
                               Booking.day >= first, Booking.day <= last))}
-    taken = {(s.unit_id, s.day): s.taken for s in db.exec(
-        select(DaySlot).where(DaySlot.unit_id.in_(unit_ids), DaySlot.day >= first, DaySlot.day <= last))}
+    slots = db.exec(select(DaySlot).where(DaySlot.unit_id.in_(unit_ids), DaySlot.day >= first, DaySlot.day <= last)).all()
+    taken = {(s.unit_id, s.day): s.taken for s in slots}
+    capacities = {(s.unit_id, s.day): s.capacity for s in slots if s.capacity is not None}
     return Planning(child, period, units, weekdays, excludes, closed, draft, draft_lines, bookings, taken, now, days,
-                    mode)
+                    mode, capacities)
 
 
 # --- access ---------------------------------------------------------------------------------------
@@ -625,7 +624,8 @@ def _take_place(db: Session, unit: Unit, day: date) -> bool:
     db.execute(insert(DaySlot).values(unit_id=unit.id, day=day, taken=0).on_conflict_do_nothing())
     result = db.execute(
         update(DaySlot)
-        .where(DaySlot.unit_id == unit.id, DaySlot.day == day, DaySlot.taken < unit.capacity)
+        .where(DaySlot.unit_id == unit.id, DaySlot.day == day,
+               DaySlot.taken < func.coalesce(DaySlot.capacity, unit.capacity))
         .values(taken=DaySlot.taken + 1)
     )
     return result.rowcount == 1
@@ -854,10 +854,11 @@ def family_reservations(db: Session, family_id: int) -> list[Reservation]:
 def overbooked(db: Session) -> list[tuple[int, date, int, int]]:
     """(unit, day, holding places, capacity) wherever more children hold a place than the unit has."""
     rows = db.exec(
-        select(Booking.unit_id, Booking.day, func.count(), Unit.capacity)
+        select(Booking.unit_id, Booking.day, func.count(), func.coalesce(DaySlot.capacity, Unit.capacity))
         .join(Unit, Unit.id == Booking.unit_id)
+        .outerjoin(DaySlot, (DaySlot.unit_id == Booking.unit_id) & (DaySlot.day == Booking.day))
         .where(Booking.status.in_(("accepted", "request")))
-        .group_by(Booking.unit_id, Booking.day, Unit.capacity)
+        .group_by(Booking.unit_id, Booking.day, Unit.capacity, DaySlot.capacity)
     ).all()
     return [r for r in rows if r[2] > r[3]]
 
@@ -894,9 +895,14 @@ def free_places(db: Session, rows) -> set[tuple[int, date]]:
     if not wanted:
         return set()
     capacity = {u.id: u.capacity for u in db.exec(select(Unit).where(Unit.id.in_({u for u, _ in wanted})))}
-    taken = {(s.unit_id, s.day): s.taken for s in db.exec(
+    slots = {(s.unit_id, s.day): s for s in db.exec(
         select(DaySlot).where(DaySlot.unit_id.in_({u for u, _ in wanted}), DaySlot.day.in_({d for _, d in wanted})))}
-    return {(u, d) for u, d in wanted if taken.get((u, d), 0) < capacity[u]}
+    free = set()
+    for u, d in wanted:
+        slot = slots.get((u, d))
+        if slot is None or slot.taken < (capacity[u] if slot.capacity is None else slot.capacity):
+            free.add((u, d))
+    return free
 
 
 def decide_line(db: Session, agent_id: int, line_id: int, accept: bool, message: str, now: datetime,

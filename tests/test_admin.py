@@ -5,7 +5,10 @@ from models import AuditEntry, Establishment, Unit, UnitExclusion
 from tests.conftest import csrf_from, page_text
 
 ADMIN_URLS = ["/admin/", "/admin/etablissements/nouveau", "/admin/etablissements/1", "/admin/etablissements/1/unites/nouvelle",
-              "/admin/unites/1", "/admin/etablissements/1/inscriptions"]
+              "/admin/unites/1", "/admin/etablissements/1/inscriptions", "/admin/etablissements/1/periodes/nouvelle",
+              "/admin/periodes/1"]
+ADMIN_ACTIONS = ["/admin/periodes/1", "/admin/periodes/1/fermetures", "/admin/periodes/1/fermetures/1/rouvrir",
+                 "/admin/periodes/1/capacites"]
 
 
 def test_only_admins_reach_the_configuration(client, auth):
@@ -15,6 +18,8 @@ def test_only_admins_reach_the_configuration(client, auth):
         auth.login(email)
         for path in ADMIN_URLS:
             assert client.get(path).status_code == 403, (email, path)
+        for path in ADMIN_ACTIONS:  # posting with a valid CSRF token does not help
+            assert client.submit("/", {"feries": "1"}, action=path).status_code == 403, (email, path)
         auth.logout()
     auth.login("admin@demo.test")
     for path in ADMIN_URLS:
@@ -120,3 +125,34 @@ def test_staff_search_a_family_and_see_it_on_one_page(client, auth, db):
     auth.login()
     assert client.get("/agent/familles").status_code == 403
     assert client.get(f"/agent/familles/{martin.id}").status_code == 403
+
+
+def test_csv_exports_for_staff_only(client, auth, db):
+    from models import Child
+
+    lea = db.exec(select(Child).where(Child.first_name == "Léa")).one()
+    lea.allergies = "=HYPERLINK(\"http://evil\")"  # typed by a parent: must not run in a spreadsheet
+    lea.medical_notes = "Asthme léger"
+    db.add(lea)
+    db.commit()
+    urls = ["/agent/exports/familles.csv", "/agent/exports/enfants.csv", "/agent/periodes/1/reservations.csv"]
+    auth.login("parent@demo.test")
+    for url in urls:
+        assert client.get(url).status_code == 403
+    auth.logout()
+    auth.login("agent@demo.test")
+    families = client.get(urls[0])
+    assert families.mimetype == "text/csv" and "attachment" in families.headers["Content-Disposition"]
+    text = families.get_data(as_text=True)
+    assert text.startswith("\ufeffN° famille;Famille;") and "Martin" in text and "parent@demo.test" in text
+    assert "Léa, Hugo" in text or "Hugo, Léa" in text
+    children = client.get(urls[1]).get_data(as_text=True)
+    row = next(line for line in children.splitlines() if line.startswith("Martin;Léa;"))
+    assert "Asthme léger" in row and "'=HYPERLINK" in row
+    entry = db.exec(select(AuditEntry).where(AuditEntry.target == "children")).one()
+    assert "informations médicales" in entry.summary
+    bookings = client.get(urls[2]).get_data(as_text=True).splitlines()
+    assert bookings[0] == "\ufeffDate;Unité;Nom;Prénom;Classe;Famille;Statut;Annulation demandée"
+    assert any(";Martin;Léa;" in line and ";Réservé;" in line for line in bookings)
+    assert any(";Liste d'attente;" in line for line in bookings)
+    assert client.get("/agent/periodes/999/reservations.csv").status_code == 404

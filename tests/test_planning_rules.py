@@ -10,7 +10,7 @@ from models import (
     Booking, Child, ClosedDay, DaySlot, Enrollment, Establishment, Period, PeriodUnit, Reservation, Unit, User,
     writing_session,
 )
-from services import planning
+from services import periods, planning
 from services.formatting import PARIS
 
 
@@ -33,6 +33,7 @@ def summer(app, db):
     for unit in lutins_units(db):
         db.add(PeriodUnit(period_id=period.id, unit_id=unit.id, weekdays="01234" if unit.code != "repas" else "0134"))
     db.add(ClosedDay(period_id=period.id, day=date(2027, 7, 16), reason="Sortie du personnel : fermé"))
+    periods.close_holidays(db, period)  # 14 July, as the admin page does for a new period
     db.commit()
     return period
 

@@ -1,0 +1,246 @@
+"""Periods, for admins: dates, booking window, units and weekdays, deadlines, closed days, per-day capacities.
+
+A change that would remove booked days (shorter dates, a unit or weekday withdrawn, a day closed) is
+shown with the bookings it affects and saved only once the admin confirms; the families are told.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlmodel import select
+
+from blueprints.forms import ClosedDayForm, DayCapacityForm, PeriodForm, strip_all
+from models import ClosedDay, Establishment, Period, PeriodUnit, Unit, get_db, utcnow
+from services import audit, periods
+from services.formatting import PARIS, to_paris
+from services.planning import WEEKDAYS
+from services.security import admin_required
+
+bp = Blueprint("periods", __name__, url_prefix="/admin")
+
+PERIOD_FIELDS = ("name", "start_date", "end_date", "booking_opens_at", "booking_closes_at", "auto_accept_days",
+                 "min_days", "cancel_auto_days", "cancel_min_days", "cutoff_time", "working_days", "waitlist_auto",
+                 "surcharge_percent")
+
+
+def _utc(local: datetime) -> datetime:
+    return local.replace(tzinfo=PARIS).astimezone(timezone.utc)
+
+
+def _snapshot(period: Period, weekdays: dict[int, str]) -> dict:
+    values = audit.snapshot(period, PERIOD_FIELDS)
+    values = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in values.items()}
+    return {**values, "unites": {str(k): v for k, v in sorted(weekdays.items())}}
+
+
+def _impact_key(lost) -> str:
+    return ",".join(str(item.booking.id) for item in lost)
+
+
+def _get_period(period_id: int) -> Period:
+    period = get_db().get(Period, period_id)
+    if period is None:
+        abort(404)
+    return period
+
+
+@bp.route("/etablissements/<int:establishment_id>/periodes/nouvelle", methods=["GET", "POST"])
+@bp.route("/periodes/<int:period_id>", methods=["GET", "POST"])
+@admin_required
+def period(establishment_id: int | None = None, period_id: int | None = None):
+    """Page: create or modify a period; below it, its closed days and per-day capacities."""
+    db = get_db()
+    current = _get_period(period_id) if period_id else None
+    est = db.get(Establishment, current.establishment_id if current else establishment_id)
+    if est is None:
+        abort(404)
+    units = db.exec(select(Unit).where(Unit.establishment_id == est.id).order_by(Unit.position, Unit.id)).all()
+    saved = {pu.unit_id: pu.weekdays for pu in db.exec(select(PeriodUnit).where(PeriodUnit.period_id == current.id))} \
+        if current else {u.id: "01234" for u in units}
+    form = PeriodForm(obj=current)
+    if current and request.method == "GET":
+        form.booking_opens_at.data = to_paris(current.booking_opens_at).replace(tzinfo=None)
+        form.booking_closes_at.data = to_paris(current.booking_closes_at).replace(tzinfo=None)
+        form.working_days.data = "1" if current.working_days else "0"
+    weekdays, lost, overlaps, unit_error = saved, [], [], ""
+    if request.method == "POST":
+        weekdays = {}
+        for u in units:
+            if request.form.get(f"unite-{u.id}"):
+                days = "".join(sorted({d for d in request.form.getlist(f"jours-{u.id}") if d in "0123456" and len(d) == 1}))
+                weekdays[u.id] = days
+        if any(str(k) not in {str(u.id) for u in units} for k in
+               [key.split("-", 1)[1] for key in request.form if key.startswith("unite-")]):
+            abort(404)  # a unit of another establishment
+        if not weekdays or not all(weekdays.values()):
+            unit_error = "Cochez au moins une unité, et pour chaque unité cochée au moins un jour de la semaine."
+    if form.validate_on_submit() and not unit_error:
+        strip_all(form)
+        start, end = form.start_date.data, form.end_date.data
+        if current:
+            closed = set(db.exec(select(ClosedDay.day).where(ClosedDay.period_id == current.id)).all())
+            lost = periods.lost_bookings(db, current, start, end, weekdays, closed)
+        overlaps = periods.overlapping(db, est.id, start, end, current.id if current else None)
+        confirmed = request.form.get("confirmer") == _impact_key(lost) + "|" + ",".join(str(p.id) for p in overlaps)
+        if (lost or overlaps) and not confirmed:
+            return render_template("admin/period.html", form=form, establishment=est, period=current, units=units,
+                                   weekdays=weekdays, lost=lost, overlaps=overlaps, weekday_names=WEEKDAYS,
+                                   confirm_key=_impact_key(lost) + "|" + ",".join(str(p.id) for p in overlaps),
+                                   **_panels(current))
+        before = _snapshot(current, saved) if current else {}
+        target = current or Period(establishment_id=est.id, name="", start_date=start, end_date=end,
+                                   booking_opens_at=utcnow(), booking_closes_at=utcnow())
+        for name in PERIOD_FIELDS:
+            setattr(target, name, form[name].data)
+        target.booking_opens_at = _utc(form.booking_opens_at.data)
+        target.booking_closes_at = _utc(form.booking_closes_at.data)
+        target.working_days = form.working_days.data == "1"
+        db.add(target)
+        db.flush()
+        for pu in db.exec(select(PeriodUnit).where(PeriodUnit.period_id == target.id)):
+            if pu.unit_id not in weekdays:
+                db.delete(pu)
+        for unit_id, days in weekdays.items():
+            pu = db.get(PeriodUnit, (target.id, unit_id)) or PeriodUnit(period_id=target.id, unit_id=unit_id)
+            pu.weekdays = days
+            db.add(pu)
+        if lost:
+            periods.drop_bookings(db, current_user.id, target, lost, utcnow())
+        holidays = periods.close_holidays(db, target)
+        audit.record(db, current_user.id, "update" if current else "create", "period", target.id,
+                     f"Période {'modifiée' if current else 'créée'} : {target.name} ({est.name})",
+                     before, _snapshot(target, weekdays))
+        db.commit()
+        message = f"La période « {target.name} » est enregistrée."
+        if holidays:
+            message += f" {holidays} jour{'s' * (holidays > 1)} férié{'s' * (holidays > 1)} fermé{'s' * (holidays > 1)} d'office (vous pouvez les rouvrir ci-dessous)."
+        if lost:
+            message += f" {len(lost)} réservation{'s' * (len(lost) > 1)} retirée{'s' * (len(lost) > 1)} ; les familles sont prévenues par mail."
+        flash(message, "success")
+        return redirect(url_for("periods.period", period_id=target.id))
+    return render_template("admin/period.html", form=form, establishment=est, period=current, units=units,
+                           weekdays=weekdays, lost=lost, overlaps=overlaps, unit_error=unit_error,
+                           weekday_names=WEEKDAYS, **_panels(current))
+
+
+def _panels(current: Period | None) -> dict:
+    """The closed days and per-day capacities shown under an existing period."""
+    if current is None:
+        return {}
+    db = get_db()
+    closed = db.exec(select(ClosedDay).where(ClosedDay.period_id == current.id).order_by(ClosedDay.day)).all()
+    units = db.exec(select(Unit).join(PeriodUnit, PeriodUnit.unit_id == Unit.id)
+                    .where(PeriodUnit.period_id == current.id).order_by(Unit.position)).all()
+    capacity_form = DayCapacityForm(prefix="capacite", meta={"csrf": False})
+    capacity_form.unit.choices = [(u.id, u.label) for u in units]
+    return {"closed": closed, "missing_holidays": periods.missing_holidays(db, current),
+            "closed_form": ClosedDayForm(prefix="fermeture", meta={"csrf": False}), "capacity_form": capacity_form,
+            "capacities": periods.day_capacities(db, current)}
+
+
+@bp.post("/periodes/<int:period_id>/fermetures")
+@admin_required
+def close_day(period_id: int):
+    """Action: close a day of the period (or every proposed public holiday); asks first if it is booked."""
+    db = get_db()
+    current = _get_period(period_id)
+    weekdays = {pu.unit_id: pu.weekdays for pu in db.exec(select(PeriodUnit).where(PeriodUnit.period_id == current.id))}
+    closed = set(db.exec(select(ClosedDay.day).where(ClosedDay.period_id == current.id)).all())
+    if request.form.get("feries"):
+        new = {d: f"Jour férié : {name}" for d, name in periods.missing_holidays(db, current)}
+        form = None
+    else:
+        form = ClosedDayForm(prefix="fermeture", meta={"csrf": False})
+        if not form.validate_on_submit():
+            return _period_page(current, closed_form=form)
+        strip_all(form)
+        if not current.start_date <= form.day.data <= current.end_date:
+            form.day.errors.append(f"Choisissez un jour de la période (du {current.start_date:%d/%m/%Y} au {current.end_date:%d/%m/%Y}).")
+            return _period_page(current, closed_form=form)
+        if form.day.data in closed:
+            form.day.errors.append("Ce jour est déjà fermé.")
+            return _period_page(current, closed_form=form)
+        new = {form.day.data: form.reason.data}
+    lost = periods.lost_bookings(db, current, current.start_date, current.end_date, weekdays, closed | set(new))
+    if lost and request.form.get("confirmer") != _impact_key(lost):
+        return _period_page(current, closed_form=form, closing=new, lost=lost, confirm_key=_impact_key(lost))
+    for day, reason in new.items():
+        db.add(ClosedDay(period_id=current.id, day=day, reason=reason))
+    if lost:
+        periods.drop_bookings(db, current_user.id, current, lost, utcnow())
+    audit.record(db, current_user.id, "create", "closed_day", current.id,
+                 f"Jour{'s' * (len(new) > 1)} fermé{'s' * (len(new) > 1)} ({current.name}) : "
+                 + ", ".join(f"{d:%d/%m/%Y}" for d in sorted(new)), after={d.isoformat(): r for d, r in new.items()})
+    db.commit()
+    flash(f"{len(new)} jour{'s' * (len(new) > 1)} fermé{'s' * (len(new) > 1)}."
+          + (f" {len(lost)} réservation{'s' * (len(lost) > 1)} retirée{'s' * (len(lost) > 1)} ; les familles sont prévenues par mail." if lost else ""),
+          "success")
+    return redirect(url_for("periods.period", period_id=current.id) + "#fermetures")
+
+
+@bp.post("/periodes/<int:period_id>/fermetures/<int:closed_id>/rouvrir")
+@admin_required
+def reopen_day(period_id: int, closed_id: int):
+    """Action: reopen a closed day (a public holiday the town opens, a day closed by mistake)."""
+    db = get_db()
+    current = _get_period(period_id)
+    row = db.get(ClosedDay, closed_id)
+    if row is None or row.period_id != current.id:
+        abort(404)
+    db.delete(row)
+    audit.record(db, current_user.id, "delete", "closed_day", current.id,
+                 f"Jour rouvert ({current.name}) : {row.day:%d/%m/%Y}", before={row.day.isoformat(): row.reason})
+    db.commit()
+    flash(f"Le {row.day:%d/%m/%Y} est de nouveau ouvert à la réservation.", "success")
+    return redirect(url_for("periods.period", period_id=current.id) + "#fermetures")
+
+
+@bp.post("/periodes/<int:period_id>/capacites")
+@admin_required
+def day_capacity(period_id: int):
+    """Action: give a unit its own capacity on one day of the period (empty: back to the usual one)."""
+    db = get_db()
+    current = _get_period(period_id)
+    page = _panels(current)
+    form = DayCapacityForm(prefix="capacite", meta={"csrf": False})
+    form.unit.choices = page["capacity_form"].unit.choices
+    if not form.validate_on_submit():
+        return _period_page(current, capacity_form=form)
+    if not current.start_date <= form.day.data <= current.end_date:
+        form.day.errors.append(f"Choisissez un jour de la période (du {current.start_date:%d/%m/%Y} au {current.end_date:%d/%m/%Y}).")
+        return _period_page(current, capacity_form=form)
+    unit = db.get(Unit, form.unit.data)
+    taken = periods.set_day_capacity(db, unit.id, form.day.data, form.capacity.data)
+    audit.record(db, current_user.id, "update", "day_capacity", unit.id,
+                 f"Capacité de {unit.label} le {form.day.data:%d/%m/%Y} : "
+                 + (str(form.capacity.data) if form.capacity.data is not None else f"habituelle ({unit.capacity})"),
+                 after={"capacite": form.capacity.data})
+    db.commit()
+    message = f"Capacité de {unit.label} le {form.day.data:%d/%m/%Y} enregistrée."
+    level = "success"
+    if form.capacity.data is not None and taken > form.capacity.data:
+        message += (f" Attention : {taken} enfants ont déjà une place ce jour-là ; ils la gardent, "
+                    "et aucune nouvelle place ne sera donnée tant que le nombre ne sera pas repassé sous la capacité.")
+        level = "warning"
+    flash(message, level)
+    return redirect(url_for("periods.period", period_id=current.id) + "#capacites")
+
+
+def _period_page(current: Period, **overrides):
+    """The period page again, with a panel's form and its errors (what was typed is kept)."""
+    db = get_db()
+    est = db.get(Establishment, current.establishment_id)
+    units = db.exec(select(Unit).where(Unit.establishment_id == est.id).order_by(Unit.position, Unit.id)).all()
+    weekdays = {pu.unit_id: pu.weekdays for pu in db.exec(select(PeriodUnit).where(PeriodUnit.period_id == current.id))}
+    form = PeriodForm(obj=current, formdata=None)
+    form.booking_opens_at.data = to_paris(current.booking_opens_at).replace(tzinfo=None)
+    form.booking_closes_at.data = to_paris(current.booking_closes_at).replace(tzinfo=None)
+    form.working_days.data = "1" if current.working_days else "0"
+    panels = _panels(current)
+    panels.update({k: v for k, v in overrides.items() if v is not None})
+    status = 200 if "lost" in overrides else 422
+    return render_template("admin/period.html", form=form, establishment=est, period=current, units=units,
+                           weekdays=weekdays, weekday_names=WEEKDAYS, overlaps=[],
+                           **{"lost": [], **panels}), status
