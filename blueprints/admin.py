@@ -6,10 +6,12 @@ import unicodedata
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from sqlalchemy import func, or_
 from sqlmodel import select
 
 from blueprints.forms import EstablishmentForm, UnitForm, parse_euros, strip_all
-from models import AuditEntry, Establishment, Period, Price, QfBracket, Unit, UnitExclusion, User, get_db
+from models import (AuditEntry, Child, Enrollment, Establishment, Family, Period, Price, QfBracket, Unit, UnitExclusion,
+                    User, get_db)
 from services import audit
 from services.security import admin_required
 
@@ -17,6 +19,8 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 ESTABLISHMENT_FIELDS = ("name", "kind", "address", "phone", "email")
 UNIT_FIELDS = ("label", "position", "capacity")
+PAGE_SIZE = 50  # enrolled children per page
+CHOICES_SHOWN = 50  # children offered in the list to enrol; a search narrows them
 
 
 @bp.after_request
@@ -234,8 +238,6 @@ def brackets():
 @admin_required
 def enrollments(establishment_id: int):
     """Page: which children may book the establishment — enrol one child, a whole class, or withdraw."""
-    from models import Child, Enrollment, Family
-
     db = get_db()
     est = db.get(Establishment, establishment_id)
     if est is None:
@@ -276,9 +278,23 @@ def enrollments(establishment_id: int):
               + (f" ({len(targets) - len(added)} déjà inscrit{'s' * (len(targets) - len(added) > 1)})." if len(added) < len(targets) else "."),
               "success")
         return redirect(url_for("admin.enrollments", establishment_id=est.id))
-    children = db.exec(select(Child).order_by(Child.last_name, Child.first_name)).all()
-    families = {f.id: f for f in db.exec(select(Family))}
-    classes = sorted({(c.school, c.school_class) for c in children if c.school and c.school_class})
-    return render_template("admin/enrollments.html", establishment=est, families=families,
-                           enrolled=[c for c in children if c.id in enrolled_ids],
-                           others=[c for c in children if c.id not in enrolled_ids], classes=classes)
+    q = (request.args.get("q") or "").strip()[:100]
+    page = max(request.args.get("page", 1, type=int), 1)
+    named = select(Child)
+    if q:
+        like = f"%{q.lower()}%"
+        named = named.where(or_(func.lower(Child.first_name).like(like), func.lower(Child.last_name).like(like),
+                                func.lower(Child.school_class).like(like)))
+    in_est = select(Enrollment.child_id).where(Enrollment.establishment_id == est.id)
+    order = (Child.last_name, Child.first_name, Child.id)
+    others_total = db.exec(select(func.count()).select_from(named.where(Child.id.not_in(in_est)).subquery())).one()
+    others = db.exec(named.where(Child.id.not_in(in_est)).order_by(*order).limit(CHOICES_SHOWN)).all()
+    enrolled_query = named.where(Child.id.in_(in_est))
+    enrolled_total = db.exec(select(func.count()).select_from(enrolled_query.subquery())).one()
+    enrolled = db.exec(enrolled_query.order_by(*order).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
+    families = {f.id: f for f in db.exec(select(Family).where(Family.id.in_({c.family_id for c in [*others, *enrolled]})))}
+    classes = db.exec(select(Child.school, Child.school_class).where(Child.school != "", Child.school_class != "")
+                      .distinct().order_by(Child.school, Child.school_class)).all()
+    return render_template("admin/enrollments.html", establishment=est, families=families, enrolled=enrolled,
+                           others=others, others_total=others_total, enrolled_total=enrolled_total, classes=classes,
+                           q=q, page=page, pages=max((enrolled_total + PAGE_SIZE - 1) // PAGE_SIZE, 1))

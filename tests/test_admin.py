@@ -156,3 +156,40 @@ def test_csv_exports_for_staff_only(client, auth, db):
     assert any(";Martin;Léa;" in line and ";Réservé;" in line for line in bookings)
     assert any(";Liste d'attente;" in line for line in bookings)
     assert client.get("/agent/periodes/999/reservations.csv").status_code == 404
+
+
+def test_enrollment_lists_are_searchable_and_paginated(client, auth, db):
+    from datetime import date
+
+    from models import Child, Enrollment, Family
+
+    family = Family(name="Nombreuse")
+    db.add(family)
+    db.flush()
+    est = db.exec(select(Establishment)).first()
+    for i in range(120):
+        child = Child(family_id=family.id, first_name=f"Enfant{i:03d}", last_name="Nombreuse", birth_date=date(2018, 1, 1))
+        db.add(child)
+        db.flush()
+        if i < 60:
+            db.add(Enrollment(child_id=child.id, establishment_id=est.id))
+    db.commit()
+    auth.login("admin@demo.test")
+    url = f"/admin/etablissements/{est.id}/inscriptions"
+    page = page_text(client.get(url))
+    assert "50 enfants affichés sur" in page and "précisez la recherche" in page
+    assert "page 1 sur 2" in page and "Page suivante" in page
+    found = page_text(client.get(url + "?q=enfant119"))
+    assert "Nombreuse Enfant119" in found and "Enfant118" not in found and "précisez" not in found
+    second = page_text(client.get(url + "?q=nombreuse&page=2"))
+    assert "(60, page 2 sur 2)" in second and "Enfant059" in second and "Enfant000" not in second
+
+
+def test_families_page_links_the_exports_and_admins_open_a_file(client, auth):
+    auth.login("agent@demo.test")
+    page = page_text(client.get("/agent/familles"))
+    assert 'href="/agent/exports/familles.csv"' in page and 'href="/agent/exports/enfants.csv"' in page
+    assert "Ouvrir un dossier famille" not in page
+    auth.logout()
+    auth.login("admin@demo.test")
+    assert 'href="/admin/familles/nouvelle"' in page_text(client.get("/agent/familles"))
