@@ -40,6 +40,24 @@ def home():
     return render_template("admin/home.html", establishments=establishments, entries=entries, authors=authors)
 
 
+@bp.get("/journal")
+@admin_required
+def journal():
+    """Page: every change made by staff, newest first, searchable, with the values before and after."""
+    db = get_db()
+    q = (request.args.get("q") or "").strip()[:100]
+    page = max(request.args.get("page", 1, type=int), 1)
+    query = select(AuditEntry)
+    if q:
+        query = query.where(func.lower(AuditEntry.summary).like(f"%{q.lower()}%"))
+    total = db.exec(select(func.count()).select_from(query.subquery())).one()
+    entries = db.exec(query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+                      .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
+    authors = {u.id: u for u in db.exec(select(User).where(User.id.in_({e.user_id for e in entries})))}
+    return render_template("admin/journal.html", entries=entries, authors=authors, q=q, page=page, total=total,
+                           pages=max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1))
+
+
 @bp.route("/etablissements/nouveau", methods=["GET", "POST"])
 @admin_required
 def new_establishment():

@@ -148,7 +148,12 @@ def test_agent_pages_have_no_axe_violation(a11y_page, db):
                        ("/admin/", "configuration"), (f"/admin/etablissements/{est.id}", "établissement"),
                        (f"/admin/etablissements/{est.id}/unites/nouvelle", "nouvelle unité"),
                        (f"/admin/etablissements/{est.id}/inscriptions", "inscriptions"),
-                       ("/agent/familles?q=martin", "familles"), ("/agent/familles/1", "famille")):
+                       ("/agent/familles?q=martin", "familles"), ("/agent/familles/1", "famille"),
+                       (f"/admin/periodes/{period.id}", "période"), (f"/admin/etablissements/{est.id}/periodes/nouvelle",
+                                                                     "nouvelle période"),
+                       ("/admin/tranches", "tranches de QF"), ("/admin/unites/1", "unité avec tarifs"),
+                       ("/admin/comptes", "comptes"), ("/admin/comptes/nouveau", "nouveau compte"),
+                       ("/admin/familles/nouvelle", "nouvelle famille")):
         page.goto(path)
         check(page, name, found)
     page.goto(f"/agent/demandes/{request.id}")
@@ -157,6 +162,12 @@ def test_agent_pages_have_no_axe_violation(a11y_page, db):
     page.goto("/admin/etablissements/nouveau")
     page.get_by_role("button", name="Enregistrer").click()
     check(page, "nouvel établissement (erreurs)", found)
+    page.goto(f"/admin/periodes/{period.id}")
+    page.get_by_label("Dernier jour").fill(period.start_date.isoformat())  # removes booked days: asks first
+    page.get_by_label("Fermeture des réservations").fill(f"{period.start_date}T08:00")
+    page.get_by_role("button", name="Enregistrer", exact=True).click()
+    expect(page.get_by_role("button", name="Confirmer et prévenir les familles")).to_be_visible()
+    check(page, "période (confirmation)", found)
     assert found == {}, "\n".join(f"{k}: {v}" for k, v in found.items())
 
 
@@ -181,7 +192,16 @@ def test_pages_reflow_at_320_px_without_horizontal_scrolling(browser, live_serve
     login(page, "agent@demo.test", "agent-demo-ribambelle")
     invoice = db.exec(select(Invoice)).first()
     for path in ("/agent/", "/agent/reservations", f"/agent/presences?etablissement={est.id}&jour={period.start_date}",
-                 "/agent/facturation", f"/agent/factures/{invoice.id}", "/accessibilite"):
+                 "/agent/facturation", f"/agent/factures/{invoice.id}", "/accessibilite", "/agent/familles"):
+        page.goto(path)
+        width_seen = page.evaluate("document.documentElement.scrollWidth")
+        if width_seen > width:
+            too_wide[path] = width_seen
+    page.goto("/")
+    page.get_by_role("button", name="Se déconnecter").click()
+    login(page, "admin@demo.test", "admin-demo-ribambelle")
+    for path in (f"/admin/periodes/{period.id}", "/admin/comptes", "/admin/tranches", "/admin/unites/1",
+                 f"/admin/etablissements/{est.id}/inscriptions"):
         page.goto(path)
         width_seen = page.evaluate("document.documentElement.scrollWidth")
         if width_seen > width:

@@ -193,3 +193,18 @@ def test_families_page_links_the_exports_and_admins_open_a_file(client, auth):
     auth.logout()
     auth.login("admin@demo.test")
     assert 'href="/admin/familles/nouvelle"' in page_text(client.get("/agent/familles"))
+
+
+def test_the_journal_shows_before_and_after_and_is_searchable(client, auth, db):
+    auth.login("admin@demo.test")
+    est = db.exec(select(Establishment)).first()
+    client.submit(f"/admin/etablissements/{est.id}", {"name": est.name, "kind": est.kind, "address": "Rue Neuve",
+                                                       "phone": est.phone, "email": est.email})
+    page = page_text(client.get("/admin/journal"))
+    assert "Établissement modifié" in page and "address : Rue Neuve" in page and f"address : {est.address}" in page
+    assert "1 modification." in page
+    assert "0 modification" in page_text(client.get("/admin/journal?q=introuvable"))
+    assert client.get("/admin/journal").headers["Cache-Control"] == "no-store"
+    auth.logout()
+    auth.login("agent@demo.test")
+    assert client.get("/admin/journal").status_code == 403
