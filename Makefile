@@ -24,12 +24,15 @@ run: seed
 	@echo "Portail famille : http://127.0.0.1:$(PORT)  (courriels de démo : http://127.0.0.1:$(PORT)/demo/courriels)"
 	FLASK_DEMO_MAILBOX=true FLASK_PAYMENT_SIMULATOR=true $(BIN)/flask run --host 127.0.0.1 --port $(PORT)
 
-# Debian's Chromium for the browser journeys (Playwright drives it; its own download does not work here).
+# Debian's Chromium for the browser journeys (Playwright drives it; its own download does not work here)
+# and nginx, which the deployment test runs with deploy/nginx.conf in front of two app processes.
 browser:
-	@test -x /usr/bin/chromium || { \
+	@missing=""; test -x /usr/bin/chromium || missing="chromium"; \
+	command -v nginx >/dev/null || test -x /usr/sbin/nginx || missing="$$missing nginx"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "Chromium manquant : sudo apt-get install chromium (les parcours navigateur seront ignorés)"; fi; }
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "Manquant :$$missing (sudo apt-get install$$missing) ; les tests qui en ont besoin seront ignorés"; fi; fi
 
 # axe-core (npm) for the accessibility tests, injected by Playwright into Chromium.
 tests/a11y/node_modules/axe-core/axe.min.js: tests/a11y/package.json

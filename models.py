@@ -183,6 +183,14 @@ class LoginThrottle(SQLModel, table=True):
     blocked_until: Optional[datetime] = Field(default=None)
 
 
+class RateCounter(SQLModel, table=True):
+    """Requests counted for a rate limit ("login:203.0.113.7") in the current window, shared by every process."""
+
+    key: str = Field(primary_key=True, max_length=200)
+    window_start: datetime
+    count: int = Field(default=0)
+
+
 class OutboxMail(SQLModel, table=True):
     """A mail to send. Kept until an SMTP server took it, so none is lost while it is down."""
 

@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from blueprints.forms import ForgotForm, LoginForm, NewPasswordForm
 from models import User, get_db
-from services import accounts, outbox, passwords
+from services import accounts, outbox, passwords, ratelimit
 from services.security import start_session
 
 bp = Blueprint("auth", __name__)
@@ -35,6 +35,11 @@ def login():
 
     form = LoginForm()
     if form.validate_on_submit():
+        wait = ratelimit.check("login", request.remote_addr or "")
+        if wait:  # many logins from one address: credential stuffing, whatever the accounts tried
+            form.form_errors.append("Trop de tentatives de connexion depuis votre connexion internet. Patientez "
+                                    f"{ratelimit.wait_words(wait)} avant de réessayer.")
+            return render_template("auth/login.html", form=form), 429, {"Retry-After": str(wait)}
         db = get_db()
         result = accounts.authenticate(
             db, current_app.extensions["ribambelle.hasher"], form.email.data, form.password.data
@@ -104,10 +109,16 @@ def forgot():
     """Ask for the login and a link to choose a new password; answers the same for any address."""
     form = ForgotForm()
     if form.validate_on_submit():
+        wait = ratelimit.check("forgot_ip", request.remote_addr or "")
+        if wait:
+            form.form_errors.append("Trop de demandes depuis votre connexion internet. Patientez "
+                                    f"{ratelimit.wait_words(wait)} avant de réessayer.")
+            return render_template("auth/forgot.html", form=form), 429, {"Retry-After": str(wait)}
         db = get_db()
         email = accounts.normalize_email(form.email.data)
         user = db.exec(select(User).where(User.email == email)).first()
-        if user is not None and user.active:
+        # A few mails per login and hour at most; the answer reads the same either way.
+        if user is not None and user.active and not ratelimit.check("forgot_email", email):
             token = accounts.issue_token(db, user, "reset")
             outbox.queue(
                 db,

@@ -1,0 +1,73 @@
+"""Rate limits every app process sees: counters in the database, one fixed window per key.
+
+Several gunicorn processes or servers share one PostgreSQL, so a limit counted here holds across
+all of them (a per-process memory would let a client multiply its quota by the number of processes).
+Each hit is one atomic upsert, committed at once: it counts even when the request then fails.
+"""
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import case, delete
+from sqlmodel import Session
+
+from models import RateCounter, utcnow
+
+
+def _insert(dialect: str):
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+def parse(rule: str) -> tuple[int, timedelta]:
+    """'10/3600' (ten per hour) as (10, one hour)."""
+    count, seconds = rule.split("/")
+    return int(count), timedelta(seconds=int(seconds))
+
+
+def hit(db: Session, key: str, rule: str, now: datetime | None = None) -> int:
+    """Count one request for ``key`` and commit; the seconds to wait if it is over the limit, else 0."""
+    limit, window = parse(rule)
+    now = now or utcnow()
+    key = key[:200]
+    insert = _insert(db.get_bind().dialect.name)
+    expired = RateCounter.window_start <= now - window
+    statement = insert(RateCounter).values(key=key, window_start=now, count=1)
+    statement = statement.on_conflict_do_update(
+        index_elements=["key"],
+        set_={"count": case((expired, 1), else_=RateCounter.count + 1),
+              "window_start": case((expired, now), else_=RateCounter.window_start)},
+    ).returning(RateCounter.count, RateCounter.window_start)
+    count, start = db.execute(statement).one()
+    if count == 1 and random.random() < 0.01:  # now and then, forget the counters nobody uses
+        db.execute(delete(RateCounter).where(RateCounter.window_start < now - timedelta(days=1)))
+    db.commit()
+    if count <= limit:
+        return 0
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=now.tzinfo)
+    return max(int((start + window - now).total_seconds()) + 1, 1)
+
+
+def check(name: str, key: str) -> int:
+    """Apply the setting ``RATE_LIMIT_<NAME>`` to ``key``; 0 when allowed (or when limits are off).
+
+    Counted in the request's own session and committed at once (on SQLite a second connection
+    could not write while the request holds the write lock): call it before the view writes.
+    """
+    rule = current_app.config.get(f"RATE_LIMIT_{name.upper()}")
+    if not rule:
+        return 0
+    from models import get_db
+
+    return hit(get_db(), f"{name}:{key}", rule)
+
+
+def wait_words(seconds: int) -> str:
+    minutes = (seconds + 59) // 60
+    return f"{minutes} minute{'s' if minutes > 1 else ''}"

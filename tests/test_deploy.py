@@ -1,0 +1,161 @@
+"""deploy/nginx.conf, run for real (issue 7): nginx with TLS in front of two gunicorn processes on one
+database. Static files come from nginx (gzip, cache), pages from either process, the session cookie is
+Secure behind the proxy, a login made through one process holds on the other, and a process that
+stops is skipped."""
+import gzip
+import http.cookiejar
+import os
+import re
+import shutil
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+
+
+def nginx_config(tmp_path: Path, https: int, http: int, upstreams: list[int]) -> Path:
+    """The repository's file with only what a town adapts changed: addresses, certificate, code path."""
+    site = (ROOT / "deploy" / "nginx.conf").read_text()
+    assert "server 127.0.0.1:8000;" in site and "alias /srv/ribambelle/static/;" in site
+    site = site.replace("server 127.0.0.1:8000;", " ".join(f"server 127.0.0.1:{p};" for p in upstreams))
+    site = site.replace("listen 443 ssl", f"listen 127.0.0.1:{https} ssl").replace("listen 80;", f"listen 127.0.0.1:{http};")
+    site = site.replace("/etc/letsencrypt/live/famille.ville.fr/fullchain.pem", str(tmp_path / "cert.pem"))
+    site = site.replace("/etc/letsencrypt/live/famille.ville.fr/privkey.pem", str(tmp_path / "key.pem"))
+    site = site.replace("alias /srv/ribambelle/static/;", f"alias {ROOT / 'static'}/;")
+    (tmp_path / "ribambelle.conf").write_text(site)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=famille.ville.fr",
+                    "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem")],
+                   check=True, capture_output=True)
+    for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (tmp_path / name).mkdir()
+    main = tmp_path / "nginx.conf"
+    main.write_text(f"""
+{"user root;" if os.getuid() == 0 else ""}
+worker_processes 1;
+daemon off;
+pid {tmp_path}/nginx.pid;
+error_log {tmp_path}/error.log;
+events {{ worker_connections 256; }}
+http {{
+    include /etc/nginx/mime.types;
+    access_log off;
+    client_body_temp_path {tmp_path}/body; proxy_temp_path {tmp_path}/proxy; fastcgi_temp_path {tmp_path}/fastcgi;
+    uwsgi_temp_path {tmp_path}/uwsgi; scgi_temp_path {tmp_path}/scgi;
+    include {tmp_path}/ribambelle.conf;
+}}
+""")
+    return main
+
+
+def serve(url: str, port: int, tmp_path: Path):
+    env = dict(os.environ, DATABASE_URL=url, FLASK_SECRET_KEY="one-secret-for-every-server", FLASK_PROXY_COUNT="1",
+               FLASK_ARGON2_TIME_COST="1", FLASK_ARGON2_MEMORY_COST="1024", FLASK_OUTBOX_INTERVAL="0")
+    return subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "2",
+         "--access-logfile", str(tmp_path / f"access-{port}.log"), "app:create_app()"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / f"gunicorn-{port}.log", "w"))
+
+
+class Browser:
+    """One parent's browser talking to nginx over HTTPS (the test certificate is self-signed)."""
+
+    def __init__(self):
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context),
+                                                  urllib.request.HTTPCookieProcessor(self.jar))
+
+    def open(self, url, data=None, headers=None):
+        body = urllib.parse.urlencode(data).encode() if data is not None else None
+        request = urllib.request.Request(url, data=body, headers={"Accept-Encoding": "gzip", **(headers or {})})
+        with self.opener.open(request, timeout=10) as response:
+            raw = response.read()
+            text = gzip.decompress(raw) if response.headers.get("Content-Encoding") == "gzip" else raw
+            return response, text.decode("utf-8", "replace")
+
+
+def wait_for(url: str, opener=None):
+    for _ in range(150):
+        try:
+            (opener or urllib.request.urlopen)(url, timeout=1)
+            return
+        except (OSError, urllib.error.URLError):
+            time.sleep(0.1)
+    raise AssertionError(f"nothing answers at {url}")
+
+
+def test_nginx_in_front_of_two_app_processes(app, database_url, tmp_path):
+    if NGINX is None:
+        if os.environ.get("RIBAMBELLE_REQUIRE_PG"):
+            pytest.fail("nginx missing in CI: make browser installs it")
+        pytest.skip("nginx missing: make browser installs it")
+    ports = [free_port(), free_port()]
+    https, http_port = free_port(), free_port()
+    main = nginx_config(tmp_path, https, http_port, ports)
+    check = subprocess.run([NGINX, "-t", "-p", str(tmp_path), "-c", str(main), "-e", str(tmp_path / "error.log")],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    servers = [serve(database_url, p, tmp_path) for p in ports]
+    proxy = subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", str(main), "-e", str(tmp_path / "error.log")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"https://127.0.0.1:{https}"
+    try:
+        for p in ports:
+            wait_for(f"http://127.0.0.1:{p}/healthz")
+        browser = Browser()
+        wait_for(base + "/healthz", browser.opener.open)
+
+        # Plain HTTP is sent to HTTPS.
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args, **kwargs):
+                return None
+
+        with pytest.raises(urllib.error.HTTPError) as moved:
+            urllib.request.build_opener(NoRedirect).open(f"http://127.0.0.1:{http_port}/factures", timeout=5)
+        assert moved.value.code == 301 and moved.value.headers["Location"].startswith("https://")
+
+        # Static files: served by nginx itself (no header of the app), compressed, cached a day.
+        response, css = browser.open(base + "/static/ribambelle.css")
+        assert response.status == 200 and ".cell" in css
+        assert response.headers["Content-Encoding"] == "gzip" and "max-age=86400" in response.headers["Cache-Control"]
+        assert "Content-Security-Policy" not in response.headers
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+        # Pages: from the app (its CSP), compressed by nginx; the session cookie is Secure behind the proxy.
+        response, page = browser.open(base + "/")
+        assert "Content-Security-Policy" in response.headers and response.headers["Content-Encoding"] == "gzip"
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+        response, home = browser.open(base + "/", {"csrf_token": token, "email": "parent@demo.test",
+                                                    "password": "parent-demo-ribambelle"}, {"Referer": base + "/"})
+        assert "Mon compte famille" in home
+        session = next(c for c in browser.jar if c.name == "ribambelle_session")
+        assert session.secure
+        for _ in range(6):  # round robin: both processes answer, the session holds on each
+            assert "Mon compte famille" in browser.open(base + "/")[1]
+        served = [len((tmp_path / f"access-{p}.log").read_text().splitlines()) for p in ports]
+        assert all(n >= 3 for n in served), served
+
+        # One process stops: nginx sends the requests to the other one.
+        servers[0].terminate()
+        servers[0].wait(10)
+        for _ in range(4):
+            assert "Mon compte famille" in browser.open(base + "/")[1]
+    finally:
+        proxy.terminate()
+        proxy.wait(10)
+        for s in servers:
+            if s.poll() is None:
+                s.terminate()
+                s.wait(10)
