@@ -1,24 +1,29 @@
 """Benchmark (not a test): the registration-opening morning.
 
-Builds a town (FAMILIES families, 1 or 2 children each, one accueil de loisirs with 5 units over a
-6-week period, capacities that run out), serves it with gunicorn (WORKERS processes) and drives it
-from this separate process over loopback:
+Builds a town (FAMILIES families, 1 or 2 children each; an accueil de loisirs with 5 units over a
+6-week summer period, capacities that run out, and a périscolaire with 3 units over the school term;
+prices per QF bracket), serves it with gunicorn (WORKERS processes) and drives it from this separate
+process over loopback:
 
 1. /healthz throughput and latency (the ceiling of the server itself);
 2. login, the family space, the planning page, one cell toggle and the confirmation of a 20-day
    reservation, one family after another: median and 95th-percentile latency, bytes per response;
 3. the rush: every family logs in, opens the planning, selects 20 days and confirms, CONCURRENCY at a
    time: confirmations per second, failed requests, and bookings over capacity (checked in the
-   database afterwards: must be 0).
+   database afterwards: must be 0);
+4. the billing run of the period's first month (in this process, on the same database), then invoice
+   PDFs fetched by logged-in parents through the server, CONCURRENCY at a time: PDFs per second.
 
 Run on PostgreSQL (DATABASE_URL, default the local server) and on the SQLite default with one server
-(--sqlite). Prints a Markdown table and writes bench-results/rush-<database>.json.
+(--sqlite). Prints Markdown tables, also written to bench-results/rush.md, and the figures to
+bench-results/rush.json.
 
     .venv/bin/python -m tests.benchmarks.bench_rush --families 2000 --workers 4
 """
 from __future__ import annotations
 
 import argparse
+import builtins
 import http.client
 import json
 import os
@@ -39,6 +44,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "mot-de-passe-du-banc-d-essai"
 UNITS = [("accueil-matin", "Accueil du matin"), ("matinee", "Matinée"), ("repas", "Repas"),
          ("apres-midi", "Après-midi"), ("accueil-soir", "Accueil du soir")]
+SCHOOL_UNITS = [("matin", "Accueil du matin"), ("cantine", "Restaurant scolaire"), ("soir", "Accueil du soir")]
+BRACKETS = [(0, 450), (451, 800), (801, 1200), (1201, None)]
 
 
 def build_town(url: str, families: int) -> dict:
@@ -48,7 +55,7 @@ def build_town(url: str, families: int) -> dict:
     from sqlmodel import Session, select
 
     from app import create_app
-    from models import Child, Enrollment, Establishment, Family, Period, PeriodUnit, Unit, User
+    from models import Child, Enrollment, Establishment, Family, Period, PeriodUnit, Price, QfBracket, Unit, User
     from services import migrations
 
     migrations.upgrade(url)
@@ -76,8 +83,26 @@ def build_town(url: str, families: int) -> dict:
         db.flush()
         for unit in units:
             db.add(PeriodUnit(period_id=period.id, unit_id=unit.id, weekdays="01234"))
+        school = Establishment(name="Périscolaire du banc d'essai", kind="periscolaire")
+        db.add(school)
+        db.flush()
+        school_units = [Unit(establishment_id=school.id, code=c, label=l, position=i, capacity=children_count)
+                        for i, (c, l) in enumerate(SCHOOL_UNITS)]
+        db.add_all(school_units)
+        term = Period(establishment_id=school.id, name="Périscolaire (banc d'essai)", start_date=start - timedelta(days=60),
+                      end_date=start + timedelta(days=120), booking_opens_at=now - timedelta(days=70),
+                      booking_closes_at=now + timedelta(days=100))
+        db.add(term)
+        db.flush()
+        for unit in school_units:
+            db.add(PeriodUnit(period_id=term.id, unit_id=unit.id, weekdays="0134"))
+        for unit in units + school_units:  # the town's prices, per quotient-familial bracket
+            for n, (low, high) in enumerate(BRACKETS):
+                db.add(Price(unit_id=unit.id, qf_min=low, qf_max=high, amount_cents=150 + 100 * n + 10 * unit.position))
+        db.add_all([QfBracket(qf_min=low, qf_max=high) for low, high in BRACKETS])
         db.commit()
-        db.execute(insert(Family), [dict(name=f"Famille {i}", created_at=now) for i in range(families)])
+        db.execute(insert(Family), [dict(name=f"Famille {i}", created_at=now, qf=(i * 37) % 1600,
+                                         qf_valid_until=start + timedelta(days=365)) for i in range(families)])
         family_ids = db.exec(select(Family.id).order_by(Family.id)).all()
         db.execute(insert(User), [dict(email=f"famille{i}@banc.test", password_hash=password_hash, role="parent",
                                        family_id=f, active=True, session_version=1, created_at=now, first_name="",
@@ -86,7 +111,8 @@ def build_town(url: str, families: int) -> dict:
                                         birth_date=date(2018, 1, 1), created_at=now)
                                    for i, f in enumerate(family_ids) for k in range(1 + (i % 2 == 0))])
         children = db.exec(select(Child.id, Child.family_id).order_by(Child.id)).all()
-        db.execute(insert(Enrollment), [dict(child_id=c, establishment_id=est.id, created_at=now) for c, _ in children])
+        db.execute(insert(Enrollment), [dict(child_id=c, establishment_id=e, created_at=now)
+                                        for c, _ in children for e in (est.id, school.id)])
         db.commit()
         first_child = {}
         for c, f in children:
@@ -243,6 +269,56 @@ def check_database(url: str) -> dict:
     return {"bookings_over_capacity": len(over), "bookings": statuses, "unit_days_touched": full}
 
 
+def billing_and_pdfs(url: str, port: int, town: dict, concurrency: int, pdfs: int) -> dict:
+    """The month's billing run (in this process, mails to the outbox), then invoice PDFs through the server."""
+    from sqlmodel import Session, select
+
+    from app import create_app
+    from models import Invoice, User
+    from services import billing
+
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "OUTBOX_INTERVAL": 0})
+    engine = app.extensions["ribambelle.engine"]
+    months = [date.fromisoformat(d).replace(day=1) for d in town["days"][:20]]  # the days the journeys book
+    month = max(set(months), key=months.count)
+    started = time.perf_counter()
+    with app.app_context():
+        report = billing.run(engine, month, date.today())
+    billing_s = time.perf_counter() - started
+    with Session(engine) as db:
+        rows = db.exec(select(User.email, Invoice.id).join(Invoice, Invoice.family_id == User.family_id)
+                       .where(Invoice.month == month).order_by(Invoice.id).limit(concurrency)).all()
+    engine.dispose()
+    latencies, sizes, errors, lock = [], [], [], threading.Lock()
+
+    def parent(email_invoice):
+        email, invoice_id = email_invoice
+        client = Client(port, address=f"10.200.{invoice_id // 256 % 256}.{invoice_id % 256}")
+        try:
+            client.login(int(re.search(r"famille(\d+)@", email).group(1)))
+            for _ in range(max(pdfs // max(len(rows), 1), 1)):
+                content, elapsed = client.request("GET", f"/factures/{invoice_id}.pdf")
+                assert content.startswith(b"%PDF")
+                with lock:
+                    latencies.append(elapsed)
+                    sizes.append(len(content))
+        except Exception as exc:  # counted, never hidden
+            with lock:
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(parent, rows))
+    elapsed = time.perf_counter() - started
+    return {"month": month.isoformat(), "billing_seconds": billing_s, "invoices": len(report.invoices),
+            "invoice_lines": report.lines, "missing_prices": sorted(report.missing_prices), "pdfs": len(latencies),
+            "pdfs_per_s": len(latencies) / elapsed if elapsed else 0,
+            "pdf_median_ms": statistics.median(latencies) * 1000 if latencies else 0,
+            "pdf_p95_ms": percentile(latencies, 95) * 1000 if latencies else 0,
+            "pdf_bytes": int(statistics.median(sizes)) if sizes else 0, "pdf_errors": len(errors),
+            "first_errors": errors[:3]}
+
+
 def run(label: str, url: str, families: int, workers: int, concurrency: int, sample: int) -> dict:
     print(f"\n## {label}: building {families} families…", file=sys.stderr)
     town = build_town(url, families)
@@ -257,6 +333,7 @@ def run(label: str, url: str, families: int, workers: int, concurrency: int, sam
             journey(port, town, index, child, timings)
         town["families"] = town["families"][sample:]
         rushed = rush(port, town, concurrency)
+        invoices = billing_and_pdfs(url, port, town, concurrency, pdfs=max(concurrency * 4, 40))
     finally:
         server.terminate()
         server.wait(30)
@@ -266,10 +343,14 @@ def run(label: str, url: str, families: int, workers: int, concurrency: int, sam
     return {"label": label, "database": url.split(":")[0], "cores": os.cpu_count(), "workers": workers,
             "concurrency": concurrency, "families": families, "children": town["children"],
             "capacity_per_unit_day": town["capacity"], "healthz": health, "endpoints": endpoints,
-            "rush": rushed, "database_check": check_database(url)}
+            "rush": rushed, "database_check": check_database(url), "billing": invoices}
 
 
-def report(result: dict) -> None:
+def report(result: dict, out) -> None:
+    def print(*args, **kwargs):  # to the terminal and to bench-results/rush.md
+        builtins.print(*args, **kwargs)
+        builtins.print(*args, **kwargs, file=out)
+
     print(f"\n### {result['label']} — {result['cores']} cores, {result['database']}, gunicorn {result['workers']} "
           f"worker(s) x 4 threads, {result['concurrency']} parents at once, {result['families']} families, "
           f"{result['children']} children, {result['capacity_per_unit_day']} places per unit and day\n")
@@ -283,6 +364,13 @@ def report(result: dict) -> None:
     print(f"\nRush: {r['families']} families in {r['seconds']:.1f} s — {r['confirmations_per_s']:.1f} confirmations/s, "
           f"{r['errors']} failed journeys, {d['bookings_over_capacity']} bookings over capacity; bookings: {d['bookings']}")
     for error in r["first_errors"]:
+        print(f"  error: {error}")
+    b = result["billing"]
+    print(f"\nBilling of {b['month'][:7]}: {b['invoices']} invoices, {b['invoice_lines']} lines in {b['billing_seconds']:.1f} s"
+          + (f" (missing prices: {', '.join(b['missing_prices'])})" if b["missing_prices"] else "")
+          + f"; invoice PDFs through the server: {b['pdfs_per_s']:.1f} per second, median {b['pdf_median_ms']:.0f} ms, "
+          f"p95 {b['pdf_p95_ms']:.0f} ms, {b['pdf_bytes']} bytes, {b['pdf_errors']} errors")
+    for error in b["first_errors"]:
         print(f"  error: {error}")
 
 
@@ -305,15 +393,18 @@ def main():
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         admin.dispose()
-    results.append(run("postgresql", url, args.families, args.workers, args.concurrency, args.sample))
-    report(results[-1])
-    if args.sqlite:
-        sqlite_url = f"sqlite:///{tempfile.mkdtemp()}/rush.sqlite"
-        results.append(run("sqlite", sqlite_url, args.families, 1, args.concurrency, args.sample))
-        report(results[-1])
+    (ROOT / "bench-results").mkdir(exist_ok=True)
+    with open(ROOT / "bench-results" / "rush.md", "w") as markdown:
+        markdown.write(f"# Registration-opening rush — {date.today().isoformat()}, {os.cpu_count()} cores\n")
+        results.append(run("postgresql", url, args.families, args.workers, args.concurrency, args.sample))
+        report(results[-1], markdown)
+        if args.sqlite:
+            sqlite_url = f"sqlite:///{tempfile.mkdtemp()}/rush.sqlite"
+            results.append(run("sqlite", sqlite_url, args.families, 1, args.concurrency, args.sample))
+            report(results[-1], markdown)
     out = ROOT / "bench-results" / "rush.json"
     out.write_text(json.dumps(results, indent=1, default=str))
-    print(f"\nFigures written to {out.relative_to(ROOT)}")
+    print(f"\nFigures written to {out.relative_to(ROOT)} and bench-results/rush.md")
 
 
 if __name__ == "__main__":
