@@ -23,12 +23,6 @@ PAGE_SIZE = 50  # enrolled children per page
 CHOICES_SHOWN = 50  # children offered in the list to enrol; a search narrows them
 
 
-@bp.after_request
-def no_store(response):
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 @bp.get("/")
 @admin_required
 def home():

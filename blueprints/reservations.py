@@ -197,7 +197,7 @@ def toggle(child_id: int, period_id: int, mode: str):
     if not _htmx():
         flash(message, "success" if ok else "error")
         return _back_to_month(child, period, month, mode, f"cell-{day.isoformat()}-{unit.code}")
-    plan = planning.load_planning(db, child, period, sorted(change.days), utcnow(), mode)
+    plan = change.planning or planning.load_planning(db, child, period, sorted(change.days), utcnow(), mode)
     main = plan.cell(unit, day)
     others = [plan.cell(plan.unit(u), d) for d in change.days for u in change.units if (u, d) != (unit.id, day)]
     return render_template("partials/reservations/_toggled.html", cell=main, others=others, child=child,

@@ -22,12 +22,6 @@ from services.security import staff_required
 bp = Blueprint("staff", __name__, url_prefix="/agent")
 
 
-@bp.after_request
-def no_store(response):
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 @bp.get("/")
 @staff_required
 def queue():
@@ -190,7 +184,8 @@ def decide_reservation(reservation_id: int):
 
 
 def _attendance_args():
-    """(establishment, day) from the query string: the first establishment and today by default."""
+    """(establishments, establishment, day, its lists) from the query string: the first establishment and
+    today by default."""
     db = get_db()
     establishments = db.exec(select(Establishment).order_by(Establishment.name)).all()
     if not establishments:
@@ -203,15 +198,14 @@ def _attendance_args():
         day = date.fromisoformat(request.values["jour"]) if request.values.get("jour") else utcnow().astimezone(PARIS).date()
     except ValueError:
         abort(400)
-    return establishments, establishment, day
+    return establishments, establishment, day, attendance_service.sheet(db, establishment.id, day)
 
 
 @bp.get("/presences")
 @staff_required
 def attendance():
     """Page: the attendance list of an establishment for a day, to tick on a phone and to print."""
-    establishments, establishment, day = _attendance_args()
-    lists = attendance_service.sheet(get_db(), establishment.id, day)
+    establishments, establishment, day, lists = _attendance_args()
     return render_template("staff/attendance.html", establishments=establishments, establishment=establishment,
                            day=day, lists=lists, words=attendance_service.STATUS_WORDS,
                            enrolled=attendance_service.enrolled_children(get_db(), establishment.id))
@@ -221,8 +215,7 @@ def attendance():
 @staff_required
 def record_attendance():
     """Store the ticks of the list (present / absent per child and unit)."""
-    _, establishment, day = _attendance_args()
-    lists = attendance_service.sheet(get_db(), establishment.id, day)
+    _, establishment, day, lists = _attendance_args()
     allowed = {(r.child.id, ul.unit.id) for ul in lists for r in ul.rows}
     marks = {}
     for key, value in request.form.items():
@@ -243,11 +236,11 @@ def record_attendance():
 @staff_required
 def add_walk_in():
     """A child who came without a booking: recorded present (billed at the period's surcharge)."""
-    _, establishment, day = _attendance_args()
+    _, establishment, day, lists = _attendance_args()
     child_id = request.form.get("enfant", type=int)
     unit_id = request.form.get("unite", type=int)
     enrolled = {c.id: c for c in attendance_service.enrolled_children(get_db(), establishment.id)}
-    units = {ul.unit.id: ul for ul in attendance_service.sheet(get_db(), establishment.id, day)}
+    units = {ul.unit.id: ul for ul in lists}
     if child_id not in enrolled or unit_id not in units:
         flash("Choisissez un enfant inscrit et une unité ouverte ce jour.", "error")
     elif any(r.child.id == child_id for r in units[unit_id].rows):
@@ -262,8 +255,7 @@ def add_walk_in():
 @staff_required
 def attendance_pdf():
     """The attendance list as a PDF (xhtml2pdf), to print."""
-    _, establishment, day = _attendance_args()
-    lists = attendance_service.sheet(get_db(), establishment.id, day)
+    _, establishment, day, lists = _attendance_args()
     html = render_template("staff/attendance_pdf.html", establishment=establishment, day=day, lists=lists,
                            words=attendance_service.STATUS_WORDS)
     pdf = io.BytesIO()
@@ -279,12 +271,9 @@ def attendance_pdf():
 @staff_required
 def attendance_csv():
     """The attendance list as CSV (health notes included: for the staff who need them)."""
-    _, establishment, day = _attendance_args()
-    lists = attendance_service.sheet(get_db(), establishment.id, day)
+    _, establishment, day, lists = _attendance_args()
     body = "\ufeff" + attendance_service.to_csv(lists, day)  # the BOM makes spreadsheets read UTF-8
-    response = current_app.response_class(body, mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="presences-{day.isoformat()}.csv"'
-    return response
+    return _csv_response(body, f"presences-{day.isoformat()}.csv")
 
 
 # --- billing ------------------------------------------------------------------------------------------

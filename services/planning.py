@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 
 import holidays
-from sqlalchemy import delete, func, update
+from sqlalchemy import delete, func, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -393,12 +393,9 @@ def bookable_periods(db: Session, child: Child, now: datetime,
 
 def period_for_child(db: Session, child: Child, period_id: int) -> Period | None:
     """The period, only when the child is enrolled in its establishment (else None: 404)."""
-    period = db.get(Period, period_id)
-    if period is None:
-        return None
-    enrolled = db.exec(select(Enrollment).where(
-        Enrollment.child_id == child.id, Enrollment.establishment_id == period.establishment_id)).first()
-    return period if enrolled else None
+    return db.exec(select(Period).join(Enrollment, (Enrollment.establishment_id == Period.establishment_id)
+                                       & (Enrollment.child_id == child.id))
+                   .where(Period.id == period_id)).first()
 
 
 # --- the draft --------------------------------------------------------------------------------------
@@ -431,6 +428,7 @@ class Change:
     message: str = ""
     selected: int = 0
     skipped: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    planning: Planning | None = None  # the cells' data after the change: the answer need not reload it
 
 
 def toggle(db: Session, child: Child, period: Period, unit_id: int, day: date, now: datetime,
@@ -447,20 +445,24 @@ def toggle(db: Session, child: Child, period: Period, unit_id: int, day: date, n
     change = Change(days={day}, units={unit_id})
     if not cell.clickable:
         raise PlanningError(f"{unit.label} du {day:%d/%m/%Y} : {cell.words}")
-    draft = _draft(db, child, period)
+    draft = planning.draft or _draft(db, child, period)
     line = planning.draft_lines.get((unit_id, day))
     what = f"{unit.label} du {day:%d/%m/%Y}"
     if line is not None:
-        db.delete(line)
+        db.delete(planning.draft_lines.pop((unit_id, day)))
         change.message = f"{what} : {'annulation' if line.action == 'cancel' else 'sélection'} retirée."
     elif mode == "cancel":
         outcome = planning.cancel_outcome(unit, day)
-        db.add(DraftLine(draft_id=draft.id, unit_id=unit_id, day=day, action="cancel", expected=outcome))
+        line = DraftLine(draft_id=draft.id, unit_id=unit_id, day=day, action="cancel", expected=outcome)
+        db.add(line)
+        planning.draft_lines[(unit_id, day)] = line
         change.message = f"{what} : annulation sélectionnée, {CANCEL_OUTCOMES[outcome]} (à confirmer)."
     else:
         cleared = _clear_excluded(db, planning, unit, day)
         outcome = planning.outcome(unit, day)
-        db.add(DraftLine(draft_id=draft.id, unit_id=unit_id, day=day, action="book", expected=outcome))
+        line = DraftLine(draft_id=draft.id, unit_id=unit_id, day=day, action="book", expected=outcome)
+        db.add(line)
+        planning.draft_lines[(unit_id, day)] = line
         change.units |= cleared
         change.message = f"{what} : sélectionné, {OUTCOMES[outcome]} (à confirmer)."
         if cleared:
@@ -469,6 +471,7 @@ def toggle(db: Session, child: Child, period: Period, unit_id: int, day: date, n
     _touch(draft)
     db.add(draft)
     db.commit()
+    planning.draft, change.planning = draft, planning
     return change
 
 
@@ -631,6 +634,34 @@ def _take_place(db: Session, unit: Unit, day: date) -> bool:
     return result.rowcount == 1
 
 
+def _take_places(db: Session, wanted: list[tuple[int, date]]) -> set[tuple[int, date]]:
+    """Take one place on each (unit id, day) that has one free, atomically; returns those taken.
+
+    Three statements whatever the number of days: the missing counters are created, locked in a
+    fixed order (PostgreSQL: two confirmations never wait on each other crosswise), then one
+    conditional UPDATE takes a place wherever ``taken`` is under the day's capacity.
+    """
+    if not wanted:
+        return set()
+    keys = sorted(set(wanted))
+    dialect = db.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    db.execute(insert(DaySlot).values([{"unit_id": u, "day": d, "taken": 0} for u, d in keys]).on_conflict_do_nothing())
+    where = tuple_(DaySlot.unit_id, DaySlot.day).in_(keys)
+    if dialect == "postgresql":
+        db.execute(select(DaySlot.unit_id).where(where).order_by(DaySlot.unit_id, DaySlot.day).with_for_update())
+    capacity = select(Unit.capacity).where(Unit.id == DaySlot.unit_id).scalar_subquery()
+    rows = db.execute(
+        update(DaySlot).where(where, DaySlot.taken < func.coalesce(DaySlot.capacity, capacity))
+        .values(taken=DaySlot.taken + 1).returning(DaySlot.unit_id, DaySlot.day)
+        .execution_options(synchronize_session=False)
+    ).all()
+    return {(u, d) for u, d in rows}
+
+
 def release_place(db: Session, unit_id: int, day: date) -> None:
     db.execute(update(DaySlot).where(DaySlot.unit_id == unit_id, DaySlot.day == day, DaySlot.taken > 0)
                .values(taken=DaySlot.taken - 1))
@@ -660,8 +691,8 @@ def confirm(db: Session, user_id: int, child: Child, period: Period, revision: i
     reservation = _new_reservation(db, user_id, child, period, "booking", key, now)
     planning = load_planning(db, child, period, sorted({l.day for l in lines}), now)
     booked_today: dict[date, set[int]] = defaultdict(set)
-    records = []
-    for line in lines:
+    records, wanted = [], []
+    for line in lines:  # first the rules; the places are then taken all at once
         unit = planning.unit(line.unit_id)
         rule, why = booking_rule(period, line.day, now)
         closed = planning.closed_reason(unit, line.day)
@@ -674,16 +705,21 @@ def confirm(db: Session, user_id: int, child: Child, period: Period, revision: i
             record.outcome, record.state, record.note = "refused", "refused", "Déjà réservé pour cet enfant"
         elif conflict is not None:
             record.outcome, record.state, record.note = "refused", "refused", f"Non cumulable avec {conflict.label}"
-        elif _take_place(db, unit, line.day):
-            record.outcome = rule
-            record.state = "accepted" if rule == "accepted" else "pending"
         else:
-            record.outcome, record.state = "waitlist", "pending"
-        if record.state != "refused":
+            record.outcome = rule
+            wanted.append((unit.id, line.day))
             booked_today[line.day].add(unit.id)
+        records.append((record, line))
+    taken = _take_places(db, wanted)
+    for record, line in records:
+        if record.state != "refused":
+            if (record.unit_id, record.day) in taken:
+                record.state = "accepted" if record.outcome == "accepted" else "pending"
+            else:
+                record.outcome, record.state = "waitlist", "pending"
         if line.expected and record.outcome != line.expected and not record.note:
             record.note = _why_changed(line.expected, record.outcome)
-        records.append(record)
+    records = [record for record, _ in records]
     db.add_all(records)
     db.flush()
     for record in records:

@@ -16,52 +16,30 @@ CSP = (
 )
 
 
-def staff_required(view):
-    """The view is for agents and admins; a parent gets 403, a visitor the login page."""
+def _requires(allowed, who: str):
+    """A view decorator: a visitor gets the login page, a logged-in account that ``allowed`` refuses 403."""
 
-    @wraps(view)
-    def wrapped(*args, **kwargs):
-        from app import login_manager
+    def decorator(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            from app import login_manager
 
-        if not current_user.is_authenticated:
-            return login_manager.unauthorized()
-        if not current_user.is_staff:
-            abort(403)
-        return view(*args, **kwargs)
+            if not current_user.is_authenticated:
+                return login_manager.unauthorized()
+            if not allowed(current_user):
+                abort(403)
+            return view(*args, **kwargs)
 
-    return wrapped
+        wrapped.__doc__ = f"{view.__doc__ or ''}\n\nFor {who}."
+        return wrapped
 
-
-def admin_required(view):
-    """The view configures the town: admins only (agents and parents get 403)."""
-
-    @wraps(view)
-    def wrapped(*args, **kwargs):
-        from app import login_manager
-
-        if not current_user.is_authenticated:
-            return login_manager.unauthorized()
-        if current_user.role != "admin":
-            abort(403)
-        return view(*args, **kwargs)
-
-    return wrapped
+    return decorator
 
 
-def parent_required(view):
-    """The view is for a parent with a family file; staff get 403."""
-
-    @wraps(view)
-    def wrapped(*args, **kwargs):
-        from app import login_manager
-
-        if not current_user.is_authenticated:
-            return login_manager.unauthorized()
-        if current_user.family_id is None:
-            abort(403)
-        return view(*args, **kwargs)
-
-    return wrapped
+# Agents validate and record; admins also configure the town and manage accounts; parents see their family.
+staff_required = _requires(lambda user: user.is_staff, "agents and admins")
+admin_required = _requires(lambda user: user.role == "admin", "admins only")
+parent_required = _requires(lambda user: user.family_id is not None, "a parent with a family file")
 
 
 def start_session(user) -> None:

@@ -346,3 +346,45 @@ def test_planning_has_one_row_per_open_day(db, summer):
     rows = planning.load_planning(db, child(db), summer, days, NOW).rows()
     assert [d for d, _ in rows][:6] == [date(2027, 7, d) for d in (5, 6, 7, 8, 9, 12)]  # no weekend
     assert date(2027, 7, 14) in [d for d, _ in rows]  # a holiday stays, closed with its name
+
+
+def test_many_days_confirmed_at_once_by_two_parents_never_overbook(app, db, summer):
+    """Two 6-day selections over the same full-ish days, confirmed together: places taken in one
+    statement, in a fixed order (no deadlock on PostgreSQL), never more than the day's capacity."""
+    enroll_everyone(db, summer)
+    u = units(db)
+    days = [date(2027, 7, d) for d in (19, 20, 22)]
+    for day in days:  # one place left on every Matinée and Après-midi; the 22nd has its own capacity of 1
+        for code in ("matinee", "apres-midi"):
+            capacity = 1 if day.day == 22 else None
+            db.add(DaySlot(unit_id=u[code].id, day=day, taken=0 if capacity else u[code].capacity - 1,
+                           capacity=capacity))
+    db.commit()
+    for name, order in (("Léa", days), ("Yanis", list(reversed(days)))):
+        for day in order:
+            for code in ("apres-midi", "matinee"):
+                planning.toggle(db, child(db, name), summer, u[code].id, day, NOW)
+    results, errors = {}, []
+    barrier = threading.Barrier(2)
+
+    def go(name):
+        try:
+            barrier.wait()
+            results[name] = confirm(app, name, summer)
+        except Exception as exc:  # a failure must show, not vanish in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go, args=(n,)) for n in ("Léa", "Yanis")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    db.expire_all()
+    lines = [line for r in results.values() for line in db.get(Reservation, r.id).lines]
+    assert len(lines) == 12
+    for day in days:
+        for code in ("matinee", "apres-midi"):
+            outcomes = sorted(l.outcome for l in lines if l.day == day and l.unit_id == u[code].id)
+            assert outcomes == ["accepted", "waitlist"], (day, code, outcomes)
+    assert planning.overbooked(db) == []

@@ -23,16 +23,23 @@ from werkzeug.serving import make_server
 
 
 class Timed:
-    """WSGI middleware: how long the app took for each request, kept per path kind."""
+    """WSGI middleware: how long the app took for the last request, and how many SQL statements it ran."""
 
     def __init__(self, app):
         self.app = app
         self.last = 0.0
+        self.statements = 0
+        self.last_statements = 0
+
+    def count(self, *args):
+        self.statements += 1
 
     def __call__(self, environ, start_response):
+        self.statements = 0
         started = time.perf_counter()
         body = b"".join(self.app(environ, start_response))
         self.last = time.perf_counter() - started
+        self.last_statements = self.statements
         return [body]
 
 
@@ -70,6 +77,9 @@ def main():
         demo_data.seed(models.get_db(), app.extensions["ribambelle.hasher"])
     timed = Timed(app.wsgi_app)
     app.wsgi_app = timed
+    from sqlalchemy import event
+
+    event.listen(app.extensions["ribambelle.engine"], "before_cursor_execute", timed.count)
     import logging
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -86,7 +96,7 @@ def main():
         started = time.perf_counter()
         with opener.open(req) as response:
             content = response.read()
-        return content, time.perf_counter() - started, timed.last
+        return content, time.perf_counter() - started, timed.last, timed.last_statements
 
     login_page = request("/")[0].decode()
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', login_page).group(1)
@@ -115,6 +125,7 @@ def main():
 
     runs = {
         "/healthz": lambda: request("/healthz"),
+        "family space": lambda: request("/"),
         f"planning page ({cells} cells)": lambda: request(planning_path),
         "planning month (htmx fragment)": lambda: request(planning_path, headers={"HX-Request": "true"}),
         "cell toggle (htmx)": lambda: request(toggle_path, {"cellule": f"{day.isoformat()}.{repas.id}", "mois": f"{month:%Y-%m}"},
@@ -123,18 +134,20 @@ def main():
     print(f"Ribambelle planning benchmark — {os.cpu_count()} cores, database {url.split(':')[0]}, "
           f"werkzeug threaded server, {args.requests} requests each (after 20 warm-up)")
     print()
-    print("| request | bytes | server median ms | server p95 ms | client median ms | client p95 ms |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| request | bytes | SQL statements | server median ms | server p95 ms | client median ms | client p95 ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, call in runs.items():
         for _ in range(20):
             call()
-        sizes, server_times, client_times = [], [], []
+        sizes, server_times, client_times, statements = [], [], [], []
         for _ in range(args.requests):
-            content, client_time, server_time = call()
+            content, client_time, server_time, count = call()
+            statements.append(count)
             sizes.append(len(content))
             server_times.append(server_time * 1000)
             client_times.append(client_time * 1000)
-        print(f"| {name} | {int(statistics.median(sizes))} | {statistics.median(server_times):.2f} | "
+        print(f"| {name} | {int(statistics.median(sizes))} | {int(statistics.median(statements))} | "
+              f"{statistics.median(server_times):.2f} | "
               f"{percentile(server_times, 95):.2f} | {statistics.median(client_times):.2f} | {percentile(client_times, 95):.2f} |")
     server.shutdown()
 
