@@ -44,10 +44,12 @@ test: install browser tests/a11y/node_modules/axe-core/axe.min.js
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Benchmarks print figures; they are not tests. DATABASE_URL=postgresql+psycopg://... to run on PostgreSQL.
+# `make bench` runs them all, the registration-opening rush last (about half an hour on 2 cores).
 bench: install browser
 	$(BIN)/python -m tests.benchmarks.bench_planning --requests $${REQUESTS:-300}
 	$(BIN)/python -m tests.benchmarks.bench_billing --families $${FAMILIES:-2000}
 	$(BIN)/python -m tests.benchmarks.bench_phone
+	$(MAKE) bench-rush
 
 # The registration-opening morning: gunicorn on PostgreSQL, then SQLite with one server.
 bench-rush: install

@@ -8,6 +8,7 @@ process over loopback:
 1. /healthz throughput and latency (the ceiling of the server itself);
 2. login, the family space, the planning page, one cell toggle and the confirmation of a 20-day
    reservation, one family after another: median and 95th-percentile latency, bytes per response;
+   then CONCURRENCY logged-in parents repeating each kind of request at once: requests per second;
 3. the rush: every family logs in, opens the planning, selects 20 days and confirms, CONCURRENCY at a
    time: confirmations per second, failed requests, and bookings over capacity (checked in the
    database afterwards: must be 0);
@@ -234,6 +235,71 @@ def healthz_load(port: int, requests: int, concurrency: int) -> dict:
             "p95_ms": percentile(latencies, 95) * 1000}
 
 
+def endpoint_load(port: int, town: dict, families: list, seconds: float) -> dict:
+    """Each of ``families`` logged in on its own connection, all hammering one kind of request at once
+    for ``seconds``: requests per second and latencies under load, per kind (login, family space,
+    planning page, cell toggle). Their toggles select and deselect one cell: nothing is confirmed."""
+    clients = []
+    for index, child in families:
+        client = Client(port, address=f"10.250.{index // 256 % 256}.{index % 256}")
+        client.login(index)
+        home, _ = client.request("GET", "/")
+        client.token = re.search(rb'"X-CSRFToken": "([^"]+)"', home).group(1).decode()
+        clients.append((client, index, child))
+    day, unit = town["days"][-1], town["units"][0]  # a day the rush journeys never book
+    logins = iter(range(10**9))
+
+    def fresh_login(client, index):
+        """A new visitor each time, from a new address (one address is limited to 60 logins in 5 minutes)."""
+        client.cookies.clear()
+        client.token = ""
+        n = next(logins)
+        client.address = f"10.{100 + n // 65536 % 100}.{n // 256 % 256}.{n % 256}"
+        return client.login(index)
+
+    month = town["days"][0][:7]
+    kinds = {
+        "login (POST)": lambda c, i, ch: fresh_login(c, i),
+        "family space": lambda c, i, ch: c.request("GET", "/"),
+        "planning page": lambda c, i, ch: c.request("GET", f"/reservations/planning/{ch}/{town['period']}?mois={month}"),
+        "cell toggle (htmx)": lambda c, i, ch: c.request(
+            "POST", f"/reservations/planning/{ch}/{town['period']}/cellule", {"cellule": f"{day}.{unit}", "mois": day[:7]},
+            {"HX-Request": "true"}),
+    }
+    results = {}
+    for name, call in kinds.items():
+        latencies, errors, lock = [], [], threading.Lock()
+        deadline = time.perf_counter() + seconds
+
+        def worker(args):
+            client, index, child = args
+            while time.perf_counter() < deadline:
+                try:
+                    _, elapsed = call(client, index, child)
+                    with lock:
+                        latencies.append(elapsed)
+                except Exception as exc:  # counted, never hidden
+                    with lock:
+                        errors.append(f"{type(exc).__name__}: {exc}")
+                    return
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(len(clients)) as pool:
+            list(pool.map(worker, clients))
+        elapsed = time.perf_counter() - started
+        if name == "login (POST)":  # the sessions were renewed: take the new CSRF tokens
+            for client, _, _ in clients:
+                home, _ = client.request("GET", "/")
+                client.token = re.search(rb'"X-CSRFToken": "([^"]+)"', home).group(1).decode()
+        results[name] = {"requests_per_s": len(latencies) / elapsed,
+                         "median_ms": statistics.median(latencies) * 1000 if latencies else 0,
+                         "p95_ms": percentile(latencies, 95) * 1000 if latencies else 0, "errors": len(errors),
+                         "first_errors": errors[:3]}
+    for client, _, _ in clients:
+        client.conn.close()
+    return results
+
+
 def rush(port: int, town: dict, concurrency: int) -> dict:
     errors, lock = [], threading.Lock()
 
@@ -328,6 +394,8 @@ def run(label: str, url: str, families: int, workers: int, concurrency: int, sam
     server = serve(url, workers, port, log)
     try:
         health = healthz_load(port, 4000, concurrency)
+        loaders, town["families"] = town["families"][-concurrency:], town["families"][:-concurrency]
+        under_load = endpoint_load(port, town, loaders, seconds=8)
         timings: dict = {}
         for index, child in town["families"][:sample]:
             journey(port, town, index, child, timings)
@@ -340,9 +408,10 @@ def run(label: str, url: str, families: int, workers: int, concurrency: int, sam
     endpoints = {name: {"median_ms": statistics.median(t for t, _ in v) * 1000,
                         "p95_ms": percentile([t for t, _ in v], 95) * 1000,
                         "bytes": int(statistics.median(b for _, b in v))} for name, v in timings.items()}
-    return {"label": label, "database": url.split(":")[0], "cores": os.cpu_count(), "workers": workers,
+    return {"label": label, "database": url.split(":")[0], "cores": os.cpu_count(), "workers": workers, "sample": sample,
             "concurrency": concurrency, "families": families, "children": town["children"],
             "capacity_per_unit_day": town["capacity"], "healthz": health, "endpoints": endpoints,
+            "under_load": under_load,
             "rush": rushed, "database_check": check_database(url), "billing": invoices}
 
 
@@ -355,11 +424,19 @@ def report(result: dict, out) -> None:
           f"worker(s) x 4 threads, {result['concurrency']} parents at once, {result['families']} families, "
           f"{result['children']} children, {result['capacity_per_unit_day']} places per unit and day\n")
     h = result["healthz"]
-    print("| request | median ms | p95 ms | bytes |")
-    print("|---|---:|---:|---:|")
-    print(f"| /healthz ({h['requests_per_s']:.0f} req/s under load) | {h['median_ms']:.1f} | {h['p95_ms']:.1f} | 16 |")
+    print(f"One parent after another ({result['sample']} journeys), then {result['concurrency']} parents at once "
+          "repeating one kind of request for 8 seconds:\n")
+    print("| request | bytes | median ms | p95 ms | under load: req/s | median ms | p95 ms | errors |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"| /healthz | 16 | | | {h['requests_per_s']:.0f} | {h['median_ms']:.1f} | {h['p95_ms']:.1f} | 0 |")
     for name, e in result["endpoints"].items():
-        print(f"| {name} | {e['median_ms']:.1f} | {e['p95_ms']:.1f} | {e['bytes']} |")
+        u = result["under_load"].get(name)
+        loaded = (f"{u['requests_per_s']:.0f} | {u['median_ms']:.1f} | {u['p95_ms']:.1f} | {u['errors']}" if u
+                  else "see the rush | | |")
+        print(f"| {name} | {e['bytes']} | {e['median_ms']:.1f} | {e['p95_ms']:.1f} | {loaded} |")
+    for name, u in result["under_load"].items():
+        for error in u["first_errors"]:
+            print(f"  error ({name} under load): {error}")
     r, d = result["rush"], result["database_check"]
     print(f"\nRush: {r['families']} families in {r['seconds']:.1f} s — {r['confirmations_per_s']:.1f} confirmations/s, "
           f"{r['errors']} failed journeys, {d['bookings_over_capacity']} bookings over capacity; bookings: {d['bookings']}")
