@@ -110,6 +110,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         SESSION_COOKIE_NAME="ribambelle_session",
         SESSION_REFRESH_EACH_REQUEST=False,  # rewritten only when changed (see enforce_session_age)
         WTF_CSRF_TIME_LIMIT=None,  # the session lifetime bounds the token
+        WTF_I18N_ENABLED=False,  # WTForms' own French messages (FrenchForm.Meta.locales), not Flask-Babel's
         MAX_FORM_MEMORY_SIZE=None,
     )
     app.config.from_prefixed_env()

@@ -11,6 +11,7 @@ from sqlalchemy import func, or_
 from sqlmodel import select
 
 from blueprints.forms import NewFamilyForm, StaffAccountForm, strip_all
+from blueprints.listing import paginate, search_text
 from models import Family, Guardian, User, get_db
 from services import accounts, audit, outbox
 from services.security import admin_required
@@ -26,14 +27,29 @@ def _invite(db, user: User, token: str) -> None:
                  "account_invite", user=user, link=url_for("auth.reset", token=token, _external=True))
 
 
+def _open_account(db, form, role: str, family_id: int | None = None) -> User:
+    """A new login for the form's address and names, and the mail with its link to choose a password."""
+    user, token = accounts.create_account(db, current_app.extensions["ribambelle.hasher"], form.email.data, role,
+                                          form.first_name.data, form.last_name.data, family_id)
+    _invite(db, user, token)
+    return user
+
+
+def _saved(db, message: str, target: str):
+    """Commit, let the mail leave at once, and go to ``target`` with ``message``."""
+    db.commit()
+    outbox.send_soon(current_app._get_current_object())
+    flash(message, "success")
+    return redirect(target)
+
+
 @bp.get("/comptes")
 @admin_required
 def accounts_list():
     """Page: every login, searchable by address or name, filtered by role; 20 per page."""
     db = get_db()
-    q = (request.args.get("q") or "").strip()[:100]
+    q = search_text()
     role = request.args.get("role") if request.args.get("role") in ROLES else ""
-    page = max(request.args.get("page", 1, type=int), 1)
     query = select(User)
     if q:
         like = f"%{q.lower()}%"
@@ -41,11 +57,9 @@ def accounts_list():
                                 func.lower(User.last_name).like(like)))
     if role:
         query = query.where(User.role == role)
-    total = db.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = db.exec(query.order_by(User.role.desc(), User.email).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
-    families = {f.id: f for f in db.exec(select(Family).where(Family.id.in_({u.family_id for u in rows if u.family_id})))}
-    return render_template("admin/accounts.html", users=rows, families=families, q=q, role=role, roles=ROLES,
-                           page=page, total=total, pages=max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1))
+    page = paginate(db, query, User.role.desc(), User.email, size=PAGE_SIZE)
+    families = {f.id: f for f in db.exec(select(Family).where(Family.id.in_({u.family_id for u in page.rows if u.family_id})))}
+    return render_template("admin/accounts.html", page=page, families=families, q=q, role=role, roles=ROLES)
 
 
 @bp.route("/comptes/nouveau", methods=["GET", "POST"])
@@ -59,17 +73,12 @@ def new_staff():
         if accounts.email_taken(db, form.email.data):
             form.email.errors.append("Un compte utilise déjà cette adresse.")
         else:
-            user, token = accounts.create_account(db, current_app.extensions["ribambelle.hasher"], form.email.data,
-                                                  form.role.data, form.first_name.data, form.last_name.data)
-            _invite(db, user, token)
+            user = _open_account(db, form, form.role.data)
             audit.record(db, current_user.id, "create", "user", user.id,
                          f"Compte {ROLES[user.role].lower()} créé : {user.email}",
                          after={"email": user.email, "role": user.role})
-            db.commit()
-            outbox.send_soon(current_app._get_current_object())
-            flash(f"Le compte de {user.display_name} est créé : un lien pour choisir son mot de passe lui est envoyé à {user.email}.",
-                  "success")
-            return redirect(url_for("accounts.accounts_list", q=user.email))
+            return _saved(db, f"Le compte de {user.display_name} est créé : un lien pour choisir son mot de passe "
+                              f"lui est envoyé à {user.email}.", url_for("accounts.accounts_list", q=user.email))
     return render_template("admin/account_new.html", form=form), 422 if form.errors else 200
 
 
@@ -90,17 +99,12 @@ def new_family():
             db.add(Guardian(family_id=family.id, position=1, title=form.title.data or "", first_name=form.first_name.data,
                             last_name=form.last_name.data, phone_mobile=form.phone_mobile.data or "",
                             email=accounts.normalize_email(form.email.data)))
-            user, token = accounts.create_account(db, current_app.extensions["ribambelle.hasher"], form.email.data,
-                                                  "parent", form.first_name.data, form.last_name.data, family.id)
-            _invite(db, user, token)
+            user = _open_account(db, form, "parent", family.id)
             audit.record(db, current_user.id, "create", "family", family.id,
                          f"Famille créée : {family.name}, compte {user.email}",
                          after={"famille": family.name, "email": user.email}, family_id=family.id)
-            db.commit()
-            outbox.send_soon(current_app._get_current_object())
-            flash(f"Le dossier de la famille {family.name} est ouvert : {user.email} reçoit un lien pour choisir son mot de passe.",
-                  "success")
-            return redirect(url_for("staff.family", family_id=family.id))
+            return _saved(db, f"Le dossier de la famille {family.name} est ouvert : {user.email} reçoit un lien pour "
+                              "choisir son mot de passe.", url_for("staff.family", family_id=family.id))
     return render_template("admin/family_new.html", form=form), 422 if form.errors else 200
 
 
@@ -146,7 +150,6 @@ def reinvite(user_id: int):
         _invite(db, user, accounts.issue_token(db, user, "invite"))
         audit.record(db, current_user.id, "update", "user", user.id, f"Lien de mot de passe renvoyé : {user.email}",
                      family_id=user.family_id)
-        db.commit()
-        outbox.send_soon(current_app._get_current_object())
-        flash(f"Un nouveau lien est envoyé à {user.email} (valable 7 jours).", "success")
+        return _saved(db, f"Un nouveau lien est envoyé à {user.email} (valable 7 jours).",
+                      url_for("accounts.accounts_list", q=user.email))
     return redirect(url_for("accounts.accounts_list", q=user.email))

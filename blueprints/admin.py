@@ -10,6 +10,7 @@ from sqlalchemy import func, or_
 from sqlmodel import select
 
 from blueprints.forms import EstablishmentForm, UnitForm, parse_euros, strip_all
+from blueprints.listing import paginate, search_text
 from models import (AuditEntry, Child, Enrollment, Establishment, Family, Period, Price, QfBracket, Unit, UnitExclusion,
                     User, get_db)
 from services import audit
@@ -39,17 +40,13 @@ def home():
 def journal():
     """Page: every change made by staff, newest first, searchable, with the values before and after."""
     db = get_db()
-    q = (request.args.get("q") or "").strip()[:100]
-    page = max(request.args.get("page", 1, type=int), 1)
+    q = search_text()
     query = select(AuditEntry)
     if q:
         query = query.where(func.lower(AuditEntry.summary).like(f"%{q.lower()}%"))
-    total = db.exec(select(func.count()).select_from(query.subquery())).one()
-    entries = db.exec(query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
-                      .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
-    authors = {u.id: u for u in db.exec(select(User).where(User.id.in_({e.user_id for e in entries})))}
-    return render_template("admin/journal.html", entries=entries, authors=authors, q=q, page=page, total=total,
-                           pages=max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1))
+    page = paginate(db, query, AuditEntry.at.desc(), AuditEntry.id.desc(), size=PAGE_SIZE)
+    authors = {u.id: u for u in db.exec(select(User).where(User.id.in_({e.user_id for e in page.rows})))}
+    return render_template("admin/journal.html", page=page, authors=authors, q=q)
 
 
 @bp.route("/etablissements/nouveau", methods=["GET", "POST"])
@@ -290,8 +287,7 @@ def enrollments(establishment_id: int):
               + (f" ({len(targets) - len(added)} déjà inscrit{'s' * (len(targets) - len(added) > 1)})." if len(added) < len(targets) else "."),
               "success")
         return redirect(url_for("admin.enrollments", establishment_id=est.id))
-    q = (request.args.get("q") or "").strip()[:100]
-    page = max(request.args.get("page", 1, type=int), 1)
+    q = search_text()
     named = select(Child)
     if q:
         like = f"%{q.lower()}%"
@@ -301,12 +297,9 @@ def enrollments(establishment_id: int):
     order = (Child.last_name, Child.first_name, Child.id)
     others_total = db.exec(select(func.count()).select_from(named.where(Child.id.not_in(in_est)).subquery())).one()
     others = db.exec(named.where(Child.id.not_in(in_est)).order_by(*order).limit(CHOICES_SHOWN)).all()
-    enrolled_query = named.where(Child.id.in_(in_est))
-    enrolled_total = db.exec(select(func.count()).select_from(enrolled_query.subquery())).one()
-    enrolled = db.exec(enrolled_query.order_by(*order).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
-    families = {f.id: f for f in db.exec(select(Family).where(Family.id.in_({c.family_id for c in [*others, *enrolled]})))}
+    enrolled = paginate(db, named.where(Child.id.in_(in_est)), *order, size=PAGE_SIZE)
+    families = {f.id: f for f in db.exec(select(Family).where(Family.id.in_({c.family_id for c in [*others, *enrolled.rows]})))}
     classes = db.exec(select(Child.school, Child.school_class).where(Child.school != "", Child.school_class != "")
                       .distinct().order_by(Child.school, Child.school_class)).all()
     return render_template("admin/enrollments.html", establishment=est, families=families, enrolled=enrolled,
-                           others=others, others_total=others_total, enrolled_total=enrolled_total, classes=classes,
-                           q=q, page=page, pages=max((enrolled_total + PAGE_SIZE - 1) // PAGE_SIZE, 1))
+                           others=others, others_total=others_total, classes=classes, q=q)

@@ -12,6 +12,7 @@ from xhtml2pdf import pisa
 
 from blueprints.billing import invoice_context
 from blueprints.forms import DecisionForm, strip_all
+from blueprints.listing import paginate, search_text
 from models import (AuditEntry, ChangeRequest, Child, Establishment, Family, Guardian, Invoice, Payment, Period,
                     Reservation, ReservationLine, Unit, User, get_db, utcnow, writing_session)
 from services import attendance as attendance_service
@@ -345,8 +346,7 @@ PAGE_SIZE = 20
 def families():
     """Page: search a family by name, login, guardian or child name; 20 per page."""
     db = get_db()
-    q = (request.args.get("q") or "").strip()[:100]
-    page = max(request.args.get("page", 1, type=int), 1)
+    q = search_text()
     query = select(Family)
     if q:
         like = f"%{q.lower()}%"
@@ -358,10 +358,8 @@ def families():
             Family.id.in_(select(Child.family_id).where(or_(func.lower(Child.first_name).like(like),
                                                               func.lower(Child.last_name).like(like)))),
         ))
-    total = db.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = db.exec(query.order_by(Family.name, Family.id).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
-    return render_template("staff/families.html", families=rows, q=q, page=page, total=total,
-                           pages=max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1))
+    page = paginate(db, query, Family.name, Family.id, size=PAGE_SIZE)
+    return render_template("staff/families.html", page=page, q=q)
 
 
 @bp.get("/familles/<int:family_id>")

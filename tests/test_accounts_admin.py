@@ -164,3 +164,13 @@ def test_brackets_and_unit_prices(client, auth, db):
     assert 'value="4,50"' in page_text(client.get(url))
     entry = db.exec(select(AuditEntry).where(AuditEntry.target == "unit")).one()
     assert entry.after["tarifs"] == {"QF de 0 à 500 €": 350, "QF de 501 à 1000 €": 450, "QF à partir de 1001 €": 1200}
+
+
+def test_form_messages_are_french_even_for_a_forged_choice(client, auth):
+    auth.login("admin@demo.test")
+    page = page_text(client.submit("/admin/comptes/nouveau", {"email": "x@demo.test", "first_name": "A",
+                                                              "last_name": "B", "role": "superuser"}))
+    assert "N'est pas un choix valide." in page and "Not a valid" not in page
+    page = page_text(client.submit("/admin/etablissements/1/periodes/nouvelle", {"name": "P", "start_date": "2027-13-45",
+                                                                              "auto_accept_days": "huit"}))
+    assert "N'est pas une date valide." in page and "N'est pas un entier valide." in page

@@ -245,6 +245,27 @@ def test_a_booked_day_cannot_be_booked_twice(db, summer, app):
         planning.toggle(db, child(db), summer, u.id, date(2027, 7, 20), NOW)
 
 
+def confirm_at_once(app, names, period):
+    """Each named child's parent confirms at the same instant, in threads; every failure shows."""
+    results, errors = {}, []
+    barrier = threading.Barrier(len(names))
+
+    def go(name):
+        try:
+            barrier.wait()
+            results[name] = confirm(app, name, period)
+        except Exception as exc:  # a failure must show, not vanish in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    return results
+
+
 def enroll_everyone(db, period):
     for c in db.exec(select(Child)).all():
         if not db.exec(select(Enrollment).where(Enrollment.child_id == c.id, Enrollment.establishment_id == period.establishment_id)).first():
@@ -261,22 +282,7 @@ def test_two_parents_confirming_the_last_place_at_once(app, db, summer):
     db.commit()
     for name in ("Léa", "Yanis"):
         planning.toggle(db, child(db, name), summer, u.id, day, NOW)
-    results, errors = {}, []
-    barrier = threading.Barrier(2)
-
-    def go(name):
-        try:
-            barrier.wait()
-            results[name] = confirm(app, name, summer)
-        except Exception as exc:  # a failure must show, not vanish in the thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=go, args=(n,)) for n in ("Léa", "Yanis")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    results = confirm_at_once(app, ("Léa", "Yanis"), summer)
     db.expire_all()
     outcomes = sorted(db.get(Reservation, r.id).lines[0].outcome for r in results.values())
     assert outcomes == ["accepted", "waitlist"]
@@ -364,22 +370,7 @@ def test_many_days_confirmed_at_once_by_two_parents_never_overbook(app, db, summ
         for day in order:
             for code in ("apres-midi", "matinee"):
                 planning.toggle(db, child(db, name), summer, u[code].id, day, NOW)
-    results, errors = {}, []
-    barrier = threading.Barrier(2)
-
-    def go(name):
-        try:
-            barrier.wait()
-            results[name] = confirm(app, name, summer)
-        except Exception as exc:  # a failure must show, not vanish in the thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=go, args=(n,)) for n in ("Léa", "Yanis")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    results = confirm_at_once(app, ("Léa", "Yanis"), summer)
     db.expire_all()
     lines = [line for r in results.values() for line in db.get(Reservation, r.id).lines]
     assert len(lines) == 12

@@ -259,7 +259,8 @@ def test_recap_confirm_and_replay(client, auth, db, smtp):
     again = client.post(url, data={"csrf_token": token, "revision": revision})
     assert again.headers["Location"] == first.headers["Location"]
     assert db.exec(select(Reservation).where(Reservation.number == number)).one()
-    assert len(db.exec(select(Booking).where(Booking.child_id == lea.id, Booking.day == day)).all()) == 1
+    assert len(db.exec(select(Booking).where(Booking.child_id == lea.id, Booking.day == day,
+                                             Booking.unit_id == units["apres-midi"].id)).all()) == 1
     home = page_text(client.get("/"))
     assert number in home
 

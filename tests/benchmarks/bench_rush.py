@@ -145,8 +145,16 @@ class Client:
             h["X-CSRFToken"] = self.token
         h.update(headers or {})
         started = time.perf_counter()
-        self.conn.request(method, path, body=body, headers=h)
-        response = self.conn.getresponse()
+        try:
+            self.conn.request(method, path, body=body, headers=h)
+            response = self.conn.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # gunicorn closes a keep-alive connection idle for 2 s; a browser opens a new one and sends again
+            self.conn.close()
+            self.conn.connect()
+            started = time.perf_counter()
+            self.conn.request(method, path, body=body, headers=h)
+            response = self.conn.getresponse()
         content = response.read()
         elapsed = time.perf_counter() - started
         for header in response.headers.get_all("Set-Cookie") or []:

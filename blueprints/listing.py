@@ -1,0 +1,29 @@
+"""Searchable, paginated lists of the back office: the search text and page from the address, one page of rows."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from flask import request
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+
+@dataclass
+class Page:
+    rows: list = field(default_factory=list)
+    total: int = 0
+    number: int = 1
+    pages: int = 1
+
+
+def search_text() -> str:
+    """What was typed in the list's search field (``q``), trimmed and bounded."""
+    return (request.args.get("q") or "").strip()[:100]
+
+
+def paginate(db: Session, query, *order_by, size: int = 20) -> Page:
+    """The page asked for (``page`` in the address) of ``query`` in that order, with the total count."""
+    number = max(request.args.get("page", 1, type=int), 1)
+    total = db.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = db.exec(query.order_by(*order_by).offset((number - 1) * size).limit(size)).all()
+    return Page(list(rows), total, number, max((total + size - 1) // size, 1))
