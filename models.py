@@ -254,6 +254,16 @@ def writing_session(engine) -> Session:
     return Session(engine.execution_options(sqlite_immediate=True), expire_on_commit=False)
 
 
+def get_or_404(model, ident):
+    """The row of ``model`` with this primary key in the request's session, or a 404 answer."""
+    from flask import abort
+
+    row = get_db().get(model, ident)
+    if row is None:
+        abort(404)
+    return row
+
+
 def get_db() -> Session:
     """The request's database session, opened on first use and closed at teardown.
 

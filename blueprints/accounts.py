@@ -5,14 +5,14 @@ deactivated account cannot log in, and its open sessions end at their next reque
 """
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, or_
 from sqlmodel import select
 
 from blueprints.forms import NewFamilyForm, StaffAccountForm, strip_all
 from blueprints.listing import paginate, search_text
-from models import Family, Guardian, User, get_db
+from models import Family, Guardian, User, get_db, get_or_404
 from services import accounts, audit, outbox
 from services.security import admin_required
 
@@ -108,19 +108,12 @@ def new_family():
     return render_template("admin/family_new.html", form=form), 422 if form.errors else 200
 
 
-def _account(user_id: int) -> User:
-    user = get_db().get(User, user_id)
-    if user is None:
-        abort(404)
-    return user
-
-
 @bp.post("/comptes/<int:user_id>/activation")
 @admin_required
 def set_active(user_id: int):
     """Action: deactivate an account (its sessions end) or reactivate it."""
     db = get_db()
-    user = _account(user_id)
+    user = get_or_404(User, user_id)
     active = request.form.get("actif") == "1"
     if user.id == current_user.id and not active:
         flash("Vous ne pouvez pas désactiver votre propre compte.", "error")
@@ -143,7 +136,7 @@ def set_active(user_id: int):
 def reinvite(user_id: int):
     """Action: send again the link to choose a password (the previous link stops working)."""
     db = get_db()
-    user = _account(user_id)
+    user = get_or_404(User, user_id)
     if not user.active:
         flash("Réactivez d'abord ce compte.", "error")
     else:

@@ -12,7 +12,7 @@ from sqlmodel import select
 from blueprints.forms import EstablishmentForm, UnitForm, parse_euros, strip_all
 from blueprints.listing import paginate, search_text
 from models import (AuditEntry, Child, Enrollment, Establishment, Family, Period, Price, QfBracket, Unit, UnitExclusion,
-                    User, get_db)
+                    User, get_db, get_or_404)
 from services import audit
 from services.security import admin_required
 
@@ -73,9 +73,7 @@ def new_establishment():
 def establishment(establishment_id: int):
     """Page: an establishment's details (to modify) and its units."""
     db = get_db()
-    est = db.get(Establishment, establishment_id)
-    if est is None:
-        abort(404)
+    est = get_or_404(Establishment, establishment_id)
     form = EstablishmentForm(obj=est)
     if form.validate_on_submit():
         strip_all(form)

@@ -12,7 +12,7 @@ from flask_login import current_user
 from sqlmodel import select
 
 from blueprints.forms import ClosedDayForm, DayCapacityForm, PeriodForm, strip_all
-from models import ClosedDay, Establishment, Period, PeriodUnit, Unit, get_db, utcnow
+from models import ClosedDay, Establishment, Period, PeriodUnit, Unit, get_db, get_or_404, utcnow
 from services import audit, periods
 from services.formatting import PARIS, to_paris
 from services.planning import WEEKDAYS
@@ -39,20 +39,13 @@ def _impact_key(lost) -> str:
     return ",".join(str(item.booking.id) for item in lost)
 
 
-def _get_period(period_id: int) -> Period:
-    period = get_db().get(Period, period_id)
-    if period is None:
-        abort(404)
-    return period
-
-
 @bp.route("/etablissements/<int:establishment_id>/periodes/nouvelle", methods=["GET", "POST"])
 @bp.route("/periodes/<int:period_id>", methods=["GET", "POST"])
 @admin_required
 def period(establishment_id: int | None = None, period_id: int | None = None):
     """Page: create or modify a period; below it, its closed days and per-day capacities."""
     db = get_db()
-    current = _get_period(period_id) if period_id else None
+    current = get_or_404(Period, period_id) if period_id else None
     est = db.get(Establishment, current.establishment_id if current else establishment_id)
     if est is None:
         abort(404)
@@ -145,7 +138,7 @@ def _panels(current: Period | None) -> dict:
 def close_day(period_id: int):
     """Action: close a day of the period (or every proposed public holiday); asks first if it is booked."""
     db = get_db()
-    current = _get_period(period_id)
+    current = get_or_404(Period, period_id)
     weekdays = {pu.unit_id: pu.weekdays for pu in db.exec(select(PeriodUnit).where(PeriodUnit.period_id == current.id))}
     closed = set(db.exec(select(ClosedDay.day).where(ClosedDay.period_id == current.id)).all())
     if request.form.get("feries"):
@@ -185,7 +178,7 @@ def close_day(period_id: int):
 def reopen_day(period_id: int, closed_id: int):
     """Action: reopen a closed day (a public holiday the town opens, a day closed by mistake)."""
     db = get_db()
-    current = _get_period(period_id)
+    current = get_or_404(Period, period_id)
     row = db.get(ClosedDay, closed_id)
     if row is None or row.period_id != current.id:
         abort(404)
@@ -202,7 +195,7 @@ def reopen_day(period_id: int, closed_id: int):
 def day_capacity(period_id: int):
     """Action: give a unit its own capacity on one day of the period (empty: back to the usual one)."""
     db = get_db()
-    current = _get_period(period_id)
+    current = get_or_404(Period, period_id)
     page = _panels(current)
     form = DayCapacityForm(prefix="capacite", meta={"csrf": False})
     form.unit.choices = page["capacity_form"].unit.choices

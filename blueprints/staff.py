@@ -14,7 +14,7 @@ from blueprints.billing import invoice_context
 from blueprints.forms import DecisionForm, strip_all
 from blueprints.listing import paginate, search_text
 from models import (AuditEntry, ChangeRequest, Child, Establishment, Family, Guardian, Invoice, Payment, Period,
-                    Reservation, ReservationLine, Unit, User, get_db, utcnow, writing_session)
+                    Reservation, ReservationLine, Unit, User, get_db, get_or_404, utcnow, writing_session)
 from services import attendance as attendance_service
 from services import audit, billing, exports, family as family_service, outbox, planning
 from services.formatting import PARIS
@@ -367,9 +367,7 @@ def families():
 def family(family_id: int):
     """Page: a family on one page — file, logins, children, reservations, invoices, payments, changes."""
     db = get_db()
-    fam = db.get(Family, family_id)
-    if fam is None:
-        abort(404)
+    fam = get_or_404(Family, family_id)
     entries = db.exec(select(AuditEntry).where(AuditEntry.family_id == fam.id).order_by(AuditEntry.at.desc())).all()
     authors = {u.id: u for u in db.exec(select(User).where(User.id.in_({e.user_id for e in entries})))}
     return render_template(
@@ -411,7 +409,5 @@ def children_csv():
 def period_bookings_csv(period_id: int):
     """Download: the bookings of a period, day by day and unit by unit."""
     db = get_db()
-    period = db.get(Period, period_id)
-    if period is None:
-        abort(404)
+    period = get_or_404(Period, period_id)
     return _csv_response(exports.period_bookings_csv(db, period), f"reservations-periode-{period.id}.csv")

@@ -2,7 +2,7 @@
 from sqlmodel import select
 
 from models import AuditEntry, Establishment, Unit, UnitExclusion
-from tests.conftest import csrf_from, page_text
+from tests.conftest import page_text
 
 ADMIN_URLS = ["/admin/", "/admin/etablissements/nouveau", "/admin/etablissements/1", "/admin/etablissements/1/unites/nouvelle",
               "/admin/unites/1", "/admin/etablissements/1/inscriptions", "/admin/etablissements/1/periodes/nouvelle",

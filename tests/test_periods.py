@@ -261,7 +261,7 @@ def test_a_day_with_its_own_capacity_fills_at_that_capacity(client, auth, db):
 
 
 def test_places_are_taken_at_the_days_own_capacity(app, db):
-    units, period = lutins_units(db), demo_period(db)
+    units = lutins_units(db)
     day = date.today() + timedelta(days=21)
     db.add(DaySlot(unit_id=units["repas"].id, day=day, taken=1, capacity=1))
     db.commit()
