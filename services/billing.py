@@ -11,7 +11,7 @@ import calendar
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from sqlalchemy import exists
+from sqlalchemy import exists, insert
 from sqlmodel import Session, select
 
 from models import (
@@ -218,19 +218,17 @@ def _make_invoice(db, pricing, family, month, items, today, due_days, report) ->
             period = pricing.period_of(item.unit_id, item.day)
             report.missing_prices.add(f"{pricing.units[item.unit_id].label} ({period.name if period else 'hors période'})")
             continue
-        lines.append(InvoiceLine(child_id=item.child_id, unit_id=item.unit_id, day=item.day, kind=item.kind,
-                                 unit_price_cents=amount, amount_cents=amount))
+        lines.append(dict(child_id=item.child_id, unit_id=item.unit_id, day=item.day, kind=item.kind,
+                          unit_price_cents=amount, amount_cents=amount))
     if not lines:
         return None
     number = f"F-{month.year}-{month.month:02d}-{next_value(db, f'invoice-{month.year}'):05d}"
     invoice = Invoice(number=number, family_id=family.id, month=month, issued_on=today,
-                      due_on=today + timedelta(days=due_days), total_cents=sum(l.amount_cents for l in lines))
+                      due_on=today + timedelta(days=due_days), total_cents=sum(l["amount_cents"] for l in lines))
     db.add(invoice)
     db.flush()
-    for line in lines:
-        line.invoice_id = invoice.id
-    db.add_all(lines)
-    db.flush()
+    # One multi-row INSERT: a month of a family is tens of lines, and building ORM objects cost more than the SQL.
+    db.execute(insert(InvoiceLine), [dict(line, invoice_id=invoice.id) for line in lines])
     return invoice
 
 
