@@ -254,6 +254,15 @@ def writing_session(engine) -> Session:
     return Session(engine.execution_options(sqlite_immediate=True), expire_on_commit=False)
 
 
+def upsert_insert(db: Session):
+    """The ``insert`` of the session's database, the one with ON CONFLICT (PostgreSQL or SQLite)."""
+    if db.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
 def get_or_404(model, ident):
     """The row of ``model`` with this primary key in the request's session, or a 404 answer."""
     from flask import abort

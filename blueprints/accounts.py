@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import func, or_
 from sqlmodel import select
 
 from blueprints.forms import NewFamilyForm, StaffAccountForm, strip_all
-from blueprints.listing import paginate, search_text
+from blueprints.listing import matches, paginate, search_text
 from models import Family, Guardian, User, get_db, get_or_404
 from services import accounts, audit, outbox
 from services.security import admin_required
@@ -52,9 +51,7 @@ def accounts_list():
     role = request.args.get("role") if request.args.get("role") in ROLES else ""
     query = select(User)
     if q:
-        like = f"%{q.lower()}%"
-        query = query.where(or_(func.lower(User.email).like(like), func.lower(User.first_name).like(like),
-                                func.lower(User.last_name).like(like)))
+        query = query.where(matches(q, User.email, User.first_name, User.last_name))
     if role:
         query = query.where(User.role == role)
     page = paginate(db, query, User.role.desc(), User.email, size=PAGE_SIZE)

@@ -6,14 +6,15 @@ import unicodedata
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import func, or_
+from sqlalchemy import func
 from sqlmodel import select
 
 from blueprints.forms import EstablishmentForm, UnitForm, parse_euros, strip_all
-from blueprints.listing import paginate, search_text
+from blueprints.listing import matches, paginate, search_text
 from models import (AuditEntry, Child, Enrollment, Establishment, Family, Period, Price, QfBracket, Unit, UnitExclusion,
-                    User, get_db, get_or_404)
+                    get_db, get_or_404)
 from services import audit
+from services.formatting import count_words
 from services.security import admin_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -31,8 +32,8 @@ def home():
     db = get_db()
     establishments = db.exec(select(Establishment).order_by(Establishment.name)).all()
     entries = db.exec(select(AuditEntry).order_by(AuditEntry.at.desc()).limit(20)).all()
-    authors = {u.id: u for u in db.exec(select(User).where(User.id.in_({e.user_id for e in entries})))}
-    return render_template("admin/home.html", establishments=establishments, entries=entries, authors=authors)
+    return render_template("admin/home.html", establishments=establishments, entries=entries,
+                           authors=audit.authors(db, entries))
 
 
 @bp.get("/journal")
@@ -43,10 +44,9 @@ def journal():
     q = search_text()
     query = select(AuditEntry)
     if q:
-        query = query.where(func.lower(AuditEntry.summary).like(f"%{q.lower()}%"))
+        query = query.where(matches(q, AuditEntry.summary))
     page = paginate(db, query, AuditEntry.at.desc(), AuditEntry.id.desc(), size=PAGE_SIZE)
-    authors = {u.id: u for u in db.exec(select(User).where(User.id.in_({e.user_id for e in page.rows})))}
-    return render_template("admin/journal.html", page=page, authors=authors, q=q)
+    return render_template("admin/journal.html", page=page, authors=audit.authors(db, page.rows), q=q)
 
 
 @bp.route("/etablissements/nouveau", methods=["GET", "POST"])
@@ -119,12 +119,8 @@ def _slug(label: str, taken: set[str]) -> str:
 def unit(establishment_id: int | None = None, unit_id: int | None = None):
     """Page: create or modify a unit — label, order, capacity, and the units it excludes."""
     db = get_db()
-    current = db.get(Unit, unit_id) if unit_id else None
-    if unit_id and current is None:
-        abort(404)
-    est = db.get(Establishment, current.establishment_id if current else establishment_id)
-    if est is None:
-        abort(404)
+    current = get_or_404(Unit, unit_id) if unit_id else None
+    est = get_or_404(Establishment, current.establishment_id if current else establishment_id)
     siblings = [u for u in db.exec(select(Unit).where(Unit.establishment_id == est.id).order_by(Unit.position))
                 if not current or u.id != current.id]
     form = UnitForm(obj=current)
@@ -225,10 +221,9 @@ def brackets():
             for b in current:
                 db.delete(b)
             db.flush()
-            for low, high in wanted:
-                db.add(QfBracket(qf_min=low, qf_max=high))
-            db.flush()
-            after = [_bracket_label(b) for b in _brackets(db)]
+            new = [QfBracket(qf_min=low, qf_max=high) for low, high in wanted]
+            db.add_all(new)
+            after = [_bracket_label(b) for b in new]
             if after != before:
                 audit.record(db, current_user.id, "update", "qf_brackets", 0, "Tranches de quotient familial modifiées",
                              {"tranches": before}, {"tranches": after})
@@ -246,10 +241,7 @@ def brackets():
 def enrollments(establishment_id: int):
     """Page: which children may book the establishment — enrol one child, a whole class, or withdraw."""
     db = get_db()
-    est = db.get(Establishment, establishment_id)
-    if est is None:
-        abort(404)
-    enrolled_ids = set(db.exec(select(Enrollment.child_id).where(Enrollment.establishment_id == est.id)).all())
+    est = get_or_404(Establishment, establishment_id)
     if request.method == "POST":
         action = request.form.get("action")
         if action == "classe":
@@ -275,22 +267,21 @@ def enrollments(establishment_id: int):
             flash(f"{targets[0].full_name} ne peut plus réserver à {est.name} ; ses réservations déjà faites restent.",
                   "success")
             return redirect(url_for("admin.enrollments", establishment_id=est.id))
+        enrolled_ids = set(db.exec(select(Enrollment.child_id).where(Enrollment.establishment_id == est.id)).all())
         added = [c for c in targets if c.id not in enrolled_ids]
         for child in added:
             db.add(Enrollment(child_id=child.id, establishment_id=est.id))
             audit.record(db, current_user.id, "create", "enrollment", child.id,
                          f"Inscription : {child.full_name} ({est.name})", family_id=child.family_id)
         db.commit()
-        flash(f"{len(added)} enfant{'s' * (len(added) > 1)} inscrit{'s' * (len(added) > 1)} à {est.name}"
+        flash(f"{count_words(len(added), 'enfant inscrit')} à {est.name}"
               + (f" ({len(targets) - len(added)} déjà inscrit{'s' * (len(targets) - len(added) > 1)})." if len(added) < len(targets) else "."),
               "success")
         return redirect(url_for("admin.enrollments", establishment_id=est.id))
     q = search_text()
     named = select(Child)
     if q:
-        like = f"%{q.lower()}%"
-        named = named.where(or_(func.lower(Child.first_name).like(like), func.lower(Child.last_name).like(like),
-                                func.lower(Child.school_class).like(like)))
+        named = named.where(matches(q, Child.first_name, Child.last_name, Child.school_class))
     in_est = select(Enrollment.child_id).where(Enrollment.establishment_id == est.id)
     order = (Child.last_name, Child.first_name, Child.id)
     others_total = db.exec(select(func.count()).select_from(named.where(Child.id.not_in(in_est)).subquery())).one()

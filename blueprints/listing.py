@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from flask import request
-from sqlalchemy import func
+from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
 
@@ -19,6 +19,12 @@ class Page:
 def search_text() -> str:
     """What was typed in the list's search field (``q``), trimmed and bounded."""
     return (request.args.get("q") or "").strip()[:100]
+
+
+def matches(text: str, *columns):
+    """Rows where any of ``columns`` contains ``text``, whatever the case."""
+    like = f"%{text.lower()}%"
+    return or_(*(func.lower(column).like(like) for column in columns))
 
 
 def paginate(db: Session, query, *order_by, size: int = 20) -> Page:

@@ -14,7 +14,7 @@ from sqlmodel import select
 from blueprints.forms import ClosedDayForm, DayCapacityForm, PeriodForm, strip_all
 from models import ClosedDay, Establishment, Period, PeriodUnit, Unit, get_db, get_or_404, utcnow
 from services import audit, periods
-from services.formatting import PARIS, to_paris
+from services.formatting import PARIS, count_words, to_paris
 from services.planning import WEEKDAYS
 from services.security import admin_required
 
@@ -35,8 +35,30 @@ def _snapshot(period: Period, weekdays: dict[int, str]) -> dict:
     return {**values, "unites": {str(k): v for k, v in sorted(weekdays.items())}}
 
 
-def _impact_key(lost) -> str:
-    return ",".join(str(item.booking.id) for item in lost)
+def _impact_key(lost, overlaps=()) -> str:
+    """What the admin was shown (bookings lost, periods overlapping): a confirmation holds only for that."""
+    return ",".join(str(item.booking.id) for item in lost) + "|" + ",".join(str(p.id) for p in overlaps)
+
+
+def _fill(form: PeriodForm, period: Period) -> PeriodForm:
+    """The stored values the form cannot read as they are: Paris local times, calendar or working days."""
+    form.booking_opens_at.data = to_paris(period.booking_opens_at).replace(tzinfo=None)
+    form.booking_closes_at.data = to_paris(period.booking_closes_at).replace(tzinfo=None)
+    form.working_days.data = "1" if period.working_days else "0"
+    return form
+
+
+def _establishment_units(establishment_id: int) -> list[Unit]:
+    return get_db().exec(select(Unit).where(Unit.establishment_id == establishment_id)
+                         .order_by(Unit.position, Unit.id)).all()
+
+
+def _in_period(field, period: Period) -> bool:
+    """False, with a French error on ``field``, when its day is outside ``period``."""
+    if period.start_date <= field.data <= period.end_date:
+        return True
+    field.errors.append(f"Choisissez un jour de la période (du {period.start_date:%d/%m/%Y} au {period.end_date:%d/%m/%Y}).")
+    return False
 
 
 @bp.route("/etablissements/<int:establishment_id>/periodes/nouvelle", methods=["GET", "POST"])
@@ -46,27 +68,22 @@ def period(establishment_id: int | None = None, period_id: int | None = None):
     """Page: create or modify a period; below it, its closed days and per-day capacities."""
     db = get_db()
     current = get_or_404(Period, period_id) if period_id else None
-    est = db.get(Establishment, current.establishment_id if current else establishment_id)
-    if est is None:
-        abort(404)
-    units = db.exec(select(Unit).where(Unit.establishment_id == est.id).order_by(Unit.position, Unit.id)).all()
-    saved = {pu.unit_id: pu.weekdays for pu in db.exec(select(PeriodUnit).where(PeriodUnit.period_id == current.id))} \
-        if current else {u.id: "01234" for u in units}
+    est = get_or_404(Establishment, current.establishment_id if current else establishment_id)
+    units = _establishment_units(est.id)
+    saved = periods.offered_weekdays(db, current) if current else {u.id: "01234" for u in units}
     form = PeriodForm(obj=current)
     if current and request.method == "GET":
-        form.booking_opens_at.data = to_paris(current.booking_opens_at).replace(tzinfo=None)
-        form.booking_closes_at.data = to_paris(current.booking_closes_at).replace(tzinfo=None)
-        form.working_days.data = "1" if current.working_days else "0"
+        _fill(form, current)
     weekdays, lost, overlaps, unit_error = saved, [], [], ""
     if request.method == "POST":
+        posted = {key.removeprefix("unite-") for key in request.form if key.startswith("unite-")}
+        if not posted <= {str(u.id) for u in units}:
+            abort(404)  # a unit of another establishment
         weekdays = {}
         for u in units:
             if request.form.get(f"unite-{u.id}"):
                 days = "".join(sorted({d for d in request.form.getlist(f"jours-{u.id}") if d in "0123456" and len(d) == 1}))
                 weekdays[u.id] = days
-        if any(str(k) not in {str(u.id) for u in units} for k in
-               [key.split("-", 1)[1] for key in request.form if key.startswith("unite-")]):
-            abort(404)  # a unit of another establishment
         if not weekdays or not all(weekdays.values()):
             unit_error = "Cochez au moins une unité, et pour chaque unité cochée au moins un jour de la semaine."
     if form.validate_on_submit() and not unit_error:
@@ -76,12 +93,11 @@ def period(establishment_id: int | None = None, period_id: int | None = None):
             closed = set(db.exec(select(ClosedDay.day).where(ClosedDay.period_id == current.id)).all())
             lost = periods.lost_bookings(db, current, start, end, weekdays, closed)
         overlaps = periods.overlapping(db, est.id, start, end, current.id if current else None)
-        confirmed = request.form.get("confirmer") == _impact_key(lost) + "|" + ",".join(str(p.id) for p in overlaps)
-        if (lost or overlaps) and not confirmed:
+        shown = _impact_key(lost, overlaps)
+        if (lost or overlaps) and request.form.get("confirmer") != shown:
             return render_template("admin/period.html", form=form, establishment=est, period=current, units=units,
                                    weekdays=weekdays, lost=lost, overlaps=overlaps, weekday_names=WEEKDAYS,
-                                   confirm_key=_impact_key(lost) + "|" + ",".join(str(p.id) for p in overlaps),
-                                   **_panels(current))
+                                   confirm_key=shown, **_panels(current))
         before = _snapshot(current, saved) if current else {}
         target = current or Period(establishment_id=est.id, name="", start_date=start, end_date=end,
                                    booking_opens_at=utcnow(), booking_closes_at=utcnow())
@@ -108,9 +124,9 @@ def period(establishment_id: int | None = None, period_id: int | None = None):
         db.commit()
         message = f"La période « {target.name} » est enregistrée."
         if holidays:
-            message += f" {holidays} jour{'s' * (holidays > 1)} férié{'s' * (holidays > 1)} fermé{'s' * (holidays > 1)} d'office (vous pouvez les rouvrir ci-dessous)."
+            message += f" {count_words(holidays, 'jour férié fermé')} d'office (vous pouvez les rouvrir ci-dessous)."
         if lost:
-            message += f" {len(lost)} réservation{'s' * (len(lost) > 1)} retirée{'s' * (len(lost) > 1)} ; les familles sont prévenues par mail."
+            message += _removed(lost)
         flash(message, "success")
         return redirect(url_for("periods.period", period_id=target.id))
     return render_template("admin/period.html", form=form, establishment=est, period=current, units=units,
@@ -124,13 +140,22 @@ def _panels(current: Period | None) -> dict:
         return {}
     db = get_db()
     closed = db.exec(select(ClosedDay).where(ClosedDay.period_id == current.id).order_by(ClosedDay.day)).all()
-    units = db.exec(select(Unit).join(PeriodUnit, PeriodUnit.unit_id == Unit.id)
-                    .where(PeriodUnit.period_id == current.id).order_by(Unit.position)).all()
-    capacity_form = DayCapacityForm(prefix="capacite", meta={"csrf": False})
-    capacity_form.unit.choices = [(u.id, u.label) for u in units]
     return {"closed": closed, "missing_holidays": periods.missing_holidays(db, current),
-            "closed_form": ClosedDayForm(prefix="fermeture", meta={"csrf": False}), "capacity_form": capacity_form,
+            "closed_form": ClosedDayForm(prefix="fermeture", meta={"csrf": False}), "capacity_form": _capacity_form(current),
             "capacities": periods.day_capacities(db, current)}
+
+
+def _capacity_form(period: Period) -> DayCapacityForm:
+    """The per-day capacity form, its units those the period offers."""
+    form = DayCapacityForm(prefix="capacite", meta={"csrf": False})
+    form.unit.choices = [(u.id, u.label) for u in get_db().exec(
+        select(Unit).join(PeriodUnit, PeriodUnit.unit_id == Unit.id)
+        .where(PeriodUnit.period_id == period.id).order_by(Unit.position))]
+    return form
+
+
+def _removed(lost) -> str:
+    return f" {count_words(len(lost), 'réservation retirée')} ; les familles sont prévenues par mail."
 
 
 @bp.post("/periodes/<int:period_id>/fermetures")
@@ -139,7 +164,7 @@ def close_day(period_id: int):
     """Action: close a day of the period (or every proposed public holiday); asks first if it is booked."""
     db = get_db()
     current = get_or_404(Period, period_id)
-    weekdays = {pu.unit_id: pu.weekdays for pu in db.exec(select(PeriodUnit).where(PeriodUnit.period_id == current.id))}
+    weekdays = periods.offered_weekdays(db, current)
     closed = set(db.exec(select(ClosedDay.day).where(ClosedDay.period_id == current.id)).all())
     if request.form.get("feries"):
         new = {d: f"Jour férié : {name}" for d, name in periods.missing_holidays(db, current)}
@@ -149,27 +174,25 @@ def close_day(period_id: int):
         if not form.validate_on_submit():
             return _period_page(current, closed_form=form)
         strip_all(form)
-        if not current.start_date <= form.day.data <= current.end_date:
-            form.day.errors.append(f"Choisissez un jour de la période (du {current.start_date:%d/%m/%Y} au {current.end_date:%d/%m/%Y}).")
+        if not _in_period(form.day, current):
             return _period_page(current, closed_form=form)
         if form.day.data in closed:
             form.day.errors.append("Ce jour est déjà fermé.")
             return _period_page(current, closed_form=form)
         new = {form.day.data: form.reason.data}
     lost = periods.lost_bookings(db, current, current.start_date, current.end_date, weekdays, closed | set(new))
-    if lost and request.form.get("confirmer") != _impact_key(lost):
-        return _period_page(current, closed_form=form, closing=new, lost=lost, confirm_key=_impact_key(lost))
+    shown = _impact_key(lost)
+    if lost and request.form.get("confirmer") != shown:
+        return _period_page(current, closed_form=form, closing=new, lost=lost, confirm_key=shown)
     for day, reason in new.items():
         db.add(ClosedDay(period_id=current.id, day=day, reason=reason))
     if lost:
         periods.drop_bookings(db, current_user.id, current, lost, utcnow())
     audit.record(db, current_user.id, "create", "closed_day", current.id,
-                 f"Jour{'s' * (len(new) > 1)} fermé{'s' * (len(new) > 1)} ({current.name}) : "
+                 f"{count_words(len(new), 'jour fermé')} ({current.name}) : "
                  + ", ".join(f"{d:%d/%m/%Y}" for d in sorted(new)), after={d.isoformat(): r for d, r in new.items()})
     db.commit()
-    flash(f"{len(new)} jour{'s' * (len(new) > 1)} fermé{'s' * (len(new) > 1)}."
-          + (f" {len(lost)} réservation{'s' * (len(lost) > 1)} retirée{'s' * (len(lost) > 1)} ; les familles sont prévenues par mail." if lost else ""),
-          "success")
+    flash(f"{count_words(len(new), 'jour fermé')}." + (_removed(lost) if lost else ""), "success")
     return redirect(url_for("periods.period", period_id=current.id) + "#fermetures")
 
 
@@ -196,13 +219,8 @@ def day_capacity(period_id: int):
     """Action: give a unit its own capacity on one day of the period (empty: back to the usual one)."""
     db = get_db()
     current = get_or_404(Period, period_id)
-    page = _panels(current)
-    form = DayCapacityForm(prefix="capacite", meta={"csrf": False})
-    form.unit.choices = page["capacity_form"].unit.choices
-    if not form.validate_on_submit():
-        return _period_page(current, capacity_form=form)
-    if not current.start_date <= form.day.data <= current.end_date:
-        form.day.errors.append(f"Choisissez un jour de la période (du {current.start_date:%d/%m/%Y} au {current.end_date:%d/%m/%Y}).")
+    form = _capacity_form(current)
+    if not form.validate_on_submit() or not _in_period(form.day, current):
         return _period_page(current, capacity_form=form)
     unit = db.get(Unit, form.unit.data)
     taken = periods.set_day_capacity(db, unit.id, form.day.data, form.capacity.data)
@@ -225,15 +243,11 @@ def _period_page(current: Period, **overrides):
     """The period page again, with a panel's form and its errors (what was typed is kept)."""
     db = get_db()
     est = db.get(Establishment, current.establishment_id)
-    units = db.exec(select(Unit).where(Unit.establishment_id == est.id).order_by(Unit.position, Unit.id)).all()
-    weekdays = {pu.unit_id: pu.weekdays for pu in db.exec(select(PeriodUnit).where(PeriodUnit.period_id == current.id))}
-    form = PeriodForm(obj=current, formdata=None)
-    form.booking_opens_at.data = to_paris(current.booking_opens_at).replace(tzinfo=None)
-    form.booking_closes_at.data = to_paris(current.booking_closes_at).replace(tzinfo=None)
-    form.working_days.data = "1" if current.working_days else "0"
+    form = _fill(PeriodForm(obj=current, formdata=None), current)
     panels = _panels(current)
     panels.update({k: v for k, v in overrides.items() if v is not None})
     status = 200 if "lost" in overrides else 422
-    return render_template("admin/period.html", form=form, establishment=est, period=current, units=units,
-                           weekdays=weekdays, weekday_names=WEEKDAYS, overlaps=[],
+    return render_template("admin/period.html", form=form, establishment=est, period=current,
+                           units=_establishment_units(est.id), weekdays=periods.offered_weekdays(db, current),
+                           weekday_names=WEEKDAYS, overlaps=[],
                            **{"lost": [], **panels}), status

@@ -6,18 +6,18 @@ from datetime import date, timedelta
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import func, or_
+from sqlalchemy import or_
 from sqlmodel import select
 from xhtml2pdf import pisa
 
 from blueprints.billing import invoice_context
 from blueprints.forms import DecisionForm, strip_all
-from blueprints.listing import paginate, search_text
+from blueprints.listing import matches, paginate, search_text
 from models import (AuditEntry, ChangeRequest, Child, Establishment, Family, Guardian, Invoice, Payment, Period,
                     Reservation, ReservationLine, Unit, User, get_db, get_or_404, utcnow, writing_session)
 from services import attendance as attendance_service
 from services import audit, billing, exports, family as family_service, outbox, planning
-from services.formatting import PARIS
+from services.formatting import PARIS, count_words
 from services.security import staff_required
 
 bp = Blueprint("staff", __name__, url_prefix="/agent")
@@ -153,8 +153,7 @@ def _decision_args() -> tuple | None:
 @staff_required
 def decide_line(line_id: int):
     """Accept or refuse one line; the family is told by mail."""
-    if get_db().get(ReservationLine, line_id) is None:
-        abort(404)
+    get_or_404(ReservationLine, line_id)
     args = _decision_args()
     if args:
         for problem in _decide_lines([line_id], *args):
@@ -167,8 +166,7 @@ def decide_line(line_id: int):
 def decide_reservation(reservation_id: int):
     """Accept or refuse every pending line of a reservation at once."""
     db = get_db()
-    if db.get(Reservation, reservation_id) is None:
-        abort(404)
+    get_or_404(Reservation, reservation_id)
     args = _decision_args()
     if args:
         ids = db.exec(select(ReservationLine.id).where(ReservationLine.reservation_id == reservation_id,
@@ -229,7 +227,7 @@ def record_attendance():
                 abort(404)
             marks[(child_id, unit_id)] = value == "present"
     count = attendance_service.record(get_db(), current_user.id, day, marks)
-    flash(f"{count} présence{'s' * (count > 1)} enregistrée{'s' * (count > 1)}.", "success")
+    flash(f"{count_words(count, 'présence enregistrée')}.", "success")
     return redirect(url_for("staff.attendance", etablissement=establishment.id, jour=day.isoformat()))
 
 
@@ -349,14 +347,11 @@ def families():
     q = search_text()
     query = select(Family)
     if q:
-        like = f"%{q.lower()}%"
         query = query.where(or_(
-            func.lower(Family.name).like(like),
-            Family.id.in_(select(User.family_id).where(func.lower(User.email).like(like))),
-            Family.id.in_(select(Guardian.family_id).where(or_(func.lower(Guardian.first_name).like(like),
-                                                                 func.lower(Guardian.last_name).like(like)))),
-            Family.id.in_(select(Child.family_id).where(or_(func.lower(Child.first_name).like(like),
-                                                              func.lower(Child.last_name).like(like)))),
+            matches(q, Family.name),
+            Family.id.in_(select(User.family_id).where(matches(q, User.email))),
+            Family.id.in_(select(Guardian.family_id).where(matches(q, Guardian.first_name, Guardian.last_name))),
+            Family.id.in_(select(Child.family_id).where(matches(q, Child.first_name, Child.last_name))),
         ))
     page = paginate(db, query, Family.name, Family.id, size=PAGE_SIZE)
     return render_template("staff/families.html", page=page, q=q)
@@ -369,13 +364,12 @@ def family(family_id: int):
     db = get_db()
     fam = get_or_404(Family, family_id)
     entries = db.exec(select(AuditEntry).where(AuditEntry.family_id == fam.id).order_by(AuditEntry.at.desc())).all()
-    authors = {u.id: u for u in db.exec(select(User).where(User.id.in_({e.user_id for e in entries})))}
     return render_template(
         "staff/family.html", family=fam,
         reservations=db.exec(select(Reservation).where(Reservation.family_id == fam.id).order_by(Reservation.id.desc())).all(),
         invoices=db.exec(select(Invoice).where(Invoice.family_id == fam.id).order_by(Invoice.month.desc())).all(),
         payments=db.exec(select(Payment).where(Payment.family_id == fam.id).order_by(Payment.created_at.desc())).all(),
-        entries=entries, authors=authors, today=utcnow().astimezone(PARIS).date(),
+        entries=entries, authors=audit.authors(db, entries), today=utcnow().astimezone(PARIS).date(),
         reservation_states=planning.RESERVATION_STATES, invoice_states=billing.INVOICE_STATES,
         payment_states=billing.PAYMENT_STATES, methods=billing.PAYMENT_METHODS,
         children={c.id: c for c in fam.children})

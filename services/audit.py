@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from models import AuditEntry
+from models import AuditEntry, User
 
 
 def snapshot(obj, fields) -> dict:
@@ -22,3 +22,8 @@ def record(db: Session, user_id: int, action: str, target: str, target_id: int, 
     """Add an entry; the caller commits it with the change itself."""
     db.add(AuditEntry(user_id=user_id, action=action, target=target, target_id=target_id, summary=summary[:300],
                       before=before or {}, after=after or {}, family_id=family_id))
+
+
+def authors(db: Session, entries) -> dict[int, User]:
+    """The staff who made ``entries``, by id (to show who changed what)."""
+    return {u.id: u for u in db.exec(select(User).where(User.id.in_({e.user_id for e in entries})))}

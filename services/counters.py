@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from models import Counter
+from models import Counter, upsert_insert
 
 
 def next_value(db: Session, name: str) -> int:
@@ -12,10 +12,6 @@ def next_value(db: Session, name: str) -> int:
     An upsert that increments and returns the value: concurrent callers queue on the counter row,
     and a rolled-back transaction gives its number back, so the sequence has no hole.
     """
-    if db.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(Counter).values(name=name, value=1)
+    stmt = upsert_insert(db)(Counter).values(name=name, value=1)
     stmt = stmt.on_conflict_do_update(index_elements=[Counter.name], set_={"value": Counter.value + 1})
     return db.execute(stmt.returning(Counter.value)).scalar_one()

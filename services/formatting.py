@@ -51,6 +51,11 @@ def euros(cents: int | None) -> str:
     return format_currency(cents / 100, "EUR", locale="fr_FR")
 
 
+def count_words(count: int, words: str) -> str:
+    """'3 jours fermés', '1 jour fermé': the count, then each word in the plural when it is over one."""
+    return f"{count} " + " ".join(f"{word}s" if count > 1 else word for word in words.split())
+
+
 def init_app(app) -> None:
     app.add_template_filter(date_long)
     app.add_template_filter(date_short)

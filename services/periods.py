@@ -8,12 +8,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from sqlmodel import Session, select
 
 from models import Booking, Child, ClosedDay, DaySlot, Family, Period, PeriodUnit, ReservationLine, Unit, User
 from services import audit, outbox, planning
+
+
+def offered_weekdays(db: Session, period: Period) -> dict[int, str]:
+    """The units the period offers, each with its open weekdays ("0134": no Wednesday)."""
+    return {pu.unit_id: pu.weekdays for pu in db.exec(select(PeriodUnit).where(PeriodUnit.period_id == period.id))}
 
 
 def holidays_between(start: date, end: date) -> list[tuple[date, str]]:
@@ -139,7 +144,3 @@ def overlapping(db: Session, establishment_id: int, start: date, end: date, exce
     if except_id:
         query = query.where(Period.id != except_id)
     return list(db.exec(query.order_by(Period.start_date)).all())
-
-
-def days_of(start: date, end: date) -> list[date]:
-    return [start + timedelta(days=i) for i in range((end - start).days + 1)]

@@ -32,6 +32,7 @@ from models import (
     ReservationLine,
     Unit,
     UnitExclusion,
+    upsert_insert,
     utcnow,
 )
 from services.counters import next_value
@@ -619,19 +620,7 @@ def _next_number(db: Session, year: int) -> str:
 
 def _take_place(db: Session, unit: Unit, day: date) -> bool:
     """Take one place on ``unit`` and ``day`` if one is free, atomically."""
-    dialect = db.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    db.execute(insert(DaySlot).values(unit_id=unit.id, day=day, taken=0).on_conflict_do_nothing())
-    result = db.execute(
-        update(DaySlot)
-        .where(DaySlot.unit_id == unit.id, DaySlot.day == day,
-               DaySlot.taken < func.coalesce(DaySlot.capacity, unit.capacity))
-        .values(taken=DaySlot.taken + 1)
-    )
-    return result.rowcount == 1
+    return (unit.id, day) in _take_places(db, [(unit.id, day)])
 
 
 def _take_places(db: Session, wanted: list[tuple[int, date]]) -> set[tuple[int, date]]:
@@ -644,14 +633,9 @@ def _take_places(db: Session, wanted: list[tuple[int, date]]) -> set[tuple[int, 
     if not wanted:
         return set()
     keys = sorted(set(wanted))
-    dialect = db.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    db.execute(insert(DaySlot).values([{"unit_id": u, "day": d, "taken": 0} for u, d in keys]).on_conflict_do_nothing())
+    db.execute(upsert_insert(db)(DaySlot).values([{"unit_id": u, "day": d, "taken": 0} for u, d in keys]).on_conflict_do_nothing())
     where = tuple_(DaySlot.unit_id, DaySlot.day).in_(keys)
-    if dialect == "postgresql":
+    if db.get_bind().dialect.name == "postgresql":
         db.execute(select(DaySlot.unit_id).where(where).order_by(DaySlot.unit_id, DaySlot.day).with_for_update())
     capacity = select(Unit.capacity).where(Unit.id == DaySlot.unit_id).scalar_subquery()
     rows = db.execute(

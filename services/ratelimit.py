@@ -13,15 +13,7 @@ from flask import current_app
 from sqlalchemy import case, delete
 from sqlmodel import Session
 
-from models import RateCounter, utcnow
-
-
-def _insert(dialect: str):
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+from models import RateCounter, upsert_insert, utcnow
 
 
 def parse(rule: str) -> tuple[int, timedelta]:
@@ -35,9 +27,8 @@ def hit(db: Session, key: str, rule: str, now: datetime | None = None) -> int:
     limit, window = parse(rule)
     now = now or utcnow()
     key = key[:200]
-    insert = _insert(db.get_bind().dialect.name)
     expired = RateCounter.window_start <= now - window
-    statement = insert(RateCounter).values(key=key, window_start=now, count=1)
+    statement = upsert_insert(db)(RateCounter).values(key=key, window_start=now, count=1)
     statement = statement.on_conflict_do_update(
         index_elements=["key"],
         set_={"count": case((expired, 1), else_=RateCounter.count + 1),

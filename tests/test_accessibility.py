@@ -176,36 +176,31 @@ def test_pages_reflow_at_320_px_without_horizontal_scrolling(browser, live_serve
     """RGAA 10.11: at 320 px (or 200 % zoom on 640 px), only the planning grid scrolls sideways."""
     context = browser.new_context(base_url=live_server, locale="fr-FR", viewport={"width": width, "height": 640})
     page = context.new_page()
-    login(page)
     lea = db.exec(select(Child).where(Child.first_name == "Léa")).one()
     est = db.exec(select(Establishment)).first()
     period = db.exec(select(Period).where(Period.establishment_id == est.id)).first()
+    accounts = [
+        ("parent@demo.test", "parent-demo-ribambelle",
+         ["/", "/compte/famille/modifier", "/enfants/ajouter", f"/enfants/{lea.id}", "/reservations/nouvelle",
+          f"/reservations/planning/{lea.id}/{period.id}", "/reservations/absence", "/reservations/legende"]),
+        ("agent@demo.test", "agent-demo-ribambelle",
+         ["/agent/", "/agent/reservations", f"/agent/presences?etablissement={est.id}&jour={period.start_date}",
+          "/agent/facturation", f"/agent/factures/{db.exec(select(Invoice)).first().id}", "/accessibilite",
+          "/agent/familles"]),
+        ("admin@demo.test", "admin-demo-ribambelle",
+         [f"/admin/periodes/{period.id}", "/admin/comptes", "/admin/tranches", "/admin/unites/1",
+          f"/admin/etablissements/{est.id}/inscriptions"]),
+    ]
     too_wide = {}
-    for path in ("/", "/compte/famille/modifier", "/enfants/ajouter", f"/enfants/{lea.id}", "/reservations/nouvelle",
-                 f"/reservations/planning/{lea.id}/{period.id}", "/reservations/absence", "/reservations/legende"):
-        page.goto(path)
-        width_seen = page.evaluate("document.documentElement.scrollWidth")
-        if width_seen > width:
-            too_wide[path] = width_seen
-    page.goto("/")
-    page.get_by_role("button", name="Se déconnecter").click()
-    login(page, "agent@demo.test", "agent-demo-ribambelle")
-    invoice = db.exec(select(Invoice)).first()
-    for path in ("/agent/", "/agent/reservations", f"/agent/presences?etablissement={est.id}&jour={period.start_date}",
-                 "/agent/facturation", f"/agent/factures/{invoice.id}", "/accessibilite", "/agent/familles"):
-        page.goto(path)
-        width_seen = page.evaluate("document.documentElement.scrollWidth")
-        if width_seen > width:
-            too_wide[path] = width_seen
-    page.goto("/")
-    page.get_by_role("button", name="Se déconnecter").click()
-    login(page, "admin@demo.test", "admin-demo-ribambelle")
-    for path in (f"/admin/periodes/{period.id}", "/admin/comptes", "/admin/tranches", "/admin/unites/1",
-                 f"/admin/etablissements/{est.id}/inscriptions"):
-        page.goto(path)
-        width_seen = page.evaluate("document.documentElement.scrollWidth")
-        if width_seen > width:
-            too_wide[path] = width_seen
+    for email, password, paths in accounts:
+        login(page, email, password)
+        for path in paths:
+            page.goto(path)
+            width_seen = page.evaluate("document.documentElement.scrollWidth")
+            if width_seen > width:
+                too_wide[path] = width_seen
+        page.goto("/")
+        page.get_by_role("button", name="Se déconnecter").click()
     context.close()
     assert too_wide == {}
 
