@@ -4,15 +4,23 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
 export FLASK_APP := app
+# The portal's public address (links in mails, payment returns); a town sets its own in /etc/ribambelle.env.
+export FLASK_BASE_URL ?= http://127.0.0.1:$(PORT)
 
-.PHONY: run test bench bench-rush install migrate seed browser clean
+.PHONY: run test accessibility bench bench-rush install install-dev migrate seed browser clean
 
+# Runtime packages only (what a server needs); the test tools come with `make test`.
 $(VENV)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $@
 
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
 install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
 
 migrate: install
 	$(BIN)/flask migrate
@@ -40,19 +48,25 @@ tests/a11y/node_modules/axe-core/axe.min.js: tests/a11y/package.json
 	else echo "npm manquant : les contrôles axe-core seront ignorés (apt-get install npm)"; fi
 
 # The whole suite, on SQLite and, when a server answers, PostgreSQL (RIBAMBELLE_TEST_PG_URL).
-test: install browser tests/a11y/node_modules/axe-core/axe.min.js
+test: install-dev browser tests/a11y/node_modules/axe-core/axe.min.js
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The accessibility statement (/accessibilite) from a complete run of the checks it names
+# (services/accessibility.CHECKS): writes static/accessibilite.json, to commit with the change.
+accessibility: install-dev browser tests/a11y/node_modules/axe-core/axe.min.js
+	RIBAMBELLE_A11Y_RESULTS=static/accessibilite.json $(BIN)/python -m pytest --backends sqlite \
+	  tests/test_accessibility.py tests/test_payments.py tests/test_booking_journey.py
 
 # Benchmarks print figures; they are not tests. DATABASE_URL=postgresql+psycopg://... to run on PostgreSQL.
 # `make bench` runs them all, the registration-opening rush last (about half an hour on 2 cores).
-bench: install browser
+bench: install-dev browser
 	$(BIN)/python -m tests.benchmarks.bench_planning --requests $${REQUESTS:-300}
 	$(BIN)/python -m tests.benchmarks.bench_billing --families $${FAMILIES:-2000}
 	$(BIN)/python -m tests.benchmarks.bench_phone
 	$(MAKE) bench-rush
 
 # The registration-opening morning: gunicorn on PostgreSQL, then SQLite with one server.
-bench-rush: install
+bench-rush: install-dev
 	$(BIN)/python -m tests.benchmarks.bench_rush --families $${FAMILIES:-2000} --workers $${WORKERS:-4} --sqlite
 
 clean:

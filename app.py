@@ -7,16 +7,20 @@ The database is the one exception: ``DATABASE_URL``, as most hosting tools expec
 """
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
 
 import click
-from flask import Flask, render_template, request
+from flask import Flask, Request, abort, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError
 from jinja2 import ChoiceLoader, FileSystemLoader, PrefixLoader
+from werkzeug.datastructures import ImmutableMultiDict
+from werkzeug.exceptions import SecurityError
+from werkzeug.routing import IntegerConverter
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from flask_login import LoginManager
@@ -32,6 +36,11 @@ login_manager = LoginManager()
 
 # Every setting, with its default. Environment: FLASK_<NAME>.
 SETTINGS = {
+    # The portal's public address, as parents type it ("https://famille.ville.fr", no trailing slash).
+    # Every link in mails and PDFs and the payment provider's return and notification addresses are
+    # built from it, never from the request, and requests naming any other host are refused. Required:
+    # the portal does not start without it (`make run` sets it to its own address).
+    "BASE_URL": None,
     # Signs the session cookie and the CSRF tokens. When unset, one is generated once and kept in
     # instance/secret_key. With several app servers, set the same value on all of them.
     "SECRET_KEY": None,
@@ -83,9 +92,38 @@ SETTINGS = {
     "RATE_LIMIT_LOGIN": "60/300",
     "RATE_LIMIT_FORGOT_IP": "10/3600",
     "RATE_LIMIT_FORGOT_EMAIL": "3/3600",
+    # Level of the application and security logs, written to stderr (gunicorn's error log, journald).
+    "LOG_LEVEL": "INFO",
     # Largest request accepted, in bytes (a bigger one gets a French error page).
     "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,
 }
+
+
+# Ids and numbers in URLs, query strings and forms: the database's INTEGER holds no more than this.
+# A bigger one ("?page=99999999999999999999", "/enfants/99999999999999999999") is a French 400 or
+# 404 page, never an overflow error deep in the database driver.
+MAX_INT = 2**31 - 1
+
+
+class BoundedIntConverter(IntegerConverter):
+    """``<int:...>`` in a route: 0 to MAX_INT; anything bigger matches no route (404)."""
+
+    def __init__(self, map, fixed_digits=0, min=0, max=MAX_INT, signed=False):
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
+class BoundedArgs(ImmutableMultiDict):
+    """Query string and form values: ``get(name, type=int)`` refuses a number the database cannot hold."""
+
+    def get(self, key, default=None, type=None):
+        value = super().get(key, default, type)
+        if type is int and isinstance(value, int) and not -MAX_INT <= value <= MAX_INT:
+            abort(400, description="Un nombre de la demande est trop grand.")
+        return value
+
+
+class BoundedRequest(Request):
+    parameter_storage_class = BoundedArgs
 
 
 class SessionInterface(SecureCookieSessionInterface):
@@ -98,6 +136,8 @@ class SessionInterface(SecureCookieSessionInterface):
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the application: settings, extensions, templates, blueprints and CLI."""
     app = Flask(__name__, instance_path=str(ROOT / "instance"), template_folder="templates")
+    app.request_class = BoundedRequest
+    app.url_map.converters["int"] = BoundedIntConverter
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
     app.config.update(SETTINGS)
@@ -116,11 +156,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_prefixed_env()
     if test_config:
         app.config.update(test_config)
-    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(minutes=app.config["SESSION_IDLE_MINUTES"])
+    # The browser keeps the cookie for the longest session; the server ends an idle one (and says so).
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=app.config["SESSION_MAX_HOURS"])
     app.config["MAX_FORM_MEMORY_SIZE"] = app.config["MAX_CONTENT_LENGTH"]
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = _instance_secret(Path(app.instance_path) / "secret_key")
     app.session_interface = SessionInterface()
+    _check_base_url(app)
+    _configure_logging(app)
     if app.config["PROXY_COUNT"]:
         n = int(app.config["PROXY_COUNT"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
@@ -178,6 +221,45 @@ def create_app(test_config: dict | None = None) -> Flask:
     return app
 
 
+LOCAL_HOSTS = ("127.0.0.1", "localhost")
+
+
+def _check_base_url(app: Flask) -> None:
+    """Refuse to start without a valid BASE_URL; trust only its host (Flask's TRUSTED_HOSTS)."""
+    from urllib.parse import urlsplit
+
+    base = (app.config.get("BASE_URL") or "").rstrip("/")
+    if not base and app.testing:
+        base = "http://localhost"
+    parts = urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise RuntimeError(
+            "Réglage BASE_URL manquant ou invalide : donnez l'adresse publique du portail, par exemple "
+            "FLASK_BASE_URL=https://famille.ville.fr (les liens des courriels et du paiement en ligne en "
+            f"dépendent). Valeur lue : {base!r}"
+        )
+    app.config["BASE_URL"] = base
+    # Its host, and the machine's own names for the health checks of nginx or a load balancer, which
+    # ask the app server by address (gunicorn listens on 127.0.0.1 only; nginx drops other names).
+    app.config["TRUSTED_HOSTS"] = list(dict.fromkeys([parts.hostname, *LOCAL_HOSTS]))
+
+
+def _configure_logging(app: Flask) -> None:
+    """Application and security logs to stderr at LOG_LEVEL: under gunicorn, into its error log.
+
+    Flask's own logger stays at WARNING unless told otherwise, which dropped every info line under
+    gunicorn; the "ribambelle" loggers (security log included) get one handler of their own.
+    """
+    level = str(app.config["LOG_LEVEL"]).upper()
+    logger = logging.getLogger("ribambelle")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(level)
+    app.logger.setLevel(level)
+
+
 def _instance_secret(path: Path) -> str:
     """Read the generated secret key, creating it (readable by the owner only) the first time."""
     if not path.exists():
@@ -191,9 +273,22 @@ def _register_errors(app: Flask) -> None:
     def page(code: int, title: str, message: str):
         return render_template("error.html", code=code, title=title, message=message), code
 
+    @app.errorhandler(SecurityError)
+    def untrusted_host(e):
+        # Raised before routing: no URL can be built for this host, so a page without templates.
+        from services.security import log_event
+
+        log_event("host.refused", host=request.environ.get("HTTP_HOST", "")[:200],
+                  forwarded_host=request.environ.get("HTTP_X_FORWARDED_HOST", "")[:200])
+        body = ("<!doctype html><html lang=\"fr\"><meta charset=\"utf-8\"><title>Adresse inconnue</title>"
+                "<h1>Adresse inconnue</h1><p>Ce portail ne répond pas à cette adresse.</p></html>")
+        return body, 400, {"Content-Type": "text/html; charset=utf-8"}
+
     @app.errorhandler(400)
     def bad_request(e):
-        return page(400, "Requête invalide", "La demande envoyée n'a pas pu être comprise.")
+        # Our own abort(400, description=...) is French; Werkzeug's default words are English.
+        ours = getattr(e, "description", None) != type(e).description
+        return page(400, "Requête invalide", e.description if ours else "La demande envoyée n'a pas pu être comprise.")
 
     @app.errorhandler(CSRFError)
     def csrf_error(e):

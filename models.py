@@ -183,6 +183,16 @@ class LoginThrottle(SQLModel, table=True):
     blocked_until: Optional[datetime] = Field(default=None)
 
 
+class LoginSession(SQLModel, table=True):
+    """An open session of a login. The cookie holds its random key; logging out deletes the row, so a cookie
+    copied before "Se déconnecter" opens nothing afterwards."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    key_hash: str = Field(max_length=64, unique=True)  # SHA-256 of the key: the database never holds the key
+    user_id: int = Field(foreign_key="user.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
 class RateCounter(SQLModel, table=True):
     """Requests counted for a rate limit ("login:203.0.113.7") in the current window, shared by every process."""
 
@@ -199,7 +209,11 @@ class OutboxMail(SQLModel, table=True):
     subject: str = Field(max_length=200)
     body_text: str
     body_html: str = Field(default="")
-    status: str = Field(default="pending", max_length=10, index=True)  # pending, sending, sent
+    # Empty for a mail written when queued. "reset_password": only the typed address is stored; the link
+    # and the mail are made when it leaves (never a stale link; the request does the same work whether
+    # or not the address has an account, and a row for an unknown address ends "dropped", unsent).
+    kind: str = Field(default="", max_length=30)
+    status: str = Field(default="pending", max_length=10, index=True)  # pending, sending, sent, dropped
     attempts: int = Field(default=0)
     next_attempt_at: datetime = Field(default_factory=utcnow)
     locked_until: Optional[datetime] = Field(default=None)

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, session, url_for
 from flask_login import current_user
 from sqlmodel import select
 
 from blueprints.forms import ChangeLoginForm, ChangePasswordForm, FamilyForm, strip_all
 from models import AuthToken, User, get_db, utcnow
 from services import accounts, family as family_service, outbox, passwords, planning
-from services.security import parent_required, start_session
+from services.security import log_event, parent_required, start_session
+from services.links import external_url
 
 bp = Blueprint("account", __name__, url_prefix="/compte")
 
@@ -123,13 +124,14 @@ def change_login():
         else:
             user = db.get(User, current_user.id)
             token = accounts.issue_token(db, user, "email", new_email=new_email)
-            link = url_for("account.confirm_login", token=token, _external=True)
+            link = external_url("account.confirm_login", token=token)
             outbox.queue(db, new_email, "Confirmez votre nouvelle adresse mail", "confirm_login",
                          user=user, new_email=new_email, link=link)
             outbox.queue(db, user.email, "Demande de changement de votre identifiant", "login_change_notice",
                          user=user, new_email=new_email)
             db.commit()
             outbox.send_soon(current_app._get_current_object())
+            log_event("login.change_requested", user.id)
             flash(
                 f"Votre demande de changement d'adresse mail est prise en charge. Un courriel a été "
                 f"envoyé à {new_email} : cliquez sur le lien qu'il contient pour confirmer. "
@@ -160,11 +162,12 @@ def confirm_login(token: str):
     user.email = row.new_email
     db.add(user)
     db.commit()
-    current_app.logger.info("User %s changed login", user.id)
+    log_event("login.changed", user.id)
     message = f"Votre nouvelle adresse mail {user.email} est confirmée : c'est désormais votre identifiant."
     if current_user.is_authenticated and current_user.id == user.id:
         flash(message, "success")
         return redirect(url_for("auth.login"))
+    session["login_hint"] = user.email  # opened in another browser: the login page has it filled in
     flash(message + " Connectez-vous avec cette adresse.", "success")
     return redirect(url_for("auth.login"))
 
@@ -181,12 +184,13 @@ def change_password():
         if not passwords.verify(hasher, user.password_hash, form.current.data):
             form.current.errors.append("Mot de passe actuel incorrect.")
         else:
-            issue = passwords.new_password_problem(form.password.data, user.email)
+            issue = accounts.password_problem(db, hasher, user, form.password.data, current_app.config["TOWN_NAME"])
             if issue:
                 form.password.errors.append(issue)
             else:
                 accounts.set_password(db, hasher, user, form.password.data)
                 db.commit()
+                log_event("password.changed", user.id)
                 start_session(user)
                 flash("Votre mot de passe a été modifié.", "success")
                 return redirect(url_for("auth.login"))

@@ -13,7 +13,8 @@ from blueprints.forms import NewFamilyForm, StaffAccountForm, strip_all
 from blueprints.listing import matches, paginate, search_text
 from models import Family, Guardian, User, get_db, get_or_404
 from services import accounts, audit, outbox
-from services.security import admin_required
+from services.security import admin_required, log_event
+from services.links import external_url
 
 bp = Blueprint("accounts", __name__, url_prefix="/admin")
 
@@ -23,7 +24,7 @@ ROLES = {"parent": "Parent", "agent": "Agent", "admin": "Administrateur"}
 
 def _invite(db, user: User, token: str) -> None:
     outbox.queue(db, user.email, f"Votre compte sur le portail famille de {current_app.config['TOWN_NAME']}",
-                 "account_invite", user=user, link=url_for("auth.reset", token=token, _external=True))
+                 "account_invite", user=user, link=external_url("auth.reset", token=token))
 
 
 def _open_account(db, form, role: str, family_id: int | None = None) -> User:
@@ -71,6 +72,7 @@ def new_staff():
             form.email.errors.append("Un compte utilise déjà cette adresse.")
         else:
             user = _open_account(db, form, form.role.data)
+            log_event("account.created", target=user.email, role=user.role)
             audit.record(db, current_user.id, "create", "user", user.id,
                          f"Compte {ROLES[user.role].lower()} créé : {user.email}",
                          after={"email": user.email, "role": user.role})
@@ -97,6 +99,7 @@ def new_family():
                             last_name=form.last_name.data, phone_mobile=form.phone_mobile.data or "",
                             email=accounts.normalize_email(form.email.data)))
             user = _open_account(db, form, "parent", family.id)
+            log_event("account.created", target=user.email, role="parent", family=family.id)
             audit.record(db, current_user.id, "create", "family", family.id,
                          f"Famille créée : {family.name}, compte {user.email}",
                          after={"famille": family.name, "email": user.email}, family_id=family.id)
@@ -120,6 +123,7 @@ def set_active(user_id: int):
         if not active:
             user.session_version += 1  # every open session of the account ends now
         db.add(user)
+        log_event("account.reactivated" if active else "account.deactivated", target=user.email, role=user.role)
         audit.record(db, current_user.id, "update", "user", user.id,
                      f"Compte {'réactivé' if active else 'désactivé'} : {user.email}",
                      {"actif": not active}, {"actif": active}, family_id=user.family_id)
@@ -138,6 +142,7 @@ def reinvite(user_id: int):
         flash("Réactivez d'abord ce compte.", "error")
     else:
         _invite(db, user, accounts.issue_token(db, user, "invite"))
+        log_event("account.invite_sent", target=user.email)
         audit.record(db, current_user.id, "update", "user", user.id, f"Lien de mot de passe renvoyé : {user.email}",
                      family_id=user.family_id)
         return _saved(db, f"Un nouveau lien est envoyé à {user.email} (valable 7 jours).",

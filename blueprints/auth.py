@@ -3,14 +3,13 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user, logout_user
-from sqlmodel import select
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user
 
 from blueprints.forms import ForgotForm, LoginForm, NewPasswordForm
 from models import User, get_db
-from services import accounts, outbox, passwords, ratelimit
-from services.security import start_session
+from services import accounts, outbox, ratelimit
+from services.security import end_every_session, end_session, log_event, start_session
 
 bp = Blueprint("auth", __name__)
 
@@ -34,9 +33,12 @@ def login():
         return home()
 
     form = LoginForm()
+    if request.method == "GET" and session.get("login_hint"):
+        form.email.data = session.pop("login_hint")  # after a new password or a login change: the login filled in
     if form.validate_on_submit():
         wait = ratelimit.check("login", request.remote_addr or "")
         if wait:  # many logins from one address: credential stuffing, whatever the accounts tried
+            log_event("login.throttled", login=form.email.data[:254], scope="address")
             form.form_errors.append("Trop de tentatives de connexion depuis votre connexion internet. Patientez "
                                     f"{ratelimit.wait_words(wait)} avant de réessayer.")
             return render_template("auth/login.html", form=form), 429, {"Retry-After": str(wait)}
@@ -46,8 +48,10 @@ def login():
         )
         if result.user:
             start_session(result.user)
-            current_app.logger.info("Login of user %s", result.user.id)
+            log_event("login.success", result.user.id, role=result.user.role)
             return redirect(_safe_next(request.args.get("next")) or url_for("auth.login"))
+        log_event("login.throttled" if result.wait_seconds else "login.failure", login=form.email.data[:254],
+                  **({"scope": "login"} if result.wait_seconds else {}))
         if result.wait_seconds:
             form.form_errors.append(
                 "Trop de tentatives de connexion. Pour protéger votre compte, patientez "
@@ -69,7 +73,7 @@ def accessibility():
     checked_at = datetime.fromisoformat(results["checked_at"]) if results else None
     pages = sorted((results or {}).get("pages", {}).items())
     failing = [name for name, r in pages if r["violations"]]
-    return render_template("auth/accessibility.html", methods=a11y.METHODS, limits=a11y.KNOWN_LIMITS,
+    return render_template("auth/accessibility.html", methods=a11y.methods(results), limits=a11y.KNOWN_LIMITS,
                            pages=pages, failing=failing, checked_at=checked_at)
 
 
@@ -95,12 +99,26 @@ def extend_session():
 
 @bp.post("/deconnexion")
 def logout():
-    """End the session and come back to the login page."""
-    logout_user()
-    from flask import session
-
-    session.clear()
+    """End the session, on the server too (a copy of the cookie opens nothing), and show the login page."""
+    if current_user.is_authenticated:
+        log_event("logout")
+    end_session()
     flash("Vous êtes déconnecté(e).", "success")
+    return redirect(url_for("auth.login"))
+
+
+@bp.post("/deconnexion/tous-les-appareils")
+def logout_everywhere():
+    """End every session of the account: this browser, the phone, a forgotten library PC."""
+    if not current_user.is_authenticated:
+        from app import login_manager
+
+        return login_manager.unauthorized()
+    user_id = current_user.id
+    ended = end_every_session(user_id)
+    log_event("logout.all_devices", user_id, sessions=ended)
+    end_session()
+    flash("Vous êtes déconnecté(e) de tous les appareils.", "success")
     return redirect(url_for("auth.login"))
 
 
@@ -116,28 +134,25 @@ def forgot():
             return render_template("auth/forgot.html", form=form), 429, {"Retry-After": str(wait)}
         db = get_db()
         email = accounts.normalize_email(form.email.data)
-        user = db.exec(select(User).where(User.email == email)).first()
-        # A few mails per login and hour at most; the answer reads the same either way.
-        if user is not None and user.active and not ratelimit.check("forgot_email", email):
-            token = accounts.issue_token(db, user, "reset")
-            outbox.queue(
-                db,
-                user.email,
-                "Votre identifiant et le lien pour choisir un nouveau mot de passe",
-                "reset_password",
-                user=user,
-                link=url_for("auth.reset", token=token, _external=True),
-                minutes=int(accounts.RESET_LIFETIME.total_seconds() // 60),
-            )
+        # The same work for any address (no lookup here: the outbox sender makes the mail), so neither the
+        # answer nor its time tells whether an account exists. A few mails per login and hour at most.
+        if not ratelimit.check("forgot_email", email):
+            outbox.queue_password_reset(db, email)
             db.commit()
             outbox.send_soon(current_app._get_current_object())
+        log_event("password.reset_requested", login=email[:254])
         return render_template("auth/forgot_sent.html")
     return render_template("auth/forgot.html", form=form)
 
 
 @bp.route("/mot-de-passe/nouveau/<token>", methods=["GET", "POST"])
 def reset(token: str):
-    """Choose a new password from the link of the mail (single use, 30 minutes)."""
+    """Choose a new password from the link of the mail (single use, 30 minutes); never cached."""
+    body, status = _reset(token)
+    return body, status, {"Cache-Control": "no-store"}
+
+
+def _reset(token: str):
     db = get_db()
     row, problem = accounts.find_token(db, token, ("reset", "invite"))  # invite: a new account's first password
     if problem:
@@ -146,19 +161,24 @@ def reset(token: str):
     user = db.get(User, row.user_id)
     form = NewPasswordForm()
     if form.validate_on_submit():
-        issue = passwords.new_password_problem(form.password.data, user.email)
+        issue = accounts.password_problem(db, current_app.extensions["ribambelle.hasher"], user, form.password.data,
+                                          current_app.config["TOWN_NAME"])
         if issue:
             form.password.errors.append(issue)
         elif accounts.use_token(db, row):
             accounts.set_password(db, current_app.extensions["ribambelle.hasher"], user, form.password.data)
             db.commit()
-            start_session(user)
-            flash("Votre nouveau mot de passe est enregistré. Vous êtes connecté(e).", "success")
-            return redirect(url_for("auth.login"))
+            log_event("password.reset_done" if row.purpose == "reset" else "password.first_chosen", user.id)
+            # Not logged in by the link (OWASP): the parent logs in with the new password, the login filled in.
+            end_session()
+            session["login_hint"] = user.email
+            flash("Votre nouveau mot de passe est enregistré. Connectez-vous avec votre identifiant et ce mot de passe.",
+                  "success")
+            return redirect(url_for("auth.login")), 302
         else:
             db.rollback()
             return render_template("auth/link_problem.html", message=accounts.TOKEN_PROBLEMS["used"]), 410
-    return render_template("auth/reset.html", form=form, user=user, first=row.purpose == "invite")
+    return render_template("auth/reset.html", form=form, user=user, first=row.purpose == "invite"), 200
 
 
 def _safe_next(target: str | None) -> str | None:

@@ -10,7 +10,8 @@ from sqlmodel import select
 from models import Child, Family, Invoice, Payment, Unit, get_db, utcnow
 from services import billing
 from services.formatting import PARIS
-from services.security import parent_required
+from services.security import log_event, parent_required
+from services.links import external_url, portal_url
 
 bp = Blueprint("billing", __name__, url_prefix="/factures")
 
@@ -59,7 +60,7 @@ def pdf(invoice_id: int):
 def render_pdf(invoice: Invoice):
     from xhtml2pdf import pisa
 
-    html = render_template("billing/invoice_pdf.html", **invoice_context(invoice))
+    html = render_template("billing/invoice_pdf.html", **invoice_context(invoice), portal_url=portal_url())
     out = io.BytesIO()
     if pisa.CreatePDF(html, dest=out, encoding="utf-8").err:
         abort(500)
@@ -80,15 +81,13 @@ def family_invoices(db, family_id: int) -> tuple[list[Invoice], list[Payment]]:
 
 
 def _provider(transaction_id: str = ""):
-    from flask import url_for
-
     from services import payments
 
     return payments.backend(
         current_app.config,
-        return_url=url_for("billing.payment_return", transaction_id=transaction_id, _external=True) if transaction_id else "",
-        notify_url=url_for("billing.payment_notification", _external=True),
-        simulator_url=url_for("simulator.entry", _external=True) if current_app.config.get("PAYMENT_SIMULATOR") else "",
+        return_url=external_url("billing.payment_return", transaction_id=transaction_id) if transaction_id else "",
+        notify_url=external_url("billing.payment_notification"),
+        simulator_url=external_url("simulator.entry") if current_app.config.get("PAYMENT_SIMULATOR") else "",
     )
 
 
@@ -123,8 +122,8 @@ def _apply(query_string: str):
 
     try:
         response = _provider().response(query_string)
-    except Exception:  # a malformed or forged answer: nothing is applied
-        current_app.logger.warning("Unreadable payment answer")
+    except Exception as exc:  # a malformed or forged answer: nothing is applied
+        log_event("payment.anomaly", reason="unreadable", error=type(exc).__name__)
         return None, None
     with writing_session(current_app.extensions["ribambelle.engine"]) as db:
         payment = payments.apply_response(db, response)

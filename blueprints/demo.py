@@ -5,6 +5,7 @@ from flask import Blueprint, abort, current_app, render_template
 from sqlmodel import select
 
 from models import OutboxMail, get_db
+from services import outbox
 
 bp = Blueprint("demo", __name__, url_prefix="/demo")
 
@@ -18,7 +19,10 @@ def only_in_demo():
 @bp.get("/courriels")
 def mails():
     """Page: the latest mails written by the portal, newest first, links clickable."""
-    rows = get_db().exec(select(OutboxMail).order_by(OutboxMail.id.desc()).limit(50)).all()
+    if not current_app.config.get("MAIL_SERVER"):
+        outbox.write_deferred(current_app)
+    rows = get_db().exec(select(OutboxMail).where(OutboxMail.status != "dropped")
+                         .order_by(OutboxMail.id.desc()).limit(50)).all()
     return render_template("demo/mails.html", mails=rows)
 
 

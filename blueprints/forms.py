@@ -31,6 +31,8 @@ from wtforms.validators import (
     ValidationError,
 )
 
+from services import passwords
+
 REQUIRED = "Ce champ est obligatoire."
 PHONE = Regexp(
     r"^\+?[0-9 .()-]{6,20}$",
@@ -83,7 +85,8 @@ class NewPasswordForm(FrenchForm):
         "Nouveau mot de passe",
         validators=[DataRequired(REQUIRED), length(1024)],
         render_kw={"autocomplete": "new-password"},
-        description="Au moins 12 caractères. Une phrase facile à retenir convient très bien.",
+        description="Au moins 12 caractères, difficile à deviner : une phrase de quatre mots ou plus, "
+                    "facile à retenir pour vous, convient très bien.",
     )
     confirm = PasswordField(
         "Confirmez le nouveau mot de passe",
@@ -92,7 +95,7 @@ class NewPasswordForm(FrenchForm):
     )
 
     def validate_confirm(self, field):
-        if field.data != self.password.data:
+        if passwords.normalize(field.data or "") != passwords.normalize(self.password.data or ""):
             raise ValidationError("Les deux mots de passe ne sont pas identiques.")
 
 

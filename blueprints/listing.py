@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from flask import request
+from flask import abort, request
 from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
@@ -31,5 +31,8 @@ def paginate(db: Session, query, *order_by, size: int = 20) -> Page:
     """The page asked for (``page`` in the address) of ``query`` in that order, with the total count."""
     number = max(request.args.get("page", 1, type=int), 1)
     total = db.exec(select(func.count()).select_from(query.subquery())).one()
+    pages = max((total + size - 1) // size, 1)
+    if number > pages:
+        abort(404)  # past the last page: "Page introuvable", not an empty list that looks like no data
     rows = db.exec(query.order_by(*order_by).offset((number - 1) * size).limit(size)).all()
-    return Page(list(rows), total, number, max((total + size - 1) // size, 1))
+    return Page(list(rows), total, number, pages)

@@ -60,10 +60,13 @@ def _period_or_404(child: Child, period_id: int) -> Period:
 def _month_arg(period: Period, value: str | None) -> date:
     """The month asked for (YYYY-MM), kept inside the period; the current month by default."""
     months = planning.period_months(period)
-    try:
-        year, month = (int(part) for part in (value or "").split("-"))
-        wanted = date(year, month, 1)
-    except ValueError:
+    if value:
+        try:
+            year, month = (int(part) for part in value.split("-"))
+            wanted = date(year, month, 1)
+        except (ValueError, OverflowError):
+            abort(400, description="Le mois demandé n'existe pas (attendu : AAAA-MM, par exemple 2027-07).")
+    else:
         # by default, the month of the first day that can still be booked
         first = max(planning.paris_now(utcnow()).date() + timedelta(days=period.min_days), period.start_date)
         wanted = date(first.year, first.month, 1)

@@ -14,6 +14,8 @@ import urllib.request
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request
 
+from services.links import external_url
+
 bp = Blueprint("simulator", __name__, url_prefix="/simulateur-paiement")
 
 OUTCOMES = {
@@ -31,11 +33,9 @@ def only_when_enabled():
 
 
 def _bank():
-    from flask import url_for
-
     from services import payments
 
-    return payments.backend(current_app.config, simulator_url=url_for("simulator.entry", _external=True)).backend
+    return payments.backend(current_app.config, simulator_url=external_url("simulator.entry")).backend
 
 
 def sign(fields: dict) -> dict:

@@ -18,7 +18,7 @@ from models import (AuditEntry, ChangeRequest, Child, Establishment, Family, Gua
 from services import attendance as attendance_service
 from services import audit, billing, exports, family as family_service, outbox, planning
 from services.formatting import PARIS, count_words
-from services.security import staff_required
+from services.security import log_event, staff_required
 
 bp = Blueprint("staff", __name__, url_prefix="/agent")
 
@@ -271,8 +271,8 @@ def attendance_pdf():
 def attendance_csv():
     """The attendance list as CSV (health notes included: for the staff who need them)."""
     _, establishment, day, lists = _attendance_args()
-    body = "\ufeff" + attendance_service.to_csv(lists, day)  # the BOM makes spreadsheets read UTF-8
-    return _csv_response(body, f"presences-{day.isoformat()}.csv")
+    log_event("export.health_data", what="attendance", establishment=establishment.id, day=day.isoformat())
+    return _csv_response(attendance_service.to_csv(lists, day), f"presences-{day.isoformat()}.csv")
 
 
 # --- billing ------------------------------------------------------------------------------------------
@@ -385,6 +385,7 @@ def _csv_response(body: str, filename: str):
 @staff_required
 def families_csv():
     """Download: every family with its guardians, logins and children."""
+    log_event("export.families")
     return _csv_response(exports.families_csv(get_db()), f"familles-{utcnow().astimezone(PARIS):%Y-%m-%d}.csv")
 
 
@@ -395,6 +396,7 @@ def children_csv():
     with writing_session(get_db().get_bind()) as db:
         audit.record(db, current_user.id, "export", "children", 0, "Export des enfants avec leurs informations médicales")
         db.commit()
+    log_event("export.health_data", what="children")
     return _csv_response(exports.children_csv(get_db()), f"enfants-{utcnow().astimezone(PARIS):%Y-%m-%d}.csv")
 
 

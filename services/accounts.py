@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlmodel import Session, select
 
-from models import AuthToken, LoginThrottle, User, utcnow
+from models import AuthToken, Family, LoginSession, LoginThrottle, User, utcnow
 from services import passwords
 
 FREE_FAILURES = 3  # failed attempts before delays start
@@ -56,7 +56,7 @@ def authenticate(db: Session, hasher: PasswordHasher, email: str, password: str)
             db.delete(throttle)
         user.last_login_at = now
         if hasher.check_needs_rehash(user.password_hash):
-            user.password_hash = hasher.hash(password)
+            user.password_hash = passwords.hash_password(hasher, password)
         db.add(user)
         db.commit()
         return LoginResult(user=user)
@@ -154,11 +154,20 @@ def use_token(db: Session, row: AuthToken) -> bool:
     return result.rowcount == 1
 
 
+def password_problem(db: Session, hasher: PasswordHasher, user: User, new_password: str, town_name: str) -> str | None:
+    """Why ``new_password`` is refused for ``user``, in French (strength against what is known of the
+    account: login, names, family, town; never the current password), or None."""
+    family = db.get(Family, user.family_id) if user.family_id else None
+    words = [user.first_name, user.last_name, family.name if family else "", town_name]
+    return passwords.new_password_problem(new_password, user.email, words, hasher, user.password_hash)
+
+
 def set_password(db: Session, hasher: PasswordHasher, user: User, new_password: str) -> None:
     """Store a new password and end every session of the account (the caller starts a new one)."""
-    user.password_hash = hasher.hash(new_password)
+    user.password_hash = passwords.hash_password(hasher, new_password)
     user.session_version += 1
     db.add(user)
+    db.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
     db.execute(
         update(AuthToken)
         .where(AuthToken.user_id == user.id, AuthToken.purpose.in_(("reset", "invite")), AuthToken.used_at.is_(None))

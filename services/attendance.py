@@ -1,14 +1,13 @@
 """Attendance lists ("listes de présence"): who is expected per unit on a day, and who came."""
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from datetime import date
 
 from sqlmodel import Session, select
 
 from models import Attendance, Booking, Child, Enrollment, Family, Guardian, Period, PeriodUnit, Unit, utcnow
+from services import csvfile
 
 
 @dataclass
@@ -104,19 +103,15 @@ STATUS_WORDS = {"accepted": "Réservé", "walk-in": "Venu sans réservation", "r
 
 
 def to_csv(lists: list[UnitList], day: date) -> str:
-    """The sheet as CSV (semicolons, as French spreadsheets expect)."""
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter=";")
-    writer.writerow(["Date", "Unité", "Nom", "Prénom", "Classe", "Statut", "Annulation demandée", "Présence",
-                     "Allergies", "PAI", "Informations médicales", "Personnes autorisées", "Téléphones"])
-    for unit_list in lists:
-        for r in unit_list.rows:
-            c = r.child
-            writer.writerow([
-                day.strftime("%d/%m/%Y"), unit_list.unit.label, c.last_name, c.first_name, c.school_class,
-                STATUS_WORDS[r.status], "oui" if r.cancel_pending else "",
-                {True: "présent", False: "absent", None: ""}[r.present], c.allergies,
-                (c.pai_details or "oui") if c.has_pai else "", c.medical_notes,
-                c.pickup_persons.replace("\n", " / "), r.phones,
-            ])
-    return out.getvalue()
+    """The sheet as CSV (services/csvfile: semicolons, every cell escaped)."""
+    header = ["Date", "Unité", "Nom", "Prénom", "Classe", "Statut", "Annulation demandée", "Présence",
+              "Allergies", "PAI", "Informations médicales", "Personnes autorisées", "Téléphones"]
+    rows = (
+        [day.strftime("%d/%m/%Y"), unit_list.unit.label, r.child.last_name, r.child.first_name, r.child.school_class,
+         STATUS_WORDS[r.status], "oui" if r.cancel_pending else "",
+         {True: "présent", False: "absent", None: ""}[r.present], r.child.allergies,
+         (r.child.pai_details or "oui") if r.child.has_pai else "", r.child.medical_notes,
+         r.child.pickup_persons.replace("\n", " / "), r.phones]
+        for unit_list in lists for r in unit_list.rows
+    )
+    return csvfile.to_csv(header, rows)

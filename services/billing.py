@@ -71,7 +71,7 @@ def parse_month(value: str) -> date:
     try:
         year, month = (int(part) for part in value.split("-"))
         return date(year, month, 1)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise BillingError(f"Mois invalide : « {value[:20]} » (attendu : AAAA-MM, par exemple 2027-07).") from None
 
 

@@ -1,32 +1,15 @@
 """CSV exports for staff: families, children with their health notes, the bookings of a period.
 
-Semicolons and a BOM, as French spreadsheets expect; a cell that starts like a formula is quoted
-with an apostrophe so a spreadsheet never runs what a parent typed.
+Written by services/csvfile.py, which escapes every cell a spreadsheet would run.
 """
 from __future__ import annotations
-
-import csv
-import io
 
 from sqlmodel import Session, select
 
 from models import Booking, Child, Family, Guardian, Period, PeriodUnit, Unit, User
+from services.csvfile import to_csv
 
 BOOKING_WORDS = {"accepted": "Réservé", "request": "Demande en attente", "waitlist": "Liste d'attente"}
-
-
-def _safe(value) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-def _csv(header: list[str], rows) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter=";")
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow([_safe(v) for v in row])
-    return "\ufeff" + out.getvalue()
 
 
 def families_csv(db: Session) -> str:
@@ -48,7 +31,7 @@ def families_csv(db: Session) -> str:
         g = gs[i]
         return [f"{g.title} {g.first_name} {g.last_name}".strip(), g.phone_mobile, g.email]
 
-    return _csv(
+    return to_csv(
         ["N° famille", "Famille", "Adresse", "Code postal", "Commune", "Téléphone du domicile", "QF", "QF valable jusqu'au",
          "Régime", "N° allocataire", "Responsable 1", "Mobile 1", "Mail 1", "Responsable 2", "Mobile 2", "Mail 2",
          "Identifiants", "Enfants"],
@@ -62,7 +45,7 @@ def families_csv(db: Session) -> str:
 def children_csv(db: Session) -> str:
     rows = db.exec(select(Child, Family).join(Family, Family.id == Child.family_id)
                    .order_by(Child.last_name, Child.first_name, Child.id)).all()
-    return _csv(
+    return to_csv(
         ["Nom", "Prénom", "Né(e) le", "Famille", "École", "Classe", "Allergies", "PAI", "Informations médicales",
          "Médecin", "Téléphone du médecin", "Personnes autorisées", "Droit à l'image"],
         ([c.last_name, c.first_name, c.birth_date.strftime("%d/%m/%Y"), f.name, c.school, c.school_class, c.allergies,
@@ -80,7 +63,7 @@ def period_bookings_csv(db: Session, period: Period) -> str:
         .where(Booking.unit_id.in_(unit_ids), Booking.day >= period.start_date, Booking.day <= period.end_date)
         .order_by(Booking.day, Unit.position, Child.last_name, Child.first_name)
     ).all()
-    return _csv(
+    return to_csv(
         ["Date", "Unité", "Nom", "Prénom", "Classe", "Famille", "Statut", "Annulation demandée"],
         ([b.day.strftime("%d/%m/%Y"), u.label, c.last_name, c.first_name, c.school_class, f.name,
           BOOKING_WORDS[b.status], "oui" if b.cancel_line_id else ""] for b, c, u, f in rows),

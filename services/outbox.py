@@ -16,7 +16,9 @@ from flask_mail import Message
 from sqlalchemy import and_, or_, update
 from sqlmodel import Session, select
 
-from models import OutboxMail, utcnow, writing_session
+from models import OutboxMail, User, utcnow, writing_session
+from services import accounts
+from services.links import external_url, portal_url
 
 CLAIM_SECONDS = 120  # a claim older than this is considered dead (process killed mid-send)
 
@@ -27,11 +29,59 @@ def queue(db: Session, recipient: str, subject: str, template: str, **context) -
     The caller commits; the mail leaves with the next ``deliver_pending``.
     """
     context.setdefault("town_name", current_app.config["TOWN_NAME"])
+    context.setdefault("portal_url", portal_url())
     text = render_template(f"mail/{template}.txt", **context)
     html = render_template(f"mail/{template}.html", **context)
     mail = OutboxMail(recipient=recipient, subject=subject, body_text=text, body_html=html)
     db.add(mail)
     return mail
+
+
+def queue_password_reset(db: Session, typed_email: str) -> OutboxMail:
+    """Queue the "identifiant ou mot de passe oublié" mail for whatever address was typed.
+
+    Nothing is looked up here: the sender finds the account, issues the 30-minute link and writes the
+    mail when it leaves (see ``_build_reset``). The caller commits.
+    """
+    mail = OutboxMail(recipient=typed_email[:254], subject="", body_text="", kind="reset_password")
+    db.add(mail)
+    return mail
+
+
+def _build_reset(engine, row: OutboxMail, written: bool = False) -> Message | None:
+    """The reset mail of ``row`` with a fresh link, or None when the address has no active account.
+
+    ``written``: the mail stays as written now (the demo mailbox shows it); otherwise a failed send makes
+    a fresh link at the next try.
+    """
+    with writing_session(engine) as db:
+        user = db.exec(select(User).where(User.email == row.recipient, User.active.is_(True))).first()
+        if user is None:
+            db.execute(update(OutboxMail).where(OutboxMail.id == row.id)
+                       .values(status="dropped", locked_until=None, body_text="(aucun compte actif)"))
+            db.commit()
+            return None
+        token = accounts.issue_token(db, user, "reset")  # supersedes an earlier link: only the newest works
+        minutes = int(accounts.RESET_LIFETIME.total_seconds() // 60)
+        context = dict(user=user, link=external_url("auth.reset", token=token), minutes=minutes,
+                       town_name=current_app.config["TOWN_NAME"], portal_url=portal_url())
+        subject = "Votre identifiant et le lien pour choisir un nouveau mot de passe"
+        text = render_template("mail/reset_password.txt", **context)
+        html = render_template("mail/reset_password.html", **context)
+        # What left is kept, as for every mail (without the link's token in another column: it is in the body).
+        db.execute(update(OutboxMail).where(OutboxMail.id == row.id).values(
+            subject=subject, body_text=text, body_html=html, **({"kind": ""} if written else {})))
+        db.commit()
+        return Message(subject=subject, recipients=[user.email], body=text, html=html)
+
+
+def write_deferred(app) -> None:
+    """Demo mailbox without an SMTP server: write the mails made at send time, so they can be read."""
+    engine = app.extensions["ribambelle.engine"]
+    with Session(engine) as db:
+        rows = db.exec(select(OutboxMail).where(OutboxMail.kind != "", OutboxMail.status == "pending")).all()
+    for row in rows:
+        _build_reset(engine, row, written=True)
 
 
 def _due():
@@ -92,9 +142,14 @@ def deliver_pending(app, limit: int = 100) -> tuple[int, int]:
             row = _claim(engine, mail_id)
             if row is None:
                 continue  # another process or thread took it
-            message = Message(
-                subject=row.subject, recipients=[row.recipient], body=row.body_text, html=row.body_html or None
-            )
+            if row.kind == "reset_password":
+                message = _build_reset(engine, row)
+                if message is None:
+                    continue  # no account at that address: nothing to send
+            else:
+                message = Message(
+                    subject=row.subject, recipients=[row.recipient], body=row.body_text, html=row.body_html or None
+                )
             try:
                 with _smtp_timeout(app.config["MAIL_TIMEOUT"]):
                     flask_mail.send(message)

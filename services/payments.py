@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 
 from models import Invoice, Payment, utcnow
 from services.billing import BillingError, apply_payment
+from services.security import log_event
 
 PENDING_LIFETIME = timedelta(minutes=30)  # an unanswered online payment expires after this
 
@@ -99,13 +100,16 @@ def apply_response(db: Session, response) -> Payment | None:
     changes nothing.
     """
     if not response.signed:
+        log_event("payment.anomaly", reason="unsigned", transaction=str(response.transaction_id)[:64])
         return None
     payment = db.exec(select(Payment).where(Payment.transaction_id == response.transaction_id)).first()
     if payment is None:
+        log_event("payment.anomaly", reason="unknown transaction", transaction=str(response.transaction_id)[:64])
         return None
     if response.result == eopayment.PAID:
         paid = amount_paid_cents(response)
         if paid is not None and paid != payment.amount_cents:
+            log_event("payment.anomaly", reason="amount", payment=payment.id, asked=payment.amount_cents, paid=paid)
             return None  # not the amount asked: never applied
         new_status = "paid"
     elif response.result == eopayment.DENIED:

@@ -1,13 +1,27 @@
-"""Who is logged in, for how long, and the HTTP headers that protect every page."""
+"""Who is logged in, for how long, the security log, and the HTTP headers that protect every page."""
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import secrets
 import time
+from datetime import timedelta
 from functools import wraps
 
-from flask import abort, flash, redirect, request, session, url_for
-from flask_login import current_user, logout_user
+from flask import abort, flash, g, has_request_context, redirect, request, session, url_for
+from flask_login import current_user, login_user, logout_user
+from sqlalchemy import delete
+from sqlmodel import select
 
+from models import LoginSession, User, get_db, utcnow
 from services.passwords import make_hasher
+
+# The security log (ASVS V7): one JSON line per event, to stderr (gunicorn's error log, journald).
+security_log = logging.getLogger("ribambelle.security")
+
+# The clock of session ages; tests move it forward as an idle browser's owner would by waiting.
+clock = time.time
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -42,16 +56,62 @@ admin_required = _requires(lambda user: user.role == "admin", "admins only")
 parent_required = _requires(lambda user: user.family_id is not None, "a parent with a family file")
 
 
-def start_session(user) -> None:
-    """Log ``user`` in on a fresh session: nothing from before the login is kept."""
-    from flask_login import login_user
+def log_event(event: str, user_id: int | None = None, **fields) -> None:
+    """Write one line of the security log: what, who, from where, when. Never pass a secret or a token."""
+    # Only a user Flask-Login already loaded: logging never queries the database (it may run inside
+    # another transaction, as when a payment answer is refused).
+    loaded = g.get("_login_user") if has_request_context() else None
+    if user_id is None and loaded is not None and loaded.is_authenticated:
+        user_id = loaded.id
+    line = {"at": utcnow().isoformat(timespec="seconds"), "event": event, "user": user_id,
+            "ip": request.remote_addr if has_request_context() else None, **fields}
+    security_log.info(json.dumps(line, ensure_ascii=False, default=str))
 
+
+def _key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def start_session(user) -> None:
+    """Log ``user`` in on a fresh session: nothing from before the login is kept.
+
+    The session is recorded in the database (``LoginSession``): the cookie alone opens nothing once
+    the row is gone (logout, "Se déconnecter de tous les appareils", password change).
+    """
+    from flask import current_app
+
+    db = get_db()
+    longest = timedelta(hours=current_app.config["SESSION_MAX_HOURS"])
+    db.execute(delete(LoginSession).where(LoginSession.created_at < utcnow() - longest))  # ended by age
+    key = secrets.token_urlsafe(32)
+    db.add(LoginSession(key_hash=_key_hash(key), user_id=user.id))
+    db.commit()
     session.clear()
     login_user(user)
     session.permanent = True
-    now = int(time.time())
+    now = int(clock())
+    session["sid"] = key
     session["login_at"] = now
     session["seen_at"] = now
+
+
+def end_session() -> None:
+    """Log out on the server too: this session's row is deleted, so a copy of the cookie stops working."""
+    key = session.get("sid")
+    if key:
+        db = get_db()
+        db.execute(delete(LoginSession).where(LoginSession.key_hash == _key_hash(key)))
+        db.commit()
+    logout_user()
+    session.clear()
+
+
+def end_every_session(user_id: int) -> int:
+    """End every open session of the account, on every device (the caller's included). Returns how many."""
+    db = get_db()
+    ended = db.execute(delete(LoginSession).where(LoginSession.user_id == user_id)).rowcount
+    db.commit()
+    return ended
 
 
 def init_app(app) -> None:
@@ -67,13 +127,18 @@ def init_app(app) -> None:
 
     @login_manager.user_loader
     def load_user(user_id: str):
-        from models import User, get_db
-
+        key = session.get("sid")
         try:
             uid, version = (int(part) for part in user_id.split("."))
         except ValueError:
             return None
-        user = get_db().get(User, uid)
+        if not key:
+            return None
+        # One query: the account, only while this session's row exists (logout deletes it).
+        user = get_db().exec(
+            select(User).join(LoginSession, LoginSession.user_id == User.id)
+            .where(User.id == uid, LoginSession.key_hash == _key_hash(key))
+        ).first()
         if user is None or not user.active or user.session_version != version:
             return None
         return user
@@ -93,12 +158,11 @@ def init_app(app) -> None:
         """End a session idle too long or older than the maximum, whatever its cookie says."""
         if request.endpoint == "static" or "_user_id" not in session:
             return None  # static files never rewrite the cookie (a late favicon would undo a flash)
-        now = int(time.time())
+        now = int(clock())
         idle = app.config["SESSION_IDLE_MINUTES"] * 60
         longest = app.config["SESSION_MAX_HOURS"] * 3600
         if now - session.get("seen_at", 0) > idle or now - session.get("login_at", 0) > longest:
-            logout_user()
-            session.clear()
+            end_session()
             flash("Votre session a expiré. Reconnectez-vous.", "info")
             return None
         if now - session.get("seen_at", 0) >= 30:  # rewrite the cookie at most every 30 s

@@ -35,6 +35,7 @@ TEST_SETTINGS = {
     "ARGON2_TIME_COST": 1,
     "ARGON2_MEMORY_COST": 1024,
     "SERVER_NAME": None,
+    "BASE_URL": "http://localhost",  # the test client's host: links in mails open with it
     "MAIL_SUPPRESS_SEND": False,  # Flask-Mail would pretend to send under TESTING
     "OUTBOX_SYNC": True,  # a mail leaves during the request that wrote it: tests read it at once
 }
@@ -51,7 +52,21 @@ def pytest_addoption(parser):
 def pytest_generate_tests(metafunc):
     if "backend" in metafunc.fixturenames:
         backends = metafunc.config.getoption("--backends").split(",")
+        only = metafunc.definition.get_closest_marker("backends")  # @pytest.mark.backends("postgresql")
+        if only:
+            backends = [b for b in backends if b in only.args]
         metafunc.parametrize("backend", backends, scope="session")
+
+
+def missing(what: str) -> None:
+    """A part the suite needs is absent: a skip that says so on a developer's machine, a failure in CI.
+
+    With CI=true (and RIBAMBELLE_REQUIRE_PG, set by .ci/run) the suite can never be green by skipping
+    the browser, axe-core, nginx or PostgreSQL.
+    """
+    if os.environ.get("CI") == "true" or os.environ.get("RIBAMBELLE_REQUIRE_PG"):
+        pytest.fail(f"{what} (required in CI)", pytrace=False)
+    pytest.skip(what)
 
 
 # --- databases ------------------------------------------------------------------------------------
@@ -80,9 +95,7 @@ def _pg_answers() -> bool:
 def pg_database():
     """A PostgreSQL database of this test run, migrated once; tables are emptied before each test."""
     if not _pg_answers():
-        if os.environ.get("RIBAMBELLE_REQUIRE_PG"):
-            pytest.fail(f"PostgreSQL does not answer at {PG_ADMIN_URL}")
-        pytest.skip(f"PostgreSQL does not answer at {PG_ADMIN_URL}: PostgreSQL tests skipped")
+        missing(f"PostgreSQL does not answer at {PG_ADMIN_URL}: PostgreSQL tests skipped")
     name = f"ribambelle_test_{os.getpid()}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -294,6 +307,55 @@ def smtp():
     server.stop()
 
 
+# --- accessibility results ------------------------------------------------------------------------
+
+AXE = Path(__file__).parent / "a11y" / "node_modules" / "axe-core" / "axe.min.js"
+A11Y_PAGES: dict[str, dict] = {}  # axe-core's findings per page and dialog, filled by the accessibility tests
+_a11y_outcomes: dict[str, list[str]] = {}  # test id without parameters -> outcome of each of its runs
+_a11y_deselected: set[str] = set()
+
+
+def require_axe() -> None:
+    if not AXE.exists():
+        missing("axe-core missing: make test installs it (npm)")
+
+
+def _base_id(nodeid: str) -> str:
+    return nodeid.split("[", 1)[0]
+
+
+def pytest_deselected(items):
+    from services import accessibility
+
+    _a11y_deselected.update(_base_id(i.nodeid) for i in items if _base_id(i.nodeid) in accessibility.CHECKS)
+
+
+def pytest_runtest_logreport(report):
+    from services import accessibility
+
+    test = _base_id(report.nodeid)
+    if test in accessibility.CHECKS and (report.when == "call" or report.outcome != "passed"):
+        _a11y_outcomes.setdefault(test, []).append(report.outcome)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Publish the accessibility results only from a complete run: every check of the statement ran, passed.
+
+    Written to RIBAMBELLE_A11Y_RESULTS (``make accessibility``: static/accessibilite.json, which the
+    statement page reads), else under the run's temporary folder: a partial or ordinary run never
+    changes what the public statement says.
+    """
+    from services import accessibility
+
+    complete = not _a11y_deselected and all(
+        _a11y_outcomes.get(test) and set(_a11y_outcomes[test]) == {"passed"} for test in accessibility.CHECKS)
+    if not complete:
+        return
+    target = os.environ.get("RIBAMBELLE_A11Y_RESULTS")
+    path = Path(target) if target else session.config._tmp_path_factory.getbasetemp() / "accessibilite.json"
+    accessibility.save_results(path, A11Y_PAGES, sorted(accessibility.CHECKS))
+
+
 # --- live server and browser ----------------------------------------------------------------------
 
 
@@ -303,6 +365,7 @@ def live_server(app):
     from werkzeug.serving import make_server
 
     port = free_port()
+    app.config["BASE_URL"] = f"http://127.0.0.1:{port}"
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -314,7 +377,7 @@ def live_server(app):
 @pytest.fixture(scope="session")
 def browser():
     if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} missing: browser journeys skipped (make browser installs it)")
+        missing(f"{CHROMIUM} missing: browser journeys skipped (make browser installs it)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

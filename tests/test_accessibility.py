@@ -8,16 +8,15 @@ from playwright.sync_api import expect
 from sqlmodel import select
 
 from models import Child, Establishment, Invoice, Period
+from tests.conftest import A11Y_PAGES, AXE, page_text, require_axe
 from tests.test_journeys import login
 
-AXE = Path(__file__).parent / "a11y" / "node_modules" / "axe-core" / "axe.min.js"
 WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 
 @pytest.fixture
 def a11y_page(browser, live_server):
-    if not AXE.exists():
-        pytest.skip("axe-core missing: make test installs it (npm)")
+    require_axe()
     # bypass_csp lets Playwright inject axe-core; the pages themselves keep their CSP
     context = browser.new_context(base_url=live_server, locale="fr-FR", bypass_csp=True, viewport={"width": 1024, "height": 800})
     page = context.new_page()
@@ -35,22 +34,9 @@ def violations(page) -> list[str]:
     return [f"{v['id']}: {v['help']} — {[n['target'] for n in v['nodes']][:3]}" for v in result]
 
 
-RESULTS: dict[str, dict] = {}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def publish_results():
-    """Write what was checked to instance/accessibilite.json: the "Accessibilité" page shows it."""
-    yield
-    if RESULTS:
-        from services import accessibility
-
-        accessibility.save_results(RESULTS)
-
-
 def check(page, what: str, found: dict):
     problems = violations(page)
-    RESULTS[what] = {"path": page.url.split("/", 3)[-1], "violations": len(problems)}
+    A11Y_PAGES[what] = {"path": page.url.split("/", 3)[-1], "violations": len(problems)}
     if problems:
         found[what] = problems
 
@@ -80,7 +66,7 @@ def test_parent_pages_and_dialogs_have_no_axe_violation(a11y_page, db, smtp):
         check(page, name, found)
         submit = page.locator("main form button[type=submit]").first
         if path.startswith("/compte") or path.startswith("/enfants"):
-            page.locator("main form input[type=text], main form input[type=email], main form input[type=password]").first.fill("")
+            page.locator("main form input[type=text]:visible, main form input[type=email]:visible, main form input[type=password]:visible").first.fill("")
             submit.click()
             check(page, f"{name} (erreurs)", found)
     lea = db.exec(select(Child).where(Child.first_name == "Léa")).one()
@@ -200,7 +186,7 @@ def test_pages_reflow_at_320_px_without_horizontal_scrolling(browser, live_serve
             if width_seen > width:
                 too_wide[path] = width_seen
         page.goto("/")
-        page.get_by_role("button", name="Se déconnecter").click()
+        page.get_by_role("button", name="Se déconnecter", exact=True).click()
     context.close()
     assert too_wide == {}
 
@@ -332,7 +318,37 @@ def test_accessibility_statement_is_linked_from_every_footer(client, auth):
     for path in ("/", "/identifiant-oublie"):
         assert 'href="/accessibilite"' in client.get(path).get_data(as_text=True)
     page = client.get("/accessibilite").get_data(as_text=True)
-    assert "Déclaration d'accessibilité" in page and "partiellement conforme" in page
+    assert "Déclaration d'accessibilité" in page and "<strong>non conforme</strong>" in page
     assert "Signaler un problème" in page and "Défenseur des droits" in page
     auth.login("agent@demo.test")
     assert 'href="/accessibilite"' in client.get("/agent/").get_data(as_text=True)
+
+
+def test_statement_says_only_what_the_published_run_checked(client, tmp_path, monkeypatch):
+    from services import accessibility
+
+    results = tmp_path / "accessibilite.json"
+    monkeypatch.setattr(accessibility, "RESULTS_FILE", results)
+    assert "Aucune série complète de contrôles automatiques" in page_text(client.get("/accessibilite"))
+    keyboard = "tests/test_accessibility.py::test_whole_booking_journey_with_the_keyboard_only"
+    accessibility.save_results(results, {"Connexion": {"path": "", "violations": 0}}, [keyboard])
+    page = page_text(client.get("/accessibilite"))
+    assert accessibility.CHECKS[keyboard] in page and "1 pages et fenêtres contrôlées" in page
+    assert "JavaScript désactivé" not in page  # that check was not in the run: not claimed
+    results.write_text(results.read_text().replace('"complete": true', '"complete": false'))
+    assert "Aucune série complète de contrôles automatiques" in page_text(client.get("/accessibilite"))
+
+
+def test_a_partial_run_publishes_nothing(tmp_path):
+    """Only some checks selected: the statement's results file is not written."""
+    import os
+    import subprocess
+    import sys
+
+    target = tmp_path / "accessibilite.json"
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--backends", "sqlite",
+                          "tests/test_accessibility.py::test_extend_session_route"],
+                         cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True,
+                         env=dict(os.environ, RIBAMBELLE_A11Y_RESULTS=str(target)))
+    assert run.returncode == 0, run.stdout[-2000:]
+    assert "1 passed" in run.stdout and not target.exists()

@@ -249,10 +249,16 @@ def test_password_change_with_a_wrong_current_password_changes_nothing(client, a
     assert db.exec(select(User).where(User.email == "parent@demo.test")).one().password_hash == before
 
 
-def test_common_password_is_refused(client, auth):
+def test_weak_or_current_password_is_refused(client, auth, db):
     auth.login()
-    html = page_text(client.submit(
-        "/compte/mot-de-passe/modifier",
-        {"current": "parent-demo-ribambelle", "password": "motdepasse123", "confirm": "motdepasse123"},
-    ))
-    assert "trop courant" in html
+    before = db.exec(select(User).where(User.email == "parent@demo.test")).one().password_hash
+    for password, message in {"motdepasse123": "Ce mot de passe est trop facile à deviner.",
+                              "martinmartin2027": "Il reprend votre identifiant, votre nom",
+                              "parent-demo-ribambelle": "C'est votre mot de passe actuel"}.items():
+        html = page_text(client.submit(
+            "/compte/mot-de-passe/modifier",
+            {"current": "parent-demo-ribambelle", "password": password, "confirm": password},
+        ))
+        assert message in html, password
+    db.expire_all()
+    assert db.exec(select(User).where(User.email == "parent@demo.test")).one().password_hash == before

@@ -16,7 +16,11 @@ def choose_password(client, smtp, address):
     path = link.split("localhost", 1)[1]
     page = page_text(client.get(path))
     assert "Choisir votre mot de passe" in page and address in page
-    return client.submit(path, {"password": PASSWORD, "confirm": PASSWORD})
+    chosen = client.submit(path, {"password": PASSWORD, "confirm": PASSWORD})
+    assert chosen.status_code == 302
+    login = client.get("/")  # not logged in by the link: the login page, the login filled in
+    assert f'value="{address}"' in login.get_data(as_text=True)
+    return client.submit("/", {"email": address, "password": PASSWORD})
 
 
 def test_only_admins_manage_accounts_and_prices(client, auth):

@@ -54,7 +54,7 @@ def test_admin_configures_a_new_centre_and_the_parent_books_it(page, db):
     page.get_by_label("Enfant", exact=True).select_option(value=str(lea.id))
     page.get_by_role("button", name="Inscrire", exact=True).click()
     expect(page.get_by_text("1 enfant inscrit à Accueil de loisirs Les Cigales.")).to_be_visible()
-    page.get_by_role("button", name="Se déconnecter").click()
+    page.get_by_role("button", name="Se déconnecter", exact=True).click()
 
     login(page)
     page.wait_for_load_state("load")

@@ -1,10 +1,13 @@
 """Logging in (guide section 1): labels, one message for every failure, delays, sessions, headers."""
 import time
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 
-from sqlmodel import select
+from sqlmodel import func, select
 
-from models import LoginThrottle, User
-from tests.conftest import csrf_from
+from models import Child, LoginSession, LoginThrottle, User
+from services import security
+from tests.conftest import Auth, Client, csrf_from, page_text
 
 
 def test_visitor_sees_the_login_form_with_the_guide_labels(client):
@@ -115,28 +118,102 @@ def _user_id(app, email):
         return s.exec(select(User).where(User.email == email)).one().id
 
 
-def test_idle_session_ends_after_30_minutes(client, auth):
+def _cookie_expiry(response) -> datetime:
+    from http.cookies import SimpleCookie
+
+    jar = SimpleCookie()
+    jar.load(response.headers["Set-Cookie"])
+    return parsedate_to_datetime(jar["ribambelle_session"]["expires"])
+
+
+def test_idle_browser_comes_back_to_session_expired(client, auth, monkeypatch):
+    """A real browser keeps its cookie while the parent is away; the server ends the idle session."""
+    login = auth.login()
+    expires = _cookie_expiry(login)
+    # The cookie outlives the idle limit: the browser still sends it 31 minutes later, as browsers do.
+    assert expires - datetime.now(timezone.utc) > timedelta(hours=11)
+    later = time.time() + 31 * 60
+    monkeypatch.setattr(security, "clock", lambda: later)
+    response = client.get("/compte/famille/modifier", follow_redirects=True)
+    text = page_text(response)
+    assert "Votre session a expiré. Reconnectez-vous." in text and "Se connecter à votre espace personnel" in text
+    # And the session is ended on the server: going back to the clock of before opens nothing either.
+    monkeypatch.setattr(security, "clock", time.time)
+    assert client.get("/compte/famille/modifier").status_code == 302
+
+
+def test_active_session_stays_open_under_the_idle_limit(client, auth, monkeypatch):
     auth.login()
-    with client.raw.session_transaction() as sess:
-        sess["seen_at"] = int(time.time()) - 31 * 60
-    response = client.get("/compte/famille/modifier")
+    for minutes in (20, 40, 60):  # a click every 20 minutes: never idle for 30
+        now = time.time() + minutes * 60
+        monkeypatch.setattr(security, "clock", lambda now=now: now)
+        assert client.get("/compte/famille/modifier").status_code == 200
+
+
+def test_session_ends_after_12_hours_even_when_active(client, auth, monkeypatch):
+    auth.login()
+    for minutes in range(20, 12 * 60, 20):  # a click every 20 minutes for 12 hours
+        now = time.time() + minutes * 60
+        monkeypatch.setattr(security, "clock", lambda now=now: now)
+        assert client.get("/compte/famille/modifier").status_code == 200, minutes
+    now = time.time() + 12 * 60 * 60 + 60
+    monkeypatch.setattr(security, "clock", lambda: now)
+    assert client.get("/compte/famille/modifier").status_code == 302
+
+
+def _child_id(db, first_name):
+    return db.exec(select(Child).where(Child.first_name == first_name)).one().id
+
+
+def test_logout_ends_the_session_on_the_server(app, client, auth, db):
+    """A cookie copied before "Se déconnecter" opens nothing afterwards: family space, health record."""
+    auth.login()
+    stolen = client.raw.get_cookie("ribambelle_session").value
+    child = f"/enfants/{_child_id(db, 'Léa')}"
+    assert "Mon compte famille" in page_text(client.get("/"))
+    assert client.get(child).status_code == 200
+    auth.logout()
+    thief = app.test_client()
+    thief.set_cookie("ribambelle_session", stolen)
+    home = page_text(thief.get("/"))
+    assert "Se connecter à votre espace personnel" in home and "Mon compte famille" not in home
+    assert thief.get(child).status_code == 302
+    assert thief.get("/compte/famille/modifier").status_code == 302
+    assert db.exec(select(func.count()).select_from(LoginSession)).one() == 0
+
+
+def test_logout_of_an_agent_closes_the_health_export(app, client, auth):
+    auth.login("agent@demo.test")
+    stolen = client.raw.get_cookie("ribambelle_session").value
+    assert "Allergies" in client.get("/agent/exports/enfants.csv").get_data(as_text=True)
+    auth.logout()
+    thief = app.test_client()
+    thief.set_cookie("ribambelle_session", stolen)
+    response = thief.get("/agent/exports/enfants.csv")
     assert response.status_code == 302 and "/?next=" in response.headers["Location"]
 
 
-def test_session_ends_after_12_hours_even_when_active(client, auth):
+def test_logout_from_every_device(app, client, auth, db):
+    """« Se déconnecter de tous les appareils » ends the phone's session as well as this one."""
     auth.login()
-    with client.raw.session_transaction() as sess:
-        sess["login_at"] = int(time.time()) - 12 * 3600 - 60
-    assert client.get("/compte/famille/modifier").status_code == 302
+    phone = Client(app.test_client())
+    Auth(phone).login()
+    assert "Mon compte famille" in page_text(phone.get("/"))
+    assert "Se déconnecter de tous les appareils" in page_text(client.get("/"))
+    response = client.submit("/", {}, action="/deconnexion/tous-les-appareils", follow_redirects=True)
+    assert "Vous êtes déconnecté(e) de tous les appareils." in page_text(response)
+    assert "Se connecter à votre espace personnel" in page_text(phone.get("/"))
+    assert "Se connecter à votre espace personnel" in page_text(client.get("/"))
+    assert db.exec(select(func.count()).select_from(LoginSession)).one() == 0
 
 
 def test_session_cookie_is_httponly_lax_and_secure_over_https(app):
     raw = app.test_client()
-    token_page = raw.get("/", base_url="https://portail.example")
+    token_page = raw.get("/", base_url="https://localhost")
     response = raw.post(
         "/",
-        base_url="https://portail.example",
-        headers={"Referer": "https://portail.example/"},
+        base_url="https://localhost",
+        headers={"Referer": "https://localhost/"},
         data={"csrf_token": csrf_from(token_page.get_data(as_text=True)), "email": "parent@demo.test", "password": "parent-demo-ribambelle"},
     )
     cookie = response.headers["Set-Cookie"]
@@ -201,3 +278,25 @@ def test_oversized_request_gets_a_french_page(client):
     response = client.post("/", data={"email": "x" * (11 * 1024 * 1024), "password": "x"})
     assert response.status_code == 413
     assert "Envoi trop volumineux" in response.get_data(as_text=True)
+
+
+def test_absurd_numbers_get_a_french_page_not_a_500(client, auth, db):
+    """Numbers no database column holds, in the path, the query string or a form."""
+    auth.login()
+    huge = "99999999999999999999"
+    month = client.get(f"/reservations/planning/1/1?mois={huge}-01")
+    assert month.status_code == 400 and "Le mois demandé n'existe pas" in page_text(month)
+    assert client.get("/reservations/planning/1/1?mois=2027-13").status_code == 400
+    for url in (f"/enfants/{huge}", f"/factures/{huge}", f"/reservations/planning/{huge}/1"):
+        response = client.get(url)
+        assert response.status_code == 404 and "Page introuvable" in page_text(response), url
+    bad_child = client.get(f"/reservations/nouvelle?enfant={huge}")
+    assert bad_child.status_code == 400 and "Un nombre de la demande est trop grand." in page_text(bad_child)
+    auth.logout()
+    auth.login("admin@demo.test")
+    for url in ("/agent/familles", "/admin/comptes", "/admin/etablissements/1/inscriptions", "/admin/journal"):
+        too_big = client.get(f"{url}?page={huge}")
+        assert too_big.status_code == 400 and "Requête invalide" in page_text(too_big), url
+        past_the_end = client.get(f"{url}?page=5000")
+        assert past_the_end.status_code == 404 and "Page introuvable" in page_text(past_the_end), url
+        assert client.get(f"{url}?page=1").status_code == 200

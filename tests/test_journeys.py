@@ -23,7 +23,7 @@ def test_journey_1_log_in_and_out(page):
         expect(page.get_by_role("heading", name=block)).to_be_visible()
     expect(page.get_by_role("link", name="Léa Martin")).to_be_visible()
 
-    page.get_by_role("button", name="Se déconnecter").click()
+    page.get_by_role("button", name="Se déconnecter", exact=True).click()
     expect(page.get_by_role("status")).to_contain_text("Vous êtes déconnecté(e).")
     expect(page.get_by_role("button", name="Connexion")).to_be_visible()
     assert page.console_errors == []
@@ -41,15 +41,21 @@ def test_journey_2_forgotten_password_through_the_mail(page, smtp):
     mail = smtp.wait_for("parent@demo.test")[0]
     assert "Votre identifiant de connexion : parent@demo.test" in smtp.text(mail)
     page.goto(smtp.link(mail))
+    # The login for password managers is in the form, but neither seen nor editable.
+    hint = page.locator('input[name="username"]')
+    expect(hint).to_be_hidden()
+    expect(hint).not_to_be_editable()
     page.get_by_label("Nouveau mot de passe", exact=True).fill("le chat dort sur le radiateur")
     page.get_by_label("Confirmez le nouveau mot de passe").fill("le chat dort sur le radiateur")
     page.get_by_role("button", name="Valider").click()
     expect(page.get_by_role("status")).to_contain_text("Votre nouveau mot de passe est enregistré")
+    # Not logged in by the link: the login page, the login already filled in.
+    expect(page.get_by_label("Identifiant (adresse mail)")).to_have_value("parent@demo.test")
+    page.get_by_label("Mot de passe").fill("le chat dort sur le radiateur")
+    page.get_by_role("button", name="Connexion").click()
     expect(page.get_by_role("heading", name="Mon compte famille")).to_be_visible()
-
-    page.get_by_role("button", name="Se déconnecter").click()
-    login(page, password="le chat dort sur le radiateur")
-    expect(page.get_by_role("heading", name="Mon compte famille")).to_be_visible()
+    page.get_by_role("link", name="Modifier mon mot de passe").click()
+    expect(page.locator('input[name="username"]')).to_be_hidden()
 
     # the link was single use
     page.goto(smtp.link(mail))
@@ -71,7 +77,7 @@ def test_journey_5_change_the_login(page, smtp):
     expect(page.get_by_role("status")).to_contain_text("Votre nouvelle adresse mail claire.martin@demo.test est confirmée")
     expect(page.get_by_text("claire.martin@demo.test", exact=True)).to_be_visible()
 
-    page.get_by_role("button", name="Se déconnecter").click()
+    page.get_by_role("button", name="Se déconnecter", exact=True).click()
     login(page, email="claire.martin@demo.test")
     expect(page.get_by_role("heading", name="Mon compte famille")).to_be_visible()
 

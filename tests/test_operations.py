@@ -62,7 +62,7 @@ def test_migrations_upgrade_a_database_holding_data(tmp_path):
 
 def _serve(url: str, port: int, secret: str, tmp_path: Path):
     env = dict(os.environ, DATABASE_URL=url, FLASK_SECRET_KEY=secret, FLASK_ARGON2_TIME_COST="1",
-               FLASK_ARGON2_MEMORY_COST="1024", FLASK_OUTBOX_INTERVAL="0")
+               FLASK_ARGON2_MEMORY_COST="1024", FLASK_OUTBOX_INTERVAL="0", FLASK_BASE_URL="http://127.0.0.1")
     return subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4",
          "app:create_app()"],
@@ -98,9 +98,8 @@ class Browser:
         return self.post(base + "/", {"csrf_token": token, "email": email, "password": password})
 
 
+@pytest.mark.backends("postgresql")  # several app servers run on PostgreSQL
 def test_two_app_processes_share_sessions_bookings_and_capacity(app, database_url, db, tmp_path, backend):
-    if backend != "postgresql":
-        pytest.skip("several app servers run on PostgreSQL")
     from models import DaySlot, Establishment, Period, Unit
     from services import planning
 

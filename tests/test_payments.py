@@ -253,11 +253,11 @@ def test_cancellation_invoice_and_payment_with_javascript_off(browser, live_serv
 def test_payment_pages_have_no_axe_violation(browser, live_server, db):
     from playwright.sync_api import expect
 
-    from tests.test_accessibility import AXE, violations
+    from tests.conftest import require_axe
+    from tests.test_accessibility import violations
     from tests.test_journeys import login
 
-    if not AXE.exists():
-        pytest.skip("axe-core missing: make test installs it (npm)")
+    require_axe()
     context = browser.new_context(base_url=live_server, locale="fr-FR", bypass_csp=True, java_script_enabled=True)
     page = context.new_page()
     login(page)
@@ -297,3 +297,16 @@ def test_payment_with_the_keyboard_only(browser, live_server, db):
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Mon compte famille")).to_be_visible()
     context.close()
+
+
+@pytest.mark.parametrize("app_settings", [{"PAYMENT_SIMULATOR": True, "BASE_URL": "https://famille.ville.test"}])
+def test_return_and_notification_addresses_come_from_base_url(client, auth, db):
+    """Asked through another trusted name (the server's own), the bank still gets the portal's address."""
+    auth.login()
+    invoice = martin_invoice(db)
+    page = client.get(f"/factures/{invoice.id}").get_data(as_text=True)
+    html = client.post(f"/factures/{invoice.id}/payer", data={"csrf_token": csrf_from(page)}).get_data(as_text=True)
+    fields = dict(re.findall(r'<input type="hidden" name="(vads_[^"]+)" value="([^"]*)"', html))
+    assert 'action="https://famille.ville.test/simulateur-paiement/"' in html
+    assert fields["vads_url_return"].startswith("https://famille.ville.test/factures/paiement/retour/")
+    assert fields["vads_url_check"] == "https://famille.ville.test/factures/paiement/notification"

@@ -35,3 +35,19 @@ def test_settings_come_from_flask_prefixed_environment(monkeypatch, tmp_path):
     assert app.config["TOWN_NAME"] == "Ville de Saint-Essai"
     assert app.config["MAIL_PORT"] == 2525
     app.extensions["ribambelle.engine"].dispose()
+
+
+def test_the_portal_does_not_start_without_its_public_address(monkeypatch, tmp_path):
+    """Links in mails and payments come from BASE_URL: a server without it refuses to start, saying why."""
+    import pytest
+
+    monkeypatch.delenv("FLASK_BASE_URL", raising=False)
+    url = f"sqlite:///{tmp_path / 'x.sqlite'}"
+    for value in (None, "famille.ville.fr", "ftp://famille.ville.fr", "https://famille.ville.fr/?x=1"):
+        settings = {"DATABASE_URL": url, "SECRET_KEY": "x", "OUTBOX_INTERVAL": 0, **({"BASE_URL": value} if value else {})}
+        with pytest.raises(RuntimeError, match="Réglage BASE_URL manquant ou invalide"):
+            create_app(settings)
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "x", "BASE_URL": "https://famille.ville.fr/", "OUTBOX_INTERVAL": 0})
+    assert app.config["BASE_URL"] == "https://famille.ville.fr"
+    assert app.config["TRUSTED_HOSTS"][0] == "famille.ville.fr"
+    app.extensions["ribambelle.engine"].dispose()

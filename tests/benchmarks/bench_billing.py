@@ -41,7 +41,7 @@ def main():
             conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
         engine.dispose()
     migrations.upgrade(url)
-    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "OUTBOX_INTERVAL": 0})
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "OUTBOX_INTERVAL": 0, "BASE_URL": "http://127.0.0.1"})
     engine = app.extensions["ribambelle.engine"]
     month = date(2027, 7, 1)
     days = [month + timedelta(days=i) for i in range(31) if (month + timedelta(days=i)).weekday() < 5]

@@ -28,7 +28,7 @@ def main():
 
     url = f"sqlite:///{tempfile.mkdtemp()}/phone.sqlite"
     migrations.upgrade(url)
-    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "OUTBOX_INTERVAL": 0})
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "OUTBOX_INTERVAL": 0, "BASE_URL": "http://127.0.0.1"})
     with app.app_context():
         demo_data.seed(models.get_db(), app.extensions["ribambelle.hasher"])
         from models import Child, Establishment, Period

@@ -72,7 +72,7 @@ def main():
             conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
         engine.dispose()
     migrations.upgrade(url)
-    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "OUTBOX_INTERVAL": 0})
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "OUTBOX_INTERVAL": 0, "BASE_URL": "http://127.0.0.1"})
     with app.app_context():
         demo_data.seed(models.get_db(), app.extensions["ribambelle.hasher"])
     timed = Timed(app.wsgi_app)

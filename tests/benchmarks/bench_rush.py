@@ -60,7 +60,7 @@ def build_town(url: str, families: int) -> dict:
     from services import migrations
 
     migrations.upgrade(url)
-    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "OUTBOX_INTERVAL": 0})
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "OUTBOX_INTERVAL": 0, "BASE_URL": "http://127.0.0.1"})
     engine = app.extensions["ribambelle.engine"]
     now = datetime.now(timezone.utc)
     start = date.today() + timedelta(days=10)  # far enough: every booking is accepted at once
@@ -207,7 +207,7 @@ def serve(url: str, workers: int, port: int, log: Path):
     # One reverse proxy in front (as in deploy/nginx.conf): each parent comes from its own address, so the
     # login rate limit per address is counted (and costs its database upsert) but never trips.
     env = dict(os.environ, DATABASE_URL=url, FLASK_SECRET_KEY="bench-secret", FLASK_OUTBOX_INTERVAL="0",
-               FLASK_PROXY_COUNT="1")
+               FLASK_PROXY_COUNT="1", FLASK_BASE_URL="http://127.0.0.1")
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
          "--threads", "4", "--backlog", "2048", "app:create_app()"],
@@ -351,7 +351,7 @@ def billing_and_pdfs(url: str, port: int, town: dict, concurrency: int, pdfs: in
     from models import Invoice, User
     from services import billing
 
-    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "OUTBOX_INTERVAL": 0})
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "OUTBOX_INTERVAL": 0, "BASE_URL": "http://127.0.0.1"})
     engine = app.extensions["ribambelle.engine"]
     months = [date.fromisoformat(d).replace(day=1) for d in town["days"][:20]]  # the days the journeys book
     month = max(set(months), key=months.count)
