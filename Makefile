@@ -3,6 +3,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
+# The payment provider the demo's simulator plays: payfip_ws (PayFiP), systempayv2 or payzen.
+SIMULATOR ?= payfip_ws
 export FLASK_APP := app
 # The portal's public address (links in mails, payment returns); a town sets its own in /etc/ribambelle.env.
 export FLASK_BASE_URL ?= http://127.0.0.1:$(PORT)
@@ -30,7 +32,7 @@ seed: migrate
 
 run: seed
 	@echo "Portail famille : http://127.0.0.1:$(PORT)  (courriels de démo : http://127.0.0.1:$(PORT)/demo/courriels)"
-	FLASK_DEMO_MAILBOX=true FLASK_PAYMENT_SIMULATOR=true $(BIN)/flask run --host 127.0.0.1 --port $(PORT)
+	FLASK_DEMO_MAILBOX=true FLASK_PAYMENT_SIMULATOR=$(SIMULATOR) $(BIN)/flask run --host 127.0.0.1 --port $(PORT)
 
 # Debian's Chromium for the browser journeys (Playwright drives it; its own download does not work here)
 # and nginx, which the deployment test runs with deploy/nginx.conf in front of two app processes.

@@ -77,11 +77,16 @@ SETTINGS = {
     # registration morning is not spent hashing. Hashes made with other costs are redone at login.
     "ARGON2_TIME_COST": 2,
     "ARGON2_MEMORY_COST": 19456,
-    # Online payment through eopayment: the provider ("tipi" or "payfip_ws" for PayFiP,
-    # "systempayv2", "payzen", "paybox"...) and its options (FLASK_PAYMENT_OPTIONS='{"numcli": "..."}').
+    # Online payment through eopayment: the provider ("payfip_ws" for PayFiP, "systempayv2", "payzen";
+    # services/payments.SUPPORTED) and its options, e.g. FLASK_PAYMENT_OPTIONS='{"numcli": "123456",
+    # "saisie": "W"}' for PayFiP in production, or SystemPay's vads_site_id, vads_ctx_mode and
+    # certificates. Answers in another mode (test/production) or for another site are refused.
     "PAYMENT_BACKEND": "payfip_ws",
     "PAYMENT_OPTIONS": {},
-    # Demo and tests only: a local bank simulator takes the place of the provider.
+    # Seconds to wait for the provider's web service (PayFiP) before telling the parent it is unavailable.
+    "PAYMENT_TIMEOUT": 15,
+    # Demo and tests only: a local simulator plays the provider, speaking its protocol:
+    # "payfip_ws", "systempayv2" or "payzen" (true: systempayv2).
     "PAYMENT_SIMULATOR": False,
     # Invoices: days allowed to pay after the invoice is issued.
     "INVOICE_DUE_DAYS": 30,
@@ -163,6 +168,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config["SECRET_KEY"] = _instance_secret(Path(app.instance_path) / "secret_key")
     app.session_interface = SessionInterface()
     _check_base_url(app)
+    _check_payment_backend(app)
     _configure_logging(app)
     if app.config["PROXY_COUNT"]:
         n = int(app.config["PROXY_COUNT"])
@@ -206,6 +212,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     csrf.exempt(billing.payment_notification)
     csrf.exempt(simulator.entry)
     csrf.exempt(simulator.decision)
+    csrf.exempt(simulator.payfip_service)
+    csrf.exempt(simulator.payfip_decision)
     app.register_blueprint(staff.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(periods.bp)
@@ -242,6 +250,16 @@ def _check_base_url(app: Flask) -> None:
     # Its host, and the machine's own names for the health checks of nginx or a load balancer, which
     # ask the app server by address (gunicorn listens on 127.0.0.1 only; nginx drops other names).
     app.config["TRUSTED_HOSTS"] = list(dict.fromkeys([parts.hostname, *LOCAL_HOSTS]))
+
+
+def _check_payment_backend(app: Flask) -> None:
+    """Refuse to start with a payment provider the portal cannot check the answers of."""
+    from services.payments import SUPPORTED
+
+    kind = app.config["PAYMENT_BACKEND"]
+    if kind not in SUPPORTED and not app.config.get("PAYMENT_SIMULATOR"):
+        raise RuntimeError(f"PAYMENT_BACKEND {kind!r} n'est pas pris en charge : choisissez parmi "
+                           f"{', '.join(SUPPORTED)} (README, « Paiement en ligne »).")
 
 
 def _configure_logging(app: Flask) -> None:
@@ -395,6 +413,23 @@ def _register_cli(app: Flask) -> None:
         click.echo(report.summary())
         for number in report.invoices:
             click.echo(f"  {number}")
+
+    @app.cli.group("payments")
+    def payments_group():
+        """Online payments."""
+
+    @payments_group.command("check")
+    def payments_check_command():
+        """Ask the provider about online payments left without an answer (PayFiP), then expire them."""
+        from models import Payment, get_db
+        from services import payments
+        from sqlmodel import func, select
+
+        with app.app_context():
+            db = get_db()
+            payments.refresh_pending(db, payments.provider(app.config))
+            left = db.exec(select(func.count()).select_from(Payment).where(Payment.status == "pending")).one()
+        click.echo(f"Paiements en ligne vérifiés ; {left} encore en cours.")
 
     @app.cli.group("mail")
     def mail_group():

@@ -614,11 +614,30 @@ class Payment(SQLModel, table=True):
     amount_cents: int
     method: str = Field(max_length=15)  # online, especes, cheque, cesu, virement, prelevement
     status: str = Field(default="pending", max_length=10, index=True)  # pending, paid, refused, cancelled, expired
+    # Online: our own id (in the return address), and the provider's (PayFiP's idop, SystemPay's id).
     transaction_id: Optional[str] = Field(default=None, max_length=100, unique=True)
+    provider_reference: Optional[str] = Field(default=None, max_length=100, index=True)
+    # Set when the provider confirmed a payment already expired or given up: for the régie to look at.
+    anomaly: str = Field(default="", max_length=200)
     reference: str = Field(default="", max_length=100)  # cheque number, bank reference...
     recorded_by_id: Optional[int] = Field(default=None, foreign_key="user.id")
     created_at: datetime = Field(default_factory=utcnow)
     completed_at: Optional[datetime] = Field(default=None)
+
+
+class Credit(SQLModel, table=True):
+    """Money received beyond what an invoice owed (trop-perçu): two tabs both paid at the bank, an invoice
+    cancelled after it was paid. Shown to the family; the régie refunds it or carries it to an invoice."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    family_id: int = Field(foreign_key="family.id", index=True)
+    payment_id: int = Field(foreign_key="payment.id", unique=True)
+    invoice_id: int = Field(foreign_key="invoice.id")
+    amount_cents: int
+    status: str = Field(default="open", max_length=10, index=True)  # open, refunded, carried
+    reference: str = Field(default="", max_length=100)  # the refund's reference, or the invoice it went to
+    created_at: datetime = Field(default_factory=utcnow)
+    settled_at: Optional[datetime] = Field(default=None)
 
 
 class AuditEntry(SQLModel, table=True):

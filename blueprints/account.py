@@ -41,8 +41,11 @@ def _billing_block(db, family_id: int) -> dict:
     from services import billing
     from services.formatting import PARIS
 
+    from services.payments import family_credits
+
     invoices, payments = family_invoices(db, family_id)
-    return dict(invoices=invoices, payments=payments, today=utcnow().astimezone(PARIS).date(),
+    return dict(invoices=invoices, payments=payments, credits=family_credits(db, family_id),
+                today=utcnow().astimezone(PARIS).date(),
                 invoice_states=billing.INVOICE_STATES, payment_states=billing.PAYMENT_STATES,
                 payment_methods=billing.PAYMENT_METHODS, invoice_numbers={i.id: i.number for i in invoices})
 

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import io
 
-from flask import Blueprint, abort, current_app, make_response, render_template, request
+import eopayment
+from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlmodel import select
 
-from models import Child, Family, Invoice, Payment, Unit, get_db, utcnow
-from services import billing
+from models import Child, Credit, Family, Invoice, Payment, Unit, get_db, utcnow, writing_session
+from services import billing, payments
 from services.formatting import PARIS
-from services.security import log_event, parent_required
 from services.links import external_url, portal_url
+from services.security import log_event, parent_required
 
 bp = Blueprint("billing", __name__, url_prefix="/factures")
 
@@ -28,12 +29,10 @@ def invoice_context(invoice: Invoice) -> dict:
     db = get_db()
     children = {c.id: c for c in db.exec(select(Child).where(Child.family_id == invoice.family_id))}
     units = {u.id: u for u in db.exec(select(Unit).where(Unit.id.in_({l.unit_id for l in invoice.lines})))}
-    payments = db.exec(select(Payment).where(Payment.invoice_id == invoice.id).order_by(Payment.created_at)).all()
+    invoice_payments = db.exec(select(Payment).where(Payment.invoice_id == invoice.id).order_by(Payment.created_at)).all()
     today = utcnow().astimezone(PARIS).date()
-    from services.payments import payable_problem
-
-    return dict(invoice=invoice, children=children, units=units, payments=payments, state=invoice.state(today),
-                payable_problem=payable_problem(invoice, today), staff_view=False,
+    return dict(invoice=invoice, children=children, units=units, payments=invoice_payments, state=invoice.state(today),
+                payable_problem=payments.payable_problem(invoice, today), staff_view=False,
                 states=billing.INVOICE_STATES, payment_states=billing.PAYMENT_STATES, methods=billing.PAYMENT_METHODS,
                 kinds=billing.KIND_WORDS, family=db.get(Family, invoice.family_id), today=today)
 
@@ -72,94 +71,162 @@ def render_pdf(invoice: Invoice):
 def family_invoices(db, family_id: int) -> tuple[list[Invoice], list[Payment]]:
     invoices = db.exec(select(Invoice).where(Invoice.family_id == family_id)
                        .order_by(Invoice.month.desc(), Invoice.id.desc())).all()
-    payments = db.exec(select(Payment).where(Payment.family_id == family_id)
+    family_payments = db.exec(select(Payment).where(Payment.family_id == family_id)
                        .order_by(Payment.created_at.desc())).all()
-    return list(invoices), list(payments)
+    return list(invoices), list(family_payments)
 
 
 # --- online payment -----------------------------------------------------------------------------------
 
 
-def _provider(transaction_id: str = ""):
-    from services import payments
-
-    return payments.backend(
+def _provider(transaction_id: str = "") -> payments.Provider:
+    return payments.provider(
         current_app.config,
         return_url=external_url("billing.payment_return", transaction_id=transaction_id) if transaction_id else "",
         notify_url=external_url("billing.payment_notification"),
-        simulator_url=external_url("simulator.entry") if current_app.config.get("PAYMENT_SIMULATOR") else "",
     )
 
 
-@bp.post("/<int:invoice_id>/payer")
-@parent_required
-def pay(invoice_id: int):
-    """"Payer en ligne": create the transaction and send the parent to the bank's page."""
-    import eopayment
-    from flask import flash, redirect, url_for
-
-    from services import payments
-
-    db = get_db()
-    invoice = own_invoice_or_404(invoice_id)
-    transaction_id = payments.new_transaction_id()
-    try:
-        payment, kind, data = payments.start(db, _provider(transaction_id), invoice, current_user.email,
-                                             utcnow().astimezone(PARIS).date(), transaction_id)
-    except billing.BillingError as exc:
-        flash(str(exc), "error")
-        return redirect(url_for("billing.detail", invoice_id=invoice.id))
-    current_app.logger.info("Online payment %s started for invoice %s", payment.id, invoice.number)
+def _to_provider(kind, data, invoice, payment):
+    """Send the parent to the provider: a redirect (PayFiP) or the signed form (SystemPay)."""
     if kind == eopayment.URL:
         return redirect(data)
     # A form to post to the bank: one button (JavaScript off), submitted at once by app.js otherwise.
     return render_template("billing/to_bank.html", form=data, invoice=invoice, payment=payment)
 
 
-def _apply(query_string: str):
-    from models import writing_session
-    from services import payments
-
+@bp.post("/<int:invoice_id>/payer")
+@parent_required
+def pay(invoice_id: int):
+    """"Payer en ligne": create the transaction and send the parent to the provider's page."""
+    db = get_db()
+    invoice = own_invoice_or_404(invoice_id)
+    transaction_id = payments.new_transaction_id()
     try:
-        response = _provider().response(query_string)
-    except Exception as exc:  # a malformed or forged answer: nothing is applied
-        log_event("payment.anomaly", reason="unreadable", error=type(exc).__name__)
-        return None, None
+        prov = _provider(transaction_id)
+        payment, kind, data = payments.start(db, prov, invoice, current_user.email,
+                                             utcnow().astimezone(PARIS).date(), transaction_id)
+    except payments.PaymentPending as pending:
+        return render_template("billing/pending.html", invoice=invoice, payment=pending.payment), 409
+    except payments.PaymentUnavailable as exc:
+        return render_template("billing/unavailable.html", invoice=invoice, message=str(exc)), 503
+    except billing.BillingError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("billing.detail", invoice_id=invoice.id))
+    current_app.logger.info("Online payment %s started for invoice %s", payment.id, invoice.number)
+    return _to_provider(kind, data, invoice, payment)
+
+
+def _own_pending(invoice: Invoice) -> Payment:
+    payment = payments.pending_payment(get_db(), invoice.id)
+    if payment is None:
+        flash("Aucun paiement en ligne de cette facture n'est en cours.", "info")
+        abort(redirect(url_for("billing.detail", invoice_id=invoice.id)))
+    return payment
+
+
+@bp.post("/<int:invoice_id>/paiement-en-cours/reprendre")
+@parent_required
+def resume_payment(invoice_id: int):
+    """Back to the provider's page for the payment under way."""
+    invoice = own_invoice_or_404(invoice_id)
+    payment = _own_pending(invoice)
+    try:
+        kind, data = payments.resume(_provider(payment.transaction_id), payment, invoice, current_user.email)
+    except payments.PaymentUnavailable as exc:
+        return render_template("billing/unavailable.html", invoice=invoice, message=str(exc)), 503
+    return _to_provider(kind, data, invoice, payment)
+
+
+@bp.post("/<int:invoice_id>/paiement-en-cours/abandonner")
+@parent_required
+def give_up_payment(invoice_id: int):
+    """Give up the payment under way, then start again from the invoice."""
+    invoice = own_invoice_or_404(invoice_id)
+    payments.give_up(get_db(), _own_pending(invoice))
+    flash("Le paiement en cours est abandonné. Vous pouvez payer à nouveau cette facture.", "success")
+    return redirect(url_for("billing.detail", invoice_id=invoice.id))
+
+
+def _apply(prov: payments.Provider, response, payment: Payment | None = None) -> Payment | None:
     with writing_session(current_app.extensions["ribambelle.engine"]) as db:
-        payment = payments.apply_response(db, response)
-    return response, payment
+        return payments.apply_response(db, prov, response, payment)
+
+
+def _provider_answer(prov: payments.Provider, payment: Payment | None, query_string: str, body: str = ""):
+    """What the provider says of a payment: asked to PayFiP (the notification names only the idop),
+    read from the signed answer for SystemPay. None when there is nothing to apply."""
+    if prov.is_payfip:
+        return prov.status(payment) if payment is not None else None
+    if not (body or query_string):
+        return None
+    return prov.answer(body or query_string)
 
 
 @bp.post("/paiement/notification")
 def payment_notification():
-    """The provider's server-to-server notification: applied once, only when signed."""
+    """The provider's server-to-server notification: applied once, only when it is the provider's."""
+    prov = _provider()
     body = request.get_data(as_text=True)
-    response, payment = _apply(body)
-    if payment is None:
+    if prov.is_payfip:
+        idop = payments.reference_in(request.query_string.decode(), body)
+        payment = get_db().exec(select(Payment).where(Payment.method == "online",
+                                                      Payment.provider_reference == idop)).first() if idop else None
+        if payment is None:
+            log_event("payment.anomaly", reason="unknown transaction", transaction=(idop or "")[:64])
+            return "refusé", 400
+        response = prov.status(payment)
+        if response is None:  # PayFiP cannot be asked now: answer an error so that it notifies again
+            return "réessayer", 503
+    else:
+        response = prov.answer(body)
+    get_db().rollback()  # the read above ends here: the write below takes its own transaction
+    if _apply(prov, response) is None:
         return "refusé", 400
     return "OK"
 
 
-@bp.get("/paiement/retour/<transaction_id>")
+@bp.route("/paiement/retour/<transaction_id>", methods=["GET", "POST"])
 @parent_required
 def payment_return(transaction_id: str):
-    """The parent back from the bank: a signed answer is applied (once), then the outcome page."""
-    from flask import redirect, url_for
-
-    if request.query_string:
-        _apply(request.query_string.decode())
+    """The parent back from the provider: its answer is applied (once), then the outcome page."""
+    payment = _own_payment_or_404(transaction_id)
+    if payment.status == "pending":
+        prov = _provider(transaction_id)
+        body = request.get_data(as_text=True) if request.method == "POST" else ""
+        response = _provider_answer(prov, payment, request.query_string.decode(), body)
+        get_db().rollback()
+        if response is not None:
+            _apply(prov, response, payment)
     return redirect(url_for("billing.payment_status", transaction_id=transaction_id))
+
+
+def _own_payment_or_404(transaction_id: str) -> Payment:
+    payment = get_db().exec(select(Payment).where(Payment.transaction_id == transaction_id)).first()
+    if payment is None or payment.family_id != current_user.family_id:
+        abort(404)
+    return payment
 
 
 @bp.get("/paiement/<transaction_id>")
 @parent_required
 def payment_status(transaction_id: str):
-    """Page (or its fragment, polled by htmx): the payment's outcome, waiting while unknown."""
-    payment = get_db().exec(select(Payment).where(Payment.transaction_id == transaction_id)).first()
-    if payment is None or payment.family_id != current_user.family_id:
-        abort(404)
-    invoice = get_db().get(Invoice, payment.invoice_id)
-    context = dict(payment=payment, invoice=invoice, states=billing.PAYMENT_STATES)
+    """Page (or its fragment, polled by htmx): the payment's outcome, waiting while unknown.
+
+    While PayFiP has not notified, each look asks it (a notification lost on the way is not waited for).
+    """
+    payment = _own_payment_or_404(transaction_id)
+    if payment.status == "pending":
+        prov = _provider(transaction_id)
+        if prov.is_payfip:
+            response = prov.status(payment)
+            get_db().rollback()
+            if response is not None:
+                payment = _apply(prov, response, payment) or payment
+    db = get_db()
+    invoice = db.get(Invoice, payment.invoice_id)
+    credit = db.exec(select(Credit).where(Credit.payment_id == payment.id)).first()
+    context = dict(payment=payment, invoice=invoice, states=billing.PAYMENT_STATES, credit=credit)
     fragment = request.headers.get("HX-Request") == "true"
     response = make_response(render_template(
         "partials/billing/_payment_status.html" if fragment else "billing/payment.html", **context))

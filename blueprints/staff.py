@@ -13,10 +13,10 @@ from xhtml2pdf import pisa
 from blueprints.billing import invoice_context
 from blueprints.forms import DecisionForm, strip_all
 from blueprints.listing import matches, paginate, search_text
-from models import (AuditEntry, ChangeRequest, Child, Establishment, Family, Guardian, Invoice, Payment, Period,
+from models import (AuditEntry, ChangeRequest, Child, Credit, Establishment, Family, Guardian, Invoice, Payment, Period,
                     Reservation, ReservationLine, Unit, User, get_db, get_or_404, utcnow, writing_session)
 from services import attendance as attendance_service
-from services import audit, billing, exports, family as family_service, outbox, planning
+from services import audit, billing, exports, family as family_service, outbox, payments, planning
 from services.formatting import PARIS, count_words
 from services.security import log_event, staff_required
 
@@ -304,8 +304,36 @@ def billing_home():
         invoices = [i for i in invoices if i.state(today) == "echue"]
     families = {f.id: f for f in db.exec(select(Family).where(Family.id.in_({i.family_id for i in invoices})))}
     last_month = (today.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    credits = payments.open_credits(db)
+    flagged = db.exec(select(Payment).where(Payment.anomaly != "").order_by(Payment.completed_at.desc()).limit(50)).all()
+    families.update({f.id: f for f in db.exec(select(Family).where(
+        Family.id.in_({c.family_id for c in credits} | {p.family_id for p in flagged})))})
+    numbers = dict(db.exec(select(Invoice.id, Invoice.number).where(
+        Invoice.id.in_({c.invoice_id for c in credits} | {p.invoice_id for p in flagged}))).all())
     return render_template("staff/billing.html", invoices=invoices, families=families, today=today, show=show,
-                           states=billing.INVOICE_STATES, last_month=last_month)
+                           states=billing.INVOICE_STATES, last_month=last_month, credits=credits, flagged=flagged,
+                           numbers=numbers)
+
+
+@bp.post("/trop-percus/<int:credit_id>/rembourse")
+@staff_required
+def credit_refunded(credit_id: int):
+    """Action: the régie refunded a credit (trop-perçu); its reference is kept."""
+    db = get_db()
+    reference = (request.form.get("reference") or "").strip()[:100]
+    if not reference:
+        flash("Indiquez la référence du remboursement (virement, chèque…).", "error")
+        return redirect(url_for("staff.billing_home"))
+    try:
+        credit = payments.record_refund(db, get_or_404(Credit, credit_id), reference)
+    except billing.BillingError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("staff.billing_home"))
+    audit.record(db, current_user.id, "update", "credit", credit.id, f"Trop-perçu remboursé : {reference}",
+                 {"etat": "open"}, {"etat": "refunded", "reference": reference}, family_id=credit.family_id)
+    db.commit()
+    flash("Le remboursement du trop-perçu est enregistré.", "success")
+    return redirect(url_for("staff.billing_home"))
 
 
 @bp.route("/factures/<int:invoice_id>", methods=["GET", "POST"])

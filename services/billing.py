@@ -43,7 +43,7 @@ PAYMENT_STATES = {
     "pending": ("En cours", "request"),
     "paid": ("Validé", "booked"),
     "refused": ("Refusé", "refused"),
-    "cancelled": ("Annulé", "closed"),
+    "cancelled": ("Abandonné", "closed"),
     "expired": ("Expiré", "locked"),
 }
 PAYMENT_METHODS = {
@@ -248,7 +248,7 @@ def _mail_issued(db: Session, family: Family, invoice: Invoice) -> None:
 
 
 def apply_payment(db: Session, payment: Payment) -> None:
-    """Add a validated payment to its invoice (the caller commits). Never more than once."""
+    """Add a validated counter payment to its invoice (the caller commits; never more than what is left)."""
     invoice = db.get(Invoice, payment.invoice_id)
     invoice.paid_cents += payment.amount_cents
     db.add(invoice)

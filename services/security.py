@@ -169,7 +169,11 @@ def init_app(app) -> None:
             session["seen_at"] = now
         return None
 
-    csp = CSP.replace("form-action 'self'", " ".join(["form-action 'self'", *_bank_origins(app.config)]))
+    # Where "Payer en ligne" sends the browser, read from the configured eopayment backend.
+    # (Imported here: services.payments writes to the security log of this module.)
+    from services.payments import provider_origins
+
+    csp = CSP.replace("form-action 'self'", " ".join(["form-action 'self'", *provider_origins(app.config)]))
 
     @app.after_request
     def security_headers(response):
@@ -188,20 +192,6 @@ def init_app(app) -> None:
         if _is_htmx_page_route(response):
             response.vary.add("HX-Request")
         return response
-
-
-def _bank_origins(config) -> list[str]:
-    """Where "Payer en ligne" may send the parent's browser (CSP form-action also covers redirects)."""
-    from urllib.parse import urlsplit
-
-    origins = []
-    url = (config.get("PAYMENT_OPTIONS") or {}).get("service_url")
-    if url:
-        parts = urlsplit(url)
-        origins.append(f"{parts.scheme}://{parts.netloc}")
-    if config.get("PAYMENT_BACKEND") in ("tipi", "payfip_ws") and not config.get("PAYMENT_SIMULATOR"):
-        origins.append("https://www.payfip.gov.fr")
-    return origins
 
 
 def _is_htmx() -> bool:

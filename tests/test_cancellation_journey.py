@@ -20,6 +20,9 @@ def test_cancellation_journey(page, db):
                                             Booking.day >= date.today()).order_by(Booking.day)).first()
     unit = db.get(Unit, booking.unit_id)
     page.get_by_label("Mois", exact=True).select_option(f"{booking.day:%Y-%m}")
+    # The month is redrawn by htmx even when it was already shown: a click before the redraw lands would
+    # be undone by it (CI, loaded machine). Wait until no request is in flight.
+    page.wait_for_load_state("networkidle")
     cell_id = f"cell-{booking.day.isoformat()}-{unit.code}"
     expect(page.locator(f"#{cell_id}")).to_have_class(re.compile("cell--booked"))
     page.locator(f"#{cell_id} button").click()

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from models import Family, Invoice, Payment
+from models import Credit, Family, Invoice, Payment
 from tests.conftest import csrf_from, page_text
 
 
@@ -310,3 +310,111 @@ def test_return_and_notification_addresses_come_from_base_url(client, auth, db):
     assert 'action="https://famille.ville.test/simulateur-paiement/"' in html
     assert fields["vads_url_return"].startswith("https://famille.ville.test/factures/paiement/retour/")
     assert fields["vads_url_check"] == "https://famille.ville.test/factures/paiement/notification"
+
+
+def _production_answer(app, fields, mode, **override):
+    """A bank answer in ``mode``, signed with that mode's certificate (as SystemPay would)."""
+    return bank_answer(app, {**fields, "vads_ctx_mode": mode}, **override)
+
+
+@pytest.mark.parametrize("app_settings", [{"PAYMENT_SIMULATOR": True, "PAYMENT_OPTIONS": {"vads_ctx_mode": "PRODUCTION"}}])
+def test_a_test_answer_never_pays_in_production(client, auth, db):
+    """Configured for production, both certificates set: an answer signed with the test one is refused."""
+    auth.login()
+    invoice = martin_invoice(db)
+    fields = start_payment(client, invoice)
+    assert fields["vads_ctx_mode"] == "PRODUCTION"
+    assert notify(client, _production_answer(client.raw.application, fields, "TEST")).status_code == 400
+    assert martin_invoice(db).paid_cents == 1000
+    assert notify(client, _production_answer(client.raw.application, fields, "PRODUCTION")).status_code == 200
+    assert martin_invoice(db).left_cents == 0
+
+
+def test_an_answer_for_another_site_is_refused(client, auth, db):
+    auth.login()
+    invoice = martin_invoice(db)
+    fields = start_payment(client, invoice)
+    assert notify(client, bank_answer(client.raw.application, fields, vads_site_id="87654321")).status_code == 400
+    assert martin_invoice(db).paid_cents == 1000
+
+
+def test_two_identical_notifications_at_once_are_applied_once(app, client, auth, db):
+    import threading
+
+    auth.login()
+    invoice = martin_invoice(db)
+    fields = start_payment(client, invoice)
+    body = bank_answer(app, fields)
+    answers = []
+
+    def post():
+        answers.append(notify(Client(app.test_client()), body).status_code)
+
+    from tests.conftest import Client
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert answers == [200, 200]
+    paid = martin_invoice(db)
+    assert paid.paid_cents == paid.total_cents
+    assert db.exec(select(Credit)).all() == []
+
+
+def test_a_confirmation_after_expiry_is_applied_and_flagged(client, auth, db):
+    from models import utcnow
+
+    auth.login()
+    invoice = martin_invoice(db)
+    fields = start_payment(client, invoice)
+    payment = db.exec(select(Payment).where(Payment.method == "online")).one()
+    payment.status, payment.completed_at = "expired", utcnow()
+    db.add(payment)
+    db.commit()
+    assert notify(client, bank_answer(client.raw.application, fields)).status_code == 200
+    db.expire_all()
+    payment = db.get(Payment, payment.id)
+    assert payment.status == "paid" and payment.anomaly  # the bank took it: never lost, shown to the régie
+    assert martin_invoice(db).left_cents == 0
+
+
+def test_another_familys_return_address_shows_nothing_and_applies_nothing(client, auth, db):
+    auth.login()
+    invoice = martin_invoice(db)
+    fields = start_payment(client, invoice)
+    payment = db.exec(select(Payment).where(Payment.method == "online")).one()
+    auth.logout()
+    auth.login("famille2@demo.test")
+    query = bank_answer(client.raw.application, fields)
+    assert client.get(f"/factures/paiement/retour/{payment.transaction_id}?{query}").status_code == 404
+    assert client.get(f"/factures/paiement/{payment.transaction_id}").status_code == 404
+    assert martin_invoice(db).paid_cents == 1000
+
+
+@pytest.mark.parametrize("app_settings", [{"PAYMENT_SIMULATOR": "payzen"}])
+def test_payzen_through_the_simulator(client, auth, db):
+    """PayZen speaks SystemPay's protocol at its own address: paid once, as configured."""
+    auth.login()
+    invoice = martin_invoice(db)
+    fields = start_payment(client, invoice)
+    assert notify(client, bank_answer(client.raw.application, fields)).status_code == 200
+    assert notify(client, bank_answer(client.raw.application, fields)).status_code == 200
+    assert martin_invoice(db).left_cents == 0
+
+
+def test_abandon_at_systempay_in_chromium_reads_abandonne(page, db):
+    from playwright.sync_api import expect
+
+    from tests.test_journeys import login
+
+    invoice = martin_invoice(db)
+    login(page)
+    page.goto(f"/factures/{invoice.id}")
+    page.get_by_role("button", name=re.compile("Payer en ligne")).click()
+    page.get_by_role("button", name="Abandonner").click()
+    expect(page.locator("#payment-status")).to_contain_text("Paiement abandonné")
+    page.get_by_role("link", name="Retour à mes factures").click()
+    expect(page.get_by_role("cell", name="Abandonné", exact=True)).to_be_visible()
+    assert martin_invoice(db).left_cents == invoice.left_cents and page.console_errors == []
