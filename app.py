@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import click
-from flask import Flask, Request, abort, render_template, request
+from flask import Flask, Request, abort, g, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError
 from jinja2 import ChoiceLoader, FileSystemLoader, PrefixLoader
@@ -188,15 +188,20 @@ def create_app(test_config: dict | None = None) -> Flask:
     import models
 
     app.extensions["ribambelle.engine"] = models.make_engine(app.config["DATABASE_URL"])
+    # SQLite: each process in service holds a shared lock, so that `flask restore` can tell it is running.
+    from services import backup
+
+    app.extensions["ribambelle.running_lock"] = backup.hold_running_lock(app.config["DATABASE_URL"])
     app.teardown_appcontext(models.close_db)
 
     csrf.init_app(app)
     mail.init_app(app)
     login_manager.init_app(app)
 
-    from services import formatting, security
+    from services import formatting, planning, security
 
     formatting.init_app(app)
+    app.add_template_global(planning.state_summary, "state_summary")
     security.init_app(app)
 
     from blueprints import account, accounts, admin, auth, billing, children, demo, periods, reservations, simulator, staff
@@ -287,6 +292,14 @@ def _instance_secret(path: Path) -> str:
     return path.read_text().strip()
 
 
+SERVER_ERROR_TITLE = "Erreur du serveur"
+# What is known: a request that failed wrote nothing of its own, but what was confirmed before stays.
+SERVER_ERROR = ("Une erreur est survenue de notre côté. Réessayez dans un instant ; vos réservations "
+                "confirmées et vos paiements validés restent enregistrés.")
+PLAIN_SERVER_ERROR = (f'<!doctype html><html lang="fr"><meta charset="utf-8"><title>{SERVER_ERROR_TITLE}</title>'
+                      f"<h1>{SERVER_ERROR_TITLE}</h1><p>{SERVER_ERROR}</p></html>")
+
+
 def _register_errors(app: Flask) -> None:
     def page(code: int, title: str, message: str):
         return render_template("error.html", code=code, title=title, message=message), code
@@ -340,12 +353,21 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(500)
     def server_error(e):
-        return page(
-            500,
-            "Erreur du serveur",
-            "Une erreur est survenue de notre côté. Rien n'a été enregistré ; réessayez "
-            "dans quelques minutes.",
-        )
+        # The database may be what failed (a restart, a broken transaction): the page never touches it.
+        db = g.pop("db", None)
+        if db is not None:
+            try:
+                db.close()
+            except Exception:  # the connection is gone: nothing more to close
+                pass
+        # Rendering would load the logged-in user (Flask-Login's context processor): shown as a visitor.
+        g._login_user = login_manager.anonymous_user()
+        try:
+            body = render_template("error.html", code=500, title=SERVER_ERROR_TITLE, message=SERVER_ERROR)
+        except Exception:
+            app.logger.exception("The error page could not be rendered")
+            body = PLAIN_SERVER_ERROR
+        return body, 500
 
 
 def _register_cli(app: Flask) -> None:
@@ -370,24 +392,36 @@ def _register_cli(app: Flask) -> None:
     @app.cli.command("backup")
     @click.argument("destination", required=False, type=click.Path(dir_okay=False, path_type=Path))
     def backup_command(destination):
-        """Save the database to DESTINATION (default: instance/backups/), while the portal runs."""
+        """Save the database to DESTINATION (default: instance/backups/), while the portal runs; verify it."""
         from services import backup
 
         url = app.config["DATABASE_URL"]
         destination = destination or backup.default_destination(url, Path(app.instance_path) / "backups")
-        click.echo(f"Sauvegarde écrite : {backup.backup(url, destination)}")
+        try:
+            written = backup.backup(url, destination)
+        except backup.BackupError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"Sauvegarde écrite et vérifiée : {written}")
 
     @app.cli.command("restore")
     @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
     @click.option("--yes", is_flag=True, help="Replace the current data without asking.")
     def restore_command(source, yes):
-        """Replace the current data with the backup SOURCE (stop the portal first)."""
+        """Replace the current data with the backup SOURCE: all or nothing, the portal stopped."""
         from services import backup
 
         if not yes:
             click.confirm("Les données actuelles seront remplacées par la sauvegarde. Continuer ?", abort=True)
         app.extensions["ribambelle.engine"].dispose()
-        backup.restore(app.config["DATABASE_URL"], source)
+        own_lock = app.extensions.pop("ribambelle.running_lock", None)
+        if own_lock:
+            own_lock.close()  # this command's own process is not "the portal in service"
+        try:
+            backup.restore(app.config["DATABASE_URL"], source)
+        except backup.BackupError as exc:
+            raise click.ClickException(f"{exc} Les données actuelles n'ont pas été modifiées.") from None
+        finally:
+            app.extensions["ribambelle.running_lock"] = backup.hold_running_lock(app.config["DATABASE_URL"])
         click.echo("Sauvegarde restaurée. Appliquez ensuite les migrations : flask migrate")
 
     @app.cli.group("billing")
@@ -436,7 +470,10 @@ def _register_cli(app: Flask) -> None:
         """The mail outbox."""
 
     @mail_group.command("send")
-    def mail_send_command():
-        """Send every mail waiting in the outbox now."""
+    @click.option("--now", is_flag=True, help="Also the mails waiting for their next try (the SMTP server is back).")
+    def mail_send_command(now):
+        """Send the mails of the outbox that are due (with --now: every waiting one)."""
+        if now:
+            outbox.retry_now(app)
         sent, failed = outbox.deliver_pending(app)
         click.echo(f"{sent} envoyé(s), {failed} en échec (nouvel essai plus tard).")

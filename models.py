@@ -213,6 +213,11 @@ class OutboxMail(SQLModel, table=True):
     # and the mail are made when it leaves (never a stale link; the request does the same work whether
     # or not the address has an account, and a row for an unknown address ends "dropped", unsent).
     kind: str = Field(default="", max_length=30)
+    # The same Message-ID on every try: a copy sent twice (a process killed mid-send) reads as one mail.
+    message_id: str = Field(default="", max_length=200)
+    # The SHA-256 of the single-use link the mail carries, if any: a link that expired while the mail
+    # waited (an SMTP outage) is replaced by a fresh one when the mail leaves.
+    token_hash: str = Field(default="", max_length=64)
     status: str = Field(default="pending", max_length=10, index=True)  # pending, sending, sent, dropped
     attempts: int = Field(default=0)
     next_attempt_at: datetime = Field(default_factory=utcnow)

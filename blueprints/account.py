@@ -129,7 +129,7 @@ def change_login():
             token = accounts.issue_token(db, user, "email", new_email=new_email)
             link = external_url("account.confirm_login", token=token)
             outbox.queue(db, new_email, "Confirmez votre nouvelle adresse mail", "confirm_login",
-                         user=user, new_email=new_email, link=link)
+                         link_token=token, user=user, new_email=new_email, link=link)
             outbox.queue(db, user.email, "Demande de changement de votre identifiant", "login_change_notice",
                          user=user, new_email=new_email)
             db.commit()

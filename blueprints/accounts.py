@@ -24,7 +24,7 @@ ROLES = {"parent": "Parent", "agent": "Agent", "admin": "Administrateur"}
 
 def _invite(db, user: User, token: str) -> None:
     outbox.queue(db, user.email, f"Votre compte sur le portail famille de {current_app.config['TOWN_NAME']}",
-                 "account_invite", user=user, link=external_url("auth.reset", token=token))
+                 "account_invite", link_token=token, user=user, link=external_url("auth.reset", token=token))
 
 
 def _open_account(db, form, role: str, family_id: int | None = None) -> User:

@@ -5,6 +5,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
+from sqlalchemy import text
 
 from blueprints.forms import ForgotForm, LoginForm, NewPasswordForm
 from models import User, get_db
@@ -19,6 +20,17 @@ GENERIC_FAILURE = "Identifiant ou mot de passe incorrect."
 @bp.get("/healthz")
 def healthz():
     """Liveness: answers without touching the database."""
+    return {"status": "ok"}
+
+
+@bp.get("/readyz")
+def readyz():
+    """Readiness, for the load balancer: this process can reach the database."""
+    try:
+        get_db().exec(text("SELECT 1")).one()
+    except Exception as exc:
+        current_app.logger.warning("Database unreachable: %s", exc)
+        return {"status": "database unavailable"}, 503
     return {"status": "ok"}
 
 

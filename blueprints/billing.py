@@ -12,7 +12,7 @@ from models import Child, Credit, Family, Invoice, Payment, Unit, get_db, utcnow
 from services import billing, payments
 from services.formatting import PARIS
 from services.links import external_url, portal_url
-from services.security import log_event, parent_required
+from services.security import log_event, parent_required, wants_fragment
 
 bp = Blueprint("billing", __name__, url_prefix="/factures")
 
@@ -42,7 +42,7 @@ def invoice_context(invoice: Invoice) -> dict:
 def detail(invoice_id: int):
     """Page, or the dialog fragment for htmx: the lines, unit prices, totals, paid, left to pay, due date."""
     context = invoice_context(own_invoice_or_404(invoice_id))
-    fragment = request.headers.get("HX-Request") == "true"
+    fragment = wants_fragment()
     response = make_response(render_template(
         "partials/billing/_invoice_dialog.html" if fragment else "billing/detail.html", **context))
     response.vary.add("HX-Request")
@@ -227,7 +227,7 @@ def payment_status(transaction_id: str):
     invoice = db.get(Invoice, payment.invoice_id)
     credit = db.exec(select(Credit).where(Credit.payment_id == payment.id)).first()
     context = dict(payment=payment, invoice=invoice, states=billing.PAYMENT_STATES, credit=credit)
-    fragment = request.headers.get("HX-Request") == "true"
+    fragment = wants_fragment()
     response = make_response(render_template(
         "partials/billing/_payment_status.html" if fragment else "billing/payment.html", **context))
     response.vary.add("HX-Request")

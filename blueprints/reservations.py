@@ -14,7 +14,7 @@ from sqlmodel import func, select
 
 from models import Child, Draft, DraftLine, Establishment, Period, PeriodUnit, Reservation, Unit, get_db, utcnow
 from services import family as family_service, outbox, planning
-from services.security import parent_required
+from services.security import parent_required, wants_fragment
 
 bp = Blueprint("reservations", __name__, url_prefix="/reservations")
 
@@ -38,7 +38,7 @@ def _htmx() -> bool:
 
 def _page_or_fragment(page: str, fragment: str, **context):
     """A full page, or its fragment for htmx; the response varies on HX-Request either way."""
-    response = make_response(render_template(fragment if _htmx() else page, **context))
+    response = make_response(render_template(fragment if wants_fragment() else page, **context))
     response.vary.add("HX-Request")
     return response
 

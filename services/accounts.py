@@ -93,8 +93,10 @@ def _dummy_hash(hasher: PasswordHasher) -> str:
 # --- single-use links -----------------------------------------------------------------------------
 
 
-def _hash_token(token: str) -> str:
+def token_hash(token: str) -> str:
+    """What is stored of a link's token: its SHA-256."""
     return hashlib.sha256(token.encode()).hexdigest()
+
 
 
 def issue_token(db: Session, user: User, purpose: str, new_email: str = "") -> str:
@@ -112,7 +114,7 @@ def issue_token(db: Session, user: User, purpose: str, new_email: str = "") -> s
         AuthToken(
             user_id=user.id,
             purpose=purpose,
-            token_hash=_hash_token(token),
+            token_hash=token_hash(token),
             new_email=new_email,
             created_at=now,
             expires_at=now + lifetime,
@@ -134,7 +136,7 @@ def find_token(db: Session, token: str, purpose: str | tuple[str, ...]) -> tuple
     purposes = (purpose,) if isinstance(purpose, str) else purpose
     if not token or len(token) > 100:
         return None, "unknown"
-    row = db.exec(select(AuthToken).where(AuthToken.token_hash == _hash_token(token))).first()
+    row = db.exec(select(AuthToken).where(AuthToken.token_hash == token_hash(token))).first()
     if row is None or row.purpose not in purposes:
         return None, "unknown"
     if row.used_at:

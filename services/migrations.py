@@ -20,3 +20,15 @@ def config(url: str) -> Config:
 def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database at ``url`` to ``revision``, creating it from nothing if needed."""
     command.upgrade(config(url), revision)
+
+
+def downgrade(url: str, revision: str = "-1") -> None:
+    """Take the database at ``url`` back to ``revision`` (one step by default), all or nothing."""
+    command.downgrade(config(url), revision)
+
+
+def revisions(url: str) -> list[str]:
+    """Every revision, newest first."""
+    from alembic.script import ScriptDirectory
+
+    return [script.revision for script in ScriptDirectory.from_config(config(url)).walk_revisions()]

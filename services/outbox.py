@@ -6,33 +6,44 @@ UPDATE, so several app processes (or threads) never send the same mail twice.
 """
 from __future__ import annotations
 
+import re
 import smtplib
 import socket
 import threading
 from datetime import timedelta
+from email.utils import make_msgid
 
 from flask import current_app, render_template
 from flask_mail import Message
 from sqlalchemy import and_, or_, update
 from sqlmodel import Session, select
 
-from models import OutboxMail, User, utcnow, writing_session
+from models import AuthToken, OutboxMail, User, utcnow, writing_session
 from services import accounts
 from services.links import external_url, portal_url
 
 CLAIM_SECONDS = 120  # a claim older than this is considered dead (process killed mid-send)
+MAX_BACKOFF_MINUTES = 5  # while the SMTP server answers nothing, a mail is tried again at least this often
 
 
-def queue(db: Session, recipient: str, subject: str, template: str, **context) -> OutboxMail:
+def new_message_id() -> str:
+    """A Message-ID for a mail of the outbox, kept with it and sent on every try."""
+    domain = (current_app.config.get("MAIL_DEFAULT_SENDER") or "").rsplit("@", 1)[-1].strip("> ") or "ribambelle.invalid"
+    return make_msgid(domain=domain)
+
+
+def queue(db: Session, recipient: str, subject: str, template: str, link_token: str = "", **context) -> OutboxMail:
     """Write a mail from ``templates/mail/<template>.txt`` (and ``.html``) to the outbox.
 
-    The caller commits; the mail leaves with the next ``deliver_pending``.
+    ``link_token``: the single-use link's token the mail carries (its ``link``), renewed if it expires
+    before the mail leaves. The caller commits; the mail leaves with the next ``deliver_pending``.
     """
     context.setdefault("town_name", current_app.config["TOWN_NAME"])
     context.setdefault("portal_url", portal_url())
     text = render_template(f"mail/{template}.txt", **context)
     html = render_template(f"mail/{template}.html", **context)
-    mail = OutboxMail(recipient=recipient, subject=subject, body_text=text, body_html=html)
+    mail = OutboxMail(recipient=recipient, subject=subject, body_text=text, body_html=html, message_id=new_message_id(),
+                      token_hash=accounts.token_hash(link_token) if link_token else "")
     db.add(mail)
     return mail
 
@@ -43,7 +54,8 @@ def queue_password_reset(db: Session, typed_email: str) -> OutboxMail:
     Nothing is looked up here: the sender finds the account, issues the 30-minute link and writes the
     mail when it leaves (see ``_build_reset``). The caller commits.
     """
-    mail = OutboxMail(recipient=typed_email[:254], subject="", body_text="", kind="reset_password")
+    mail = OutboxMail(recipient=typed_email[:254], subject="", body_text="", kind="reset_password",
+                      message_id=new_message_id())
     db.add(mail)
     return mail
 
@@ -72,7 +84,7 @@ def _build_reset(engine, row: OutboxMail, written: bool = False) -> Message | No
         db.execute(update(OutboxMail).where(OutboxMail.id == row.id).values(
             subject=subject, body_text=text, body_html=html, **({"kind": ""} if written else {})))
         db.commit()
-        return Message(subject=subject, recipients=[user.email], body=text, html=html)
+        return _message(subject, user.email, text, html, row.message_id)
 
 
 def write_deferred(app) -> None:
@@ -82,6 +94,42 @@ def write_deferred(app) -> None:
         rows = db.exec(select(OutboxMail).where(OutboxMail.kind != "", OutboxMail.status == "pending")).all()
     for row in rows:
         _build_reset(engine, row, written=True)
+
+
+LINK_TOKEN = re.compile(r"(/mot-de-passe/nouveau/|/compte/login/confirmer/)([A-Za-z0-9_-]+)")
+
+
+def _renew_link(engine, row: OutboxMail) -> OutboxMail | None:
+    """A mail whose link expired while it waited gets a fresh link; None when the link was used (no mail)."""
+    if not row.token_hash:
+        return row
+    with writing_session(engine) as db:
+        token = db.exec(select(AuthToken).where(AuthToken.token_hash == row.token_hash)).first()
+        if token is None or token.superseded_at is not None or token.expires_at > utcnow():
+            return row  # still good, or replaced by a newer mail's link (or unknown): sent as written
+        if token.used_at is not None:
+            db.execute(update(OutboxMail).where(OutboxMail.id == row.id)
+                       .values(status="dropped", locked_until=None, last_error="lien déjà utilisé"))
+            db.commit()
+            return None
+        user = db.get(User, token.user_id)
+        fresh = accounts.issue_token(db, user, token.purpose, new_email=token.new_email)
+
+        def swap(text: str) -> str:
+            return LINK_TOKEN.sub(lambda m: m.group(1) + fresh if accounts.token_hash(m.group(2)) == row.token_hash
+                                  else m.group(0), text)
+
+        values = dict(body_text=swap(row.body_text), body_html=swap(row.body_html), token_hash=accounts.token_hash(fresh))
+        db.execute(update(OutboxMail).where(OutboxMail.id == row.id).values(**values))
+        db.commit()
+        return db.get(OutboxMail, row.id)
+
+
+def _message(subject: str, recipient: str, text: str, html: str, message_id: str) -> Message:
+    message = Message(subject=subject, recipients=[recipient], body=text, html=html or None)
+    if message_id:
+        message.msgId = message_id  # the outbox row's own: every try of this mail carries the same
+    return message
 
 
 def _due():
@@ -120,8 +168,9 @@ def _finish(engine, mail_id: int, error: Exception | None) -> None:
             row.status, row.sent_at, row.last_error = "sent", utcnow(), ""
         else:
             row.status = "pending"
-            # 1, 2, 4 ... minutes, at most an hour between tries
-            row.next_attempt_at = utcnow() + timedelta(minutes=min(2 ** (row.attempts - 1), 60))
+            # 1, 2, 4 then every 5 minutes: a mail leaves soon after the server is back (a reset link
+            # lives 30 minutes); `flask mail send --now` does not even wait for that.
+            row.next_attempt_at = utcnow() + timedelta(minutes=min(2 ** (row.attempts - 1), MAX_BACKOFF_MINUTES))
             row.last_error = f"{type(error).__name__}: {error}"[:500]
         db.add(row)
         db.commit()
@@ -147,9 +196,10 @@ def deliver_pending(app, limit: int = 100) -> tuple[int, int]:
                 if message is None:
                     continue  # no account at that address: nothing to send
             else:
-                message = Message(
-                    subject=row.subject, recipients=[row.recipient], body=row.body_text, html=row.body_html or None
-                )
+                row = _renew_link(engine, row)
+                if row is None:
+                    continue  # its link was used meanwhile: the mail has no purpose left
+                message = _message(row.subject, row.recipient, row.body_text, row.body_html, row.message_id)
             try:
                 with _smtp_timeout(app.config["MAIL_TIMEOUT"]):
                     flask_mail.send(message)

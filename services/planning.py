@@ -403,15 +403,22 @@ def period_for_child(db: Session, child: Child, period_id: int) -> Period | None
 
 
 def _draft(db: Session, child: Child, period: Period) -> Draft:
-    draft = db.exec(select(Draft).where(Draft.child_id == child.id, Draft.period_id == period.id)).first()
+    """The draft of this child and period, created if need be, and locked until the caller commits.
+
+    Two clicks at the same moment on one draft (the parent's phone and PC, the family's two guardians)
+    are applied one after the other, each on what the other left: on PostgreSQL by the row lock taken
+    here, on SQLite by the write lock a POST's transaction takes at its start.
+    """
+    query = select(Draft).where(Draft.child_id == child.id, Draft.period_id == period.id).with_for_update()
+    draft = db.exec(query).first()
     if draft is None:
         draft = Draft(child_id=child.id, period_id=period.id)
         db.add(draft)
         try:
             db.flush()
-        except IntegrityError:  # created by another request at the same moment
+        except IntegrityError:  # created by another request at the same moment: wait for it, then use it
             db.rollback()
-            draft = db.exec(select(Draft).where(Draft.child_id == child.id, Draft.period_id == period.id)).one()
+            draft = db.exec(query).one()
     return draft
 
 
@@ -438,6 +445,7 @@ def toggle(db: Session, child: Child, period: Period, unit_id: int, day: date, n
 
     In "cancel" mode, a click on a booked cell selects its cancellation instead.
     """
+    draft = _draft(db, child, period)  # locked first: the planning below is read after any click in flight
     planning = load_planning(db, child, period, [day], now, mode)
     if unit_id not in planning.weekdays:
         raise PlanningError("Cette unité n'existe pas dans cette période.")
@@ -446,7 +454,6 @@ def toggle(db: Session, child: Child, period: Period, unit_id: int, day: date, n
     change = Change(days={day}, units={unit_id})
     if not cell.clickable:
         raise PlanningError(f"{unit.label} du {day:%d/%m/%Y} : {cell.words}")
-    draft = planning.draft or _draft(db, child, period)
     line = planning.draft_lines.get((unit_id, day))
     what = f"{unit.label} du {day:%d/%m/%Y}"
     if line is not None:
@@ -492,11 +499,11 @@ def bulk(db: Session, child: Child, period: Period, unit_id: int, days: list[dat
 
     In "cancel" mode, selecting marks every cancellable booked day for cancellation.
     """
+    draft = _draft(db, child, period)  # locked first, as for a click
     planning = load_planning(db, child, period, days, now, mode)
     if unit_id not in planning.weekdays:
         raise PlanningError("Cette unité n'existe pas dans cette période.")
     unit = planning.unit(unit_id)
-    draft = _draft(db, child, period)
     change = Change(units={unit_id})
     action = "cancel" if mode == "cancel" else "book"
     for day in days:
@@ -649,6 +656,26 @@ def _take_places(db: Session, wanted: list[tuple[int, date]]) -> set[tuple[int, 
 def release_place(db: Session, unit_id: int, day: date) -> None:
     db.execute(update(DaySlot).where(DaySlot.unit_id == unit_id, DaySlot.day == day, DaySlot.taken > 0)
                .values(taken=DaySlot.taken - 1))
+
+
+def state_summary(lines: list[ReservationLine], cancellation: bool = False) -> str:
+    """What the lines became, counted: "13 jours acceptés, 4 en attente" (the overall state alone would
+    say "En attente de traitement" for 13 accepted days and 4 waiting)."""
+    counts = {state: sum(1 for l in lines if l.state == state) for state in ("accepted", "pending", "refused")}
+    if cancellation:
+        noun, feminine = "annulation", True
+    elif len({l.day for l in lines}) == len(lines):
+        noun, feminine = "jour", False
+    else:  # several units on one day: count the boxes ticked, not the days
+        noun, feminine = "case", True
+    e = "e" if feminine else ""
+    parts = []
+    for state, word in (("accepted", f"accepté{e}"), ("pending", "en attente"), ("refused", f"refusé{e}")):
+        n = counts[state]
+        if n:
+            adjective = word if state == "pending" else (word + "s" if n > 1 else word)
+            parts.append(f"{n} {noun}{'s' if n > 1 else ''} {adjective}" if not parts else f"{n} {adjective}")
+    return ", ".join(parts)
 
 
 def reservation_status(lines: list[ReservationLine]) -> str:

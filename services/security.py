@@ -191,7 +191,14 @@ def init_app(app) -> None:
             response.headers["Cache-Control"] = "no-store"
         if _is_htmx_page_route(response):
             response.vary.add("HX-Request")
+            response.vary.add("HX-History-Restore-Request")
         return response
+
+
+def wants_fragment() -> bool:
+    """A page route answers its fragment to htmx, but the whole page when htmx restores history (Back):
+    what it puts back on the screen must be a page with its header, title and margins."""
+    return request.headers.get("HX-Request") == "true" and request.headers.get("HX-History-Restore-Request") != "true"
 
 
 def _is_htmx() -> bool:

@@ -14,6 +14,15 @@
   });
   document.addEventListener("htmx:beforeRequest", function (e) { if (!e.target.closest("dialog")) { opener = e.target; } });
   document.addEventListener("htmx:afterRequest", arm); arm();
+  // A click that the server could not answer (5xx) or that never reached it: say so where the user is.
+  function failed(words) {
+    var live = document.getElementById("planning-live") || document.getElementById("live");
+    if (live) { live.textContent = ""; setTimeout(function () { live.textContent = words; }, 50); }
+  }
+  document.addEventListener("htmx:responseError", function () { failed("Le serveur n'a pas pu enregistrer ce choix. " +
+    "Réessayez dans un instant ; vos réservations confirmées restent enregistrées."); });
+  document.addEventListener("htmx:sendError", function () { failed("Pas de connexion au serveur : ce choix n'est pas " +
+    "enregistré. Vérifiez votre connexion internet et réessayez."); });
   document.addEventListener("htmx:afterSettle", function (e) { // htmx wires new content only then
     document.querySelectorAll("dialog[data-modal]:not([open])").forEach(function (d) { // modal: focus stays inside
       d.addEventListener("close", function () { d.remove(); if (opener && document.contains(opener)) { opener.focus(); } });

@@ -403,3 +403,53 @@ def page(browser, live_server):
     page.console_errors = errors
     yield page
     context.close()
+
+
+# --- invariants -----------------------------------------------------------------------------------
+
+
+def place_drift(db) -> dict:
+    """Places taken beyond the bookings that hold them, per unit and day (the demo fills two days with
+    families from outside it): a fault must never change it."""
+    from sqlalchemy import text
+
+    db.expire_all()
+    return {(unit, str(day)): taken - held for unit, day, taken, held in db.execute(text(
+        """SELECT s.unit_id, s.day, s.taken, count(b.id) FROM dayslot s
+           LEFT JOIN booking b ON b.unit_id = s.unit_id AND b.day = s.day AND b.status IN ('accepted', 'request')
+           GROUP BY s.unit_id, s.day, s.taken HAVING s.taken <> count(b.id)""")).all()}
+
+
+def check_invariants(db, drift_before: dict | None = None) -> None:
+    """What no fault may break, read from the database; the fault tests call it after each fault.
+
+    Places taken match the bookings that hold them (as they did before the fault: ``drift_before``,
+    from ``place_drift``) and never exceed the capacity; every reservation has lines; reservation
+    numbers are unique and within their counter; each invoice's paid amount is what its validated
+    payments brought, less what became a credit.
+    """
+    from sqlalchemy import text
+
+    def rows(sql):
+        return db.execute(text(sql)).all()
+
+    drift = place_drift(db)
+    assert drift == (drift_before or {}), f"places taken differ from the bookings holding them: {drift}"
+    over = rows("""SELECT s.unit_id, s.day, s.taken FROM dayslot s JOIN unit u ON u.id = s.unit_id
+                   WHERE s.taken > COALESCE(s.capacity, u.capacity)""")
+    assert over == [], f"overbooked: {over[:5]}"
+    empty = rows("""SELECT r.number FROM reservation r LEFT JOIN reservationline l ON l.reservation_id = r.id
+                    GROUP BY r.number HAVING count(l.id) = 0""")
+    assert empty == [], f"reservations without lines: {empty[:5]}"
+    numbers = [n for (n,) in rows("SELECT number FROM reservation")]
+    assert len(numbers) == len(set(numbers))
+    counters = dict(rows("SELECT name, value FROM counter"))
+    for number in numbers:
+        year, sequence = number.split("-")[1], int(number.split("-")[2])
+        assert any(year in name and sequence <= value for name, value in counters.items()), number
+    money = rows("""SELECT i.number, i.paid_cents,
+                           COALESCE((SELECT sum(p.amount_cents) FROM payment p WHERE p.invoice_id = i.id AND p.status = 'paid'), 0),
+                           COALESCE((SELECT sum(c.amount_cents) FROM credit c WHERE c.invoice_id = i.id), 0)
+                    FROM invoice i""")
+    wrong = [m for m in money if m[1] != m[2] - m[3]]
+    assert wrong == [], f"paid amounts differ from the payments: {wrong[:5]}"

@@ -139,3 +139,20 @@ def test_whole_booking_with_javascript_off(no_js_page, db):
     page.get_by_role("link", name="Terminer").click()
     expect(page.get_by_role("heading", name="Mon compte famille")).to_be_visible()
     assert len(db.exec(select(Reservation)).all()) == before + 1
+
+
+def test_back_after_a_month_change_and_after_the_window_shows_whole_pages(page, db):
+    """htmx restores history by asking the page again (HX-History-Restore-Request): the whole page comes."""
+    login(page)
+    open_planning_from_the_window(page)
+    first = page.locator("#planning-month caption").inner_text()
+    next_month(page)
+    page.go_back()
+    expect(page.locator("#planning-month caption")).to_have_text(first)
+    expect(page.get_by_role("heading", name="Planning de Léa Martin")).to_be_visible()
+    menu = page.get_by_role("navigation", name="Menu principal")
+    expect(menu.get_by_role("link", name="Mon compte famille")).to_be_visible()  # the site's header is there
+    expect(page.get_by_role("contentinfo")).to_contain_text("Accessibilité")  # and its footer
+    page.go_back()  # back over the window's "Continuer": the family space, whole
+    expect(page.get_by_role("heading", name="Mon compte famille")).to_be_visible()
+    expect(page.get_by_role("contentinfo")).to_contain_text("Accessibilité")

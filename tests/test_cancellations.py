@@ -149,6 +149,8 @@ def test_agent_accepts_a_late_cancellation_as_justified(client, auth, db, smtp):
     assert decided.state == "accepted" and decided.justified and not decided.billable
     mail = smtp.wait_for("parent@demo.test")[0]
     assert "absence justifiée : non facturée" in smtp.text(mail)
+    assert re.search(r"Où en est la réservation R-\d{4}-\d{6} : 1 annulation acceptée", smtp.text(mail))
+    assert re.search(r"\n- .+ \(absence justifiée : non facturée\)\r?\n\r?\nOù en est", smtp.text(mail))  # one line each
 
 
 def test_attendance_list_page_pdf_csv_and_ticks(client, auth, db):

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -180,6 +181,41 @@ def test_nginx_in_front_of_two_app_processes(app, database_url, tmp_path):
             assert "Mon compte famille" in browser.open(base + "/")[1]
         served = [len((tmp_path / f"access-{p}.log").read_text().splitlines()) for p in ports]
         assert all(n >= 3 for n in served), served
+
+        # Slow clients (headers sent a few bytes at a time, never finished) and a crowd of idle connections
+        # are held by nginx, not by gunicorn's few threads: everybody else is still served at once.
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        slow = []
+        for _ in range(6):
+            tls = context.wrap_socket(socket.create_connection(("127.0.0.1", https), timeout=5), server_hostname=SITE)
+            tls.sendall(f"GET /factures HTTP/1.1\r\nHost: {SITE}\r\nX-Lent: ".encode())
+            slow.append(tls)
+        idle = [socket.create_connection(("127.0.0.1", https), timeout=5) for _ in range(100)]
+        try:
+            for _ in range(4):
+                started = time.time()
+                assert "Mon compte famille" in browser.open(base + "/")[1]
+                assert time.time() - started < 2
+            for tls in slow:  # still trickling in
+                tls.sendall(b"x")
+        finally:
+            for sock in slow + idle:
+                sock.close()
+
+        # The same slow clients straight to one gunicorn process (2 threads) hold it: why it listens on
+        # 127.0.0.1 only, behind nginx.
+        direct = []
+        for _ in range(4):
+            sock = socket.create_connection(("127.0.0.1", ports[1]), timeout=5)
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Lent: ")
+            direct.append(sock)
+        try:
+            with pytest.raises(OSError):  # timed out: no thread left for anybody else
+                urllib.request.urlopen(f"http://127.0.0.1:{ports[1]}/healthz", timeout=2)
+        finally:
+            for sock in direct:
+                sock.close()
 
         # One process stops: nginx sends the requests to the other one.
         servers[0].terminate()

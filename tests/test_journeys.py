@@ -90,7 +90,7 @@ def test_family_change_in_the_browser_at_phone_width(page):
     expect(page.get_by_role("alert")).to_contain_text("Le formulaire n'a pas été enregistré.")
     expect(page.get_by_text("Le code postal compte 5 chiffres.")).to_be_visible()
     # the error summary takes the focus so a screen reader reads it first
-    assert page.evaluate("document.activeElement.id") == "form-errors"
+    expect(page.locator("#form-errors")).to_be_focused()  # (app.js runs once the page is parsed: wait for it)
     page.get_by_label("Code postal").fill("00200")
     page.get_by_role("button", name="Enregistrer").click()
     expect(page.get_by_text("Modification en attente de validation").first).to_be_visible()

@@ -16,7 +16,7 @@ from sqlmodel import Session, func, select
 
 from models import Child, Family, Reservation, User
 from services import migrations
-from tests.conftest import free_port
+from tests.conftest import check_invariants, free_port, place_drift
 
 
 def test_backup_then_restore_brings_the_data_back(app, database_url, tmp_path):
@@ -154,3 +154,106 @@ def test_two_app_processes_share_sessions_bookings_and_capacity(app, database_ur
     assert db.get(DaySlot, (journee.id, day)).taken == journee.capacity
     assert planning.overbooked(db) == []
     assert len(db.exec(select(Reservation).where(Reservation.created_at >= started)).all()) >= 2
+
+
+def _invariants(url, drift=None):
+    engine = create_engine(url)
+    with Session(engine) as db:
+        if drift is None:
+            return place_drift(db)
+        check_invariants(db, drift)
+    engine.dispose()
+
+
+def _counts(url):
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        counts = {t: conn.execute(text(f'SELECT count(*) FROM "{t}"')).scalar_one()
+                  for t in ("family", "user", "reservation", "invoice", "counter")}
+    engine.dispose()
+    return counts
+
+
+def _damaged_copies(dump: Path, tmp_path: Path) -> dict[str, Path]:
+    data = dump.read_bytes()
+    truncated = tmp_path / "tronquee.bin"
+    truncated.write_bytes(data[: len(data) // 2])
+    corrupted = tmp_path / "abimee.bin"
+    middle = len(data) // 2
+    corrupted.write_bytes(data[:middle] + os.urandom(4096) + data[middle + 4096:])
+    garbage = tmp_path / "autre.bin"
+    garbage.write_bytes(b"ceci n'est pas une sauvegarde" * 100)
+    return {"truncated": truncated, "corrupted": corrupted, "garbage": garbage}
+
+
+def test_a_damaged_backup_is_refused_and_the_live_data_stays(app, database_url, tmp_path):
+    """Truncated, corrupted or foreign: the restore says why and changes nothing (critical: no wipe)."""
+    runner = app.test_cli_runner()
+    dump = tmp_path / "sauvegarde.bin"
+    made = runner.invoke(args=["backup", str(dump)])
+    assert made.exit_code == 0 and "Sauvegarde écrite et vérifiée" in made.output, made.output
+    before = _counts(database_url)
+    drift = _invariants(database_url)
+    for what, damaged in _damaged_copies(dump, tmp_path).items():
+        result = runner.invoke(args=["restore", str(damaged), "--yes"])
+        assert result.exit_code != 0, what
+        assert "Les données actuelles n'ont pas été modifiées." in result.output, (what, result.output)
+        assert ("illisible" in result.output or "endommagée" in result.output or "pg_restore a échoué" in result.output
+                or "n'est pas une sauvegarde" in result.output), (what, result.output)
+        assert _counts(database_url) == before, what
+        _invariants(database_url, drift)
+    # the portal still works on the untouched data
+    engine = create_engine(database_url)
+    with Session(engine) as db:
+        assert db.exec(select(User).where(User.email == "parent@demo.test")).one()
+    engine.dispose()
+
+
+def test_backup_refuses_to_call_a_damaged_file_good(app, database_url, tmp_path):
+    from services import backup
+
+    dump = tmp_path / "sauvegarde.bin"
+    backup.backup(database_url, dump)
+    for what, damaged in _damaged_copies(dump, tmp_path).items():
+        with pytest.raises(backup.BackupError):
+            backup.check(database_url, damaged)
+    backup.check(database_url, dump)
+
+
+def test_restore_is_refused_while_the_portal_is_in_service(app, make_app, database_url, tmp_path):
+    runner = app.test_cli_runner()
+    dump = tmp_path / "sauvegarde.bin"
+    assert runner.invoke(args=["backup", str(dump)]).exit_code == 0
+    serving = make_app()  # another process of the portal on this database
+    assert serving.test_client().get("/readyz").status_code == 200  # it holds its connection
+    result = runner.invoke(args=["restore", str(dump), "--yes"])
+    assert result.exit_code != 0 and "Restauration refusée" in result.output, result.output
+    assert "Arrêtez le portail" in result.output
+    serving.extensions["ribambelle.engine"].dispose()
+    lock = serving.extensions.pop("ribambelle.running_lock", None)
+    if lock:
+        lock.close()  # that process stops
+    assert runner.invoke(args=["restore", str(dump), "--yes"]).exit_code == 0
+
+
+def test_after_a_restore_no_number_already_shown_is_handed_out_again(app, database_url, tmp_path):
+    from services import counters
+
+    runner = app.test_cli_runner()
+    dump = tmp_path / "sauvegarde.bin"
+    assert runner.invoke(args=["backup", str(dump)]).exit_code == 0
+    drift = _invariants(database_url)
+    engine = create_engine(database_url)
+    with Session(engine) as db:  # numbers given out after the backup (shown to families)
+        for _ in range(3):
+            shown = counters.next_value(db, "reservation-2099")
+        db.commit()
+    engine.dispose()
+    restored = runner.invoke(args=["restore", str(dump), "--yes"])
+    assert restored.exit_code == 0, restored.output
+    engine = create_engine(database_url)
+    with Session(engine) as db:
+        assert counters.next_value(db, "reservation-2099") == shown + 1
+        db.commit()
+        check_invariants(db, drift)
+    engine.dispose()

@@ -83,3 +83,103 @@ def test_without_a_mail_server_mails_wait_and_the_demo_mailbox_shows_them(make_a
 
 def test_demo_mailbox_is_off_unless_asked_for(client):
     assert client.get("/demo/courriels").status_code == 404
+
+
+def test_after_an_outage_flask_mail_send_now_sends_what_waits_for_its_next_try(make_app, db_factory):
+    """SMTP came back: `flask mail send --now` does not wait for the back-off; each try keeps its Message-ID."""
+    from datetime import timedelta
+
+    from models import utcnow
+
+    port = free_port()
+    app = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=port, MAIL_TIMEOUT=2)
+    with app.test_request_context():
+        import models
+
+        outbox.queue(models.get_db(), "famille@demo.test", "Essai", "login_change_notice",
+                     user=type("U", (), {"first_name": "Test"})(), new_email="x@demo.test")
+        models.get_db().commit()
+    for _ in range(8):  # a long outage: many failed tries
+        outbox.retry_now(app)
+        assert outbox.deliver_pending(app) == (0, 1)
+    db = db_factory(app)
+    row = db.exec(select(OutboxMail)).one()
+    assert row.attempts == 8 and row.message_id.startswith("<") and row.message_id.endswith(">")
+    assert row.next_attempt_at <= utcnow() + timedelta(minutes=outbox.MAX_BACKOFF_MINUTES, seconds=5)  # capped
+    server = SMTPServer()
+    server.port = port
+    from aiosmtpd.controller import Controller
+
+    server.controller = Controller(server.controller.handler, hostname="127.0.0.1", port=port)
+    server.start()
+    try:
+        assert outbox.deliver_pending(app) == (0, 0)  # not due yet
+        output = app.test_cli_runner().invoke(args=["mail", "send", "--now"]).output
+        assert "1 envoyé(s), 0 en échec" in output
+        (mail,) = server.to("famille@demo.test")
+        assert mail["Message-ID"] == row.message_id
+    finally:
+        server.stop()
+
+
+def test_a_mail_sent_twice_after_a_crash_has_one_message_id(app, smtp, db):
+    """A sender killed after the SMTP server took the mail but before it was marked sent: the claim expires,
+    the mail goes again — with the same Message-ID, so the second copy is recognisable."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from models import utcnow
+
+    with app.test_request_context():
+        outbox.queue(db, "famille@demo.test", "Essai", "login_change_notice",
+                     user=type("U", (), {"first_name": "Test"})(), new_email="x@demo.test")
+        db.commit()
+    assert outbox.deliver_pending(app) == (1, 0)
+    row = db.exec(select(OutboxMail)).one()
+    # As if the process died right after sending: still "sending", its claim now expired.
+    db.execute(update(OutboxMail).where(OutboxMail.id == row.id)
+               .values(status="sending", locked_until=utcnow() - timedelta(seconds=1)))
+    db.commit()
+    assert outbox.deliver_pending(app) == (1, 0)
+    copies = smtp.to("famille@demo.test")
+    assert len(copies) == 2 and copies[0]["Message-ID"] == copies[1]["Message-ID"] == row.message_id
+
+
+def test_a_link_that_expired_while_the_mail_waited_is_renewed(make_app, db_factory):
+    """A login confirmation (48 h) queued during a long SMTP outage: it leaves with a fresh link."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from models import AuthToken, User
+    from services import demo_data
+    from tests.conftest import Auth, Client
+    import models
+
+    port = free_port()
+    app = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=port, MAIL_TIMEOUT=2)
+    with app.app_context():
+        demo_data.seed(models.get_db(), app.extensions["ribambelle.hasher"])
+    client = Client(app.test_client())
+    Auth(client).login()
+    client.submit("/compte/login/modifier", {"email": "claire.neuve@demo.test", "current": "parent-demo-ribambelle"})
+    db = db_factory(app)
+    db.execute(update(AuthToken).values(expires_at=models.utcnow() - timedelta(minutes=1)))  # three days later
+    db.commit()
+    server = SMTPServer()
+    server.port = port
+    from aiosmtpd.controller import Controller
+
+    server.controller = Controller(server.controller.handler, hostname="127.0.0.1", port=port)
+    server.start()
+    try:
+        outbox.retry_now(app)
+        outbox.deliver_pending(app)
+        link = SMTPServer.link(server.wait_for("claire.neuve@demo.test")[0])
+    finally:
+        server.stop()
+    response = client.get(link.split("localhost", 1)[1], follow_redirects=True)
+    assert "est confirmée" in page_text(response)
+    db.expire_all()
+    assert db.exec(select(User).where(User.email == "claire.neuve@demo.test")).one()

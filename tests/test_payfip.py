@@ -14,7 +14,7 @@ from sqlmodel import select
 
 from blueprints import simulator
 from models import Credit, Family, Invoice, Payment
-from tests.conftest import free_port
+from tests.conftest import check_invariants, free_port, place_drift
 
 
 @pytest.fixture
@@ -164,7 +164,7 @@ def test_two_tabs_both_paid_at_payfip_make_a_credit_not_a_hidden_surplus(live_se
     """The parent gave up the first tab, then paid in both: the bank took twice; the family is owed once."""
     parent = Parent(live_server).login()
     invoice = martin_invoice(db)
-    left_before = invoice.left_cents
+    left_before, drift = invoice.left_cents, place_drift(db)
     first_page, first = to_payfip(parent, invoice)
     parent.post(f"/factures/{invoice.id}/paiement-en-cours/abandonner", {}, page=f"/factures/{invoice.id}")
     second_page, second = to_payfip(parent, invoice)
@@ -182,6 +182,7 @@ def test_two_tabs_both_paid_at_payfip_make_a_credit_not_a_hidden_surplus(live_se
     assert db.exec(select(Payment).where(Payment.provider_reference == first)).one().anomaly
     home = parent.get("/").text
     assert "Trop-perçus" in home and "La régie vous le rembourse" in home
+    check_invariants(db, drift)
 
 
 def test_payfip_unreachable_or_slow_says_so_and_starts_nothing(live_server, app, db, monkeypatch):

@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import select
 
 from models import Credit, Family, Invoice, Payment
-from tests.conftest import csrf_from, page_text
+from tests.conftest import check_invariants, csrf_from, page_text, place_drift
 
 
 @pytest.fixture
@@ -343,6 +343,7 @@ def test_two_identical_notifications_at_once_are_applied_once(app, client, auth,
 
     auth.login()
     invoice = martin_invoice(db)
+    drift = place_drift(db)
     fields = start_payment(client, invoice)
     body = bank_answer(app, fields)
     answers = []
@@ -361,6 +362,7 @@ def test_two_identical_notifications_at_once_are_applied_once(app, client, auth,
     paid = martin_invoice(db)
     assert paid.paid_cents == paid.total_cents
     assert db.exec(select(Credit)).all() == []
+    check_invariants(db, drift)
 
 
 def test_a_confirmation_after_expiry_is_applied_and_flagged(client, auth, db):

@@ -379,3 +379,21 @@ def test_many_days_confirmed_at_once_by_two_parents_never_overbook(app, db, summ
             outcomes = sorted(l.outcome for l in lines if l.day == day and l.unit_id == u[code].id)
             assert outcomes == ["accepted", "waitlist"], (day, code, outcomes)
     assert planning.overbooked(db) == []
+
+
+def test_state_summary_counts_what_each_line_became():
+    from datetime import date
+
+    from models import ReservationLine
+    from services.planning import state_summary
+
+    def lines(*states, same_day=False):
+        return [ReservationLine(reservation_id=1, unit_id=1 + (i % 2 if same_day else 0),
+                                day=date(2027, 7, 5 + (i // 2 if same_day else i)), outcome="accepted", state=s)
+                for i, s in enumerate(states)]
+
+    assert state_summary(lines(*["accepted"] * 13, *["pending"] * 4)) == "13 jours acceptés, 4 en attente"
+    assert state_summary(lines("accepted")) == "1 jour accepté"
+    assert state_summary(lines("pending", "refused", "refused")) == "1 jour en attente, 2 refusés"
+    assert state_summary(lines("accepted", "accepted", same_day=True)) == "2 cases acceptées"
+    assert state_summary(lines("accepted", "pending"), cancellation=True) == "1 annulation acceptée, 1 en attente"

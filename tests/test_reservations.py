@@ -62,6 +62,7 @@ def test_family_space_lists_reservations_with_state_and_legend(client, auth):
     assert "Nouvelle réservation" in page
     assert re.search(r"R-\d{4}-\d{6}", page)
     assert "En attente de traitement" in page  # the demo reservation has a request
+    assert "2 jours acceptés, 2 en attente" in page  # and says what the rest became
     assert "Légende" in page and "Partiellement acceptée" in page
 
 

@@ -6,7 +6,6 @@ Create Date: 2026-11-26 21:35:34.095510
 """
 from alembic import op
 import sqlalchemy as sa
-import sqlmodel
 
 
 revision = '77efcc4b1ded'
@@ -33,6 +32,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Before this revision every price belonged to a period: unit prices (no period) cannot go back.
+    op.execute("DELETE FROM price WHERE period_id IS NULL")
     with op.batch_alter_table('price', schema=None) as batch_op:
         batch_op.alter_column('period_id',
                existing_type=sa.INTEGER(),

@@ -1,0 +1,111 @@
+"""Faults lose nothing and get words: the error page without the database, readiness, htmx errors."""
+import re
+
+from sqlalchemy import create_engine
+
+from tests.conftest import Auth, Client, check_invariants, page_text, place_drift
+
+UNREACHABLE = "postgresql+psycopg://nobody@127.0.0.1:1/none"
+
+
+def _database_goes_away(app):
+    """As if PostgreSQL stopped: every connection the app asks for now fails."""
+    app.extensions["ribambelle.engine"].dispose()
+    app.extensions["ribambelle.engine"] = create_engine(UNREACHABLE, connect_args={"connect_timeout": 1})
+
+
+def test_the_error_page_needs_no_database(make_app):
+    """A logged-in parent while the database is down: a French page with the site around it, no traceback."""
+    from services import demo_data
+    import models
+
+    app = make_app(PROPAGATE_EXCEPTIONS=False)
+    with app.app_context():
+        demo_data.seed(models.get_db(), app.extensions["ribambelle.hasher"])
+    client = Client(app.test_client())
+    Auth(client).login()
+    _database_goes_away(app)
+    for url in ("/", "/compte/famille/modifier", "/factures/1"):
+        response = client.get(url)
+        text = page_text(response)
+        assert response.status_code == 500, url
+        assert "Erreur du serveur" in text and "vos réservations confirmées et vos paiements validés restent" in text
+        assert "Portail famille" in text and "Aller au contenu" in text  # the page itself, not a bare fallback
+        assert "Rien n'a été enregistré" not in text and "Traceback" not in text and "psycopg" not in text
+    app.extensions["ribambelle.engine"].dispose()
+
+
+def test_readyz_checks_the_database_and_healthz_does_not(make_app):
+    app = make_app()
+    assert app.test_client().get("/readyz").get_json() == {"status": "ok"}
+    _database_goes_away(app)
+    down = app.test_client().get("/readyz")
+    assert down.status_code == 503 and down.get_json() == {"status": "database unavailable"}
+    assert app.test_client().get("/healthz").status_code == 200
+    app.extensions["ribambelle.engine"].dispose()
+
+
+def test_a_failed_htmx_click_is_announced_in_the_planning(page, db):
+    """A toggle answered 500, or lost on the network: the planning's live region says so."""
+    from playwright.sync_api import expect
+
+    from tests.test_booking_journey import open_planning_from_the_window
+    from tests.test_journeys import login
+
+    login(page)
+    open_planning_from_the_window(page)
+    cell = page.locator("td.cell--available").filter(has=page.locator("button")).first
+    page.route(re.compile(r".*/cellule$"), lambda route: route.fulfill(status=500, body="erreur"))
+    cell.get_by_role("button").click()
+    expect(page.locator("#planning-live")).to_contain_text("Le serveur n'a pas pu enregistrer ce choix.")
+    page.unroute(re.compile(r".*/cellule$"))
+    page.route(re.compile(r".*/cellule$"), lambda route: route.abort())
+    cell.get_by_role("button").click()
+    expect(page.locator("#planning-live")).to_contain_text("Pas de connexion au serveur")
+
+
+def test_two_guardians_clicking_one_cell_at_the_same_moment(app, db):
+    """Both answered 200 with the cell as it now is; the draft ends consistent (two clicks: as before)."""
+    import threading
+
+    from sqlmodel import select
+
+    from models import Draft, DraftLine
+    from tests.test_reservations import bookable_day, kid, lutins, planning_url
+
+    est, period, units = lutins(db)
+    lea = kid(db, "Léa")
+    unit = units["matinee"]
+    day = bookable_day(db, period, unit, lea)
+    guardians = []
+    for email in ("parent@demo.test", "parent2@demo.test"):
+        client = Client(app.test_client())
+        Auth(client).login(email)
+        guardians.append(client)
+    url = f"/reservations/planning/{lea.id}/{period.id}/cellule"
+    drift = place_drift(db)
+    for round_ in range(6):
+        tokens = [re.search(r'name="csrf_token" value="([^"]+)"|"X-CSRFToken": "([^"]+)"',
+                            c.get(planning_url(lea, period, day)).get_data(as_text=True)) for c in guardians]
+        tokens = [m.group(1) or m.group(2) for m in tokens]
+        barrier, answers = threading.Barrier(2), []
+
+        def click(client, token):
+            barrier.wait()
+            response = client.post(url, data={"csrf_token": token, "cellule": f"{day.isoformat()}.{unit.id}",
+                                              "mois": f"{day:%Y-%m}"}, headers={"HX-Request": "true"})
+            answers.append((response.status_code, response.get_data(as_text=True)))
+
+        threads = [threading.Thread(target=click, args=(c, t)) for c, t in zip(guardians, tokens)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert [code for code, _ in answers] == [200, 200], (round_, [a[1][:300] for a in answers])
+        assert all(f'id="cell-{day.isoformat()}-matinee"' in body for _, body in answers)
+        db.expire_all()
+        draft = db.exec(select(Draft).where(Draft.child_id == lea.id, Draft.period_id == period.id)).one()
+        lines = db.exec(select(DraftLine).where(DraftLine.draft_id == draft.id, DraftLine.unit_id == unit.id,
+                                                DraftLine.day == day)).all()
+        assert lines == [], round_  # one click selected it, the other cleared it: as before the round
+        check_invariants(db, drift)
