@@ -242,6 +242,9 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
         cursor.close()
 
 
+APPLICATION_NAME = "ribambelle"
+
+
 def make_engine(url: str):
     """An engine for ``url``; SQLite connections may cross threads (the dev server's).
 
@@ -249,7 +252,8 @@ def make_engine(url: str):
     (see ``writing_session``) takes the write lock first, before it reads what it will change.
     """
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
+        # Named, so that `flask restore` can tell the portal's own connections from an admin's psql.
+        return create_engine(url, pool_pre_ping=True, connect_args={"application_name": APPLICATION_NAME})
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
 
     @event.listens_for(engine, "connect")
@@ -340,10 +344,19 @@ class Unit(SQLModel, table=True):
     establishment_id: int = Field(foreign_key="establishment.id", index=True)
     code: str = Field(max_length=30)  # "matinee": used in element ids
     label: str = Field(max_length=60)
+    # The planning's column heading on a phone ("A.-midi"); empty: the label, shortened if it is long.
+    short_label: str = Field(default="", max_length=10)
     position: int = Field(default=0)
     capacity: int = Field(default=0)
 
     establishment: Optional[Establishment] = Relationship(back_populates="units")
+
+    @property
+    def short(self) -> str:
+        """What fits a planning column at 320 px: the short label, else the label (cut at 7 letters)."""
+        if self.short_label:
+            return self.short_label
+        return self.label if len(self.label) <= 8 else self.label[:7].rstrip() + "."
 
 
 class UnitExclusion(SQLModel, table=True):

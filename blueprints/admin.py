@@ -20,7 +20,7 @@ from services.security import admin_required
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 ESTABLISHMENT_FIELDS = ("name", "kind", "address", "phone", "email")
-UNIT_FIELDS = ("label", "position", "capacity")
+UNIT_FIELDS = ("label", "short_label", "position", "capacity")
 PAGE_SIZE = 50  # enrolled children per page
 CHOICES_SHOWN = 50  # children offered in the list to enrol; a search narrows them
 

@@ -258,6 +258,8 @@ class EstablishmentForm(FrenchForm):
 class UnitForm(FrenchForm):
     label = StringField("Nom de l'unité", validators=[DataRequired(REQUIRED), length(60)],
                         description="Accueil du matin, Matinée, Repas, Après-midi, Journée, Accueil du soir…")
+    short_label = StringField("Nom court (colonne du planning sur téléphone)", validators=[Optional(), length(10)],
+                              description="10 caractères au plus, par exemple « A.-midi » ; vide : le nom, raccourci.")
     position = IntegerField("Ordre d'affichage", default=1,
                             validators=[InputRequired(REQUIRED), NumberRange(0, 99, "Un nombre entre 0 et 99.")])
     capacity = IntegerField("Capacité (places par jour)", default=0,

@@ -19,6 +19,8 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from models import APPLICATION_NAME
+
 
 class BackupError(Exception):
     """Why a backup or a restore was refused or failed, in French; nothing was changed."""
@@ -80,13 +82,14 @@ def running_problem(url: str) -> str | None:
         with engine.connect() as conn:
             for _ in range(10):  # a process that just stopped takes a moment to leave pg_stat_activity
                 others = conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                                           "AND pid <> pg_backend_pid()")).scalar_one()
+                                           "AND pid <> pg_backend_pid() AND application_name = :app"),
+                                      {"app": APPLICATION_NAME}).scalar_one()
                 if not others:
                     return None
                 time.sleep(0.3)
     finally:
         engine.dispose()
-    return f"{others} autre(s) connexion(s) sont ouvertes sur la base"
+    return f"le portail est en service sur cette base ({others} connexion(s) ouverte(s))"
 
 
 # --- backup -------------------------------------------------------------------------------------------

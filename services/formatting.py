@@ -44,6 +44,11 @@ def month_year(value: date | None) -> str:
     return format_date(value, format="LLLL yyyy", locale="fr_FR") if value else ""
 
 
+def month_short(value: date | None) -> str:
+    """'juil. 2027': the month list of the planning, on a phone's width."""
+    return format_date(value, format="LLL yyyy", locale="fr_FR") if value else ""
+
+
 def euros(cents: int | None) -> str:
     """Integer cents as '12,50 €'."""
     if cents is None:
@@ -63,3 +68,4 @@ def init_app(app) -> None:
     app.add_template_filter(euros)
     app.add_template_filter(day_short)
     app.add_template_filter(month_year)
+    app.add_template_filter(month_short)

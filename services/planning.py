@@ -168,6 +168,8 @@ class Cell:
     reason: str = ""
     outcome: str = ""  # for "selected": what confirming will give
     clickable: bool = False
+    conflict: str = ""  # locked because this unit, booked that day, cannot be combined with it
+
 
     @property
     def id(self) -> str:
@@ -175,6 +177,8 @@ class Cell:
 
     @property
     def label(self) -> str:
+        if self.conflict:  # not a deadline: say which booking is in the way
+            return f"Non cumulable avec {self.conflict}"
         return STATES[self.state][0]
 
     @property
@@ -265,7 +269,7 @@ class Planning:
             return Cell(day, unit, "locked", why)
         conflict = self.excluded_booking(unit, day)
         if conflict:
-            return Cell(day, unit, "locked", f"Non cumulable avec {conflict.label}, déjà réservé ce jour")
+            return Cell(day, unit, "locked", f"{conflict.label} est déjà réservé ce jour", conflict=conflict.label)
         if self.is_full(unit, day):
             return Cell(day, unit, "full", "Plus de place : un clic fait une demande en liste d'attente", clickable=True)
         return Cell(day, unit, "available", why, clickable=True)

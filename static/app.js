@@ -1,5 +1,6 @@
 // Ribambelle: the little glue htmx does not do. Every page still works without it.
 (function () { "use strict";
+  document.documentElement.classList.add("js"); // the CSS may hide what only a page without JavaScript needs
   var opener = null, warning = document.getElementById("session-warning"), timer = null;
   document.addEventListener("ribambelle:close-dialog", function () {
     document.querySelectorAll("dialog[data-modal]").forEach(function (d) { d.close(); }); });
@@ -12,7 +13,11 @@
     var errors = document.getElementById("form-errors"), bank = document.querySelector("form[data-autosubmit]");
     if (errors) { errors.focus(); } if (bank) { bank.submit(); } // to the bank at once; a button for JS off
   });
-  document.addEventListener("htmx:beforeRequest", function (e) { if (!e.target.closest("dialog")) { opener = e.target; } });
+  var cellId = null; // the planning cell clicked: its redrawn self gets the focus back (else it falls to the body)
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    if (!e.target.closest("dialog")) { opener = e.target; }
+    var cell = e.target.closest && e.target.closest("td.cell"); cellId = cell ? cell.id : null;
+  });
   document.addEventListener("htmx:afterRequest", arm); arm();
   // A click that the server could not answer (5xx) or that never reached it: say so where the user is.
   function failed(words) {
@@ -28,6 +33,8 @@
       d.addEventListener("close", function () { d.remove(); if (opener && document.contains(opener)) { opener.focus(); } });
       d.showModal();
     });
+    var again = cellId && document.getElementById(cellId);
+    if (again && again.firstElementChild) { again.firstElementChild.focus(); cellId = null; return; }
     var root = e.detail.target && (document.getElementById(e.detail.target.id) || e.detail.target);
     var steps = root && root.querySelectorAll ? root.querySelectorAll("[data-focus]") : [];
     if (steps.length) { steps[steps.length - 1].focus(); } // then the newest step of what came in

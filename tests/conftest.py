@@ -192,6 +192,7 @@ def db_factory():
     yield factory
     for session in sessions:
         session.close()
+        session.get_bind().dispose()
 
 
 CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')

@@ -41,6 +41,7 @@ def test_whole_booking_with_htmx(page, db):
     cell.get_by_role("button").click()
     expect(page.locator(f"#{cell_id}")).to_have_class(re.compile("cell--selected"))
     expect(page.locator("#planning-live")).to_contain_text("sélectionné")
+    expect(page.locator(f"#{cell_id} button")).to_be_focused()  # the focus stays on the redrawn cell
     page.locator(f"#{cell_id}").get_by_role("button").click()
     expect(page.locator(f"#{cell_id}")).to_have_class(re.compile("cell--available"))
     page.locator(f"#{cell_id}").get_by_role("button").click()

@@ -217,3 +217,31 @@ def test_attendance_csv_never_hands_a_formula_to_the_spreadsheet(client, auth, d
     assert row[10] == "'" + lea.medical_notes
     assert row[11] == "'  -2+3"
     assert all(not value.lstrip().startswith(("=", "+", "-", "@")) for r in rows for value in r)
+
+
+def test_the_check_screen_warns_that_a_late_cancellation_is_billed(client, auth, db):
+    """Before confirming, the parent reads which days are late (billed if accepted, unless justified)."""
+    lea = kid(db, "Léa")
+    _, period, units = lutins(db)
+    now = utcnow()
+    today = planning.paris_now(now).date()
+    days = [today + timedelta(days=n) for n in range(1, 40)]
+    plan = planning.load_planning(db, lea, period, days, now)
+    late = next(d for d in days if period.start_date <= d <= period.end_date and plan.closed_reason(units["repas"], d) is None
+                and (units["repas"].id, d) not in plan.bookings
+                and planning.cancel_rule(period, "accepted", d, now)[0] == "request")
+    line = db.exec(select(ReservationLine)).first()
+    db.add(Booking(child_id=lea.id, unit_id=units["repas"].id, day=late, status="accepted", line_id=line.id))
+    db.commit()
+    auth.login()
+    token = csrf_from(client.get(f"{CANCEL}/planning/{lea.id}/{period.id}?mois={late:%Y-%m}").get_data(as_text=True))
+    client.post(f"{CANCEL}/planning/{lea.id}/{period.id}/cellule", headers=HX,
+                data={"csrf_token": token, "cellule": f"{late}.{units['repas'].id}", "mois": f"{late:%Y-%m}"})
+    booking = next(b for b in db.exec(select(Booking).where(Booking.child_id == lea.id, Booking.status == "accepted"))
+                   if planning.cancel_rule(period, "accepted", b.day, now)[0] == "accepted")
+    unit = db.get(planning.Unit, booking.unit_id)
+    client.post(f"{CANCEL}/planning/{lea.id}/{period.id}/cellule", headers=HX,
+                data={"csrf_token": token, "cellule": f"{booking.day}.{unit.id}", "mois": f"{booking.day:%Y-%m}"})
+    recap = page_text(client.get(f"{CANCEL}/planning/{lea.id}/{period.id}/recapitulatif"))
+    assert "Hors délai : demande d'annulation, facturée si la structure l'accepte, sauf absence justifiée." in recap
+    assert "Dans les délais : annulation acceptée, non facturée." in recap

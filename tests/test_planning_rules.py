@@ -397,3 +397,14 @@ def test_state_summary_counts_what_each_line_became():
     assert state_summary(lines("pending", "refused", "refused")) == "1 jour en attente, 2 refusés"
     assert state_summary(lines("accepted", "accepted", same_day=True)) == "2 cases acceptées"
     assert state_summary(lines("accepted", "pending"), cancellation=True) == "1 annulation acceptée, 1 en attente"
+
+
+def test_a_day_locked_by_a_booked_journee_says_non_cumulable_not_deadline(app, db, summer):
+    """The lock is not a deadline: the cell names the booking in the way."""
+    u = units(db)
+    planning.toggle(db, child(db), summer, u["journee"].id, date(2027, 7, 8), NOW)
+    confirm(app, "Léa", summer)
+    matinee = cell(db, summer, "matinee", date(2027, 7, 8))
+    assert matinee.state == "locked" and matinee.label == "Non cumulable avec Journée"
+    assert "Verrouillé" not in matinee.words and "Journée est déjà réservé ce jour" in matinee.words
+    assert cell(db, summer, "repas", date(2027, 7, 8), now=paris(2027, 7, 7)).label == "Verrouillé (délai dépassé)"  # a deadline
