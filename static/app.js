@@ -46,10 +46,15 @@
   document.addEventListener("submit", function (e) { // a confirmation posts once, however often it is pressed
     if (e.target.matches("form[data-once]")) { if (e.target.dataset.sent) { e.preventDefault(); } e.target.dataset.sent = "1"; }
   });
-  ["mouseover", "mouseout"].forEach(function (type) { // legends open on hover too, as the guide says
-    document.addEventListener(type, function (e) {
-      var legend = e.target.closest && e.target.closest("details[data-hover-open]");
-      if (legend && (type === "mouseover" || !legend.contains(e.relatedTarget))) { legend.open = type === "mouseover"; }
+  ["pointerover", "pointerout"].forEach(function (type) { // legends open on hover too, as the guide says,
+    document.addEventListener(type, function (e) {               // with a mouse only: a tap is a click
+      var legend = e.pointerType === "mouse" && e.target.closest && e.target.closest("details[data-hover-open]");
+      if (legend && (type === "pointerover" || !legend.contains(e.relatedTarget))) { legend.open = type === "pointerover"; }
     });
+  });
+  document.addEventListener("keydown", function (e) { // Escape closes an open legend or unit menu, focus on its button
+    if (e.key !== "Escape") { return; }
+    var open = e.target.closest && e.target.closest("details[open]") || document.querySelector("details.legend[open], details.unit-menu[open]");
+    if (open && !open.closest("dialog")) { open.open = false; open.querySelector("summary").focus(); }
   });
 })();

@@ -31,7 +31,7 @@ def test_cancellation_journey(page, db):
     page.locator(f"#{cell_id} button").click()  # a second click keeps the day
     expect(page.locator(f"#{cell_id}")).to_have_class(re.compile("cell--booked"))
     page.locator(f"#{cell_id} button").click()
-    expect(page.locator("#planning-counter")).to_contain_text("1 jour à annuler")
+    expect(page.locator("#planning-counter")).to_contain_text("1 case à annuler")
 
     page.get_by_role("link", name="Valider le planning").click()
     expect(page.get_by_role("heading", name="Vérifiez les jours d'annulation")).to_be_visible()

@@ -48,7 +48,7 @@ def test_click_on_a_booked_day_selects_its_cancellation(client, auth, db):
     html = page_text(client.post(f"{CANCEL}/planning/{lea.id}/{period.id}/cellule", headers=HX,
                                  data={"csrf_token": token, "cellule": f"{booking.day}.{unit.id}", "mois": f"{booking.day:%Y-%m}"}))
     assert "cell--cancel_selected" in html and "annulation acceptée (à confirmer)" in html
-    assert "<strong>1</strong> jour à annuler" in html
+    assert "<strong>1</strong> case à annuler" in html
     # the booking itself is untouched until confirmed
     assert db.get(Booking, booking.id) is not None
     # a free day cannot be "cancelled"

@@ -65,3 +65,42 @@ def test_the_month_fits_a_phone(browser, live_server, db, width, height, javascr
     heading = page.locator(".planning-table thead th").nth(1).bounding_box()
     assert 0 <= heading["y"] <= 5 and page.locator(".planning-table thead th").nth(1).is_visible()
     context.close()
+
+
+def test_the_legend_opens_with_one_tap_and_closes_with_escape(browser, live_server, db):
+    context = browser.new_context(base_url=live_server, locale="fr-FR", viewport={"width": 360, "height": 740},
+                                  has_touch=True, is_mobile=True)
+    page = context.new_page()
+    login(page)
+    page.goto("/reservations/planning/1/1")
+    legend = page.locator("#planning-month details.legend")
+    panel = legend.locator(".legend-panel")
+    legend.locator("summary").tap()
+    expect(panel).to_be_visible()  # one tap shows it (the hover is for a mouse only)
+    box = panel.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 360
+    legend.locator("summary").tap()
+    expect(panel).to_be_hidden()  # one tap closes it
+    legend.locator("summary").tap()
+    page.keyboard.press("Escape")
+    expect(panel).to_be_hidden()
+    expect(legend.locator("summary")).to_be_focused()
+    menu = page.locator(".planning-table thead details.unit-menu").first
+    menu.locator("summary").tap()
+    expect(menu.locator(".menu")).to_be_visible()
+    for item in menu.locator(".menu-item").all():  # the unit's menu inside the screen
+        box = item.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 360
+    page.keyboard.press("Escape")
+    expect(menu.locator(".menu")).to_be_hidden()
+    context.close()
+
+
+def test_the_legend_still_opens_on_mouse_hover(page):
+    login(page)
+    page.goto("/reservations/planning/1/1")
+    legend = page.locator("#planning-month details.legend")
+    legend.locator("summary").hover()
+    expect(legend.locator(".legend-panel")).to_be_visible()
+    page.mouse.move(5, 5)
+    expect(legend.locator(".legend-panel")).to_be_hidden()
