@@ -262,3 +262,16 @@ def test_weak_or_current_password_is_refused(client, auth, db):
         assert message in html, password
     db.expire_all()
     assert db.exec(select(User).where(User.email == "parent@demo.test")).one().password_hash == before
+
+
+def test_login_confirmation_opened_in_another_browser_fills_the_login(app, client, auth, smtp):
+    """The link opened on another device: confirmed, then the login page with the new login written in."""
+    from tests.conftest import Client, SMTPServer
+
+    auth.login()
+    client.submit("/compte/login/modifier", {"email": "claire.neuve@demo.test", "current": "parent-demo-ribambelle"})
+    link = SMTPServer.link(smtp.wait_for("claire.neuve@demo.test")[0])
+    other = Client(app.test_client())
+    response = other.get(link.split("localhost", 1)[1], follow_redirects=True)
+    assert "Connectez-vous avec cette adresse." in page_text(response)
+    assert 'value="claire.neuve@demo.test"' in response.get_data(as_text=True)
