@@ -156,10 +156,10 @@ def test_cell_toggle_with_htmx_returns_the_cell_and_the_counter(client, auth, db
     assert response.status_code == 200
     assert html.lstrip().startswith(f'<td id="cell-{day.isoformat()}-repas"')
     assert "Sélectionné : réservation acceptée (à confirmer)" in html
-    assert 'id="planning-counter"' in html and "hx-swap-oob" in html and "<strong>1</strong> jour" in html
+    assert 'id="planning-counter"' in html and "hx-swap-oob" in html and "<strong>1</strong> case sélectionnée" in html
     assert len(db.exec(select(DraftLine)).all()) == 1
     html = page_text(post_cell(client, lea, period, units["repas"], day))
-    assert "Disponible" in html and "<strong>0</strong> jour" in html
+    assert "Disponible" in html and "<strong>0</strong> case sélectionnée" in html
     assert db.exec(select(DraftLine)).all() == []
 
 
