@@ -153,14 +153,15 @@ def _apply(prov: payments.Provider, response, payment: Payment | None = None) ->
         return payments.apply_response(db, prov, response, payment)
 
 
-def _provider_answer(prov: payments.Provider, payment: Payment | None, query_string: str, body: str = ""):
-    """What the provider says of a payment: asked to PayFiP (the notification names only the idop),
-    read from the signed answer for SystemPay. None when there is nothing to apply."""
-    if prov.is_payfip:
-        return prov.status(payment) if payment is not None else None
-    if not (body or query_string):
-        return None
-    return prov.answer(body or query_string)
+def _settle_pending(payment: Payment, signed_answer: str = "") -> Payment:
+    """A payment still pending: what the provider says of it now — asked of PayFiP, or read from
+    SystemPay's signed answer brought back by the parent — applied once. Returns the payment as it stands."""
+    if payment.status != "pending":
+        return payment
+    prov = _provider(payment.transaction_id)
+    response = prov.status(payment) if prov.is_payfip else (prov.answer(signed_answer) if signed_answer else None)
+    get_db().rollback()  # the reads end here: the write takes its own transaction
+    return (_apply(prov, response, payment) if response is not None else None) or payment
 
 
 @bp.post("/paiement/notification")
@@ -190,14 +191,8 @@ def payment_notification():
 @parent_required
 def payment_return(transaction_id: str):
     """The parent back from the provider: its answer is applied (once), then the outcome page."""
-    payment = _own_payment_or_404(transaction_id)
-    if payment.status == "pending":
-        prov = _provider(transaction_id)
-        body = request.get_data(as_text=True) if request.method == "POST" else ""
-        response = _provider_answer(prov, payment, request.query_string.decode(), body)
-        get_db().rollback()
-        if response is not None:
-            _apply(prov, response, payment)
+    body = request.get_data(as_text=True) if request.method == "POST" else ""
+    _settle_pending(_own_payment_or_404(transaction_id), body or request.query_string.decode())
     return redirect(url_for("billing.payment_status", transaction_id=transaction_id))
 
 
@@ -215,14 +210,7 @@ def payment_status(transaction_id: str):
 
     While PayFiP has not notified, each look asks it (a notification lost on the way is not waited for).
     """
-    payment = _own_payment_or_404(transaction_id)
-    if payment.status == "pending":
-        prov = _provider(transaction_id)
-        if prov.is_payfip:
-            response = prov.status(payment)
-            get_db().rollback()
-            if response is not None:
-                payment = _apply(prov, response, payment) or payment
+    payment = _settle_pending(_own_payment_or_404(transaction_id))
     db = get_db()
     invoice = db.get(Invoice, payment.invoice_id)
     credit = db.exec(select(Credit).where(Credit.payment_id == payment.id)).first()

@@ -99,10 +99,16 @@ class Provider:
     options: dict
     payment: eopayment.Payment
     timeout: float
+    simulated: bool = False
 
     @property
     def is_payfip(self) -> bool:
         return self.kind == "payfip_ws"
+
+    def payfip_page(self, idop: str) -> str:
+        """PayFiP's payment page for ``idop`` (the simulator's page in the demo and the tests)."""
+        page = external_url("simulator.payfip_page") if self.simulated else payfip_ws.PAYMENT_URL
+        return f"{page}?idop={idop}"
 
     def request(self, amount_cents: int, email: str, transaction_id: str, invoice: Invoice):
         """Ask the provider to start; (its reference, eopayment.URL or FORM, the address or form)."""
@@ -112,9 +118,7 @@ class Provider:
             reference, kind, data = self.payment.request(
                 amount, email=email, refdet=invoice.number.replace("-", ""), exer=str(invoice.month.year),
                 transaction_id=transaction_id, subject=f"Facture {invoice.number}", timeout=self.timeout)
-            if simulated_kind_of(self) and kind == eopayment.URL:
-                data = data.replace(payfip_ws.PAYMENT_URL, external_url("simulator.payfip_page"))
-            return reference, kind, data
+            return reference, eopayment.URL, self.payfip_page(reference)
         return self.payment.request(amount, email=email, orderid=invoice.number.replace("-", ""),
                                     transaction_id=transaction_id)
 
@@ -159,10 +163,6 @@ class Provider:
         return None
 
 
-def simulated_kind_of(provider: Provider) -> bool:
-    return provider.options.get("_simulated", False)
-
-
 def provider(config: dict, return_url: str = "", notify_url: str = "") -> Provider:
     """The configured provider, with the return and notification addresses of this portal."""
     simulated = simulated_kind(config)
@@ -174,8 +174,7 @@ def provider(config: dict, return_url: str = "", notify_url: str = "") -> Provid
         options["normal_return_url"] = return_url
     if notify_url:
         options["automatic_return_url"] = notify_url
-    backend_options = {k: v for k, v in options.items() if not k.startswith("_")}
-    payment = eopayment.Payment(kind, backend_options)
+    payment = eopayment.Payment(kind, options)
     timeout = float(config.get("PAYMENT_TIMEOUT") or 15)
     if kind == "payfip_ws" and (simulated or options.get("wsdl_url")):
         # eopayment's own PayFiP client, on the simulator's WSDL (or the one a town was given), fetched
@@ -183,8 +182,7 @@ def provider(config: dict, return_url: str = "", notify_url: str = "") -> Provid
         payment.backend.payfip = payfip_ws.PayFiP(
             wsdl_url=options.get("wsdl_url") or external_url("simulator.payfip_service") + "?wsdl",
             zeep_client_kwargs={"transport": zeep.Transport(timeout=timeout, operation_timeout=timeout)})
-    options["_simulated"] = bool(simulated)
-    return Provider(kind, options, payment, timeout)
+    return Provider(kind, options, payment, timeout, simulated=bool(simulated))
 
 
 def provider_origins(config: dict) -> list[str]:
@@ -269,10 +267,7 @@ def start(db: Session, prov: Provider, invoice: Invoice, email: str, today, tran
 def resume(prov: Provider, payment: Payment, invoice: Invoice, email: str):
     """Send the parent back to a payment under way: PayFiP's page for its idop, SystemPay's form again."""
     if prov.is_payfip:
-        url = payfip_ws.PAYMENT_URL + "?idop=" + str(payment.provider_reference)
-        if simulated_kind_of(prov):
-            url = url.replace(payfip_ws.PAYMENT_URL, external_url("simulator.payfip_page"))
-        return eopayment.URL, url
+        return eopayment.URL, prov.payfip_page(payment.provider_reference)
     try:
         _, kind, data = prov.request(payment.amount_cents, email, payment.transaction_id, invoice)
     except Exception as exc:
