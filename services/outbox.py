@@ -32,16 +32,20 @@ def new_message_id() -> str:
     return make_msgid(domain=domain)
 
 
+def _render(template: str, **context) -> tuple[str, str]:
+    """The text and HTML of ``templates/mail/<template>``, with the town's name and the portal's address."""
+    context.setdefault("town_name", current_app.config["TOWN_NAME"])
+    context.setdefault("portal_url", portal_url())
+    return render_template(f"mail/{template}.txt", **context), render_template(f"mail/{template}.html", **context)
+
+
 def queue(db: Session, recipient: str, subject: str, template: str, link_token: str = "", **context) -> OutboxMail:
     """Write a mail from ``templates/mail/<template>.txt`` (and ``.html``) to the outbox.
 
     ``link_token``: the single-use link's token the mail carries (its ``link``), renewed if it expires
     before the mail leaves. The caller commits; the mail leaves with the next ``deliver_pending``.
     """
-    context.setdefault("town_name", current_app.config["TOWN_NAME"])
-    context.setdefault("portal_url", portal_url())
-    text = render_template(f"mail/{template}.txt", **context)
-    html = render_template(f"mail/{template}.html", **context)
+    text, html = _render(template, **context)
     mail = OutboxMail(recipient=recipient, subject=subject, body_text=text, body_html=html, message_id=new_message_id(),
                       token_hash=accounts.token_hash(link_token) if link_token else "")
     db.add(mail)
@@ -75,11 +79,8 @@ def _build_reset(engine, row: OutboxMail, written: bool = False) -> Message | No
             return None
         token = accounts.issue_token(db, user, "reset")  # supersedes an earlier link: only the newest works
         minutes = int(accounts.RESET_LIFETIME.total_seconds() // 60)
-        context = dict(user=user, link=external_url("auth.reset", token=token), minutes=minutes,
-                       town_name=current_app.config["TOWN_NAME"], portal_url=portal_url())
         subject = "Votre identifiant et le lien pour choisir un nouveau mot de passe"
-        text = render_template("mail/reset_password.txt", **context)
-        html = render_template("mail/reset_password.html", **context)
+        text, html = _render("reset_password", user=user, link=external_url("auth.reset", token=token), minutes=minutes)
         # What left is kept, as for every mail (without the link's token in another column: it is in the body).
         db.execute(update(OutboxMail).where(OutboxMail.id == row.id).values(
             subject=subject, body_text=text, body_html=html, **({"kind": ""} if written else {})))

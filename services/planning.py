@@ -36,7 +36,7 @@ from models import (
     utcnow,
 )
 from services.counters import next_value
-from services.formatting import PARIS
+from services.formatting import PARIS, count_words
 
 # Cell states: code -> (words shown to the parent, icon file). Never colour alone.
 STATES = {
@@ -665,20 +665,21 @@ def release_place(db: Session, unit_id: int, day: date) -> None:
 def state_summary(lines: list[ReservationLine], cancellation: bool = False) -> str:
     """What the lines became, counted: "13 jours acceptés, 4 en attente" (the overall state alone would
     say "En attente de traitement" for 13 accepted days and 4 waiting)."""
-    counts = {state: sum(1 for l in lines if l.state == state) for state in ("accepted", "pending", "refused")}
     if cancellation:
-        noun, feminine = "annulation", True
+        noun, e = "annulation", "e"
     elif len({l.day for l in lines}) == len(lines):
-        noun, feminine = "jour", False
+        noun, e = "jour", ""
     else:  # several units on one day: count the boxes ticked, not the days
-        noun, feminine = "case", True
-    e = "e" if feminine else ""
-    parts = []
-    for state, word in (("accepted", f"accepté{e}"), ("pending", "en attente"), ("refused", f"refusé{e}")):
-        n = counts[state]
-        if n:
-            adjective = word if state == "pending" else (word + "s" if n > 1 else word)
-            parts.append(f"{n} {noun}{'s' if n > 1 else ''} {adjective}" if not parts else f"{n} {adjective}")
+        noun, e = "case", "e"
+    parts = []  # the noun said once, with the first count
+    for state, word in (("accepted", f"accepté{e}"), ("pending", None), ("refused", f"refusé{e}")):
+        n = sum(1 for l in lines if l.state == state)
+        if not n:
+            continue
+        if word is None:  # "en attente" does not take the plural
+            parts.append(f"{count_words(n, noun) if not parts else n} en attente")
+        else:
+            parts.append(count_words(n, f"{noun} {word}" if not parts else word))
     return ", ".join(parts)
 
 
