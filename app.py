@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import click
-from flask import Flask, Request, abort, g, render_template, request
+from flask import Flask, Request, abort, flash, g, render_template, request, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError
 from jinja2 import ChoiceLoader, FileSystemLoader, PrefixLoader
@@ -23,7 +23,7 @@ from werkzeug.exceptions import SecurityError
 from werkzeug.routing import IntegerConverter
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from flask_login import LoginManager
+from flask_login import LoginManager, current_user
 from flask_mail import Mail
 from flask_wtf.csrf import CSRFProtect
 
@@ -323,6 +323,14 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(e):
+        if request.headers.get("HX-Request") == "true":
+            # A click on a page left open (its session cookie gone): never a silent 400 in a fragment,
+            # the whole page goes to the login, or is drawn again; what was selected stays in the draft.
+            if not current_user.is_authenticated:
+                flash("Votre session a expiré. Reconnectez-vous : vos jours sélectionnés sont gardés.", "info")
+                return "", 204, {"HX-Redirect": url_for("auth.login")}
+            flash("Cette page avait expiré : elle est rechargée. Refaites votre dernier choix.", "info")
+            return "", 204, {"HX-Refresh": "true"}
         return page(
             400,
             "Formulaire expiré",

@@ -14,6 +14,7 @@ from sqlmodel import func, select
 
 from models import Child, Draft, DraftLine, Establishment, Period, PeriodUnit, Reservation, Unit, get_db, utcnow
 from services import family as family_service, outbox, planning
+from services.formatting import month_year
 from services.security import parent_required, wants_fragment
 
 bp = Blueprint("reservations", __name__, url_prefix="/reservations")
@@ -112,21 +113,26 @@ def new(mode: str):
     child = establishment = period = None
     choices = []
     error = None
+    # Each step: the choice sent, else the only one possible (ticked for the parent).
     if request.args.get("enfant"):
         child = family_service.child_of_family(db, family.id, request.args.get("enfant", type=int) or 0)
         if child is None:
             abort(404)
+    elif len(children) == 1:
+        child = children[0]
+    if child:
         choices = planning.bookable_periods(db, child, utcnow(), mode)
-    if child and request.args.get("etablissement"):
-        est_id = request.args.get("etablissement", type=int)
-        establishment = next((e for e, _ in choices if e.id == est_id), None)
-        if establishment is None:
-            abort(404)
-    if establishment and request.args.get("periode"):
-        period_id = request.args.get("periode", type=int)
-        period = next((p for e, ps in choices if e.id == establishment.id for p in ps if p.id == period_id), None)
-        if period is None:
-            abort(404)
+    # An establishment or a period that is not one of this child's (another child was just ticked, or
+    # the id is forged) is not chosen: the step is asked again, nothing of another file is shown.
+    est_id = request.args.get("etablissement", type=int)
+    establishment = next((e for e, _ in choices if e.id == est_id), None)
+    if establishment is None and len(choices) == 1:
+        establishment = choices[0][0]
+    periods = next((ps for e, ps in choices if establishment and e.id == establishment.id), [])
+    period_id = request.args.get("periode", type=int)
+    period = next((p for p in periods if p.id == period_id), None)
+    if period is None and len(periods) == 1:
+        period = periods[0]
     if request.args.get("continuer"):
         if child and establishment and period:
             target = url_for("reservations.planning_page", child_id=child.id, period_id=period.id, mode=mode)
@@ -154,6 +160,7 @@ def _month_context(child: Child, period: Period, month: date, mode: str, message
         selected=_selected_total(child, period, mode), message=message, mode=mode,
         establishment=get_db().get(Establishment, period.establishment_id),
         states=planning.STATES, reservation_states=planning.RESERVATION_STATES,
+        live_oob=wants_fragment(),  # an htmx answer also fills the page's live region
     )
 
 
@@ -172,8 +179,9 @@ def planning_page(child_id: int, period_id: int, mode: str):
     child = _child_or_404(child_id)
     period = _period_or_404(child, period_id)
     month = _month_arg(period, request.args.get("mois"))
+    shown = f"Planning de {month_year(month)} affiché." if wants_fragment() else ""  # said after a month change
     return _page_or_fragment("reservations/planning.html", "partials/reservations/_month.html",
-                             **_month_context(child, period, month, mode))
+                             **_month_context(child, period, month, mode, shown))
 
 
 def _back_to_month(child: Child, period: Period, month: date, mode: str, anchor: str | None = None):
@@ -208,6 +216,8 @@ def toggle(child_id: int, period_id: int, mode: str):
                            selected=_selected_total(child, period, mode))
 
 
+CONFIRM_ABOVE = 3  # booked days a bulk cancellation marks without asking first
+
 # action -> (select, scope), for booking and for cancellation (where "deselecting" a booked day
 # selects its cancellation, as the guide says, and "retablir" keeps the days after all).
 BULK_ACTIONS = {
@@ -230,6 +240,19 @@ def bulk(child_id: int, period_id: int, mode: str):
         abort(400)
     select_days, scope = BULK_ACTIONS[mode][request.form["action"]]
     days = planning.all_period_days(period) if scope == "period" else planning.month_days(period, month)
+    if mode == "cancel" and select_days and request.form.get("confirme") != "1":
+        try:
+            marked = planning.days_to_cancel(get_db(), child, period, unit.id, days, utcnow())
+        except planning.PlanningError:
+            marked = []  # the bulk below says why
+        if len(marked) > CONFIRM_ABOVE:  # one tap that would mark many booked days: asked first
+            context = dict(child=child, period=period, unit=unit, month=month, mode=mode, days=marked,
+                           action=request.form["action"])
+            if not _htmx():
+                return render_template("reservations/bulk_confirm.html", **context)
+            response = make_response(render_template("partials/reservations/_bulk_confirm_dialog.html", **context))
+            response.headers.update({"HX-Retarget": "body", "HX-Reswap": "beforeend"})
+            return response
     return _apply_bulk(child, period, unit, month, days, select_days, mode)
 
 
@@ -257,9 +280,15 @@ def auto(child_id: int, period_id: int):
     unit = _unit_arg(period, request.values.get("unite"))
     month = _month_arg(period, request.values.get("mois"))
     weekdays = _open_weekdays(period, unit)
+    weeks = planning.month_weeks(period, month)
     error = None
     ticked: set[int] = set()
     scope = request.form.get("portee", "period")
+    if request.method == "POST" and scope == "week":
+        week = _week_arg(weeks, request.form.get("semaine"))
+    else:  # the first week with a day that can still be booked
+        first = planning.paris_now(utcnow()).date() + timedelta(days=period.min_days)
+        week = next((monday for monday in weeks if monday + timedelta(days=6) >= first), weeks[-1])
     if request.method == "POST":
         try:
             ticked = {int(v) for v in request.form.getlist("jours")}
@@ -267,13 +296,17 @@ def auto(child_id: int, period_id: int):
             abort(400)
         if not ticked or not ticked <= set(weekdays):
             error = "Cochez au moins un jour de la semaine."
-        elif scope not in ("period", "screen"):
+        elif scope not in ("period", "week"):
             error = "Choisissez où appliquer la sélection."
         else:
-            days = planning.all_period_days(period) if scope == "period" else planning.month_days(period, month)
+            if scope == "period":
+                days = planning.all_period_days(period)
+            else:
+                days = [d for d in planning.month_days(period, month) if week <= d < week + timedelta(days=7)]
             return _apply_bulk(child, period, unit, month, planning.auto_days(period, ticked, days), True, "book")
     context = dict(child=child, period=period, unit=unit, month=month, weekdays=weekdays, ticked=ticked,
-                   scope=scope, error=error, names=planning.WEEKDAYS, mode="book")
+                   scope=scope, error=error, names=planning.WEEKDAYS, mode="book", weeks=weeks, week=week,
+                   one_week=timedelta(days=6))
     if _htmx() and request.method == "POST":
         # an invalid dialog is drawn again in place, with status 200 so that htmx swaps it
         response = make_response(render_template("partials/reservations/_auto_dialog.html", **context))
@@ -281,6 +314,17 @@ def auto(child_id: int, period_id: int):
         response.headers["HX-Reswap"] = "outerHTML"
         return response
     return _page_or_fragment("reservations/auto.html", "partials/reservations/_auto_dialog.html", **context)
+
+
+def _week_arg(weeks: list[date], value: str | None) -> date:
+    """The Monday chosen in the automatic selection, one of the shown month's weeks (else 400)."""
+    try:
+        monday = date.fromisoformat(value or "")
+    except ValueError:
+        abort(400, description="La semaine choisie n'existe pas.")
+    if monday not in weeks:
+        abort(400, description="La semaine choisie n'est pas dans le mois affiché.")
+    return monday
 
 
 def _open_weekdays(period: Period, unit: Unit) -> list[int]:
@@ -388,7 +432,7 @@ def _line_words(line) -> tuple[str, str]:
         return ("Refusée", "refused")
     words = planning.LINE_STATES.get((line.outcome, line.state), line.outcome)
     if line.action == "cancel":
-        icon = "cancel-request" if line.state == "pending" else "cancel-selected"
+        icon = "cancel-request" if line.state == "pending" else "cancelled"
     else:
         icon = {"accepted": "booked", "pending": "request" if line.outcome == "request" else "waitlist"}[line.state]
     if line.justified:

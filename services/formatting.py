@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime
@@ -17,6 +18,7 @@ def to_paris(value: datetime) -> datetime:
     return value.astimezone(PARIS)
 
 
+@lru_cache(maxsize=2048)  # said for every cell of a planning: Babel is slow next to a dict
 def date_long(value: date | None) -> str:
     """'lundi 6 juillet 2027'."""
     return format_date(value, format="full", locale="fr_FR") if value else ""
@@ -58,7 +60,12 @@ def euros(cents: int | None) -> str:
 
 def count_words(count: int, words: str) -> str:
     """'3 jours fermés', '1 jour fermé': the count, then each word in the plural when it is over one."""
-    return f"{count} " + " ".join(f"{word}s" if count > 1 else word for word in words.split())
+    return f"{count} {plural(count, words)}"
+
+
+def plural(count: int, words: str) -> str:
+    """'jours fermés' for 3, 'jour fermé' for 1 (each word takes an s): the words of ``count_words``."""
+    return " ".join(f"{word}s" if count > 1 else word for word in words.split())
 
 
 def init_app(app) -> None:
@@ -69,3 +76,5 @@ def init_app(app) -> None:
     app.add_template_filter(day_short)
     app.add_template_filter(month_year)
     app.add_template_filter(month_short)
+    app.add_template_filter(count_words)
+    app.add_template_filter(plural)

@@ -554,6 +554,22 @@ def bulk(db: Session, child: Child, period: Period, unit_id: int, days: list[dat
     return change
 
 
+def days_to_cancel(db: Session, child: Child, period: Period, unit_id: int, days: list[date],
+                   now: datetime) -> list[date]:
+    """The booked days of ``unit_id`` that a bulk cancellation would mark, nothing written (to ask first)."""
+    plan = load_planning(db, child, period, days, now, "cancel")
+    if unit_id not in plan.weekdays:
+        raise PlanningError("Cette unité n'existe pas dans cette période.")
+    unit = plan.unit(unit_id)
+    return [day for day in days if (unit_id, day) not in plan.draft_lines
+            and plan.cell(unit, day).clickable and plan.cell(unit, day).state in ("booked", "request", "waitlist")]
+
+
+def month_weeks(period: Period, month: date) -> list[date]:
+    """The Mondays of the weeks of ``month`` that hold days of the period (the automatic selection's weeks)."""
+    return sorted({day - timedelta(days=day.weekday()) for day in month_days(period, month)})
+
+
 def auto_days(period: Period, weekdays: set[int], days: list[date]) -> list[date]:
     """The days among ``days`` that fall on the ticked weekdays (0 = Monday)."""
     return [d for d in days if d.weekday() in weekdays]

@@ -13,10 +13,21 @@
     var errors = document.getElementById("form-errors"), bank = document.querySelector("form[data-autosubmit]");
     if (errors) { errors.focus(); } if (bank) { bank.submit(); } // to the bank at once; a button for JS off
   });
-  var cellId = null; // the planning cell clicked: its redrawn self gets the focus back (else it falls to the body)
+  // Focus stays where the user is after every swap: what had it (or its nearest element with an id: a
+  // planning cell, a unit menu, a radio) is found again in what came in; a dialog's opener gets it back.
+  var focusHome = null, openerHome = null;
+  function home(el) { var h = el && el.closest && el.closest("[id]"); return h ? h.id : null; }
+  function focusIn(id) {
+    var el = id && document.getElementById(id);
+    if (!el || el.matches("dialog")) { return false; }
+    var target = el.matches("a[href], button, input, select, textarea, summary") ? el : el.querySelector("summary, button, a[href], input, select");
+    if (target) { target.focus(); }
+    return !!target;
+  }
   document.addEventListener("htmx:beforeRequest", function (e) {
-    if (!e.target.closest("dialog")) { opener = e.target; }
-    var cell = e.target.closest && e.target.closest("td.cell"); cellId = cell ? cell.id : null;
+    var active = document.activeElement && document.activeElement !== document.body ? document.activeElement : e.target;
+    focusHome = home(active);
+    if (!e.target.closest("dialog")) { opener = active; openerHome = focusHome; }
   });
   document.addEventListener("htmx:afterRequest", arm); arm();
   // A click that the server could not answer (5xx) or that never reached it: say so where the user is.
@@ -28,16 +39,16 @@
     "Réessayez dans un instant ; vos réservations confirmées restent enregistrées."); });
   document.addEventListener("htmx:sendError", function () { failed("Pas de connexion au serveur : ce choix n'est pas " +
     "enregistré. Vérifiez votre connexion internet et réessayez."); });
+  function backToOpener() {
+    if (opener && document.contains(opener)) { opener.focus(); } else { focusIn(openerHome); }
+  }
   document.addEventListener("htmx:afterSettle", function (e) { // htmx wires new content only then
     document.querySelectorAll("dialog[data-modal]:not([open])").forEach(function (d) { // modal: focus stays inside
-      d.addEventListener("close", function () { d.remove(); if (opener && document.contains(opener)) { opener.focus(); } });
+      d.addEventListener("close", function () { d.remove(); backToOpener(); });
       d.showModal();
     });
-    var again = cellId && document.getElementById(cellId);
-    if (again && again.firstElementChild) { again.firstElementChild.focus(); cellId = null; return; }
-    var root = e.detail.target && (document.getElementById(e.detail.target.id) || e.detail.target);
-    var steps = root && root.querySelectorAll ? root.querySelectorAll("[data-focus]") : [];
-    if (steps.length) { steps[steps.length - 1].focus(); } // then the newest step of what came in
+    var lost = !document.activeElement || document.activeElement === document.body;
+    if (lost && !document.querySelector("dialog[open]")) { focusIn(focusHome) || backToOpener(); }
   });
   document.addEventListener("click", function (e) {
     var closer = e.target.closest("[data-close-dialog]");
@@ -52,8 +63,12 @@
       if (legend && (type === "pointerover" || !legend.contains(e.relatedTarget))) { legend.open = type === "pointerover"; }
     });
   });
-  document.addEventListener("keydown", function (e) { // Escape closes an open legend or unit menu, focus on its button
+  function showTips() { document.querySelectorAll("[data-tip-hidden]").forEach(function (t) { t.removeAttribute("data-tip-hidden"); }); }
+  document.addEventListener("focusout", showTips); document.addEventListener("pointerout", showTips);
+  document.addEventListener("keydown", function (e) { // Escape hides a cell's tooltip, else closes a legend or unit menu
     if (e.key !== "Escape") { return; }
+    var tips = document.querySelectorAll(".cell [data-tip]:hover, .cell [data-tip]:focus-visible");
+    if (tips.length) { tips.forEach(function (t) { t.setAttribute("data-tip-hidden", ""); }); return; }
     var open = e.target.closest && e.target.closest("details[open]") || document.querySelector("details.legend[open], details.unit-menu[open]");
     if (open && !open.closest("dialog")) { open.open = false; open.querySelector("summary").focus(); }
   });

@@ -17,8 +17,10 @@ def open_planning_from_the_window(page, button="Nouvelle réservation", heading=
     expect(dialog).to_be_visible()
     dialog.get_by_label("Léa Martin").check()
     dialog.get_by_label("Accueil de loisirs Les Lutins").check()
+    # the window grew with the next step below, the focus stayed on the choice (no jump, RGAA 7.4)
+    expect(dialog.get_by_text("3. La période")).to_be_visible()
+    expect(dialog.get_by_label("Accueil de loisirs Les Lutins")).to_be_focused()
     dialog.locator("input[name=periode]").first.check()
-    expect(dialog.get_by_text("3. La période")).to_be_focused()  # the window was redrawn: now continue
     dialog.get_by_role("button", name="Continuer").click()
     expect(page.get_by_role("heading", name=heading)).to_be_visible()
 

@@ -98,7 +98,12 @@ def test_window_refuses_other_families_children_and_establishments_not_enrolled(
     auth.login()
     assert client.get(f"/reservations/nouvelle?enfant={kid(db, 'Yanis').id}").status_code == 404
     ferry = db.exec(select(Establishment).where(Establishment.name == "Périscolaire école Jules-Ferry")).one()
-    assert client.get(f"/reservations/nouvelle?enfant={kid(db, 'Hugo').id}&etablissement={ferry.id}").status_code == 404
+    ferry_period = db.exec(select(Period).where(Period.establishment_id == ferry.id)).first()
+    # Hugo is not enrolled there: the establishment is not taken, its periods never shown
+    hugo = client.get(f"/reservations/nouvelle?enfant={kid(db, 'Hugo').id}&etablissement={ferry.id}"
+                      f"&periode={ferry_period.id}")
+    assert hugo.status_code == 200 and ferry_period.name not in page_text(hugo)
+    assert 'id="etab-%d"' % ferry.id not in hugo.get_data(as_text=True)
 
 
 def test_planning_page_and_month_fragment(client, auth, db):
@@ -319,3 +324,101 @@ def test_agent_decides_a_whole_reservation_at_once(client, auth, db, smtp):
     assert db.get(Reservation, reservation.id).status == "partial"
     mail = smtp.wait_for("parent@demo.test")[0]
     assert "refusé" in smtp.text(mail) and "Plus de place" in smtp.text(mail) and "Journée" in smtp.text(mail)
+
+
+def test_the_only_open_period_comes_ticked_once_and_the_window_leads_without_javascript(client, auth, db):
+    auth.login()
+    lea = kid(db, "Léa")
+    est, period, _ = lutins(db)
+    html = page_text(client.get(f"/reservations/nouvelle?enfant={lea.id}&etablissement={est.id}"))
+    assert re.search(rf'id="periode-{period.id}" value="{period.id}" checked', html)
+    assert html.count(f"{period.start_date:%d/%m}") == 1  # its name says its dates: not said twice
+    # Everything chosen: "Continuer" leads. Before that, without JavaScript, "Afficher les choix suivants" does.
+    assert 'class="button button--primary" name="continuer"' in html
+    first = page_text(client.get("/reservations/nouvelle"))
+    assert '<noscript><button type="submit" class="button button--primary">Afficher les choix suivants' in first
+    assert 'class="button button--primary primary-with-js" name="continuer"' in first
+
+
+def book_every_morning(client, child, period, unit):
+    """Léa booked on every morning of the period (confirmed as a parent does it, without JavaScript)."""
+    token = csrf_from(client.get(planning_url(child, period)).get_data(as_text=True))
+    client.post(f"/reservations/planning/{child.id}/{period.id}/lot",
+                data={"csrf_token": token, "unite": unit.id, "action": "periode"})
+    recap = page_text(client.get(f"/reservations/planning/{child.id}/{period.id}/recapitulatif"))
+    revision = re.search(r'name="revision" value="(\d+)"', recap).group(1)
+    client.post(f"/reservations/planning/{child.id}/{period.id}/confirmer", data={"csrf_token": token, "revision": revision})
+    return token
+
+
+def test_cancelling_every_booked_day_at_once_asks_first(client, auth, db):
+    auth.login()
+    lea = kid(db, "Léa")
+    _, period, units = lutins(db)
+    token = book_every_morning(client, lea, period, units["matinee"])
+    booked = len(db.exec(select(Booking).where(Booking.child_id == lea.id, Booking.unit_id == units["matinee"].id)).all())
+    lot = f"/reservations/annulation/planning/{lea.id}/{period.id}/lot"
+    form = {"csrf_token": token, "unite": units["matinee"].id, "action": "deselection-periode"}
+    cancels = select(DraftLine).where(DraftLine.action == "cancel")
+
+    asked = page_text(client.post(lot, data=form))  # without JavaScript: a page that asks
+    marked = re.search(r"Vous allez demander l'annulation de <strong>(\d+) jours réservés</strong>", asked)
+    assert marked and 3 < int(marked.group(1)) <= booked
+    assert "Rien n'est annulé avant « Confirmer la demande d'annulation »" in asked
+    assert db.exec(cancels).all() == []  # nothing marked yet
+
+    dialog = client.post(lot, data=form, headers=HX)  # with htmx: the same question in a dialog
+    assert dialog.headers["HX-Retarget"] == "body" and page_text(dialog).lstrip().startswith("<dialog")
+    assert db.exec(cancels).all() == []
+
+    done = client.post(lot, data={**form, "confirme": "1"})
+    assert done.status_code == 302
+    assert len(db.exec(cancels).all()) == int(marked.group(1))
+
+
+def test_the_unit_menu_says_what_deselecting_does_in_cancellation_mode(client, auth, db):
+    auth.login()
+    lea = kid(db, "Léa")
+    _, period, _ = lutins(db)
+    page = page_text(client.get(f"/reservations/annulation/planning/{lea.id}/{period.id}"))
+    assert ("Désélectionner tous les jours de la période<span class=\"menu-detail\"> (demander l'annulation de tous "
+            "les jours réservés de la période)") in page
+
+
+def test_the_automatic_selection_applies_to_the_week_chosen(client, auth, db):
+    auth.login()
+    lea = kid(db, "Léa")
+    _, period, units = lutins(db)
+    months = planning.period_months(period)
+    month = months[-1]
+    weeks = planning.month_weeks(period, month)
+    url = f"/reservations/planning/{lea.id}/{period.id}/automatique"
+    dialog = page_text(client.get(f"{url}?unite={units['matinee'].id}&mois={month:%Y-%m}", headers=HX))
+    assert "Uniquement sur la semaine affichée" in dialog and '<label for="semaine">Semaine</label>' in dialog
+    token = csrf_from(dialog)
+    week = weeks[-1]
+    done = client.post(url, headers=HX, data={"csrf_token": token, "unite": units["matinee"].id, "mois": f"{month:%Y-%m}",
+                                              "portee": "week", "semaine": week.isoformat(), "jours": ["0", "1", "2", "3", "4"]})
+    assert done.status_code == 200
+    days = {line.day for line in db.exec(select(DraftLine).where(DraftLine.unit_id == units["matinee"].id))}
+    assert days and all(week <= day < week + timedelta(days=7) for day in days)
+    outside = client.post(url, headers=HX, data={"csrf_token": token, "unite": units["matinee"].id, "mois": f"{month:%Y-%m}",
+                                                 "portee": "week", "semaine": "2001-01-01", "jours": ["0"]})
+    assert outside.status_code == 400 and "n'est pas dans le mois affiché" in page_text(outside)
+
+
+def test_a_click_after_the_session_cookie_is_gone_sends_the_page_to_the_login(client, auth, db):
+    auth.login()
+    lea = kid(db, "Léa")
+    _, period, units = lutins(db)
+    day = bookable_day(db, period, units["matinee"], lea)
+    post_cell(client, lea, period, units["matinee"], day)  # a day selected before the cookie went
+    url = f"/reservations/planning/{lea.id}/{period.id}/cellule"
+    data = {"cellule": f"{day.isoformat()}.{units['apres-midi'].id}", "mois": f"{day:%Y-%m}"}
+    stale = client.post(url, data={**data, "csrf_token": "un-jeton-perime"}, headers=HX)
+    assert stale.status_code == 204 and stale.headers["HX-Refresh"] == "true"  # drawn again, not a silent 400
+    client.raw.delete_cookie("ribambelle_session")  # the browser dropped the cookie at its Expires
+    gone = client.post(url, data={**data, "csrf_token": "un-jeton-perime"}, headers=HX)
+    assert gone.status_code == 204 and gone.headers["HX-Redirect"] == "/"
+    assert "Votre session a expiré" in page_text(client.get("/"))
+    assert len(db.exec(select(DraftLine)).all()) == 1  # what was selected is kept in the draft
