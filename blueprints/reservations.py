@@ -383,6 +383,7 @@ def recap(child_id: int, period_id: int, mode: str):
     month = _month_arg(period, request.args.get("mois"))
     return render_template("reservations/recap.html", child=child, period=period, draft=draft, lines=lines,
                            month=month, establishment=get_db().get(Establishment, period.establishment_id),
+                           summary=planning.recap_summary(lines, mode),
                            outcomes=planning.CANCEL_OUTCOMES if mode == "cancel" else planning.OUTCOMES, mode=mode)
 
 

@@ -7,7 +7,7 @@ period's cut-off time, tomorrow after it) to the booked date, in calendar or wor
 from __future__ import annotations
 
 import calendar
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -36,7 +36,7 @@ from models import (
     utcnow,
 )
 from services.counters import next_value
-from services.formatting import PARIS, count_words
+from services.formatting import PARIS, count_words, plural
 
 # Cell states: code -> (words shown to the parent, icon file). Never colour alone.
 STATES = {
@@ -594,6 +594,11 @@ class RecapLine:
     def changed(self) -> bool:
         return self.expected != (self.outcome or "refused")
 
+    @property
+    def week(self) -> date:
+        """The Monday of its week: the check screen groups the days by week."""
+        return self.day - timedelta(days=self.day.weekday())
+
 
 def recap(db: Session, child: Child, period: Period, now: datetime,
           mode: str = "book") -> tuple[Draft | None, list[RecapLine]]:
@@ -676,6 +681,22 @@ def _take_places(db: Session, wanted: list[tuple[int, date]]) -> set[tuple[int, 
 def release_place(db: Session, unit_id: int, day: date) -> None:
     db.execute(update(DaySlot).where(DaySlot.unit_id == unit_id, DaySlot.day == day, DaySlot.taken > 0)
                .values(taken=DaySlot.taken - 1))
+
+
+def recap_summary(lines: list[RecapLine], mode: str = "book") -> str:
+    """What confirming will give, counted, said first on the check screen:
+    "12 réservations acceptées, 4 demandes de réservation"."""
+    if mode == "cancel":
+        words = {"accepted": lambda n: count_words(n, "annulation acceptée"),
+                 "request": lambda n: f"{count_words(n, 'demande')} d'annulation",
+                 None: lambda n: f"{count_words(n, 'case')} sans annulation possible"}
+    else:
+        words = {"accepted": lambda n: count_words(n, "réservation acceptée"),
+                 "request": lambda n: f"{count_words(n, 'demande')} de réservation",
+                 "waitlist": lambda n: f"{n} en liste d'attente",
+                 None: lambda n: f"{count_words(n, 'case')} non {plural(n, 'réservable')}"}
+    counts = Counter(line.outcome for line in lines)
+    return ", ".join(say(counts[outcome]) for outcome, say in words.items() if counts[outcome])
 
 
 def state_summary(lines: list[ReservationLine], cancellation: bool = False) -> str:

@@ -15,7 +15,7 @@
   });
   // Focus stays where the user is after every swap: what had it (or its nearest element with an id: a
   // planning cell, a unit menu, a radio) is found again in what came in; a dialog's opener gets it back.
-  var focusHome = null, openerHome = null;
+  var focusHome = null, openerHome = null, fallback = null; // fallback: where to go if that is gone (data-focus-fallback)
   function home(el) { var h = el && el.closest && el.closest("[id]"); return h ? h.id : null; }
   function focusIn(id) {
     var el = id && document.getElementById(id);
@@ -27,6 +27,7 @@
   document.addEventListener("htmx:beforeRequest", function (e) {
     var active = document.activeElement && document.activeElement !== document.body ? document.activeElement : e.target;
     focusHome = home(active);
+    var spare = active.closest && active.closest("[data-focus-fallback]"); fallback = spare ? spare.dataset.focusFallback : null;
     if (!e.target.closest("dialog")) { opener = active; openerHome = focusHome; }
   });
   document.addEventListener("htmx:afterRequest", arm); arm();
@@ -40,7 +41,8 @@
   document.addEventListener("htmx:sendError", function () { failed("Pas de connexion au serveur : ce choix n'est pas " +
     "enregistré. Vérifiez votre connexion internet et réessayez."); });
   function backToOpener() {
-    if (opener && document.contains(opener)) { opener.focus(); } else { focusIn(openerHome); }
+    if (opener && document.contains(opener)) { opener.focus(); return true; }
+    return focusIn(openerHome);
   }
   document.addEventListener("htmx:afterSettle", function (e) { // htmx wires new content only then
     document.querySelectorAll("dialog[data-modal]:not([open])").forEach(function (d) { // modal: focus stays inside
@@ -48,7 +50,7 @@
       d.showModal();
     });
     var lost = !document.activeElement || document.activeElement === document.body;
-    if (lost && !document.querySelector("dialog[open]")) { focusIn(focusHome) || backToOpener(); }
+    if (lost && !document.querySelector("dialog[open]")) { focusIn(focusHome) || focusIn(fallback) || backToOpener(); }
   });
   document.addEventListener("click", function (e) {
     var closer = e.target.closest("[data-close-dialog]");
