@@ -36,6 +36,11 @@ def datetime_short(value: datetime | None) -> str:
     return format_datetime(to_paris(value), "dd/MM/yyyy 'à' HH:mm", locale="fr_FR")
 
 
+def day_month(value: date | None) -> str:
+    """'6 juillet'."""
+    return format_date(value, format="d MMMM", locale="fr_FR") if value else ""
+
+
 def day_short(value: date | None) -> str:
     """'lun. 6'."""
     return format_date(value, format="EEE d", locale="fr_FR") if value else ""
@@ -74,6 +79,7 @@ def init_app(app) -> None:
     app.add_template_filter(datetime_short)
     app.add_template_filter(euros)
     app.add_template_filter(day_short)
+    app.add_template_filter(day_month)
     app.add_template_filter(month_year)
     app.add_template_filter(month_short)
     app.add_template_filter(count_words)

@@ -404,6 +404,9 @@ def page(browser, live_server):
     page.console_errors = errors
     yield page
     context.close()
+    # Every journey on the real CSP: nothing it refused (an inline style or script) on any page it met.
+    refused = [text for text in errors if "Content Security Policy" in text]
+    assert refused == [], refused
 
 
 # --- invariants -----------------------------------------------------------------------------------

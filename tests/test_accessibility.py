@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlmodel import select
 
-from models import Child, Establishment, Invoice, Period
+from models import Child, Establishment, Invoice, Period, Reservation
 from tests.conftest import A11Y_PAGES, AXE, page_text, require_axe
 from tests.test_journeys import login
 
@@ -167,7 +167,8 @@ def test_pages_reflow_at_320_px_without_horizontal_scrolling(browser, live_serve
     accounts = [
         ("parent@demo.test", "parent-demo-ribambelle",
          ["/", "/compte/famille/modifier", "/enfants/ajouter", f"/enfants/{lea.id}", "/reservations/nouvelle",
-          f"/reservations/planning/{lea.id}/{period.id}", "/reservations/absence", "/reservations/legende"]),
+          f"/reservations/planning/{lea.id}/{period.id}", "/reservations/absence", "/reservations/legende",
+          f"/factures/{db.exec(select(Invoice)).first().id}", f"/reservations/{db.exec(select(Reservation)).first().id}"]),
         ("agent@demo.test", "agent-demo-ribambelle",
          ["/agent/", "/agent/reservations", f"/agent/presences?etablissement={est.id}&jour={period.start_date}",
           "/agent/facturation", f"/agent/factures/{db.exec(select(Invoice)).first().id}", "/accessibilite",
@@ -176,18 +177,29 @@ def test_pages_reflow_at_320_px_without_horizontal_scrolling(browser, live_serve
          [f"/admin/periodes/{period.id}", "/admin/comptes", "/admin/tranches", "/admin/unites/1",
           f"/admin/etablissements/{est.id}/inscriptions"]),
     ]
-    too_wide = {}
+    too_wide, skipped_levels, console = {}, {}, []
+    # The pages keep their CSP here: whatever it refuses (an inline style, a script) is said in the console.
+    page.on("console", lambda message: console.append(f"{page.url}: {message.text}") if message.type in ("error", "warning") else None)
     for email, password, paths in accounts:
         login(page, email, password)
         for path in paths:
             page.goto(path)
+            page.wait_for_load_state("load")
             width_seen = page.evaluate("document.documentElement.scrollWidth")
             if width_seen > width:
                 too_wide[path] = width_seen
+            # RGAA 9.1: headings in order, whatever is folded away (a legend, a dialog): h1, then h2, never h1 → h3
+            levels = page.evaluate("[...document.querySelectorAll('main h1, main h2, main h3, main h4, main h5, main h6')]"
+                                   ".map(h => +h.tagName[1])")
+            jumps = [(a, b) for a, b in zip([1] + levels, levels) if b > a + 1]
+            if jumps or levels[:1] != [1]:
+                skipped_levels[path] = levels
         page.goto("/")
         page.get_by_role("button", name="Se déconnecter", exact=True).click()
     context.close()
     assert too_wide == {}
+    assert skipped_levels == {}
+    assert [line for line in console if "Content Security Policy" in line or "Refused" in line] == []
 
 
 def test_session_warning_lets_the_parent_extend_the_session(browser, live_server, make_app):

@@ -11,8 +11,9 @@ import pytest
 from playwright.sync_api import expect
 from sqlmodel import select
 
-from models import DraftLine, Establishment, Period, PeriodUnit, Unit
+from models import DraftLine, Establishment, Invoice, Period, PeriodUnit, Unit
 from services import planning
+from services.formatting import euros
 from tests.test_journeys import login
 
 
@@ -232,4 +233,35 @@ def test_a_focused_element_is_never_under_a_bar(browser, live_server, db, width,
         .reduce((acc, [top, bottom]) => { const end = Math.max(acc.end, top);  // the screen's height they cover, once
             return {end: Math.max(acc.end, bottom), sum: acc.sum + Math.max(0, bottom - end)}; }, {end: 0, sum: 0}).sum""")
     assert stuck <= 0.3 * height, stuck
+    context.close()
+
+
+@pytest.mark.parametrize("width, height", [(360, 740), (320, 640)])
+def test_the_invoice_window_shows_the_money_on_a_phone(browser, live_server, db, width, height, tmp_path):
+    invoice = db.exec(select(Invoice).order_by(Invoice.id)).first()
+    context = browser.new_context(base_url=live_server, locale="fr-FR", viewport={"width": width, "height": height})
+    page = context.new_page()
+    login(page)
+    page.wait_for_load_state("load")
+    page.get_by_role("link", name=f"Voir la facture {invoice.number}").click()
+    dialog = page.get_by_role("dialog", name=f"Facture {invoice.number}")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_role("heading", name=f"Facture {invoice.number}")).to_be_focused()  # opens at its title
+    assert dialog.evaluate("d => d.scrollTop") == 0
+    page.screenshot(path=str(tmp_path / "invoice.png"))
+    # What is left to pay, by when, the total and what was paid: in the first screen, whole.
+    money = dialog.locator(".money")
+    for words in ("Reste à payer", "À payer avant le", "Total", "Déjà payé"):
+        expect(money).to_contain_text(words)
+    box = money.bounding_box()
+    assert box["y"] + box["height"] <= height
+    expect(money).to_contain_text(euros(invoice.left_cents))
+    # Every price readable without sideways scrolling: each amount inside the window.
+    assert dialog.evaluate("d => d.scrollWidth <= d.clientWidth")
+    frame = dialog.bounding_box()
+    for amount in dialog.locator("td.num").all():
+        amount.scroll_into_view_if_needed()
+        b = amount.bounding_box()
+        assert b["x"] >= frame["x"] and b["x"] + b["width"] <= frame["x"] + frame["width"], amount.inner_text()
+        assert "…" not in amount.inner_text() and "€" in amount.inner_text()
     context.close()
