@@ -57,7 +57,7 @@ test: install-dev browser tests/a11y/node_modules/axe-core/axe.min.js
 # (services/accessibility.CHECKS): writes static/accessibilite.json, to commit with the change.
 accessibility: install-dev browser tests/a11y/node_modules/axe-core/axe.min.js
 	RIBAMBELLE_A11Y_RESULTS=static/accessibilite.json $(BIN)/python -m pytest --backends sqlite \
-	  tests/test_accessibility.py tests/test_payments.py tests/test_booking_journey.py
+	  tests/test_accessibility.py tests/test_payments.py tests/test_booking_journey.py tests/test_phone_planning.py
 
 # Benchmarks print figures; they are not tests. DATABASE_URL=postgresql+psycopg://... to run on PostgreSQL.
 # `make bench` runs them all, the registration-opening rush last (about half an hour on 2 cores).

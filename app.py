@@ -49,6 +49,9 @@ SETTINGS = {
     "TOWN_ADDRESS": "1 place de la Mairie, 00000 Démonstration",
     # Where parents report an accessibility problem or ask for help (accessibility statement).
     "TOWN_EMAIL": "enfance@ville-demonstration.invalid",
+    # The town's multi-year accessibility plan (schéma pluriannuel, RGAA) and this year's action plan,
+    # linked from the accessibility statement; None until the town publishes them.
+    "A11Y_PLAN_URL": None,
     # Outgoing mail. With no MAIL_SERVER, mails wait in the outbox (and, with DEMO_MAILBOX,
     # can be read at /demo/courriels). A mail that fails is retried until the server takes it.
     "MAIL_SERVER": None,
@@ -198,10 +201,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     mail.init_app(app)
     login_manager.init_app(app)
 
-    from services import formatting, planning, security
+    from services import accessibility, formatting, planning, security
 
     formatting.init_app(app)
     app.add_template_global(planning.state_summary, "state_summary")
+    # Said in every footer, as RGAA asks: the statement's status, from the grid and the published run.
+    app.jinja_env.globals["accessibility_status"] = accessibility.audit(accessibility.load_results()).status
     security.init_app(app)
 
     from blueprints import account, accounts, admin, auth, billing, children, demo, periods, reservations, simulator, staff

@@ -12,6 +12,7 @@ import html
 import os
 import re
 import shutil
+import sys
 import socket
 import threading
 import time
@@ -354,7 +355,10 @@ def pytest_sessionfinish(session, exitstatus):
         return
     target = os.environ.get("RIBAMBELLE_A11Y_RESULTS")
     path = Path(target) if target else session.config._tmp_path_factory.getbasetemp() / "accessibilite.json"
-    accessibility.save_results(path, A11Y_PAGES, sorted(accessibility.CHECKS))
+    # The tests fill A11Y_PAGES of ``tests.conftest``, which they import; pytest loaded this file as
+    # ``conftest``, another module object: take the pages from the one the tests wrote to.
+    pages = getattr(sys.modules.get("tests.conftest"), "A11Y_PAGES", A11Y_PAGES)
+    accessibility.save_results(path, pages, sorted(accessibility.CHECKS))
 
 
 # --- live server and browser ----------------------------------------------------------------------

@@ -177,7 +177,7 @@ def test_pages_reflow_at_320_px_without_horizontal_scrolling(browser, live_serve
          [f"/admin/periodes/{period.id}", "/admin/comptes", "/admin/tranches", "/admin/unites/1",
           f"/admin/etablissements/{est.id}/inscriptions"]),
     ]
-    too_wide, skipped_levels, console = {}, {}, []
+    too_wide, skipped_levels, untitled, console = {}, {}, {}, []
     # The pages keep their CSP here: whatever it refuses (an inline style, a script) is said in the console.
     page.on("console", lambda message: console.append(f"{page.url}: {message.text}") if message.type in ("error", "warning") else None)
     for email, password, paths in accounts:
@@ -194,11 +194,15 @@ def test_pages_reflow_at_320_px_without_horizontal_scrolling(browser, live_serve
             jumps = [(a, b) for a, b in zip([1] + levels, levels) if b > a + 1]
             if jumps or levels[:1] != [1]:
                 skipped_levels[path] = levels
+            # RGAA 5.4: every data table has its title (caption)
+            if page.locator("main table:not(:has(caption))").count():
+                untitled[path] = page.locator("main table:not(:has(caption))").count()
         page.goto("/")
         page.get_by_role("button", name="Se déconnecter", exact=True).click()
     context.close()
     assert too_wide == {}
     assert skipped_levels == {}
+    assert untitled == {}
     assert [line for line in console if "Content Security Policy" in line or "Refused" in line] == []
 
 
@@ -336,11 +340,15 @@ def test_whole_booking_journey_with_the_keyboard_only(browser, live_server, db):
 
 
 def test_accessibility_statement_is_linked_from_every_footer(client, auth):
+    from services import accessibility
+
     for path in ("/", "/identifiant-oublie"):
         assert 'href="/accessibilite"' in client.get(path).get_data(as_text=True)
     page = client.get("/accessibilite").get_data(as_text=True)
-    assert "Déclaration d'accessibilité" in page and "<strong>non conforme</strong>" in page
-    assert "Signaler un problème" in page and "Défenseur des droits" in page
+    status = accessibility.audit(accessibility.load_results()).status  # from the committed run and grid
+    assert "Déclaration d'accessibilité" in page and f"<strong>{status}</strong>" in page
+    assert f"Accessibilité : {status}</a>" in page  # the footer says it too
+    assert "Amélioration et contact" in page and "Défenseur des droits" in page
     auth.login("agent@demo.test")
     assert 'href="/accessibilite"' in client.get("/agent/").get_data(as_text=True)
 
@@ -355,7 +363,8 @@ def test_statement_says_only_what_the_published_run_checked(client, tmp_path, mo
     accessibility.save_results(results, {"Connexion": {"path": "", "violations": 0}}, [keyboard])
     page = page_text(client.get("/accessibilite"))
     assert accessibility.CHECKS[keyboard] in page and "1 pages et fenêtres contrôlées" in page
-    assert "JavaScript désactivé" not in page  # that check was not in the run: not claimed
+    # that check was not in the run: not claimed
+    assert accessibility.CHECKS["tests/test_booking_journey.py::test_whole_booking_with_javascript_off"] not in page
     results.write_text(results.read_text().replace('"complete": true', '"complete": false'))
     assert "Aucune série complète de contrôles automatiques" in page_text(client.get("/accessibilite"))
 
@@ -373,3 +382,44 @@ def test_a_partial_run_publishes_nothing(tmp_path):
                          env=dict(os.environ, RIBAMBELLE_A11Y_RESULTS=str(target)))
     assert run.returncode == 0, run.stdout[-2000:]
     assert "1 passed" in run.stdout and not target.exists()
+
+
+def test_the_audit_grid_holds_every_rgaa_criterion_with_its_proof():
+    from services import accessibility
+
+    criteria = accessibility.grid()
+    per_theme = {1: 9, 2: 2, 3: 3, 4: 13, 5: 8, 6: 2, 7: 5, 8: 10, 9: 4, 10: 14, 11: 13, 12: 11, 13: 12}  # RGAA 4.1
+    assert len(criteria) == 106 and len({c.number for c in criteria}) == 106
+    assert {t: sum(1 for c in criteria if c.theme == t) for t in per_theme} == per_theme
+    assert {c.status for c in criteria} <= {"C", "NC", "NA"}
+    for c in criteria:
+        assert c.proof.strip(), c.number  # every verdict says why
+        if c.test:  # a claim by test: a test the statement names, which exists
+            assert c.test in accessibility.CHECKS, c.number
+            path, name = c.test.split("::")
+            assert f"def {name}(" in (Path(__file__).resolve().parent.parent / path).read_text(), c.test
+        assert c.status != "NC" or not c.test, c.number  # a test proves conformity, never its absence
+
+
+def test_the_statement_gives_the_rate_only_from_a_complete_published_run(client, tmp_path, monkeypatch):
+    from services import accessibility
+
+    results = tmp_path / "accessibilite.json"
+    monkeypatch.setattr(accessibility, "RESULTS_FILE", results)
+    audit = accessibility.audit({"checks": list(accessibility.CHECKS)})
+    conforming, failing = audit.count("C"), audit.count("NC")
+    rate = int(100 * conforming / (conforming + failing))
+    accessibility.save_results(results, {"Connexion": {"path": "", "violations": 0}}, sorted(accessibility.CHECKS))
+    page = page_text(client.get("/accessibilite"))
+    assert f"révèle que <strong>{rate} % des critères du RGAA version 4.1</strong>" in page
+    assert "<strong>partiellement conforme</strong>" in page if 50 <= rate < 100 else "<strong>non conforme</strong>" in page
+    for c in audit.failing():  # each non-conformity by its criterion, with why
+        assert f"Critère {c.number} — {c.title} {c.proof}" in page
+    for words in ("Défenseur des droits", "Libre réponse 71120", "Schéma pluriannuel", "Technologies utilisées",
+                  "Environnement de test", "320 × 256 pixels (zoom à 400 %)", "Dérogations pour charge disproportionnée"):
+        assert words in page
+    assert "200 %" not in page.split("Environnement de test")[1].split("</p>")[0]  # 320 px is 400 %, not 200 %
+    # One test the grid relies on missing from the published run: no rate, « non conforme ».
+    accessibility.save_results(results, {}, sorted(accessibility.CHECKS)[1:])
+    page = page_text(client.get("/accessibilite"))
+    assert "<strong>non conforme</strong>" in page and "révèle que" not in page

@@ -1,6 +1,7 @@
 """Booking screens (guide sections 7-8), with htmx and without JavaScript, and their permissions."""
 import re
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 from sqlmodel import select
@@ -422,3 +423,20 @@ def test_a_click_after_the_session_cookie_is_gone_sends_the_page_to_the_login(cl
     assert gone.status_code == 204 and gone.headers["HX-Redirect"] == "/"
     assert "Votre session a expiré" in page_text(client.get("/"))
     assert len(db.exec(select(DraftLine)).all()) == 1  # what was selected is kept in the draft
+
+
+def test_the_legend_draws_each_state_with_its_own_icon(client):
+    html = page_text(client.get("/reservations/legende"))
+    drawn = re.findall(r'state-([a-z-]+)\.svg" alt="" width="20" height="20"> ([^<]+)</li>', html)
+    words = {}
+    for icon, word in drawn:
+        words.setdefault(icon, set()).add(word.strip())
+    # "Réservé" and "Acceptée", "Demande de réservation" and "En attente de traitement" say one thing;
+    # "À annuler" and "Refusée" do not: they were both a cross.
+    same = {"booked": {"Réservé (réservation acceptée)", "Acceptée"},
+            "request": {"Demande de réservation", "En attente de traitement"}}
+    assert {icon: ws for icon, ws in words.items() if len(ws) > 1} == same
+    assert words["cancel-selected"] == {"Annulation sélectionnée (à confirmer)"} and words["refused"] == {"Refusée"}
+    crosses = [p.name for p in (Path(__file__).resolve().parent.parent / "static" / "icons").glob("state-*.svg")
+               if "M9 9l6 6M15 9l-6 6" in p.read_text()]
+    assert crosses == ["state-refused.svg"]
