@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlmodel import select
 
-from models import Child, Establishment, Invoice, Period, Reservation
+from models import Booking, Child, Establishment, Invoice, Period, Reservation, Unit
 from tests.conftest import A11Y_PAGES, AXE, page_text, require_axe
 from tests.test_journeys import login
 
@@ -423,3 +423,20 @@ def test_the_statement_gives_the_rate_only_from_a_complete_published_run(client,
     accessibility.save_results(results, {}, sorted(accessibility.CHECKS)[1:])
     page = page_text(client.get("/accessibilite"))
     assert "<strong>non conforme</strong>" in page and "révèle que" not in page
+
+
+def test_the_attendance_list_shows_where_the_keyboard_is(browser, live_server, db):
+    """The presence buttons are radios drawn as labels: the focused one gets the yellow ring and its dark
+    edge (yellow alone is 1.64:1 on white)."""
+    est = db.exec(select(Establishment).where(Establishment.name == "Accueil de loisirs Les Lutins")).one()
+    booked = db.exec(select(Booking).join(Unit, Unit.id == Booking.unit_id)
+                     .where(Unit.establishment_id == est.id, Booking.status == "accepted").order_by(Booking.day)).first()
+    context = browser.new_context(base_url=live_server, locale="fr-FR")
+    page = context.new_page()
+    login(page, "agent@demo.test", "agent-demo-ribambelle")
+    page.goto(f"/agent/presences?etablissement={est.id}&jour={booked.day.isoformat()}")
+    radio = page.locator("fieldset.presence input").first
+    tab_to(page, radio)
+    ring = radio.evaluate("e => getComputedStyle(e.nextElementSibling).boxShadow")
+    assert "rgb(26, 26, 26)" in ring, ring
+    context.close()

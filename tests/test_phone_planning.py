@@ -61,9 +61,19 @@ def test_the_month_fits_a_phone(browser, live_server, db, width, height, javascr
         box = control.bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= width + 0.5, control.inner_text()
     expect(page.locator(".planning-table thead summary").last).to_have_accessible_name("Options pour Accueil du soir")
+    caption = page.locator(".planning-table caption").bounding_box()
+    assert caption["x"] >= 0 and caption["x"] + caption["width"] <= width + 0.5
     for cell in page.locator(".cell > button").all()[:40]:
         box = cell.bounding_box()
         assert box["width"] >= 44 and box["height"] >= 44
+
+    # A unit's menu opens whole inside the screen, every item of it (JavaScript or not: a <details>).
+    menu = page.locator(".planning-table thead details.unit-menu").last
+    menu.locator("summary").click()
+    for item in menu.locator(".menu-item").all():
+        box = item.bounding_box()
+        assert 0 <= box["y"] and box["y"] + box["height"] <= height and 0 <= box["x"] and box["x"] + box["width"] <= width
+    menu.locator("summary").click()
 
     # Down to the last day: the unit headings are still at the top of the screen.
     rows.last.scroll_into_view_if_needed()
@@ -136,6 +146,9 @@ def test_every_cell_is_named_and_tooltips_stay_in_the_screen(browser, live_serve
     page.screenshot(path=str(tmp_path / "tooltip.png"))
     tip = tipped.first
     tip.hover()
+    below = tip.bounding_box()  # the pointer moved onto the tooltip (under the cell): it stays
+    page.mouse.move(below["x"] + 10, below["y"] + below["height"] + 8)
+    assert tip.evaluate("e => getComputedStyle(e, '::after').display") != "none"
     page.keyboard.press("Escape")
     assert tip.evaluate("e => getComputedStyle(e, '::after').display") == "none"
     page.mouse.move(1, 1)
