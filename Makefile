@@ -49,8 +49,10 @@ tests/a11y/node_modules/axe-core/axe.min.js: tests/a11y/package.json
 	@if command -v npm >/dev/null; then cd tests/a11y && npm install --no-package-lock --no-audit --no-fund --silent; \
 	else echo "npm manquant : les contrôles axe-core seront ignorés (apt-get install npm)"; fi
 
-# The whole suite, on SQLite and, when a server answers, PostgreSQL (RIBAMBELLE_TEST_PG_URL).
+# The linter (settings in pyproject.toml), then the whole suite, on SQLite and, when a server answers,
+# PostgreSQL (RIBAMBELLE_TEST_PG_URL).
 test: install-dev browser tests/a11y/node_modules/axe-core/axe.min.js
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The accessibility statement (/accessibilite) from a complete run of the checks it names

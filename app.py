@@ -16,16 +16,14 @@ from pathlib import Path
 import click
 from flask import Flask, Request, abort, flash, g, render_template, request, url_for
 from flask.sessions import SecureCookieSessionInterface
-from flask_wtf.csrf import CSRFError
+from flask_login import LoginManager, current_user
+from flask_mail import Mail
+from flask_wtf.csrf import CSRFError, CSRFProtect
 from jinja2 import ChoiceLoader, FileSystemLoader, PrefixLoader
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.exceptions import SecurityError
-from werkzeug.routing import IntegerConverter
 from werkzeug.middleware.proxy_fix import ProxyFix
-
-from flask_login import LoginManager, current_user
-from flask_mail import Mail
-from flask_wtf.csrf import CSRFProtect
+from werkzeug.routing import IntegerConverter
 
 ROOT = Path(__file__).resolve().parent
 
@@ -209,7 +207,19 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.jinja_env.globals["accessibility_status"] = accessibility.audit(accessibility.load_results()).status
     security.init_app(app)
 
-    from blueprints import account, accounts, admin, auth, billing, children, demo, periods, reservations, simulator, staff
+    from blueprints import (
+        account,
+        accounts,
+        admin,
+        auth,
+        billing,
+        children,
+        demo,
+        periods,
+        reservations,
+        simulator,
+        staff,
+    )
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(account.bp)
@@ -468,9 +478,10 @@ def _register_cli(app: Flask) -> None:
     @payments_group.command("check")
     def payments_check_command():
         """Ask the provider about online payments left without an answer (PayFiP), then expire them."""
+        from sqlmodel import func, select
+
         from models import Payment, get_db
         from services import payments
-        from sqlmodel import func, select
 
         with app.app_context():
             db = get_db()

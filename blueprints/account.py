@@ -9,9 +9,10 @@ from sqlmodel import select
 
 from blueprints.forms import ChangeLoginForm, ChangePasswordForm, FamilyForm, strip_all
 from models import AuthToken, User, get_db, utcnow
-from services import accounts, family as family_service, outbox, passwords, planning
-from services.security import log_event, parent_required, start_session
+from services import accounts, outbox, passwords, planning
+from services import family as family_service
 from services.links import external_url
+from services.security import log_event, parent_required, start_session
 
 bp = Blueprint("account", __name__, url_prefix="/compte")
 
@@ -40,7 +41,6 @@ def _billing_block(db, family_id: int) -> dict:
     from blueprints.billing import family_invoices
     from services import billing
     from services.formatting import PARIS
-
     from services.payments import family_credits
 
     invoices, payments = family_invoices(db, family_id)

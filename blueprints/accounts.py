@@ -13,8 +13,8 @@ from blueprints.forms import NewFamilyForm, StaffAccountForm, strip_all
 from blueprints.listing import matches, paginate, search_text
 from models import Family, Guardian, User, get_db, get_or_404
 from services import accounts, audit, outbox
-from services.security import admin_required, log_event
 from services.links import external_url
+from services.security import admin_required, log_event
 
 bp = Blueprint("accounts", __name__, url_prefix="/admin")
 

@@ -10,7 +10,8 @@ from sqlalchemy import text
 
 from blueprints.forms import ForgotForm, LoginForm, NewPasswordForm
 from models import User, get_db
-from services import accessibility as a11y, accounts, outbox, ratelimit
+from services import accessibility as a11y
+from services import accounts, outbox, ratelimit
 from services.security import end_every_session, end_session, log_event, start_session
 
 bp = Blueprint("auth", __name__)

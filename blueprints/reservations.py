@@ -13,7 +13,8 @@ from flask_login import current_user
 from sqlmodel import func, select
 
 from models import Child, Draft, DraftLine, Establishment, Period, PeriodUnit, Reservation, Unit, get_db, utcnow
-from services import family as family_service, outbox, planning
+from services import family as family_service
+from services import outbox, planning
 from services.formatting import month_year
 from services.security import parent_required, wants_fragment
 

@@ -13,10 +13,29 @@ from xhtml2pdf import pisa
 from blueprints.billing import invoice_context
 from blueprints.forms import DecisionForm, strip_all
 from blueprints.listing import matches, paginate, search_text
-from models import (AuditEntry, ChangeRequest, Child, Credit, Establishment, Family, Guardian, Invoice, Payment, Period,
-                    Reservation, ReservationLine, Unit, User, get_db, get_or_404, utcnow, writing_session)
+from models import (
+    AuditEntry,
+    ChangeRequest,
+    Child,
+    Credit,
+    Establishment,
+    Family,
+    Guardian,
+    Invoice,
+    Payment,
+    Period,
+    Reservation,
+    ReservationLine,
+    Unit,
+    User,
+    get_db,
+    get_or_404,
+    utcnow,
+    writing_session,
+)
 from services import attendance as attendance_service
-from services import audit, billing, exports, family as family_service, outbox, payments, planning
+from services import audit, billing, exports, outbox, payments, planning
+from services import family as family_service
 from services.formatting import PARIS, count_words
 from services.security import log_event, staff_required
 

@@ -7,6 +7,7 @@ from argon2 import PasswordHasher
 from sqlmodel import Session, select
 
 from models import (
+    Booking,
     Child,
     ClosedDay,
     DaySlot,
@@ -15,12 +16,11 @@ from models import (
     Establishment,
     Family,
     Guardian,
-    Booking,
     Invoice,
     Period,
     PeriodUnit,
-    QfBracket,
     Price,
+    QfBracket,
     Reservation,
     ReservationLine,
     Unit,
@@ -29,7 +29,8 @@ from models import (
     utcnow,
     writing_session,
 )
-from services import billing, family as family_service, periods, planning
+from services import billing, periods, planning
+from services import family as family_service
 from services.formatting import PARIS
 
 # Logins shown in the README; a town's real data never uses the .test domain.

@@ -8,10 +8,8 @@ from playwright.sync_api import expect
 from sqlmodel import select
 
 from models import Booking, Child, Establishment, Invoice, Period, Reservation, Unit
-from tests.conftest import A11Y_PAGES, AXE, page_text, require_axe
-from tests.test_journeys import login
-
-WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+from tests.conftest import A11Y_PAGES, page_text, require_axe
+from tests.factories import login, violations
 
 
 @pytest.fixture
@@ -23,15 +21,6 @@ def a11y_page(browser, live_server):
     page.set_default_timeout(10000)
     yield page
     context.close()
-
-
-def violations(page) -> list[str]:
-    """axe-core's WCAG 2.1 AA violations on the page as it is now, one line each."""
-    if not page.evaluate("typeof window.axe !== 'undefined'"):
-        page.evaluate(AXE.read_text())
-    result = page.evaluate("async (tags) => (await axe.run(document, {runOnly: {type: 'tag', values: tags}})).violations",
-                           WCAG)
-    return [f"{v['id']}: {v['help']} — {[n['target'] for n in v['nodes']][:3]}" for v in result]
 
 
 def check(page, what: str, found: dict):

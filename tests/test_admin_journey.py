@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 from sqlmodel import select
 
 from models import Booking, Child, Period, Price, Unit
-from tests.test_journeys import login
+from tests.factories import login
 
 
 def test_admin_configures_a_new_centre_and_the_parent_books_it(page, db):

@@ -8,8 +8,7 @@ from sqlmodel import select
 
 from models import Attendance, Family, Invoice, InvoiceLine, Price, User, writing_session
 from services import billing, planning
-from tests.test_cancellation_rules import book, cancel, lines_of
-from tests.test_planning_rules import NOW, child, enroll_everyone, paris, summer, units  # noqa: F401
+from tests.factories import book, cancel, child, enroll_everyone, lines_of, paris, units
 
 JULY = date(2027, 7, 1)
 TODAY = date(2027, 8, 2)

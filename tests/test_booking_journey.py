@@ -6,23 +6,7 @@ from playwright.sync_api import expect
 from sqlmodel import select
 
 from models import Booking, Child, Reservation
-from tests.test_journeys import login
-
-
-def open_planning_from_the_window(page, button="Nouvelle réservation", heading="Planning de Léa Martin"):
-    """The window of the guide: child, establishment, period, "Continuer" (an htmx dialog)."""
-    page.wait_for_load_state("load")  # a click before htmx has started opens the plain page instead
-    page.get_by_role("link", name=button).click()
-    dialog = page.get_by_role("dialog", name=button)
-    expect(dialog).to_be_visible()
-    dialog.get_by_label("Léa Martin").check()
-    dialog.get_by_label("Accueil de loisirs Les Lutins").check()
-    # the window grew with the next step below, the focus stayed on the choice (no jump, RGAA 7.4)
-    expect(dialog.get_by_text("3. La période")).to_be_visible()
-    expect(dialog.get_by_label("Accueil de loisirs Les Lutins")).to_be_focused()
-    dialog.locator("input[name=periode]").first.check()
-    dialog.get_by_role("button", name="Continuer").click()
-    expect(page.get_by_role("heading", name=heading)).to_be_visible()
+from tests.factories import login, open_planning_from_the_window
 
 
 def next_month(page):

@@ -6,8 +6,7 @@ from playwright.sync_api import expect
 from sqlmodel import select
 
 from models import Booking, Child, Reservation, Unit
-from tests.test_booking_journey import open_planning_from_the_window
-from tests.test_journeys import login
+from tests.factories import login, open_planning_from_the_window
 
 
 def test_cancellation_journey(page, db):

@@ -6,29 +6,9 @@ from datetime import date
 import pytest
 from sqlmodel import Session, select
 
-from models import Booking, DaySlot, OutboxMail, Reservation, ReservationLine, User, writing_session
+from models import Booking, DaySlot, OutboxMail, Reservation, User, writing_session
 from services import planning
-from tests.test_planning_rules import NOW, child, confirm, enroll_everyone, paris, summer, units  # noqa: F401
-
-
-def book(app, db, period, name, code, day, now=NOW):
-    planning.toggle(db, child(db, name), period, units(db)[code].id, day, now)
-    return confirm(app, name, period, now=now)
-
-
-def cancel(app, db, period, name, code, day, now=NOW):
-    planning.toggle(db, child(db, name), period, units(db)[code].id, day, now, mode="cancel")
-    with Session(app.extensions["ribambelle.engine"]) as s:
-        c = s.exec(select(planning.Child).where(planning.Child.first_name == name)).one()
-        draft, _ = planning.recap(s, c, s.get(planning.Period, period.id), now, mode="cancel")
-    with writing_session(app.extensions["ribambelle.engine"]) as w:
-        return planning.confirm_cancellation(w, 1, w.get(planning.Child, c.id), w.get(planning.Period, period.id),
-                                             draft.revision, now)
-
-
-def lines_of(db, reservation):
-    db.expire_all()
-    return db.exec(select(ReservationLine).where(ReservationLine.reservation_id == reservation.id)).all()
+from tests.factories import NOW, book, cancel, child, confirm, enroll_everyone, lines_of, paris, units
 
 
 def test_cancellation_deadlines_at_each_boundary(summer):

@@ -7,10 +7,10 @@ from datetime import timedelta
 from pypdf import PdfReader
 from sqlmodel import select
 
-from models import Attendance, Booking, ReservationLine, Reservation, utcnow
+from models import Attendance, Booking, Reservation, ReservationLine, utcnow
 from services import planning
 from tests.conftest import csrf_from, page_text
-from tests.test_reservations import HX, kid, lutins
+from tests.factories import HX, kid, lutins
 
 CANCEL = "/reservations/annulation"
 

@@ -53,9 +53,10 @@ def test_demo_planning_shows_every_state_a_seed_can_make(db):
 def test_demo_loads_the_same_states_on_any_weekday(app, make_app, tmp_path):
     from datetime import timedelta
 
+    from sqlmodel import Session
+
     from models import Booking
     from services import migrations
-    from sqlmodel import Session
 
     for offset in range(7):
         url = f"sqlite:///{tmp_path / f'day{offset}.sqlite'}"

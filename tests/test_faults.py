@@ -16,8 +16,8 @@ def _database_goes_away(app):
 
 def test_the_error_page_needs_no_database(make_app):
     """A logged-in parent while the database is down: a French page with the site around it, no traceback."""
-    from services import demo_data
     import models
+    from services import demo_data
 
     app = make_app(PROPAGATE_EXCEPTIONS=False)
     with app.app_context():
@@ -49,8 +49,7 @@ def test_a_failed_htmx_click_is_announced_in_the_planning(page, db):
     """A toggle answered 500, or lost on the network: the planning's live region says so."""
     from playwright.sync_api import expect
 
-    from tests.test_booking_journey import open_planning_from_the_window
-    from tests.test_journeys import login
+    from tests.factories import login, open_planning_from_the_window
 
     login(page)
     open_planning_from_the_window(page)
@@ -71,7 +70,7 @@ def test_two_guardians_clicking_one_cell_at_the_same_moment(app, db):
     from sqlmodel import select
 
     from models import Draft, DraftLine
-    from tests.test_reservations import bookable_day, kid, lutins, planning_url
+    from tests.factories import bookable_day, kid, lutins, planning_url
 
     est, period, units = lutins(db)
     lea = kid(db, "Léa")
@@ -90,7 +89,7 @@ def test_two_guardians_clicking_one_cell_at_the_same_moment(app, db):
         tokens = [m.group(1) or m.group(2) for m in tokens]
         barrier, answers = threading.Barrier(2), []
 
-        def click(client, token):
+        def click(client, token, barrier=barrier, answers=answers):
             barrier.wait()
             response = client.post(url, data={"csrf_token": token, "cellule": f"{day.isoformat()}.{unit.id}",
                                               "mois": f"{day:%Y-%m}"}, headers={"HX-Request": "true"})

@@ -3,12 +3,7 @@ import re
 
 from playwright.sync_api import expect
 
-
-def login(page, email="parent@demo.test", password="parent-demo-ribambelle"):
-    page.goto("/")
-    page.get_by_label("Identifiant (adresse mail)").fill(email)
-    page.get_by_label("Mot de passe").fill(password)
-    page.get_by_role("button", name="Connexion").click()
+from tests.factories import login
 
 
 def test_journey_1_log_in_and_out(page):

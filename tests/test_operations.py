@@ -214,7 +214,7 @@ def test_backup_refuses_to_call_a_damaged_file_good(app, database_url, tmp_path)
 
     dump = tmp_path / "sauvegarde.bin"
     backup.backup(database_url, dump)
-    for what, damaged in _damaged_copies(dump, tmp_path).items():
+    for damaged in _damaged_copies(dump, tmp_path).values():
         with pytest.raises(backup.BackupError):
             backup.check(database_url, damaged)
     backup.check(database_url, dump)

@@ -11,9 +11,9 @@ from tests.conftest import SMTPServer, free_port, page_text
 def test_mail_due_while_smtp_is_down_goes_out_once_when_it_is_back(make_app, db_factory):
     port = free_port()  # nothing listens here yet
     app = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=port, MAIL_TIMEOUT=2)
-    from tests.conftest import Client
-    from services import demo_data
     import models
+    from services import demo_data
+    from tests.conftest import Client
 
     with app.app_context():
         demo_data.seed(models.get_db(), app.extensions["ribambelle.hasher"])
@@ -63,9 +63,9 @@ def test_two_senders_at_once_send_each_mail_once(app, smtp, db):
 
 def test_without_a_mail_server_mails_wait_and_the_demo_mailbox_shows_them(make_app):
     app = make_app(DEMO_MAILBOX=True)
-    from tests.conftest import Client
-    from services import demo_data
     import models
+    from services import demo_data
+    from tests.conftest import Client
 
     with app.app_context():
         demo_data.seed(models.get_db(), app.extensions["ribambelle.hasher"])
@@ -152,10 +152,10 @@ def test_a_link_that_expired_while_the_mail_waited_is_renewed(make_app, db_facto
 
     from sqlalchemy import update
 
+    import models
     from models import AuthToken, User
     from services import demo_data
     from tests.conftest import Auth, Client
-    import models
 
     port = free_port()
     app = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=port, MAIL_TIMEOUT=2)

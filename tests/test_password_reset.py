@@ -17,7 +17,9 @@ def test_confirmation_reads_the_same_whether_or_not_the_address_exists(client, s
     unknown = ask(client, "personne@demo.test").get_data(as_text=True)
     assert "Si cette adresse correspond à un compte" in known
     assert ">OK</a>" in known
-    strip = lambda html: html.split('name="csrf_token"')[0].split("X-CSRFToken")[0]
+    def strip(html):
+        return html.split('name="csrf_token"')[0].split("X-CSRFToken")[0]
+
     assert strip(known) == strip(unknown)
     assert len(smtp.to("parent@demo.test")) == 1
     assert smtp.to("personne@demo.test") == []

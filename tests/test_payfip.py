@@ -300,7 +300,7 @@ def test_payfip_journey_in_chromium_under_the_csp(browser, live_server, db, java
     """« Payer en ligne » through PayFiP's page and back, with the portal's own CSP (a blocked form fails)."""
     from playwright.sync_api import expect
 
-    from tests.test_journeys import login
+    from tests.factories import login
 
     context = browser.new_context(base_url=live_server, locale="fr-FR", java_script_enabled=javascript,
                                   viewport={"width": 360, "height": 740})
@@ -334,7 +334,7 @@ def test_payfip_journey_in_chromium_under_the_csp(browser, live_server, db, java
 def test_refused_payfip_payment_in_chromium_without_javascript(browser, live_server, db):
     from playwright.sync_api import expect
 
-    from tests.test_journeys import login
+    from tests.factories import login
 
     context = browser.new_context(base_url=live_server, locale="fr-FR", java_script_enabled=False)
     page = context.new_page()

@@ -166,7 +166,7 @@ def test_simulator_is_off_unless_asked_for(make_app):
 def test_payment_journey_through_the_bank_simulator(page, db):
     from playwright.sync_api import expect
 
-    from tests.test_journeys import login
+    from tests.factories import login
 
     invoice = martin_invoice(db)
     login(page)
@@ -187,7 +187,7 @@ def test_payment_journey_through_the_bank_simulator(page, db):
 def test_late_confirmation_is_awaited_then_shown(page, db):
     from playwright.sync_api import expect
 
-    from tests.test_journeys import login
+    from tests.factories import login
 
     invoice = martin_invoice(db)
     login(page)
@@ -220,7 +220,7 @@ def test_cancellation_invoice_and_payment_with_javascript_off(browser, live_serv
     """RGAA and cheap phones: the section 9 and 11 journeys complete without JavaScript."""
     from playwright.sync_api import expect
 
-    from tests.test_journeys import login
+    from tests.factories import login
 
     context = browser.new_context(base_url=live_server, locale="fr-FR", java_script_enabled=False)
     page = context.new_page()
@@ -254,8 +254,7 @@ def test_payment_pages_have_no_axe_violation(browser, live_server, db):
     from playwright.sync_api import expect
 
     from tests.conftest import require_axe
-    from tests.test_accessibility import violations
-    from tests.test_journeys import login
+    from tests.factories import login, violations
 
     require_axe()
     context = browser.new_context(base_url=live_server, locale="fr-FR", bypass_csp=True, java_script_enabled=True)
@@ -279,8 +278,8 @@ def test_payment_pages_have_no_axe_violation(browser, live_server, db):
 def test_payment_with_the_keyboard_only(browser, live_server, db):
     from playwright.sync_api import expect
 
+    from tests.factories import login
     from tests.test_accessibility import tab_to
-    from tests.test_journeys import login
 
     context = browser.new_context(base_url=live_server, locale="fr-FR")
     page = context.new_page()
@@ -409,7 +408,7 @@ def test_payzen_through_the_simulator(client, auth, db):
 def test_abandon_at_systempay_in_chromium_reads_abandonne(page, db):
     from playwright.sync_api import expect
 
-    from tests.test_journeys import login
+    from tests.factories import login
 
     invoice = martin_invoice(db)
     login(page)

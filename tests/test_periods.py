@@ -4,8 +4,19 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from sqlmodel import select
 
-from models import (AuditEntry, Booking, Child, ClosedDay, DaySlot, Establishment, OutboxMail, Period, PeriodUnit,
-                    ReservationLine, Unit)
+from models import (
+    AuditEntry,
+    Booking,
+    Child,
+    ClosedDay,
+    DaySlot,
+    Establishment,
+    OutboxMail,
+    Period,
+    PeriodUnit,
+    ReservationLine,
+    Unit,
+)
 from services import planning
 from services.formatting import PARIS
 from tests.conftest import page_text

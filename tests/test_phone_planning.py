@@ -14,7 +14,7 @@ from sqlmodel import select
 from models import DraftLine, Establishment, Invoice, Period, PeriodUnit, Unit
 from services import planning
 from services.formatting import euros
-from tests.test_journeys import login
+from tests.factories import login
 
 
 def add_fifth_unit(db):

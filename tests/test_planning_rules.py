@@ -1,53 +1,20 @@
 """The planning's rules without HTTP: deadlines at each boundary, closures, capacity, exclusions,
 confirmation and the race for the last place (on SQLite and PostgreSQL)."""
 import threading
-from datetime import date, datetime, time, timedelta
+from datetime import date, time
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from models import (
-    Booking, Child, ClosedDay, DaySlot, Enrollment, Establishment, Period, PeriodUnit, Reservation, Unit, User,
+    Booking,
+    DaySlot,
+    Reservation,
+    User,
     writing_session,
 )
-from services import periods, planning
-from services.formatting import PARIS
-
-
-def paris(y, m, d, hh=10, mm=0):
-    return datetime(y, m, d, hh, mm, tzinfo=PARIS)
-
-
-NOW = paris(2027, 6, 28)  # a Monday, ten o'clock
-
-
-@pytest.fixture
-def summer(app, db):
-    """Vacances d'été 2027 at Les Lutins (5 July - 27 August), open Monday to Friday."""
-    est_id = lutins_units(db)[0].establishment_id
-    period = Period(establishment_id=est_id, name="Vacances d'été 2027", start_date=date(2027, 7, 5),
-                    end_date=date(2027, 8, 27), booking_opens_at=paris(2027, 6, 1, 8),
-                    booking_closes_at=paris(2027, 8, 20, 18), auto_accept_days=8, min_days=2)
-    db.add(period)
-    db.flush()
-    for unit in lutins_units(db):
-        db.add(PeriodUnit(period_id=period.id, unit_id=unit.id, weekdays="01234" if unit.code != "repas" else "0134"))
-    db.add(ClosedDay(period_id=period.id, day=date(2027, 7, 16), reason="Sortie du personnel : fermé"))
-    periods.close_holidays(db, period)  # 14 July, as the admin page does for a new period
-    db.commit()
-    return period
-
-
-def lutins_units(db):
-    return db.exec(select(Unit).join(Establishment).where(Establishment.name == "Accueil de loisirs Les Lutins")).all()
-
-
-def units(db):
-    return {u.code: u for u in lutins_units(db)}
-
-
-def child(db, name="Léa"):
-    return db.exec(select(Child).where(Child.first_name == name)).one()
+from services import planning
+from tests.factories import NOW, child, confirm, enroll_everyone, paris, units
 
 
 def cell(db, period, code, day, now=NOW, name="Léa"):
@@ -178,21 +145,6 @@ def test_auto_selection_keeps_the_ticked_weekdays(summer):
     assert {d.weekday() for d in chosen} == {0, 2}
 
 
-# --- confirmation --------------------------------------------------------------------------------------
-
-
-def confirm(app, name, period, now=NOW, revision=None):
-    with Session(app.extensions["ribambelle.engine"]) as s:
-        c = s.exec(select(Child).where(Child.first_name == name)).one()
-        draft_rev = revision
-        if draft_rev is None:
-            draft, _ = planning.recap(s, c, s.get(Period, period.id), now)
-            draft_rev = draft.revision
-        parent = s.exec(select(User).where(User.family_id == c.family_id)).first()
-    with writing_session(app.extensions["ribambelle.engine"]) as w:
-        return planning.confirm(w, parent.id, w.get(Child, c.id), w.get(Period, period.id), draft_rev, now)
-
-
 def test_confirmation_records_a_numbered_reservation_and_empties_the_draft(app, db, summer):
     u = units(db)
     for day in (date(2027, 7, 5), date(2027, 7, 6)):
@@ -264,13 +216,6 @@ def confirm_at_once(app, names, period):
         t.join()
     assert errors == []
     return results
-
-
-def enroll_everyone(db, period):
-    for c in db.exec(select(Child)).all():
-        if not db.exec(select(Enrollment).where(Enrollment.child_id == c.id, Enrollment.establishment_id == period.establishment_id)).first():
-            db.add(Enrollment(child_id=c.id, establishment_id=period.establishment_id))
-    db.commit()
 
 
 def test_two_parents_confirming_the_last_place_at_once(app, db, summer):

@@ -1,60 +1,14 @@
 """Booking screens (guide sections 7-8), with htmx and without JavaScript, and their permissions."""
 import re
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from sqlmodel import select
 
-from models import Booking, Child, DraftLine, Establishment, Period, Reservation, Unit
+from models import Booking, DraftLine, Establishment, Period, Reservation, Unit
 from services import planning
 from tests.conftest import csrf_from, page_text
-
-HX = {"HX-Request": "true"}
-
-
-def lutins(db):
-    est = db.exec(select(Establishment).where(Establishment.name == "Accueil de loisirs Les Lutins")).one()
-    period = db.exec(select(Period).where(Period.establishment_id == est.id)).one()
-    units = {u.code: u for u in db.exec(select(Unit).where(Unit.establishment_id == est.id))}
-    return est, period, units
-
-
-def ferry_period(db):
-    est = db.exec(select(Establishment).where(Establishment.name == "Périscolaire école Jules-Ferry")).one()
-    return db.exec(select(Period).where(Period.establishment_id == est.id)).one()
-
-
-def kid(db, name):
-    return db.exec(select(Child).where(Child.first_name == name)).one()
-
-
-def bookable_day(db, period, unit, child, outcome="accepted"):
-    """A day of the demo period where ``unit`` is available with that outcome today."""
-    from models import utcnow
-
-    now = utcnow()
-    days = planning.all_period_days(period)
-    plan = planning.load_planning(db, child, period, days, now)
-    for day in days:
-        c = plan.cell(unit, day)
-        if c.state == "available" and plan.outcome(unit, day) == outcome:
-            return day
-    raise AssertionError("no bookable day in the demo period")
-
-
-def planning_url(child, period, month=None):
-    url = f"/reservations/planning/{child.id}/{period.id}"
-    return url + (f"?mois={month:%Y-%m}" if month else "")
-
-
-def post_cell(client, child, period, unit, day, htmx=True):
-    token = csrf_from(client.get(planning_url(child, period, day)).get_data(as_text=True))
-    return client.post(
-        f"/reservations/planning/{child.id}/{period.id}/cellule",
-        data={"csrf_token": token, "cellule": f"{day.isoformat()}.{unit.id}", "mois": f"{day:%Y-%m}"},
-        headers=HX if htmx else {},
-    )
+from tests.factories import HX, bookable_day, ferry_period, kid, lutins, planning_url, post_cell
 
 
 def test_family_space_lists_reservations_with_state_and_legend(client, auth):

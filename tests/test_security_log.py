@@ -5,7 +5,6 @@ import logging
 import pytest
 
 
-
 @pytest.fixture
 def security_lines(caplog):
     caplog.set_level(logging.INFO, logger="ribambelle.security")

@@ -4,10 +4,9 @@ Revision ID: 1c7bbebbb466
 Revises: 88565fe24774
 Create Date: 2026-11-26 19:10:09.034644
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-
+from alembic import op
 
 revision = '1c7bbebbb466'
 down_revision = '88565fe24774'

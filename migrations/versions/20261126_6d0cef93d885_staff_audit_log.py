@@ -4,10 +4,9 @@ Revision ID: 6d0cef93d885
 Revises: a04bc26d886a
 Create Date: 2026-11-26 20:13:56.310258
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-
+from alembic import op
 
 revision = '6d0cef93d885'
 down_revision = 'a04bc26d886a'

@@ -4,9 +4,8 @@ Revision ID: 77efcc4b1ded
 Revises: 6d0cef93d885
 Create Date: 2026-11-26 21:35:34.095510
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '77efcc4b1ded'
 down_revision = '6d0cef93d885'

@@ -1,13 +1,12 @@
 """accounts families children
 
 Revision ID: 88565fe24774
-Revises: 
+Revises:
 Create Date: 2026-11-26 18:32:16.873313
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-
+from alembic import op
 
 revision = '88565fe24774'
 down_revision = None

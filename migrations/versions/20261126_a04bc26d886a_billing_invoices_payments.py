@@ -4,10 +4,9 @@ Revision ID: a04bc26d886a
 Revises: 1c7bbebbb466
 Create Date: 2026-11-26 19:34:05.742208
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-
+from alembic import op
 
 revision = 'a04bc26d886a'
 down_revision = '1c7bbebbb466'

@@ -4,10 +4,9 @@ Revision ID: a5169fab1025
 Revises: 77efcc4b1ded
 Create Date: 2026-11-26 21:54:09.876559
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-
+from alembic import op
 
 revision = 'a5169fab1025'
 down_revision = '77efcc4b1ded'

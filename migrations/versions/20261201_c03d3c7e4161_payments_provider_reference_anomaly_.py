@@ -4,10 +4,9 @@ Revision ID: c03d3c7e4161
 Revises: efaa6eef4d3e
 Create Date: 2026-12-01 23:37:39.610070
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-
+from alembic import op
 
 revision = 'c03d3c7e4161'
 down_revision = 'efaa6eef4d3e'

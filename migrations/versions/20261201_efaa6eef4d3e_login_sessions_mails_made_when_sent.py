@@ -4,10 +4,9 @@ Revision ID: efaa6eef4d3e
 Revises: a5169fab1025
 Create Date: 2026-12-01 23:07:43.901321
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-
+from alembic import op
 
 revision = 'efaa6eef4d3e'
 down_revision = 'a5169fab1025'

@@ -4,10 +4,9 @@ Revision ID: 0642d952e032
 Revises: 62f7f14537c2
 Create Date: 2026-12-02 00:30:01.337126
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-
+from alembic import op
 
 revision = '0642d952e032'
 down_revision = '62f7f14537c2'

@@ -4,10 +4,9 @@ Revision ID: 62f7f14537c2
 Revises: c03d3c7e4161
 Create Date: 2026-12-02 00:04:51.924257
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-
+from alembic import op
 
 revision = '62f7f14537c2'
 down_revision = 'c03d3c7e4161'

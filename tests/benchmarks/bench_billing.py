@@ -26,8 +26,21 @@ def main():
 
     import models
     from app import create_app
-    from models import (Booking, Child, Enrollment, Establishment, Family, Invoice, Period, PeriodUnit, Price,
-                        Reservation, ReservationLine, Unit, User)
+    from models import (
+        Booking,
+        Child,
+        Enrollment,
+        Establishment,
+        Family,
+        Invoice,
+        Period,
+        PeriodUnit,
+        Price,
+        Reservation,
+        ReservationLine,
+        Unit,
+        User,
+    )
     from services import billing, migrations
 
     url = os.environ.get("DATABASE_URL") or f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite"

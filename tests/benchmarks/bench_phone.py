@@ -67,7 +67,7 @@ def main():
                     "offline": False, "latency": 562.5, "downloadThroughput": 1.44e6 / 8, "uploadThroughput": 675e3 / 8})
                 cdp.send("Emulation.setCPUThrottlingRate", {"rate": 4})
                 transferred = []
-                cdp.on("Network.loadingFinished", lambda e: transferred.append(e["encodedDataLength"]))
+                cdp.on("Network.loadingFinished", lambda e, transferred=transferred: transferred.append(e["encodedDataLength"]))
                 started = time.perf_counter()
                 page.goto(base + path, wait_until="load")
                 page.locator("td.cell--available button").first.wait_for()

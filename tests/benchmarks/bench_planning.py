@@ -53,8 +53,8 @@ def main():
     parser.add_argument("--requests", type=int, default=300)
     args = parser.parse_args()
 
-    from app import create_app
     import models
+    from app import create_app
     from services import demo_data, migrations
 
     url = os.environ.get("DATABASE_URL")

@@ -279,7 +279,7 @@ def endpoint_load(port: int, town: dict, families: list, seconds: float) -> dict
         latencies, errors, lock = [], [], threading.Lock()
         deadline = time.perf_counter() + seconds
 
-        def worker(args):
+        def worker(args, call=call, deadline=deadline, lock=lock, latencies=latencies, errors=errors):
             client, index, child = args
             while time.perf_counter() < deadline:
                 try:
