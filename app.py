@@ -16,21 +16,21 @@ from pathlib import Path
 import click
 from flask import Flask, Request, abort, flash, g, render_template, request, url_for
 from flask.sessions import SecureCookieSessionInterface
-from flask_login import LoginManager, current_user
-from flask_mail import Mail
-from flask_wtf.csrf import CSRFError, CSRFProtect
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
 from jinja2 import ChoiceLoader, FileSystemLoader, PrefixLoader
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.exceptions import SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
+from blueprints.web import is_htmx
+from db import close_db, make_engine
+from extensions import csrf, login_manager, mail
+
 ROOT = Path(__file__).resolve().parent
 
 # Extensions are created empty here and bound to the app in create_app().
-csrf = CSRFProtect()
-mail = Mail()
-login_manager = LoginManager()
 
 # Every setting, with its default. Environment: FLASK_<NAME>.
 SETTINGS = {
@@ -186,26 +186,25 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.jinja_env.trim_blocks = True  # smaller pages: no blank lines left by {% %} tags
     app.jinja_env.lstrip_blocks = True
 
-    import models
-
-    app.extensions["ribambelle.engine"] = models.make_engine(app.config["DATABASE_URL"])
+    app.extensions["ribambelle.engine"] = make_engine(app.config["DATABASE_URL"])
     # SQLite: each process in service holds a shared lock, so that `flask restore` can tell it is running.
     from services import backup
 
     app.extensions["ribambelle.running_lock"] = backup.hold_running_lock(app.config["DATABASE_URL"])
-    app.teardown_appcontext(models.close_db)
+    app.teardown_appcontext(close_db)
 
     csrf.init_app(app)
     mail.init_app(app)
     login_manager.init_app(app)
 
-    from services import accessibility, formatting, planning, security
+    from blueprints import web
+    from services import accessibility, formatting, planning
 
     formatting.init_app(app)
     app.add_template_global(planning.state_summary, "state_summary")
     # Said in every footer, as RGAA asks: the statement's status, from the grid and the published run.
     app.jinja_env.globals["accessibility_status"] = accessibility.audit(accessibility.load_results()).status
-    security.init_app(app)
+    web.init_app(app)
 
     from blueprints import (
         account,
@@ -338,7 +337,7 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(e):
-        if request.headers.get("HX-Request") == "true":
+        if is_htmx():
             # A click on a page left open (its session cookie gone): never a silent 400 in a fragment,
             # the whole page goes to the login, or is drawn again; what was selected stays in the draft.
             if not current_user.is_authenticated:
@@ -407,7 +406,7 @@ def _register_cli(app: Flask) -> None:
     def seed_demo_command(force):
         """Load the demo town when the database is empty."""
         with app.app_context():
-            from models import get_db
+            from db import get_db
 
             loaded = demo_data.seed(get_db(), force=force, hasher=app.extensions["ribambelle.hasher"])
         click.echo("Données de démonstration chargées." if loaded else "Base déjà remplie : rien chargé.")
@@ -480,7 +479,8 @@ def _register_cli(app: Flask) -> None:
         """Ask the provider about online payments left without an answer (PayFiP), then expire them."""
         from sqlmodel import func, select
 
-        from models import Payment, get_db
+        from db import get_db
+        from models import Payment
         from services import payments
 
         with app.app_context():

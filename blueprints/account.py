@@ -7,12 +7,17 @@ from flask import Blueprint, current_app, flash, redirect, render_template, sess
 from flask_login import current_user
 from sqlmodel import select
 
+from blueprints.billing import family_invoices
 from blueprints.forms import ChangeLoginForm, ChangePasswordForm, FamilyForm, strip_all
-from models import AuthToken, User, get_db, utcnow
-from services import accounts, outbox, passwords, planning
+from blueprints.web import parent_required
+from db import get_db
+from models import AuthToken, Period, Reservation, User, utcnow
+from services import accounts, billing, outbox, passwords, planning
 from services import family as family_service
+from services.formatting import PARIS
 from services.links import external_url
-from services.security import log_event, parent_required, start_session
+from services.payments import family_credits
+from services.security import log_event, start_session
 
 bp = Blueprint("account", __name__, url_prefix="/compte")
 
@@ -38,11 +43,6 @@ def home():
 
 
 def _billing_block(db, family_id: int) -> dict:
-    from blueprints.billing import family_invoices
-    from services import billing
-    from services.formatting import PARIS
-    from services.payments import family_credits
-
     invoices, payments = family_invoices(db, family_id)
     return dict(invoices=invoices, payments=payments, credits=family_credits(db, family_id),
                 today=utcnow().astimezone(PARIS).date(),
@@ -51,8 +51,6 @@ def _billing_block(db, family_id: int) -> dict:
 
 
 def _periods(db, family_id: int) -> dict:
-    from models import Period, Reservation
-
     rows = db.exec(select(Period).join(Reservation, Reservation.period_id == Period.id)
                    .where(Reservation.family_id == family_id)).all()
     return {p.id: p for p in rows}

@@ -11,10 +11,12 @@ from sqlmodel import select
 
 from blueprints.forms import NewFamilyForm, StaffAccountForm, strip_all
 from blueprints.listing import matches, paginate, search_text
-from models import Family, Guardian, User, get_db, get_or_404
+from blueprints.web import admin_required
+from db import get_db, get_or_404
+from models import Family, Guardian, User
 from services import accounts, audit, outbox
 from services.links import external_url
-from services.security import admin_required, log_event
+from services.security import log_event
 
 bp = Blueprint("accounts", __name__, url_prefix="/admin")
 

@@ -11,23 +11,11 @@ from sqlmodel import select
 
 from blueprints.forms import EstablishmentForm, UnitForm, parse_euros, strip_all
 from blueprints.listing import matches, paginate, search_text
-from models import (
-    AuditEntry,
-    Child,
-    Enrollment,
-    Establishment,
-    Family,
-    Period,
-    Price,
-    QfBracket,
-    Unit,
-    UnitExclusion,
-    get_db,
-    get_or_404,
-)
+from blueprints.web import admin_required
+from db import get_db, get_or_404
+from models import AuditEntry, Child, Enrollment, Establishment, Family, Period, Price, QfBracket, Unit, UnitExclusion
 from services import audit
 from services.formatting import count_words
-from services.security import admin_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

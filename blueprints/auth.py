@@ -1,6 +1,7 @@
 """Logging in and out, and getting back in with a forgotten password (guide sections 1 and 2)."""
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -8,8 +9,12 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user
 from sqlalchemy import text
 
+from blueprints.account import home
 from blueprints.forms import ForgotForm, LoginForm, NewPasswordForm
-from models import User, get_db
+from blueprints.web import is_htmx
+from db import get_db
+from extensions import login_manager
+from models import User
 from services import accessibility as a11y
 from services import accounts, outbox, ratelimit
 from services.security import end_every_session, end_session, log_event, start_session
@@ -42,7 +47,6 @@ def login():
     if current_user.is_authenticated:
         if current_user.is_staff:
             return redirect(url_for("staff.queue"))
-        from blueprints.account import home
 
         return home()
 
@@ -92,18 +96,11 @@ def accessibility():
 @bp.post("/session/prolonger")
 def extend_session():
     """Keep the session alive (the warning's button); htmx gets 204, a plain form goes back."""
-    from flask import session
-
-    from services.security import _is_htmx
-
     if not current_user.is_authenticated:
-        from app import login_manager
-
         return login_manager.unauthorized()
-    import time
 
     session["seen_at"] = int(time.time())
-    if _is_htmx():
+    if is_htmx():
         return "", 204, {"HX-Trigger": "ribambelle:session-extended"}
     return redirect(request.referrer if request.referrer and request.referrer.startswith(request.host_url)
                     else url_for("auth.login"))
@@ -123,8 +120,6 @@ def logout():
 def logout_everywhere():
     """End every session of the account: this browser, the phone, a forgotten library PC."""
     if not current_user.is_authenticated:
-        from app import login_manager
-
         return login_manager.unauthorized()
     user_id = current_user.id
     ended = end_every_session(user_id)

@@ -4,15 +4,18 @@ from __future__ import annotations
 import io
 
 import eopayment
-from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlmodel import select
+from xhtml2pdf import pisa
 
-from models import Child, Credit, Family, Invoice, Payment, Unit, get_db, utcnow, writing_session
+from blueprints.web import page_or_fragment, parent_required
+from db import get_db, writing_session
+from models import Child, Credit, Family, Invoice, Payment, Unit, utcnow
 from services import billing, payments
 from services.formatting import PARIS
 from services.links import external_url, portal_url
-from services.security import log_event, parent_required, wants_fragment
+from services.security import log_event
 
 bp = Blueprint("billing", __name__, url_prefix="/factures")
 
@@ -41,12 +44,8 @@ def invoice_context(invoice: Invoice) -> dict:
 @parent_required
 def detail(invoice_id: int):
     """Page, or the dialog fragment for htmx: the lines, unit prices, totals, paid, left to pay, due date."""
-    context = invoice_context(own_invoice_or_404(invoice_id))
-    fragment = wants_fragment()
-    response = make_response(render_template(
-        "partials/billing/_invoice_dialog.html" if fragment else "billing/detail.html", **context))
-    response.vary.add("HX-Request")
-    return response
+    return page_or_fragment("billing/detail.html", "partials/billing/_invoice_dialog.html",
+                            **invoice_context(own_invoice_or_404(invoice_id)))
 
 
 @bp.get("/<int:invoice_id>.pdf")
@@ -57,8 +56,6 @@ def pdf(invoice_id: int):
 
 
 def render_pdf(invoice: Invoice):
-    from xhtml2pdf import pisa
-
     html = render_template("billing/invoice_pdf.html", **invoice_context(invoice), portal_url=portal_url())
     out = io.BytesIO()
     if pisa.CreatePDF(html, dest=out, encoding="utf-8").err:
@@ -214,9 +211,5 @@ def payment_status(transaction_id: str):
     db = get_db()
     invoice = db.get(Invoice, payment.invoice_id)
     credit = db.exec(select(Credit).where(Credit.payment_id == payment.id)).first()
-    context = dict(payment=payment, invoice=invoice, states=billing.PAYMENT_STATES, credit=credit)
-    fragment = wants_fragment()
-    response = make_response(render_template(
-        "partials/billing/_payment_status.html" if fragment else "billing/payment.html", **context))
-    response.vary.add("HX-Request")
-    return response
+    return page_or_fragment("billing/payment.html", "partials/billing/_payment_status.html",
+                            payment=payment, invoice=invoice, states=billing.PAYMENT_STATES, credit=credit)

@@ -8,9 +8,10 @@ from flask_login import current_user
 from sqlmodel import select
 
 from blueprints.forms import ChildForm, strip_all
-from models import ChangeRequest, get_db
+from blueprints.web import parent_required
+from db import get_db
+from models import ChangeRequest
 from services import family as family_service
-from services.security import parent_required
 
 bp = Blueprint("children", __name__, url_prefix="/enfants")
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, render_template
 from sqlmodel import select
 
-from models import OutboxMail, get_db
+from db import get_db
+from models import OutboxMail
 from services import outbox
 
 bp = Blueprint("demo", __name__, url_prefix="/demo")

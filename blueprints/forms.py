@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import re
-from datetime import time
+from datetime import date, time
+from decimal import Decimal, InvalidOperation
 
+from email_validator import EmailNotValidError, validate_email
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -42,8 +44,6 @@ PHONE = Regexp(
 
 def EMAIL(form, field):
     """A syntactically valid address (email-validator); the demo's .test domain is accepted."""
-    from email_validator import EmailNotValidError, validate_email
-
     try:
         validate_email(field.data or "", check_deliverability=False, test_environment=True)
     except EmailNotValidError:
@@ -221,8 +221,6 @@ class ChildForm(FrenchForm):
     image_rights = BooleanField("J'autorise la prise et la diffusion de photos de mon enfant (droit à l'image)")
 
     def validate_birth_date(self, field):
-        from datetime import date
-
         if field.data and (field.data > date.today() or field.data.year < date.today().year - 25):
             raise ValidationError("Date de naissance invalide.")
 
@@ -268,8 +266,6 @@ class UnitForm(FrenchForm):
 
 def parse_euros(text: str) -> int | None:
     """'12,50', '12.5' or '12,50 €' as integer cents; None when it is not an amount."""
-    from decimal import Decimal, InvalidOperation
-
     cleaned = (text or "").replace("€", "").replace("\u00a0", "").replace(" ", "").replace(",", ".")
     if not re.fullmatch(r"\d{1,6}(\.\d{1,2})?", cleaned):
         return None

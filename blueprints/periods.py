@@ -12,11 +12,12 @@ from flask_login import current_user
 from sqlmodel import select
 
 from blueprints.forms import ClosedDayForm, DayCapacityForm, PeriodForm, strip_all
-from models import ClosedDay, Establishment, Period, PeriodUnit, Unit, get_db, get_or_404, utcnow
+from blueprints.web import admin_required
+from db import get_db, get_or_404
+from models import ClosedDay, Establishment, Period, PeriodUnit, Unit, utcnow
 from services import audit, periods
 from services.formatting import PARIS, count_words, to_paris
 from services.planning import WEEKDAYS
-from services.security import admin_required
 
 bp = Blueprint("periods", __name__, url_prefix="/admin")
 

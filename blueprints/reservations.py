@@ -12,11 +12,12 @@ from flask import Blueprint, abort, current_app, flash, make_response, redirect,
 from flask_login import current_user
 from sqlmodel import func, select
 
-from models import Child, Draft, DraftLine, Establishment, Period, PeriodUnit, Reservation, Unit, get_db, utcnow
+from blueprints.web import is_htmx, page_or_fragment, parent_required, wants_fragment
+from db import get_db
+from models import Child, Draft, DraftLine, Establishment, Period, PeriodUnit, Reservation, Unit, utcnow
 from services import family as family_service
 from services import outbox, planning
 from services.formatting import month_year
-from services.security import parent_required, wants_fragment
 
 bp = Blueprint("reservations", __name__, url_prefix="/reservations")
 
@@ -32,17 +33,6 @@ def both_modes(rule: str, **options):
         return view
 
     return decorator
-
-
-def _htmx() -> bool:
-    return request.headers.get("HX-Request") == "true"
-
-
-def _page_or_fragment(page: str, fragment: str, **context):
-    """A full page, or its fragment for htmx; the response varies on HX-Request either way."""
-    response = make_response(render_template(fragment if wants_fragment() else page, **context))
-    response.vary.add("HX-Request")
-    return response
 
 
 def _child_or_404(child_id: int) -> Child:
@@ -137,13 +127,13 @@ def new(mode: str):
     if request.args.get("continuer"):
         if child and establishment and period:
             target = url_for("reservations.planning_page", child_id=child.id, period_id=period.id, mode=mode)
-            if _htmx():
+            if is_htmx():
                 return "", 204, {"HX-Redirect": target}
             return redirect(target)
         error = "Choisissez un enfant, un établissement puis une période avant de continuer."
     context = dict(children=children, child=child, establishment=establishment, period=period,
                    choices=choices, error=error, mode=mode)
-    return _page_or_fragment("reservations/new.html", "partials/reservations/_new_dialog.html", **context)
+    return page_or_fragment("reservations/new.html", "partials/reservations/_new_dialog.html", **context)
 
 
 # --- the planning ---------------------------------------------------------------------------------
@@ -181,7 +171,7 @@ def planning_page(child_id: int, period_id: int, mode: str):
     period = _period_or_404(child, period_id)
     month = _month_arg(period, request.args.get("mois"))
     shown = f"Planning de {month_year(month)} affiché." if wants_fragment() else ""  # said after a month change
-    return _page_or_fragment("reservations/planning.html", "partials/reservations/_month.html",
+    return page_or_fragment("reservations/planning.html", "partials/reservations/_month.html",
                              **_month_context(child, period, month, mode, shown))
 
 
@@ -206,7 +196,7 @@ def toggle(child_id: int, period_id: int, mode: str):
         message, ok = change.message, True
     except planning.PlanningError as exc:
         change, message, ok = planning.Change(days={day}, units={unit.id}), str(exc), False
-    if not _htmx():
+    if not is_htmx():
         flash(message, "success" if ok else "error")
         return _back_to_month(child, period, month, mode, f"cell-{day.isoformat()}-{unit.code}")
     plan = change.planning or planning.load_planning(db, child, period, sorted(change.days), utcnow(), mode)
@@ -249,7 +239,7 @@ def bulk(child_id: int, period_id: int, mode: str):
         if len(marked) > CONFIRM_ABOVE:  # one tap that would mark many booked days: asked first
             context = dict(child=child, period=period, unit=unit, month=month, mode=mode, days=marked,
                            action=request.form["action"])
-            if not _htmx():
+            if not is_htmx():
                 return render_template("reservations/bulk_confirm.html", **context)
             response = make_response(render_template("partials/reservations/_bulk_confirm_dialog.html", **context))
             response.headers.update({"HX-Retarget": "body", "HX-Reswap": "beforeend"})
@@ -263,7 +253,7 @@ def _apply_bulk(child, period, unit, month, days, select_days, mode="book"):
         message = planning.bulk(get_db(), child, period, unit.id, days, select_days, utcnow(), mode).message
     except planning.PlanningError as exc:
         message = str(exc)
-    if not _htmx():
+    if not is_htmx():
         flash(message, "success")
         return _back_to_month(child, period, month, mode)
     response = make_response(render_template("partials/reservations/_month.html",
@@ -308,13 +298,13 @@ def auto(child_id: int, period_id: int):
     context = dict(child=child, period=period, unit=unit, month=month, weekdays=weekdays, ticked=ticked,
                    scope=scope, error=error, names=planning.WEEKDAYS, mode="book", weeks=weeks, week=week,
                    one_week=timedelta(days=6))
-    if _htmx() and request.method == "POST":
+    if is_htmx() and request.method == "POST":
         # an invalid dialog is drawn again in place, with status 200 so that htmx swaps it
         response = make_response(render_template("partials/reservations/_auto_dialog.html", **context))
         response.headers["HX-Retarget"] = "#auto-dialog"
         response.headers["HX-Reswap"] = "outerHTML"
         return response
-    return _page_or_fragment("reservations/auto.html", "partials/reservations/_auto_dialog.html", **context)
+    return page_or_fragment("reservations/auto.html", "partials/reservations/_auto_dialog.html", **context)
 
 
 def _week_arg(weeks: list[date], value: str | None) -> date:
@@ -367,7 +357,7 @@ def absence():
 @bp.get("/legende")
 def legend():
     """Fragment or page: every cell state and reservation state, icon and words."""
-    return _page_or_fragment("reservations/legend.html", "partials/reservations/_legend.html",
+    return page_or_fragment("reservations/legend.html", "partials/reservations/_legend.html",
                              states=planning.STATES, reservation_states=planning.RESERVATION_STATES)
 
 

@@ -13,6 +13,8 @@ from xhtml2pdf import pisa
 from blueprints.billing import invoice_context
 from blueprints.forms import DecisionForm, strip_all
 from blueprints.listing import matches, paginate, search_text
+from blueprints.web import staff_required
+from db import get_db, get_or_404, writing_session
 from models import (
     AuditEntry,
     ChangeRequest,
@@ -28,16 +30,13 @@ from models import (
     ReservationLine,
     Unit,
     User,
-    get_db,
-    get_or_404,
     utcnow,
-    writing_session,
 )
 from services import attendance as attendance_service
 from services import audit, billing, exports, outbox, payments, planning
 from services import family as family_service
 from services.formatting import PARIS, count_words
-from services.security import log_event, staff_required
+from services.security import log_event
 
 bp = Blueprint("staff", __name__, url_prefix="/agent")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from models import APPLICATION_NAME
+from db import APPLICATION_NAME
 
 
 class BackupError(Exception):

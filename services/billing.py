@@ -14,6 +14,7 @@ from datetime import date, timedelta
 from sqlalchemy import exists, insert
 from sqlmodel import Session, select
 
+from db import writing_session
 from models import (
     Attendance,
     Booking,
@@ -28,9 +29,10 @@ from models import (
     ReservationLine,
     Unit,
     utcnow,
-    writing_session,
 )
+from services import outbox
 from services.counters import next_value
+from services.formatting import euros, month_year
 
 INVOICE_STATES = {
     "a_payer": ("À payer", "request"),
@@ -170,8 +172,6 @@ class Report:
     missing_prices: set[str] = field(default_factory=set)
 
     def summary(self) -> str:
-        from services.formatting import euros, month_year
-
         text = (f"Facturation de {month_year(self.month)} : {len(self.invoices)} facture(s) émise(s), "
                 f"{self.lines} ligne(s), {euros(self.total_cents)}.")
         if self.missing_prices:
@@ -236,8 +236,6 @@ def _make_invoice(db, pricing, family, month, items, today, due_days, report) ->
 
 
 def _mail_issued(db: Session, family: Family, invoice: Invoice) -> None:
-    from services import outbox
-
     for user in family.users:
         if user.active:
             outbox.queue(db, user.email, f"Votre facture {invoice.number} est disponible", "invoice_issued",
@@ -264,8 +262,6 @@ def record_counter_payment(db: Session, agent_id: int, invoice: Invoice, amount_
     if amount_cents <= 0:
         raise BillingError("Le montant doit être supérieur à 0,00 €.")
     if amount_cents > invoice.left_cents:
-        from services.formatting import euros
-
         raise BillingError(f"Le montant dépasse le reste à payer ({euros(invoice.left_cents)}).")
     payment = Payment(invoice_id=invoice.id, family_id=invoice.family_id, amount_cents=amount_cents, method=method,
                       status="paid", reference=reference, recorded_by_id=agent_id, completed_at=utcnow())

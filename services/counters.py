@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from models import Counter, upsert_insert
+from db import upsert_insert
+from models import Counter
 
 
 def next_value(db: Session, name: str) -> int:

@@ -6,6 +6,7 @@ from datetime import date, datetime, time, timedelta
 from argon2 import PasswordHasher
 from sqlmodel import Session, select
 
+from db import writing_session
 from models import (
     Booking,
     Child,
@@ -27,7 +28,6 @@ from models import (
     UnitExclusion,
     User,
     utcnow,
-    writing_session,
 )
 from services import billing, periods, planning
 from services import family as family_service

@@ -7,6 +7,7 @@ from sqlmodel import Session, select
 
 from models import ChangeRequest, Child, Family, Guardian, User, utcnow
 from services import outbox
+from services.formatting import date_short
 
 FAMILY_FIELDS = {
     "address_line": "Adresse",
@@ -78,8 +79,6 @@ def display_value(name: str, value) -> str:
     if isinstance(value, bool):
         return "Oui" if value else "Non"
     if name in DATE_FIELDS:
-        from services.formatting import date_short
-
         return date_short(date.fromisoformat(value))
     if name == "sex":
         return {"F": "Fille", "M": "Garçon"}.get(value, value)

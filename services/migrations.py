@@ -5,6 +5,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -29,6 +30,4 @@ def downgrade(url: str, revision: str = "-1") -> None:
 
 def revisions(url: str) -> list[str]:
     """Every revision, newest first."""
-    from alembic.script import ScriptDirectory
-
     return [script.revision for script in ScriptDirectory.from_config(config(url)).walk_revisions()]

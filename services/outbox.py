@@ -18,7 +18,9 @@ from flask_mail import Message
 from sqlalchemy import and_, or_, update
 from sqlmodel import Session, select
 
-from models import AuthToken, OutboxMail, User, utcnow, writing_session
+from db import writing_session
+from extensions import mail as flask_mail
+from models import AuthToken, OutboxMail, User, utcnow
 from services import accounts
 from services.links import external_url, portal_url
 
@@ -181,7 +183,6 @@ def deliver_pending(app, limit: int = 100) -> tuple[int, int]:
     """Send the mails that are due. Returns (sent, failed). Without MAIL_SERVER, sends nothing."""
     if not app.config.get("MAIL_SERVER"):
         return 0, 0
-    from app import mail as flask_mail
 
     engine = app.extensions["ribambelle.engine"]
     with Session(engine) as db:

@@ -17,6 +17,7 @@ How each backend is told and answers, as eopayment implements it:
 """
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta, timezone
@@ -67,8 +68,6 @@ class PaymentPending(BillingError):
 
 def simulator_secrets(config: dict) -> dict:
     """The certificates the simulator and the portal share (derived from the secret key)."""
-    import hashlib
-
     def derived(mode):
         return hashlib.sha256(f"simulator:{mode}:{config['SECRET_KEY']}".encode()).hexdigest()[:32]
 

@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from db import upsert_insert
 from models import (
     Booking,
     Child,
@@ -26,15 +27,16 @@ from models import (
     DraftLine,
     Enrollment,
     Establishment,
+    Family,
     Period,
     PeriodUnit,
     Reservation,
     ReservationLine,
     Unit,
     UnitExclusion,
-    upsert_insert,
     utcnow,
 )
+from services import outbox
 from services.counters import next_value
 from services.formatting import PARIS, count_words, plural
 
@@ -169,7 +171,6 @@ class Cell:
     outcome: str = ""  # for "selected": what confirming will give
     clickable: bool = False
     conflict: str = ""  # locked because this unit, booked that day, cannot be combined with it
-
 
     @property
     def id(self) -> str:
@@ -924,9 +925,6 @@ def free_place(db: Session, unit_id: int, day: date, period: Period, now: dateti
 
 
 def _mail_promoted(db: Session, reservation: Reservation, line: ReservationLine) -> None:
-    from models import Family
-    from services import outbox
-
     child = db.get(Child, reservation.child_id)
     unit = db.get(Unit, line.unit_id)
     for user in db.get(Family, reservation.family_id).users:

@@ -13,7 +13,8 @@ from flask import current_app
 from sqlalchemy import case, delete
 from sqlmodel import Session
 
-from models import RateCounter, upsert_insert, utcnow
+from db import get_db, upsert_insert
+from models import RateCounter, utcnow
 
 
 def parse(rule: str) -> tuple[int, timedelta]:
@@ -54,7 +55,6 @@ def check(name: str, key: str) -> int:
     rule = current_app.config.get(f"RATE_LIMIT_{name.upper()}")
     if not rule:
         return 0
-    from models import get_db
 
     return hit(get_db(), f"{name}:{key}", rule)
 

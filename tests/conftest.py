@@ -24,8 +24,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlmodel import Session, SQLModel
 
-import models
 from app import create_app
+from db import get_db
 from services import demo_data, migrations
 
 PG_ADMIN_URL = os.environ.get("RIBAMBELLE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -160,7 +160,7 @@ def app(make_app, request, app_settings):
         settings.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp.port)
     app = make_app(**settings)
     with app.app_context():
-        demo_data.seed(models.get_db(), app.extensions["ribambelle.hasher"])
+        demo_data.seed(get_db(), app.extensions["ribambelle.hasher"])
     return app
 
 

@@ -6,17 +6,8 @@ from datetime import datetime
 from playwright.sync_api import expect
 from sqlmodel import Session, select
 
-from models import (
-    Child,
-    Enrollment,
-    Establishment,
-    Period,
-    ReservationLine,
-    Unit,
-    User,
-    utcnow,
-    writing_session,
-)
+from db import writing_session
+from models import Child, Enrollment, Establishment, Period, ReservationLine, Unit, User, utcnow
 from services import planning
 from services.formatting import PARIS
 from tests.conftest import AXE, csrf_from

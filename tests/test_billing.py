@@ -6,7 +6,8 @@ from datetime import date
 import pytest
 from sqlmodel import select
 
-from models import Attendance, Family, Invoice, InvoiceLine, Price, User, writing_session
+from db import writing_session
+from models import Attendance, Family, Invoice, InvoiceLine, Price, User
 from services import billing, planning
 from tests.factories import book, cancel, child, enroll_everyone, lines_of, paris, units
 

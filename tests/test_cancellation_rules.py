@@ -6,7 +6,8 @@ from datetime import date
 import pytest
 from sqlmodel import Session, select
 
-from models import Booking, DaySlot, OutboxMail, Reservation, User, writing_session
+from db import writing_session
+from models import Booking, DaySlot, OutboxMail, Reservation, User
 from services import planning
 from tests.factories import NOW, book, cancel, child, confirm, enroll_everyone, lines_of, paris, units
 

@@ -3,6 +3,7 @@ import re
 
 from sqlalchemy import create_engine
 
+from db import get_db
 from tests.conftest import Auth, Client, check_invariants, page_text, place_drift
 
 UNREACHABLE = "postgresql+psycopg://nobody@127.0.0.1:1/none"
@@ -16,12 +17,11 @@ def _database_goes_away(app):
 
 def test_the_error_page_needs_no_database(make_app):
     """A logged-in parent while the database is down: a French page with the site around it, no traceback."""
-    import models
     from services import demo_data
 
     app = make_app(PROPAGATE_EXCEPTIONS=False)
     with app.app_context():
-        demo_data.seed(models.get_db(), app.extensions["ribambelle.hasher"])
+        demo_data.seed(get_db(), app.extensions["ribambelle.hasher"])
     client = Client(app.test_client())
     Auth(client).login()
     _database_goes_away(app)

@@ -5,6 +5,7 @@ from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
 import models  # noqa: F401
+from db import get_db
 
 
 def test_migrations_produce_exactly_the_models_schema(database_url):
@@ -37,7 +38,7 @@ def test_every_migration_goes_down_and_up_on_a_database_holding_data(make_app, d
 
     app = make_app()
     with app.app_context():
-        demo_data.seed(models.get_db(), app.extensions["ribambelle.hasher"])
+        demo_data.seed(get_db(), app.extensions["ribambelle.hasher"])
     app.extensions["ribambelle.engine"].dispose()
     revisions = migrations.revisions(database_url)
     assert len(revisions) >= 9

@@ -3,6 +3,7 @@ import threading
 
 from sqlmodel import select
 
+from db import get_db
 from models import OutboxMail
 from services import outbox
 from tests.conftest import SMTPServer, free_port, page_text
@@ -11,12 +12,11 @@ from tests.conftest import SMTPServer, free_port, page_text
 def test_mail_due_while_smtp_is_down_goes_out_once_when_it_is_back(make_app, db_factory):
     port = free_port()  # nothing listens here yet
     app = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=port, MAIL_TIMEOUT=2)
-    import models
     from services import demo_data
     from tests.conftest import Client
 
     with app.app_context():
-        demo_data.seed(models.get_db(), app.extensions["ribambelle.hasher"])
+        demo_data.seed(get_db(), app.extensions["ribambelle.hasher"])
     client = Client(app.test_client())
     response = client.submit("/identifiant-oublie", {"email": "parent@demo.test"})
     assert response.status_code == 200
@@ -63,12 +63,11 @@ def test_two_senders_at_once_send_each_mail_once(app, smtp, db):
 
 def test_without_a_mail_server_mails_wait_and_the_demo_mailbox_shows_them(make_app):
     app = make_app(DEMO_MAILBOX=True)
-    import models
     from services import demo_data
     from tests.conftest import Client
 
     with app.app_context():
-        demo_data.seed(models.get_db(), app.extensions["ribambelle.hasher"])
+        demo_data.seed(get_db(), app.extensions["ribambelle.hasher"])
     client = Client(app.test_client())
     client.submit("/identifiant-oublie", {"email": "parent@demo.test"})
     listing = page_text(client.get("/demo/courriels"))
@@ -94,11 +93,9 @@ def test_after_an_outage_flask_mail_send_now_sends_what_waits_for_its_next_try(m
     port = free_port()
     app = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=port, MAIL_TIMEOUT=2)
     with app.test_request_context():
-        import models
-
-        outbox.queue(models.get_db(), "famille@demo.test", "Essai", "login_change_notice",
+        outbox.queue(get_db(), "famille@demo.test", "Essai", "login_change_notice",
                      user=type("U", (), {"first_name": "Test"})(), new_email="x@demo.test")
-        models.get_db().commit()
+        get_db().commit()
     for _ in range(8):  # a long outage: many failed tries
         outbox.retry_now(app)
         assert outbox.deliver_pending(app) == (0, 1)
@@ -160,7 +157,7 @@ def test_a_link_that_expired_while_the_mail_waited_is_renewed(make_app, db_facto
     port = free_port()
     app = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=port, MAIL_TIMEOUT=2)
     with app.app_context():
-        demo_data.seed(models.get_db(), app.extensions["ribambelle.hasher"])
+        demo_data.seed(get_db(), app.extensions["ribambelle.hasher"])
     client = Client(app.test_client())
     Auth(client).login()
     client.submit("/compte/login/modifier", {"email": "claire.neuve@demo.test", "current": "parent-demo-ribambelle"})

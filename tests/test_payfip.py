@@ -255,7 +255,7 @@ def test_an_abandoned_tab_is_asked_about_before_it_expires(live_server, app, db)
     db.add(payment)
     db.commit()
     with app.app_context():
-        from models import get_db
+        from db import get_db
 
         payments.refresh_pending(get_db(), payments.provider(app.config))
     db.expire_all()
@@ -263,7 +263,7 @@ def test_an_abandoned_tab_is_asked_about_before_it_expires(live_server, app, db)
     with simulator._lock:
         del simulator._operations[idop]  # PayFiP's nightly clean-up: the idop is unknown now (P1)
     with app.app_context():
-        from models import get_db
+        from db import get_db
 
         payments.refresh_pending(get_db(), payments.provider(app.config))
     db.expire_all()

@@ -277,7 +277,7 @@ def test_places_are_taken_at_the_days_own_capacity(app, db):
     db.add(DaySlot(unit_id=units["repas"].id, day=day, taken=1, capacity=1))
     db.commit()
     with app.app_context():
-        from models import get_db
+        from db import get_db
         session = get_db()
         assert planning._take_place(session, session.get(Unit, units["repas"].id), day) is False
         assert planning._take_place(session, session.get(Unit, units["matinee"].id), day) is True

@@ -6,13 +6,8 @@ from datetime import date, time
 import pytest
 from sqlmodel import select
 
-from models import (
-    Booking,
-    DaySlot,
-    Reservation,
-    User,
-    writing_session,
-)
+from db import writing_session
+from models import Booking, DaySlot, Reservation, User
 from services import planning
 from tests.factories import NOW, child, confirm, enroll_everyone, paris, units
 

@@ -14,6 +14,8 @@ import tempfile
 import time
 from datetime import date, datetime, timedelta, timezone
 
+from db import get_db
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -24,7 +26,6 @@ def main():
     from sqlalchemy import insert
     from sqlmodel import Session, select
 
-    import models
     from app import create_app
     from models import (
         Booking,
@@ -120,9 +121,9 @@ def main():
         pdf_bytes = 0
         for invoice in invoices:
             with app.test_request_context():
-                models.get_db()
+                get_db()
                 t = time.perf_counter()
-                response = render_pdf(models.get_db().get(Invoice, invoice.id))
+                response = render_pdf(get_db().get(Invoice, invoice.id))
                 timings.append(time.perf_counter() - t)
                 pdf_bytes = len(response.data)
 

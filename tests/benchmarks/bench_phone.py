@@ -14,6 +14,8 @@ import tempfile
 import threading
 import time
 
+from db import get_db
+
 
 def main():
     import logging
@@ -22,7 +24,6 @@ def main():
     from sqlmodel import select
     from werkzeug.serving import make_server
 
-    import models
     from app import create_app
     from services import demo_data, migrations
 
@@ -30,10 +31,10 @@ def main():
     migrations.upgrade(url)
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "OUTBOX_INTERVAL": 0, "BASE_URL": "http://127.0.0.1"})
     with app.app_context():
-        demo_data.seed(models.get_db(), app.extensions["ribambelle.hasher"])
+        demo_data.seed(get_db(), app.extensions["ribambelle.hasher"])
         from models import Child, Establishment, Period
 
-        db = models.get_db()
+        db = get_db()
         lea = db.exec(select(Child).where(Child.first_name == "Léa")).one()
         est = db.exec(select(Establishment).where(Establishment.name == "Accueil de loisirs Les Lutins")).one()
         period = db.exec(select(Period).where(Period.establishment_id == est.id)).one()

@@ -21,6 +21,8 @@ import urllib.request
 
 from werkzeug.serving import make_server
 
+from db import get_db
+
 
 class Timed:
     """WSGI middleware: how long the app took for the last request, and how many SQL statements it ran."""
@@ -53,7 +55,6 @@ def main():
     parser.add_argument("--requests", type=int, default=300)
     args = parser.parse_args()
 
-    import models
     from app import create_app
     from services import demo_data, migrations
 
@@ -74,7 +75,7 @@ def main():
     migrations.upgrade(url)
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "OUTBOX_INTERVAL": 0, "BASE_URL": "http://127.0.0.1"})
     with app.app_context():
-        demo_data.seed(models.get_db(), app.extensions["ribambelle.hasher"])
+        demo_data.seed(get_db(), app.extensions["ribambelle.hasher"])
     timed = Timed(app.wsgi_app)
     app.wsgi_app = timed
     from sqlalchemy import event
@@ -109,7 +110,7 @@ def main():
         from models import Child, Establishment, Period, Unit, utcnow
         from services import planning
 
-        db = models.get_db()
+        db = get_db()
         lea = db.exec(select(Child).where(Child.first_name == "Léa")).one()
         est = db.exec(select(Establishment).where(Establishment.name == "Accueil de loisirs Les Lutins")).one()
         period = db.exec(select(Period).where(Period.establishment_id == est.id)).one()

@@ -1,0 +1,90 @@
+"""The database: the engine for SQLite or PostgreSQL, the request's session, the writing session."""
+from flask import abort, current_app, g, has_request_context, request
+from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, create_engine
+
+# --- engine --------------------------------------------------------------------------
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record):
+    """SQLite: enforce foreign keys, let readers and one writer work together, wait on locks."""
+    module = type(dbapi_connection).__module__
+    if module.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+
+APPLICATION_NAME = "ribambelle"
+
+
+def make_engine(url: str):
+    """An engine for ``url``; SQLite connections may cross threads (the dev server's).
+
+    On SQLite, SQLAlchemy emits BEGIN itself, so that a session asking for ``sqlite_immediate``
+    (see ``writing_session``) takes the write lock first, before it reads what it will change.
+    """
+    if not url.startswith("sqlite"):
+        # Named, so that `flask restore` can tell the portal's own connections from an admin's psql.
+        return create_engine(url, pool_pre_ping=True, connect_args={"application_name": APPLICATION_NAME})
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_connection, connection_record):
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        immediate = conn.get_execution_options().get("sqlite_immediate")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def writing_session(engine) -> Session:
+    """A session for a read-check-write transaction (confirming a booking, numbering).
+
+    On SQLite it begins with BEGIN IMMEDIATE: writers queue up instead of failing on a stale
+    snapshot. On PostgreSQL the rows it updates are locked by the UPDATEs themselves.
+    """
+    return Session(engine.execution_options(sqlite_immediate=True), expire_on_commit=False)
+
+
+def upsert_insert(db: Session):
+    """The ``insert`` of the session's database, the one with ON CONFLICT (PostgreSQL or SQLite)."""
+    return postgresql_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def get_or_404(model, ident):
+    """The row of ``model`` with this primary key in the request's session, or a 404 answer."""
+    row = get_db().get(model, ident)
+    if row is None:
+        abort(404)
+    return row
+
+
+def get_db() -> Session:
+    """The request's database session, opened on first use and closed at teardown.
+
+    A POST (or any other writing method) gets a ``writing_session``: on SQLite its transactions
+    take the write lock at BEGIN, so what it read cannot change before it writes.
+    """
+    if "db" not in g:
+        engine = current_app.extensions["ribambelle.engine"]
+        if has_request_context() and request.method not in ("GET", "HEAD", "OPTIONS"):
+            g.db = writing_session(engine)
+        else:
+            g.db = Session(engine, expire_on_commit=False)
+    return g.db
+
+
+def close_db(exc=None) -> None:
+    db = g.pop("db", None)
+    if db is not None:
+        db.close()
