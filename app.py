@@ -12,6 +12,7 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 from flask import Flask, Request, abort, flash, g, render_template, request, url_for
@@ -19,14 +20,34 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from jinja2 import ChoiceLoader, FileSystemLoader, PrefixLoader
+from sqlmodel import func, select
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.exceptions import SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
+from blueprints import (
+    account,
+    accounts,
+    admin,
+    auth,
+    children,
+    demo,
+    periods,
+    reservations,
+    simulator,
+    staff,
+    web,
+)
+from blueprints import billing as billing_pages  # services.billing is the other billing
 from blueprints.web import is_htmx
-from db import close_db, make_engine
+from db import close_db, get_db, make_engine
 from extensions import csrf, login_manager, mail
+from models import Payment, utcnow
+from services import accessibility, backup, billing, demo_data, formatting, migrations, outbox, payments, planning
+from services.formatting import PARIS
+from services.payments import SUPPORTED
+from services.security import log_event
 
 ROOT = Path(__file__).resolve().parent
 
@@ -188,7 +209,6 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     app.extensions["ribambelle.engine"] = make_engine(app.config["DATABASE_URL"])
     # SQLite: each process in service holds a shared lock, so that `flask restore` can tell it is running.
-    from services import backup
 
     app.extensions["ribambelle.running_lock"] = backup.hold_running_lock(app.config["DATABASE_URL"])
     app.teardown_appcontext(close_db)
@@ -197,8 +217,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     mail.init_app(app)
     login_manager.init_app(app)
 
-    from blueprints import web
-    from services import accessibility, formatting, planning
 
     formatting.init_app(app)
     app.add_template_global(planning.state_summary, "state_summary")
@@ -206,29 +224,16 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.jinja_env.globals["accessibility_status"] = accessibility.audit(accessibility.load_results()).status
     web.init_app(app)
 
-    from blueprints import (
-        account,
-        accounts,
-        admin,
-        auth,
-        billing,
-        children,
-        demo,
-        periods,
-        reservations,
-        simulator,
-        staff,
-    )
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(children.bp)
     app.register_blueprint(reservations.bp)
-    app.register_blueprint(billing.bp)
+    app.register_blueprint(billing_pages.bp)
     app.register_blueprint(simulator.bp)
     # The provider posts its notification (and the simulator its page) without our CSRF token:
     # they are checked by the provider's signature instead.
-    csrf.exempt(billing.payment_notification)
+    csrf.exempt(billing_pages.payment_notification)
     csrf.exempt(simulator.entry)
     csrf.exempt(simulator.decision)
     csrf.exempt(simulator.payfip_service)
@@ -242,7 +247,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     _register_errors(app)
     _register_cli(app)
 
-    from services import outbox
 
     outbox.start_worker(app)
     return app
@@ -253,7 +257,6 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost")
 
 def _check_base_url(app: Flask) -> None:
     """Refuse to start without a valid BASE_URL; trust only its host (Flask's TRUSTED_HOSTS)."""
-    from urllib.parse import urlsplit
 
     base = (app.config.get("BASE_URL") or "").rstrip("/")
     if not base and app.testing:
@@ -273,7 +276,6 @@ def _check_base_url(app: Flask) -> None:
 
 def _check_payment_backend(app: Flask) -> None:
     """Refuse to start with a payment provider the portal cannot check the answers of."""
-    from services.payments import SUPPORTED
 
     kind = app.config["PAYMENT_BACKEND"]
     if kind not in SUPPORTED and not app.config.get("PAYMENT_SIMULATOR"):
@@ -321,7 +323,6 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(SecurityError)
     def untrusted_host(e):
         # Raised before routing: no URL can be built for this host, so a page without templates.
-        from services.security import log_event
 
         log_event("host.refused", host=request.environ.get("HTTP_HOST", "")[:200],
                   forwarded_host=request.environ.get("HTTP_X_FORWARDED_HOST", "")[:200])
@@ -393,8 +394,6 @@ def _register_errors(app: Flask) -> None:
 
 
 def _register_cli(app: Flask) -> None:
-    from services import demo_data, migrations, outbox
-
     @app.cli.command("migrate")
     def migrate_command():
         """Apply the database migrations (Alembic) up to the newest."""
@@ -406,8 +405,6 @@ def _register_cli(app: Flask) -> None:
     def seed_demo_command(force):
         """Load the demo town when the database is empty."""
         with app.app_context():
-            from db import get_db
-
             loaded = demo_data.seed(get_db(), force=force, hasher=app.extensions["ribambelle.hasher"])
         click.echo("Données de démonstration chargées." if loaded else "Base déjà remplie : rien chargé.")
 
@@ -415,7 +412,6 @@ def _register_cli(app: Flask) -> None:
     @click.argument("destination", required=False, type=click.Path(dir_okay=False, path_type=Path))
     def backup_command(destination):
         """Save the database to DESTINATION (default: instance/backups/), while the portal runs; verify it."""
-        from services import backup
 
         url = app.config["DATABASE_URL"]
         destination = destination or backup.default_destination(url, Path(app.instance_path) / "backups")
@@ -430,7 +426,6 @@ def _register_cli(app: Flask) -> None:
     @click.option("--yes", is_flag=True, help="Replace the current data without asking.")
     def restore_command(source, yes):
         """Replace the current data with the backup SOURCE: all or nothing, the portal stopped."""
-        from services import backup
 
         if not yes:
             click.confirm("Les données actuelles seront remplacées par la sauvegarde. Continuer ?", abort=True)
@@ -454,9 +449,6 @@ def _register_cli(app: Flask) -> None:
     @click.argument("month")
     def billing_run_command(month):
         """Make the invoices of MONTH (AAAA-MM), once: a second run bills only what is new."""
-        from models import utcnow
-        from services import billing
-        from services.formatting import PARIS
 
         try:
             first = billing.parse_month(month)
@@ -477,11 +469,7 @@ def _register_cli(app: Flask) -> None:
     @payments_group.command("check")
     def payments_check_command():
         """Ask the provider about online payments left without an answer (PayFiP), then expire them."""
-        from sqlmodel import func, select
 
-        from db import get_db
-        from models import Payment
-        from services import payments
 
         with app.app_context():
             db = get_db()
