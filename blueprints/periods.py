@@ -16,8 +16,8 @@ from blueprints.web import admin_required
 from db import get_db, get_or_404
 from models import ClosedDay, Establishment, Period, PeriodUnit, Unit, utcnow
 from services import audit, periods
+from services.calendar import WEEKDAYS
 from services.formatting import PARIS, count_words, to_paris
-from services.planning import WEEKDAYS
 
 bp = Blueprint("periods", __name__, url_prefix="/admin")
 

@@ -229,7 +229,7 @@ def _seed_last_month(db: Session, today: date, now: datetime, parent: User, lea:
     last_month = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
     days = [d for d in (last_month + timedelta(days=i) for i in range(31))
             if d.month == last_month.month and d.weekday() in (0, 1, 3) and not planning.holiday_name(d)][:6]
-    reservation = Reservation(number=planning._next_number(db, last_month.year), family_id=lea.family_id,
+    reservation = Reservation(number=planning.next_number(db, last_month.year), family_id=lea.family_id,
                               child_id=lea.id, period_id=term.id, kind="booking", status="accepted",
                               confirm_key=f"demo-history-{lea.id}", created_by_id=parent.id,
                               created_at=now - timedelta(days=40))

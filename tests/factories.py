@@ -61,10 +61,10 @@ def book(app, db, period, name, code, day, now=NOW):
 def cancel(app, db, period, name, code, day, now=NOW):
     planning.toggle(db, child(db, name), period, units(db)[code].id, day, now, mode="cancel")
     with Session(app.extensions["ribambelle.engine"]) as s:
-        c = s.exec(select(planning.Child).where(planning.Child.first_name == name)).one()
-        draft, _ = planning.recap(s, c, s.get(planning.Period, period.id), now, mode="cancel")
+        c = s.exec(select(Child).where(Child.first_name == name)).one()
+        draft, _ = planning.recap(s, c, s.get(Period, period.id), now, mode="cancel")
     with writing_session(app.extensions["ribambelle.engine"]) as w:
-        return planning.confirm_cancellation(w, 1, w.get(planning.Child, c.id), w.get(planning.Period, period.id),
+        return planning.confirm_cancellation(w, 1, w.get(Child, c.id), w.get(Period, period.id),
                                              draft.revision, now)
 
 

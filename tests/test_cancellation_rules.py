@@ -7,7 +7,7 @@ import pytest
 from sqlmodel import Session, select
 
 from db import writing_session
-from models import Booking, DaySlot, OutboxMail, Reservation, User
+from models import Booking, Child, DaySlot, Draft, OutboxMail, Period, Reservation, User
 from services import planning
 from tests.factories import NOW, book, cancel, child, confirm, enroll_everyone, lines_of, paris, units
 
@@ -83,12 +83,12 @@ def test_cancellation_never_touches_a_day_that_is_not_booked(app, db, summer):
         planning.toggle(db, child(db), summer, units(db)["matinee"].id, day, NOW, mode="cancel")
     # a forged draft line gets a refused line, and nothing else changes
     planning.toggle(db, child(db), summer, units(db)["repas"].id, date(2027, 7, 20), NOW)
-    draft = db.exec(select(planning.Draft).where(planning.Draft.child_id == child(db).id, planning.Draft.period_id == summer.id)).one()
+    draft = db.exec(select(Draft).where(Draft.child_id == child(db).id, Draft.period_id == summer.id)).one()
     db.add(DraftLine(draft_id=draft.id, unit_id=units(db)["matinee"].id, day=day, action="cancel", expected="accepted"))
     db.commit()
     with writing_session(app.extensions["ribambelle.engine"]) as w:
-        record = planning.confirm_cancellation(w, 1, w.get(planning.Child, child(db).id), w.get(planning.Period, summer.id),
-                                               db.get(planning.Draft, draft.id).revision, NOW)
+        record = planning.confirm_cancellation(w, 1, w.get(Child, child(db).id), w.get(Period, summer.id),
+                                               db.get(Draft, draft.id).revision, NOW)
     line = lines_of(db, record)[0]
     assert line.state == "refused" and line.note == "Ce jour n'était pas réservé"
     assert db.exec(select(Booking).where(Booking.day == day)).all() == []
@@ -102,8 +102,8 @@ def test_replayed_cancellation_records_once(app, db, summer):
     results = []
     for _ in range(2):
         with writing_session(app.extensions["ribambelle.engine"]) as w:
-            results.append(planning.confirm_cancellation(w, 1, w.get(planning.Child, child(db).id),
-                                                         w.get(planning.Period, summer.id), revision, NOW).id)
+            results.append(planning.confirm_cancellation(w, 1, w.get(Child, child(db).id),
+                                                         w.get(Period, summer.id), revision, NOW).id)
     assert results[0] == results[1]
     assert len(db.exec(select(Reservation).where(Reservation.kind == "cancellation")).all()) == 1
     assert db.get(DaySlot, (units(db)["matinee"].id, day)).taken == 0  # freed once, not twice
@@ -171,9 +171,9 @@ def test_a_cancellation_and_a_booking_racing_for_the_last_place(app, db, summer)
 
     def lea_cancels():
         with Session(app.extensions["ribambelle.engine"]) as s:
-            rev = planning.recap(s, s.get(planning.Child, child(db).id), s.get(planning.Period, summer.id), NOW, mode="cancel")[0].revision
+            rev = planning.recap(s, s.get(Child, child(db).id), s.get(Period, summer.id), NOW, mode="cancel")[0].revision
         with writing_session(app.extensions["ribambelle.engine"]) as w:
-            planning.confirm_cancellation(w, 1, w.get(planning.Child, child(db).id), w.get(planning.Period, summer.id), rev, NOW)
+            planning.confirm_cancellation(w, 1, w.get(Child, child(db).id), w.get(Period, summer.id), rev, NOW)
 
     threads = [threading.Thread(target=run, args=(f,)) for f in (lea_cancels, lambda: confirm(app, "Yanis", summer))]
     for t in threads:
@@ -197,13 +197,13 @@ def test_absence_today_is_a_request_the_agent_sees_first(app, db, summer):
     book(app, db, summer, "Léa", "repas", day)
     morning = paris(2027, 7, 20, 7, 30)
     with writing_session(app.extensions["ribambelle.engine"]) as w:
-        records = planning.declare_absence(w, 1, w.get(planning.Child, child(db).id), day, morning)
+        records = planning.declare_absence(w, 1, w.get(Child, child(db).id), day, morning)
     assert len(records) == 1 and records[0].absence
     lines = lines_of(db, records[0])
     assert [l.outcome for l in lines] == ["cancel-request", "cancel-request"]
     queue = planning.pending_lines(db)
     assert queue[0][1].id == records[0].id  # absences first
     with writing_session(app.extensions["ribambelle.engine"]) as w, pytest.raises(planning.PlanningError, match="déjà signalée"):
-        planning.declare_absence(w, 1, w.get(planning.Child, child(db).id), day, morning)
+        planning.declare_absence(w, 1, w.get(Child, child(db).id), day, morning)
     with writing_session(app.extensions["ribambelle.engine"]) as w, pytest.raises(planning.PlanningError, match="aujourd'hui ou demain"):
-        planning.declare_absence(w, 1, w.get(planning.Child, child(db).id), date(2027, 7, 23), morning)
+        planning.declare_absence(w, 1, w.get(Child, child(db).id), date(2027, 7, 23), morning)

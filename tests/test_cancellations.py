@@ -7,7 +7,7 @@ from datetime import timedelta
 from pypdf import PdfReader
 from sqlmodel import select
 
-from models import Attendance, Booking, Reservation, ReservationLine, utcnow
+from models import Attendance, Booking, Reservation, ReservationLine, Unit, utcnow
 from services import planning
 from tests.conftest import csrf_from, page_text
 from tests.factories import HX, kid, lutins
@@ -40,7 +40,7 @@ def test_click_on_a_booked_day_selects_its_cancellation(client, auth, db):
     lea = kid(db, "Léa")
     _, period, units = lutins(db)
     booking = accepted_booking(db)
-    unit = db.get(planning.Unit, booking.unit_id)
+    unit = db.get(Unit, booking.unit_id)
     page = page_text(client.get(f"{CANCEL}/planning/{lea.id}/{period.id}?mois={booking.day:%Y-%m}"))
     assert "Demande d'annulation — planning de Léa Martin" in page
     assert "Désélectionner tous les jours de la période" in page and "Sélection automatique" not in page
@@ -64,7 +64,7 @@ def test_whole_cancellation_without_javascript(client, auth, db):
     _, period, units = lutins(db)
     booking = accepted_booking(db)
     booking_id = booking.id
-    unit = db.get(planning.Unit, booking.unit_id)
+    unit = db.get(Unit, booking.unit_id)
     token = csrf_from(client.get(f"{CANCEL}/planning/{lea.id}/{period.id}").get_data(as_text=True))
     response = client.post(f"{CANCEL}/planning/{lea.id}/{period.id}/lot",
                            data={"csrf_token": token, "unite": unit.id, "action": "deselection-periode"})
@@ -239,7 +239,7 @@ def test_the_check_screen_warns_that_a_late_cancellation_is_billed(client, auth,
                 data={"csrf_token": token, "cellule": f"{late}.{units['repas'].id}", "mois": f"{late:%Y-%m}"})
     booking = next(b for b in db.exec(select(Booking).where(Booking.child_id == lea.id, Booking.status == "accepted"))
                    if planning.cancel_rule(period, "accepted", b.day, now)[0] == "accepted")
-    unit = db.get(planning.Unit, booking.unit_id)
+    unit = db.get(Unit, booking.unit_id)
     client.post(f"{CANCEL}/planning/{lea.id}/{period.id}/cellule", headers=HX,
                 data={"csrf_token": token, "cellule": f"{booking.day}.{unit.id}", "mois": f"{booking.day:%Y-%m}"})
     recap = page_text(client.get(f"{CANCEL}/planning/{lea.id}/{period.id}/recapitulatif"))

@@ -279,6 +279,6 @@ def test_places_are_taken_at_the_days_own_capacity(app, db):
     with app.app_context():
         from db import get_db
         session = get_db()
-        assert planning._take_place(session, session.get(Unit, units["repas"].id), day) is False
-        assert planning._take_place(session, session.get(Unit, units["matinee"].id), day) is True
+        assert planning.take_place(session, session.get(Unit, units["repas"].id), day) is False
+        assert planning.take_place(session, session.get(Unit, units["matinee"].id), day) is True
         session.rollback()

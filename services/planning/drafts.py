@@ -1,0 +1,179 @@
+"""The draft: what a parent ticks before confirming (a click, a whole unit, the automatic selection)."""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from models import (
+    Child,
+    Draft,
+    DraftLine,
+    Period,
+    Unit,
+    utcnow,
+)
+from services.planning.grid import CANCEL_OUTCOMES, OUTCOMES, STATES, Planning, load_planning
+from services.planning.rules import PlanningError
+
+
+def draft_for(db: Session, child: Child, period: Period) -> Draft:
+    """The draft of this child and period, created if need be, and locked until the caller commits.
+
+    Two clicks at the same moment on one draft (the parent's phone and PC, the family's two guardians)
+    are applied one after the other, each on what the other left: on PostgreSQL by the row lock taken
+    here, on SQLite by the write lock a POST's transaction takes at its start.
+    """
+    query = select(Draft).where(Draft.child_id == child.id, Draft.period_id == period.id).with_for_update()
+    draft = db.exec(query).first()
+    if draft is None:
+        draft = Draft(child_id=child.id, period_id=period.id)
+        db.add(draft)
+        try:
+            db.flush()
+        except IntegrityError:  # created by another request at the same moment: wait for it, then use it
+            db.rollback()
+            draft = db.exec(query).one()
+    return draft
+
+
+def touch(draft: Draft) -> None:
+    draft.revision += 1
+    draft.updated_at = utcnow()
+
+
+@dataclass
+class Change:
+    """What a click or a bulk action did: the cells to redraw and a sentence for the parent."""
+
+    days: set[date] = field(default_factory=set)
+    units: set[int] = field(default_factory=set)
+    message: str = ""
+    selected: int = 0
+    skipped: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    planning: Planning | None = None  # the cells' data after the change: the answer need not reload it
+
+
+def toggle(db: Session, child: Child, period: Period, unit_id: int, day: date, now: datetime,
+           mode: str = "book") -> Change:
+    """A click on a cell: select it (clearing units it excludes that day) or clear it.
+
+    In "cancel" mode, a click on a booked cell selects its cancellation instead.
+    """
+    draft = draft_for(db, child, period)  # locked first: the planning below is read after any click in flight
+    planning = load_planning(db, child, period, [day], now, mode)
+    if unit_id not in planning.weekdays:
+        raise PlanningError("Cette unité n'existe pas dans cette période.")
+    unit = planning.unit(unit_id)
+    cell = planning.cell(unit, day)
+    change = Change(days={day}, units={unit_id})
+    if not cell.clickable:
+        raise PlanningError(f"{unit.label} du {day:%d/%m/%Y} : {cell.words}")
+    line = planning.draft_lines.get((unit_id, day))
+    what = f"{unit.label} du {day:%d/%m/%Y}"
+    if line is not None:
+        db.delete(planning.draft_lines.pop((unit_id, day)))
+        change.message = f"{what} : {'annulation' if line.action == 'cancel' else 'sélection'} retirée."
+    elif mode == "cancel":
+        outcome = planning.cancel_outcome(unit, day)
+        line = DraftLine(draft_id=draft.id, unit_id=unit_id, day=day, action="cancel", expected=outcome)
+        db.add(line)
+        planning.draft_lines[(unit_id, day)] = line
+        change.message = f"{what} : annulation sélectionnée, {CANCEL_OUTCOMES[outcome]} (à confirmer)."
+    else:
+        cleared = clear_excluded(db, planning, unit, day)
+        outcome = planning.outcome(unit, day)
+        line = DraftLine(draft_id=draft.id, unit_id=unit_id, day=day, action="book", expected=outcome)
+        db.add(line)
+        planning.draft_lines[(unit_id, day)] = line
+        change.units |= cleared
+        change.message = f"{what} : sélectionné, {OUTCOMES[outcome]} (à confirmer)."
+        if cleared:
+            labels = ", ".join(planning.unit(u).label for u in cleared)
+            change.message += f" {labels} retiré (non cumulable)."
+    touch(draft)
+    db.add(draft)
+    db.commit()
+    planning.draft, change.planning = draft, planning
+    return change
+
+
+def clear_excluded(db: Session, planning: Planning, unit: Unit, day: date) -> set[int]:
+    cleared = set()
+    for other_id in planning.excludes.get(unit.id, ()):
+        line = planning.draft_lines.pop((other_id, day), None)
+        if line is not None and line.action == "book":
+            db.delete(line)
+            cleared.add(other_id)
+    return cleared
+
+
+def bulk(db: Session, child: Child, period: Period, unit_id: int, days: list[date], select_days: bool,
+         now: datetime, mode: str = "book") -> Change:
+    """Select (or deselect) ``unit_id`` on every given day; only bookable days are selected.
+
+    In "cancel" mode, selecting marks every cancellable booked day for cancellation.
+    """
+    draft = draft_for(db, child, period)  # locked first, as for a click
+    planning = load_planning(db, child, period, days, now, mode)
+    if unit_id not in planning.weekdays:
+        raise PlanningError("Cette unité n'existe pas dans cette période.")
+    unit = planning.unit(unit_id)
+    change = Change(units={unit_id})
+    action = "cancel" if mode == "cancel" else "book"
+    for day in days:
+        line = planning.draft_lines.get((unit_id, day))
+        if not select_days:
+            if line is not None and line.action == action:
+                db.delete(planning.draft_lines.pop((unit_id, day)))
+                change.days.add(day)
+                change.selected += 1
+            continue
+        cell = planning.cell(unit, day)
+        if line is not None or not cell.clickable or cell.state in ("full", "locked"):
+            if cell.state in ("full", "locked") or (mode == "cancel" and cell.state in ("booked", "request", "waitlist")):
+                change.skipped[cell.state] += 1  # told to the parent: "Non sélectionnés : 2 complet"
+            continue
+        if mode == "cancel":
+            if cell.state not in ("booked", "request", "waitlist"):
+                continue
+            expected = planning.cancel_outcome(unit, day)
+        else:
+            if cell.state != "available":
+                continue
+            change.units |= clear_excluded(db, planning, unit, day)
+            expected = planning.outcome(unit, day)
+        new = DraftLine(draft_id=draft.id, unit_id=unit_id, day=day, action=action, expected=expected)
+        db.add(new)
+        planning.draft_lines[(unit_id, day)] = new
+        change.days.add(day)
+        change.selected += 1
+    touch(draft)
+    db.add(draft)
+    db.commit()
+    n, plural = change.selected, "s" * (change.selected > 1)
+    if mode == "cancel":
+        change.message = (f"{unit.label} : {n} jour{plural} sélectionné{plural} pour annulation." if select_days
+                          else f"{unit.label} : {n} annulation{plural} retirée{plural}.")
+    elif select_days:
+        change.message = f"{unit.label} : {n} jour{plural} sélectionné{plural}."
+    else:
+        change.message = f"{unit.label} : {n} jour{plural} désélectionné{plural}."
+    skipped = [f"{k} {STATES[state][0].lower()}" for state, k in sorted(change.skipped.items()) if state != "closed"]
+    if select_days and skipped:
+        change.message += " Non sélectionnés : " + ", ".join(skipped) + "."
+    return change
+
+
+def days_to_cancel(db: Session, child: Child, period: Period, unit_id: int, days: list[date],
+                   now: datetime) -> list[date]:
+    """The booked days of ``unit_id`` that a bulk cancellation would mark, nothing written (to ask first)."""
+    plan = load_planning(db, child, period, days, now, "cancel")
+    if unit_id not in plan.weekdays:
+        raise PlanningError("Cette unité n'existe pas dans cette période.")
+    unit = plan.unit(unit_id)
+    return [day for day in days if (unit_id, day) not in plan.draft_lines
+            and plan.cell(unit, day).clickable and plan.cell(unit, day).state in ("booked", "request", "waitlist")]

@@ -1,0 +1,228 @@
+"""The month grid: each cell's state, words and icon, loaded for a set of days in a fixed number of queries."""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlmodel import Session, select
+
+from models import (
+    Booking,
+    Child,
+    ClosedDay,
+    DaySlot,
+    Draft,
+    DraftLine,
+    Period,
+    PeriodUnit,
+    Unit,
+    UnitExclusion,
+)
+from services.calendar import WEEKDAYS
+from services.planning.rules import booking_rule, cancel_rule
+
+# Cell states: code -> (words shown to the parent, icon file). Never colour alone.
+STATES = {
+    "closed": ("Fermé", "closed"),
+    "available": ("Disponible", "available"),
+    "selected": ("Sélectionné (à confirmer)", "selected"),
+    "booked": ("Réservé (réservation acceptée)", "booked"),
+    "request": ("Demande de réservation", "request"),
+    "waitlist": ("Liste d'attente", "waitlist"),
+    "cancel_request": ("Demande d'annulation", "cancel-request"),
+    "cancel_selected": ("Annulation sélectionnée (à confirmer)", "cancel-selected"),
+    "full": ("Complet", "full"),
+    "locked": ("Verrouillé (délai dépassé)", "locked"),
+}
+
+
+# What a selected cell will become once confirmed.
+OUTCOMES = {
+    "accepted": "réservation acceptée",
+    "request": "demande de réservation",
+    "waitlist": "liste d'attente",
+}
+
+
+CANCEL_OUTCOMES = {
+    "accepted": "annulation acceptée",
+    "request": "demande d'annulation",
+}
+
+
+@dataclass
+class Cell:
+    day: date
+    unit: Unit
+    state: str
+    reason: str = ""
+    outcome: str = ""  # for "selected": what confirming will give
+    clickable: bool = False
+    conflict: str = ""  # locked because this unit, booked that day, cannot be combined with it
+
+    @property
+    def id(self) -> str:
+        return f"cell-{self.day.isoformat()}-{self.unit.code}"
+
+    @property
+    def label(self) -> str:
+        if self.conflict:  # not a deadline: say which booking is in the way
+            return f"Non cumulable avec {self.conflict}"
+        return STATES[self.state][0]
+
+    @property
+    def icon(self) -> str:
+        if self.state == "selected":
+            return {"accepted": "booked", "request": "request", "waitlist": "waitlist"}[self.outcome]
+        return STATES[self.state][1]
+
+    @property
+    def words(self) -> str:
+        """Everything a screen reader or a hover says about the cell."""
+        text = self.label
+        if self.state == "selected":
+            text = f"Sélectionné : {OUTCOMES[self.outcome]} (à confirmer)"
+        elif self.state == "cancel_selected":
+            text = f"Annulation sélectionnée : {CANCEL_OUTCOMES[self.outcome]} (à confirmer)"
+        if self.reason:
+            text += f" — {self.reason}"
+        return text
+
+
+@dataclass
+class Planning:
+    """Everything needed to draw one month, loaded in a fixed number of queries."""
+
+    child: Child
+    period: Period
+    units: list[Unit]
+    weekdays: dict[int, str]  # unit id -> open weekdays
+    excludes: dict[int, set[int]]
+    closed: dict[date, str]
+    draft: Draft | None
+    draft_lines: dict[tuple[int, date], DraftLine]
+    bookings: dict[tuple[int, date], Booking]
+    taken: dict[tuple[int, date], int]
+    now: datetime
+    days: list[date] = field(default_factory=list)
+    mode: str = "book"  # "book" or "cancel": what a click on a cell does
+    capacities: dict[tuple[int, date], int] = field(default_factory=dict)  # days with their own capacity
+
+    def unit(self, unit_id: int) -> Unit:
+        return next(u for u in self.units if u.id == unit_id)
+
+    def closed_reason(self, unit: Unit, day: date) -> str | None:
+        if not (self.period.start_date <= day <= self.period.end_date):
+            return "En dehors de la période"
+        if day in self.closed:  # the town's closed days, public holidays included (proposed by services.periods)
+            return self.closed[day]
+        if str(day.weekday()) not in self.weekdays.get(unit.id, ""):
+            return f"{unit.label} n'est pas proposé le {WEEKDAYS[day.weekday()].lower()}"
+        return None
+
+    def cell(self, unit: Unit, day: date) -> Cell:
+        reason = self.closed_reason(unit, day)
+        if reason:
+            return Cell(day, unit, "closed", reason)
+        booking = self.bookings.get((unit.id, day))
+        line = self.draft_lines.get((unit.id, day))
+        if booking is not None:
+            return self._booked_cell(unit, day, booking, line)
+        if self.mode == "cancel":
+            cell = self._booking_cell(unit, day, line)
+            cell.clickable, cell.reason = False, cell.reason or "Aucune réservation à annuler ce jour"
+            return cell
+        return self._booking_cell(unit, day, line)
+
+    def _booked_cell(self, unit: Unit, day: date, booking: Booking, line: DraftLine | None) -> Cell:
+        if booking.cancel_line_id:
+            return Cell(day, unit, "cancel_request", "Annulation demandée : en attente de la structure")
+        state = {"accepted": "booked", "request": "request", "waitlist": "waitlist"}[booking.status]
+        outcome, why = cancel_rule(self.period, booking.status, day, self.now)
+        if line is not None and line.action == "cancel":
+            if outcome is None:  # the deadline passed since the selection: shown, then refused
+                return Cell(day, unit, "locked", why, clickable=True)
+            return Cell(day, unit, "cancel_selected", why, outcome=outcome, clickable=True)
+        if self.mode == "cancel":
+            return Cell(day, unit, state, why, clickable=outcome is not None)
+        return Cell(day, unit, state, "Déjà réservé pour cet enfant" if state == "booked" else "")
+
+    def _booking_cell(self, unit: Unit, day: date, line: DraftLine | None) -> Cell:
+        if line is not None and line.action == "book":
+            outcome = self.outcome(unit, day)
+            if outcome is None:  # the deadline passed since the selection: shown, then refused
+                return Cell(day, unit, "locked", booking_rule(self.period, day, self.now)[1], clickable=True)
+            return Cell(day, unit, "selected", outcome=outcome, clickable=True)
+        rule, why = booking_rule(self.period, day, self.now)
+        if rule is None:
+            return Cell(day, unit, "locked", why)
+        conflict = self.excluded_booking(unit, day)
+        if conflict:
+            return Cell(day, unit, "locked", f"{conflict.label} est déjà réservé ce jour", conflict=conflict.label)
+        if self.is_full(unit, day):
+            return Cell(day, unit, "full", "Plus de place : un clic fait une demande en liste d'attente", clickable=True)
+        return Cell(day, unit, "available", why, clickable=True)
+
+    def cancel_outcome(self, unit: Unit, day: date) -> str | None:
+        booking = self.bookings.get((unit.id, day))
+        if booking is None or booking.cancel_line_id:
+            return None
+        return cancel_rule(self.period, booking.status, day, self.now)[0]
+
+    def outcome(self, unit: Unit, day: date) -> str | None:
+        rule, _ = booking_rule(self.period, day, self.now)
+        if rule is None:
+            return None
+        return "waitlist" if self.is_full(unit, day) else rule
+
+    def is_full(self, unit: Unit, day: date) -> bool:
+        return self.taken.get((unit.id, day), 0) >= self.capacities.get((unit.id, day), unit.capacity)
+
+    def excluded_booking(self, unit: Unit, day: date) -> Unit | None:
+        for other_id in self.excludes.get(unit.id, ()):
+            if (other_id, day) in self.bookings:
+                return self.unit(other_id)
+        return None
+
+    def rows(self) -> list[tuple[date, list[Cell]]]:
+        """One row per day on which the period offers at least one unit (no weekend rows)."""
+        offered = set("".join(self.weekdays.values()))
+        return [(day, [self.cell(u, day) for u in self.units]) for day in self.days if str(day.weekday()) in offered]
+
+    def selected_count(self) -> int:
+        return sum(1 for line in self.draft_lines.values() if line.action == "book")
+
+
+def load_planning(db: Session, child: Child, period: Period, days: list[date], now: datetime,
+                  mode: str = "book") -> Planning:
+    """Load what the cells of ``days`` need: units, closures, the draft, bookings and places taken."""
+    rows = db.exec(
+        select(Unit, PeriodUnit.weekdays)
+        .join(PeriodUnit, PeriodUnit.unit_id == Unit.id)
+        .where(PeriodUnit.period_id == period.id)
+        .order_by(Unit.position, Unit.id)
+    ).all()
+    units = [unit for unit, _ in rows]
+    weekdays = {unit.id: wd for unit, wd in rows}
+    unit_ids = [u.id for u in units]
+    excludes: dict[int, set[int]] = defaultdict(set)
+    for ex in db.exec(select(UnitExclusion).where(UnitExclusion.unit_id.in_(unit_ids))):
+        excludes[ex.unit_id].add(ex.excluded_unit_id)
+        excludes[ex.excluded_unit_id].add(ex.unit_id)
+    first, last = (min(days), max(days)) if days else (period.start_date, period.start_date)
+    closed = {c.day: c.reason for c in db.exec(
+        select(ClosedDay).where(ClosedDay.period_id == period.id, ClosedDay.day >= first, ClosedDay.day <= last))}
+    draft = db.exec(select(Draft).where(Draft.child_id == child.id, Draft.period_id == period.id)).first()
+    draft_lines = {}
+    if draft is not None:
+        draft_lines = {(l.unit_id, l.day): l for l in db.exec(
+            select(DraftLine).where(DraftLine.draft_id == draft.id, DraftLine.day >= first, DraftLine.day <= last))}
+    bookings = {(b.unit_id, b.day): b for b in db.exec(
+        select(Booking).where(Booking.child_id == child.id, Booking.unit_id.in_(unit_ids),
+                              Booking.day >= first, Booking.day <= last))}
+    slots = db.exec(select(DaySlot).where(DaySlot.unit_id.in_(unit_ids), DaySlot.day >= first, DaySlot.day <= last)).all()
+    taken = {(s.unit_id, s.day): s.taken for s in slots}
+    capacities = {(s.unit_id, s.day): s.capacity for s in slots if s.capacity is not None}
+    return Planning(child, period, units, weekdays, excludes, closed, draft, draft_lines, bookings, taken, now, days,
+                    mode, capacities)
