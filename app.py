@@ -28,12 +28,10 @@ from werkzeug.routing import IntegerConverter
 
 from blueprints import (
     account,
-    accounts,
     admin,
     auth,
     children,
     demo,
-    periods,
     reservations,
     simulator,
     staff,
@@ -240,8 +238,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     csrf.exempt(simulator.payfip_decision)
     app.register_blueprint(staff.bp)
     app.register_blueprint(admin.bp)
-    app.register_blueprint(periods.bp)
-    app.register_blueprint(accounts.bp)
     app.register_blueprint(demo.bp)
 
     _register_errors(app)

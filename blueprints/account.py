@@ -22,9 +22,10 @@ from services.security import log_event, start_session
 bp = Blueprint("account", __name__, url_prefix="/compte")
 
 
+@bp.get("/")
 @parent_required
 def home():
-    """Page: the four blocks of the family space (rendered at "/" for a logged-in parent)."""
+    """Page: the four blocks of the family space ("/" sends a logged-in parent here)."""
     db = get_db()
     fam = family_service.family_of(db, current_user)
     return render_template(
@@ -77,7 +78,7 @@ def edit_family():
                 "des responsables de pôle.",
                 "success",
             )
-        return redirect(url_for("auth.login"))
+        return redirect(url_for("account.home"))
     return render_template("account/edit_family.html", form=form, pending=pending)
 
 
@@ -139,7 +140,7 @@ def change_login():
                 "D'ici là, votre identifiant reste inchangé.",
                 "success",
             )
-            return redirect(url_for("auth.login"))
+            return redirect(url_for("account.home"))
     return render_template("account/change_login.html", form=form)
 
 
@@ -167,7 +168,7 @@ def confirm_login(token: str):
     message = f"Votre nouvelle adresse mail {user.email} est confirmée : c'est désormais votre identifiant."
     if current_user.is_authenticated and current_user.id == user.id:
         flash(message, "success")
-        return redirect(url_for("auth.login"))
+        return redirect(url_for("account.home"))
     session["login_hint"] = user.email  # opened in another browser: the login page has it filled in
     flash(message + " Connectez-vous avec cette adresse.", "success")
     return redirect(url_for("auth.login"))
@@ -194,7 +195,7 @@ def change_password():
                 log_event("password.changed", user.id)
                 start_session(user)
                 flash("Votre mot de passe a été modifié.", "success")
-                return redirect(url_for("auth.login"))
+                return redirect(url_for("account.home"))
     return render_template("account/change_password.html", form=form)
 
 

@@ -9,7 +9,6 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user
 from sqlalchemy import text
 
-from blueprints.account import home
 from blueprints.forms import ForgotForm, LoginForm, NewPasswordForm
 from blueprints.web import is_htmx
 from db import get_db
@@ -43,12 +42,9 @@ def readyz():
 
 @bp.route("/", methods=["GET", "POST"])
 def login():
-    """The login page for a visitor; the family space (or the back office) once logged in."""
+    """The login page for a visitor; a logged-in one is sent to the family space (or the back office)."""
     if current_user.is_authenticated:
-        if current_user.is_staff:
-            return redirect(url_for("staff.queue"))
-
-        return home()
+        return redirect(url_for("staff.queue" if current_user.is_staff else "account.home"))
 
     form = LoginForm()
     if request.method == "GET" and session.get("login_hint"):
@@ -67,7 +63,8 @@ def login():
         if result.user:
             start_session(result.user)
             log_event("login.success", result.user.id, role=result.user.role)
-            return redirect(_safe_next(request.args.get("next")) or url_for("auth.login"))
+            home = "staff.queue" if result.user.is_staff else "account.home"
+            return redirect(_safe_next(request.args.get("next")) or url_for(home))
         log_event("login.throttled" if result.wait_seconds else "login.failure", login=form.email.data[:254],
                   **({"scope": "login"} if result.wait_seconds else {}))
         if result.wait_seconds:

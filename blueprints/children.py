@@ -51,7 +51,7 @@ def add():
             "des responsables de pôle.",
             "success",
         )
-        return redirect(url_for("auth.login") + "#mes-enfants")
+        return redirect(url_for("account.home", _anchor="mes-enfants"))
     return render_template("children/edit.html", form=form, child=None, pending=None)
 
 

@@ -348,7 +348,7 @@ def absence():
         numbers = ", ".join(r.number for r in made)
         flash(f"L'absence de {child.first_name} le {day:%d/%m/%Y} est signalée à la structure ({numbers}). "
               "Elle décidera si l'absence est justifiée (non facturée).", "success")
-        return redirect(url_for("auth.login") + "#inscriptions")
+        return redirect(url_for("account.home", _anchor="inscriptions"))
     options = planning.absence_options(db, [c.id for c in family.children], today)
     children = {c.id: c for c in family.children}
     return render_template("reservations/absence.html", options=options, children=children, today=today)

@@ -28,7 +28,6 @@ from models import (
     Period,
     Reservation,
     ReservationLine,
-    Unit,
     User,
     utcnow,
 )
@@ -125,32 +124,15 @@ def reservation_queue():
 
 def _decide_lines(line_ids: list[int], accept: bool, message: str, justified: bool = False,
                   justification: str = "") -> list[str]:
-    """Decide each line in its own transaction; mail the family once. Returns the problems met."""
-    db = get_db()
-    done, problems = [], []
-    for line_id in line_ids:
-        try:
-            done.append(planning.decide_line(db, current_user.id, line_id, accept, message, utcnow(),
-                                             justified, justification))
-        except planning.PlanningError as exc:
-            problems.append(str(exc))
-    if not done:
-        return problems
-    reservation = db.get(Reservation, done[0].reservation_id)
-    child = db.get(Child, reservation.child_id)
-    decided = [(line, db.get(Unit, line.unit_id)) for line in done]
-    verdict = "acceptée" if accept else "refusée"
-    what = "demande d'annulation" if reservation.kind == "cancellation" else "demande"
-    for user in db.get(Family, reservation.family_id).users:
-        if user.active:
-            outbox.queue(db, user.email, f"Réservation {reservation.number} : {what} {verdict}", "reservation_decided",
-                         user=user, child=child, reservation=reservation, decided=decided, accepted=accept,
-                         message=message, what=what)
-    db.commit()
-    outbox.send_soon(current_app._get_current_object())
-    flash(f"{child.first_name}, réservation {reservation.number} : {len(done)} jour{'s' * (len(done) > 1)} "
-          f"{verdict}{'s' * (len(done) > 1)} ; la famille est prévenue par courriel.", "success")
-    return problems
+    """Decide the lines (services.planning.decide), say it, and return the problems met."""
+    result = planning.decide(get_db(), current_user.id, line_ids, accept, message, utcnow(), justified, justification)
+    if result.lines:
+        outbox.send_soon(current_app._get_current_object())
+        n = len(result.lines)
+        flash(f"{result.child.first_name}, réservation {result.reservation.number} : "
+              f"{count_words(n, 'jour ' + ('accepté' if accept else 'refusé'))} ; la famille est prévenue par courriel.",
+              "success")
+    return result.problems
 
 
 def _decision_args() -> tuple | None:
@@ -315,11 +297,7 @@ def billing_home():
         flash(report.summary(), "success")
         return redirect(url_for("staff.billing_home"))
     show = request.args.get("etat", "impayees")
-    invoices = db.exec(select(Invoice).order_by(Invoice.due_on, Invoice.number)).all()
-    if show == "impayees":
-        invoices = [i for i in invoices if i.state(today) in ("a_payer", "partielle", "echue")]
-    elif show == "echues":
-        invoices = [i for i in invoices if i.state(today) == "echue"]
+    invoices = billing.invoices_to_follow(db, show, today)
     families = {f.id: f for f in db.exec(select(Family).where(Family.id.in_({i.family_id for i in invoices})))}
     last_month = (today.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
     credits = payments.open_credits(db)

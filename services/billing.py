@@ -235,11 +235,19 @@ def _make_invoice(db, pricing, family, month, items, today, due_days, report) ->
     return invoice
 
 
+def invoices_to_follow(db: Session, show: str, today: date) -> list[Invoice]:
+    """The régie's list, filtered in SQL: "impayees" (left to pay, due or not), "echues" (past due), else all."""
+    query = select(Invoice).order_by(Invoice.due_on, Invoice.number)
+    if show in ("impayees", "echues"):
+        query = query.where(Invoice.cancelled == False, Invoice.paid_cents < Invoice.total_cents)  # noqa: E712
+    if show == "echues":
+        query = query.where(Invoice.due_on < today)
+    return list(db.exec(query).all())
+
+
 def _mail_issued(db: Session, family: Family, invoice: Invoice) -> None:
-    for user in family.users:
-        if user.active:
-            outbox.queue(db, user.email, f"Votre facture {invoice.number} est disponible", "invoice_issued",
-                         user=user, invoice=invoice)
+    outbox.queue_family(db, family.id, f"Votre facture {invoice.number} est disponible", "invoice_issued",
+                        invoice=invoice)
 
 
 # --- payments --------------------------------------------------------------------------------------

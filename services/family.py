@@ -253,19 +253,9 @@ def _decide(db: Session, agent: User, req: ChangeRequest, status: str, message: 
     }
     what = subject_of[req.target]
     verdict = "validée" if status == "validated" else "refusée"
-    for user in family.users:
-        if user.active:
-            outbox.queue(
-                db,
-                user.email,
-                f"Votre modification a été {verdict}",
-                "change_decided",
-                user=user,
-                what=what,
-                validated=status == "validated",
-                message=message,
-                rows=[r for r in diff_rows(req) if r["changed"]],
-            )
+    outbox.queue_family(db, family.id, f"Votre modification a été {verdict}", "change_decided", what=what,
+                        validated=status == "validated", message=message,
+                        rows=[r for r in diff_rows(req) if r["changed"]])
     db.commit()
 
 

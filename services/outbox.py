@@ -54,6 +54,13 @@ def queue(db: Session, recipient: str, subject: str, template: str, link_token: 
     return mail
 
 
+def queue_family(db: Session, family_id: int, subject: str, template: str, **context) -> list[OutboxMail]:
+    """The same mail to every active login of the family (both guardians), each with its own ``user``."""
+    users = db.exec(select(User).where(User.family_id == family_id, User.active == True)  # noqa: E712
+                    .order_by(User.id)).all()
+    return [queue(db, user.email, subject, template, user=user, **context) for user in users]
+
+
 def queue_password_reset(db: Session, typed_email: str) -> OutboxMail:
     """Queue the "identifiant ou mot de passe oublié" mail for whatever address was typed.
 

@@ -12,7 +12,7 @@ from datetime import date, datetime
 
 from sqlmodel import Session, select
 
-from models import Booking, Child, ClosedDay, DaySlot, Family, Period, PeriodUnit, ReservationLine, Unit, User
+from models import Booking, Child, ClosedDay, DaySlot, Family, Period, PeriodUnit, ReservationLine, Unit
 from services import audit, outbox, planning
 
 
@@ -112,9 +112,8 @@ def drop_bookings(db: Session, admin_id: int, period: Period, lost: list[Lost], 
                      f"{item.unit.label} le {item.booking.day:%d/%m/%Y} — {item.why}",
                      family_id=item.family.id)
     for family_id, items in by_family.items():
-        for user in db.exec(select(User).where(User.family_id == family_id, User.active == True)):  # noqa: E712
-            outbox.queue(db, user.email, f"Modification de la période « {period.name} »", "period_days_removed",
-                         user=user, period=period, items=items)
+        outbox.queue_family(db, family_id, f"Modification de la période « {period.name} »", "period_days_removed",
+                            period=period, items=items)
 
 
 def set_day_capacity(db: Session, unit_id: int, day: date, capacity: int | None) -> int:

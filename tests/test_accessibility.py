@@ -265,6 +265,7 @@ def test_whole_booking_journey_with_the_keyboard_only(browser, live_server, db):
     tab_to(page, dialog.get_by_label("Léa Martin"))
     page.keyboard.press("Space")
     expect(dialog.get_by_text("2. L'établissement")).to_be_visible(timeout=15000)
+    page.wait_for_load_state("networkidle")
     expect(dialog.get_by_label("Léa Martin")).to_be_focused()
     page.keyboard.press("ArrowDown")
     expect(dialog.get_by_label("Hugo Martin")).to_be_checked()
@@ -277,6 +278,7 @@ def test_whole_booking_journey_with_the_keyboard_only(browser, live_server, db):
     tab_to(page, dialog.get_by_label("Accueil de loisirs Les Lutins"))
     page.keyboard.press("Space")
     expect(dialog.get_by_text("3. La période")).to_be_visible(timeout=15000)
+    page.wait_for_load_state("networkidle")
     expect(dialog.get_by_label("Accueil de loisirs Les Lutins")).to_be_focused()
     expect(dialog.locator("input[name=periode]")).to_have_count(1)
     expect(dialog.locator("input[name=periode]")).to_be_checked()  # the only open period comes ticked

@@ -33,7 +33,7 @@ def family_form(db, **changes):
 
 def test_family_space_shows_the_file_and_the_guide_buttons(client, auth):
     auth.login()
-    page = page_text(client.get("/"))
+    page = page_text(client.get("/compte/"))
     assert "12 rue des Lilas" in page and "620 €" in page
     for label in ("Modifier les Informations de la famille", "Modifier mon login", "Modifier mon mot de passe"):
         assert label in page
@@ -47,7 +47,7 @@ def test_family_change_waits_for_an_agent_then_applies(client, auth, db, smtp):
     assert 'value="12 rue des Lilas"' in form
     response = client.submit("/compte/famille/modifier", family_form(db, address_line="8 avenue du Parc", city="Ailleurs"))
     assert response.status_code == 302
-    home = page_text(client.get("/"))
+    home = page_text(client.get("/compte/"))
     assert "soumises à la validation des responsables de pôle" in home
     assert "Modification en attente de validation" in home
     assert martin(db).address_line == "12 rue des Lilas"  # unchanged until validated
@@ -84,7 +84,7 @@ def test_second_change_updates_the_pending_request(client, auth, db):
 def test_saving_the_file_unchanged_files_nothing(client, auth, db):
     auth.login()
     client.submit("/compte/famille/modifier", family_form(db))
-    assert "Aucune modification à enregistrer" in page_text(client.get("/"))
+    assert "Aucune modification à enregistrer" in page_text(client.get("/compte/"))
     assert db.exec(select(ChangeRequest).where(ChangeRequest.family_id == martin(db).id)).all() == []
 
 
@@ -140,13 +140,13 @@ def test_five_megabyte_name_is_refused_and_nothing_changes(client, auth, db):
 
 def test_both_guardians_see_the_same_family(client, auth):
     auth.login("parent2@demo.test")
-    page = page_text(client.get("/"))
+    page = page_text(client.get("/compte/"))
     assert "Bonjour Julien" in page and "Léa Martin" in page and "Hugo Martin" in page
 
 
 def test_other_family_sees_only_its_own(client, auth):
     auth.login("famille2@demo.test")
-    page = page_text(client.get("/"))
+    page = page_text(client.get("/compte/"))
     assert "Yanis Benali" in page and "Léa" not in page and "12 rue des Lilas" not in page
 
 
@@ -156,7 +156,7 @@ def test_staff_pages_are_forbidden_to_parents(client, auth, db):
     req_id = db.exec(select(ChangeRequest)).first().id  # the demo's pending Benali change
     from tests.conftest import csrf_from
 
-    token = csrf_from(client.get("/").get_data(as_text=True))
+    token = csrf_from(client.get("/compte/").get_data(as_text=True))
     response = client.post(f"/agent/demandes/{req_id}", data={"csrf_token": token, "action": "validate"})
     assert response.status_code == 403
     db.expire_all()
@@ -170,7 +170,7 @@ def test_login_change_confirmed_by_the_link(client, auth, db, smtp):
     auth.login()
     response = client.submit("/compte/login/modifier", {"email": "claire.martin@demo.test", "current": "parent-demo-ribambelle"})
     assert response.status_code == 302
-    home = page_text(client.get("/"))
+    home = page_text(client.get("/compte/"))
     assert "Votre demande de changement d'adresse mail est prise en charge" in home
     assert "en attente de confirmation" in home
     # until the link is used, the login is the old one
@@ -180,7 +180,7 @@ def test_login_change_confirmed_by_the_link(client, auth, db, smtp):
     link = smtp.link(smtp.wait_for("claire.martin@demo.test")[0])
     response = client.get(link.split("localhost", 1)[1])
     assert response.status_code == 302
-    page = page_text(client.get("/"))
+    page = page_text(client.get("/compte/"))
     assert "Votre nouvelle adresse mail claire.martin@demo.test est confirmée" in page
     assert "Mon compte famille" in page
     auth.logout()
@@ -232,7 +232,7 @@ def test_password_change_ends_the_other_sessions(app, auth, client):
         {"current": "parent-demo-ribambelle", "password": "ma nouvelle phrase secrète", "confirm": "ma nouvelle phrase secrète"},
     )
     assert response.status_code == 302
-    assert "Votre mot de passe a été modifié." in page_text(client.get("/"))
+    assert "Votre mot de passe a été modifié." in page_text(client.get("/compte/"))
     assert client.get("/compte/famille/modifier").status_code == 200  # this session goes on
     assert other_device.get("/compte/famille/modifier").status_code == 302  # the other one ended
 

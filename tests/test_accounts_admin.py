@@ -95,7 +95,7 @@ def test_admin_opens_a_family_whose_parent_then_books_nothing_yet_but_logs_in(ap
 
     parent = Client(app.test_client())
     assert choose_password(parent, smtp, "julie.petit@demo.test").status_code == 302
-    home = page_text(parent.get("/"))
+    home = page_text(parent.get("/compte/"))
     assert "Mon compte famille" in home and "Famille Petit" in home
     assert parent.get(f"/agent/familles/{family.id}").status_code == 403
 
@@ -103,13 +103,15 @@ def test_admin_opens_a_family_whose_parent_then_books_nothing_yet_but_logs_in(ap
 def test_a_deactivated_account_is_logged_out_and_cannot_log_in_again(app, client, auth, db):
     parent = Client(app.test_client())
     parent.submit("/", {"email": "parent@demo.test", "password": "parent-demo-ribambelle"})
-    assert "Mon compte famille" in page_text(parent.get("/"))
+    assert "Mon compte famille" in page_text(parent.get("/compte/"))
     auth.login("admin@demo.test")
     user = db.exec(select(User).where(User.email == "parent@demo.test")).one()
     page = page_text(client.submit("/admin/comptes", {"actif": "0"}, action=f"/admin/comptes/{user.id}/activation",
                                    follow_redirects=True))
     assert "Le compte parent@demo.test est désactivé" in page and "Désactivé" in page
-    assert parent.get("/").status_code in (200, 302) and "Mon compte famille" not in page_text(parent.get("/"))
+    gone = parent.get("/compte/")  # the session ended with the account: sent to the login page
+    assert gone.status_code == 302 and gone.headers["Location"].startswith("/?next=")
+    assert "Mon compte famille" not in page_text(parent.get("/"))
     refused = parent.submit("/", {"email": "parent@demo.test", "password": "parent-demo-ribambelle"})
     assert refused.status_code == 200 and "Mon compte famille" not in page_text(refused)
     client.submit("/admin/comptes", {"actif": "1"}, action=f"/admin/comptes/{user.id}/activation")

@@ -21,7 +21,7 @@ def test_visitor_sees_the_login_form_with_the_guide_labels(client):
 def test_parent_logs_in_and_sees_the_family_space(client, auth):
     response = auth.login()
     assert response.status_code == 302
-    html = client.get("/").get_data(as_text=True)
+    html = client.get("/compte/").get_data(as_text=True)
     assert "Mon compte famille" in html
     for block in ("Mes informations", "Mes enfants", "Accueil de loisirs / Périscolaire", "Mes factures &amp; paiements"):
         assert block in html
@@ -34,7 +34,7 @@ def test_login_ignores_case_and_spaces_in_the_address(client, auth):
     auth.logout()
     response = client.submit("/", {"email": "  Parent@Demo.TEST ", "password": "parent-demo-ribambelle"})
     assert response.status_code == 302
-    assert "Mon compte famille" in client.get("/").get_data(as_text=True)
+    assert "Mon compte famille" in client.get("/compte/").get_data(as_text=True)
 
 
 def test_wrong_password_and_unknown_address_get_the_same_message(client):
@@ -102,7 +102,7 @@ def test_logout_ends_the_session(client, auth):
 
 
 def test_login_starts_a_fresh_session(client, app):
-    client.get("/")
+    client.get("/compte/")
     with client.raw.session_transaction() as sess:
         sess["planted"] = "by an attacker"
     client.submit("/", {"email": "parent@demo.test", "password": "parent-demo-ribambelle"})
@@ -170,7 +170,7 @@ def test_logout_ends_the_session_on_the_server(app, client, auth, db):
     auth.login()
     stolen = client.raw.get_cookie("ribambelle_session").value
     child = f"/enfants/{_child_id(db, 'Léa')}"
-    assert "Mon compte famille" in page_text(client.get("/"))
+    assert "Mon compte famille" in page_text(client.get("/compte/"))
     assert client.get(child).status_code == 200
     auth.logout()
     thief = app.test_client()
@@ -198,8 +198,8 @@ def test_logout_from_every_device(app, client, auth, db):
     auth.login()
     phone = Client(app.test_client())
     Auth(phone).login()
-    assert "Mon compte famille" in page_text(phone.get("/"))
-    assert "Se déconnecter de tous les appareils" in page_text(client.get("/"))
+    assert "Mon compte famille" in page_text(phone.get("/compte/"))
+    assert "Se déconnecter de tous les appareils" in page_text(client.get("/compte/"))
     response = client.submit("/", {}, action="/deconnexion/tous-les-appareils", follow_redirects=True)
     assert "Vous êtes déconnecté(e) de tous les appareils." in page_text(response)
     assert "Se connecter à votre espace personnel" in page_text(phone.get("/"))
@@ -235,7 +235,7 @@ def test_login_redirects_only_to_this_site(client):
         "/?next=https://evil.example/",
         data={"csrf_token": csrf_from(token), "email": "parent@demo.test", "password": "parent-demo-ribambelle"},
     )
-    assert response.headers["Location"] == "/"
+    assert response.headers["Location"] == "/compte/"  # the family space, not the address given
 
 
 def test_post_without_csrf_token_is_refused_in_french_and_logs_nobody_in(client):
@@ -246,7 +246,7 @@ def test_post_without_csrf_token_is_refused_in_french_and_logs_nobody_in(client)
 
 
 def test_security_headers_and_a_csp_without_unsafe(client):
-    response = client.get("/")
+    response = client.get("/compte/")
     csp = response.headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "unsafe" not in csp
     assert response.headers["X-Content-Type-Options"] == "nosniff"
@@ -257,7 +257,7 @@ def test_security_headers_and_a_csp_without_unsafe(client):
 
 def test_personal_pages_are_not_cached(client, auth):
     auth.login()
-    assert client.get("/").headers["Cache-Control"] == "no-store"
+    assert client.get("/compte/").headers["Cache-Control"] == "no-store"
 
 
 def test_healthz_answers_without_the_database(make_app):

@@ -82,7 +82,7 @@ def test_whole_cancellation_without_javascript(client, auth, db):
     again = client.post(f"{CANCEL}/planning/{lea.id}/{period.id}/confirmer", data={"csrf_token": token, "revision": revision})
     assert again.headers["Location"] == done.headers["Location"]
     assert len(db.exec(select(Reservation).where(Reservation.kind == "cancellation")).all()) == 1
-    home = page_text(client.get("/"))
+    home = page_text(client.get("/compte/"))
     assert "Demande d'annulation" in home
 
 
@@ -91,7 +91,7 @@ def test_cancellation_routes_check_the_family(client, auth, db):
     lea = kid(db, "Léa")
     _, period, _ = lutins(db)
     assert client.get(f"{CANCEL}/planning/{lea.id}/{period.id}").status_code == 404
-    token = csrf_from(client.get("/").get_data(as_text=True))
+    token = csrf_from(client.get("/compte/").get_data(as_text=True))
     assert client.post(f"{CANCEL}/planning/{lea.id}/{period.id}/confirmer", data={"csrf_token": token, "revision": 1}).status_code == 404
 
 
@@ -104,13 +104,13 @@ def test_absence_in_two_taps(client, auth, db, smtp):
     db.add(Booking(child_id=lea.id, unit_id=units["repas"].id, day=today, status="accepted", line_id=line.id))
     db.commit()
     auth.login()
-    page = page_text(client.get("/"))
+    page = page_text(client.get("/compte/"))
     assert "Signaler une absence (enfant malade)" in page
     choose = page_text(client.get("/reservations/absence"))
     assert "Léa absente aujourd'hui" in choose and "Repas" in choose
     response = client.submit("/reservations/absence", {"enfant": lea.id, "jour": today.isoformat()})
     assert response.status_code == 302
-    assert "L'absence de Léa" in page_text(client.get("/"))
+    assert "L'absence de Léa" in page_text(client.get("/compte/"))
     record = db.exec(select(Reservation).where(Reservation.absence.is_(True))).one()
     assert record.kind == "cancellation" and record.status == "pending"
     # agents see it first

@@ -25,7 +25,7 @@ def test_new_child_waits_for_validation_then_exists(client, auth, db, smtp):
     auth.login()
     response = client.submit("/enfants/ajouter", NEW_CHILD)
     assert response.status_code == 302
-    home = page_text(client.get("/"))
+    home = page_text(client.get("/compte/"))
     assert "La fiche de Zoé est enregistrée" in home
     assert "Nouvel enfant en attente de validation" in home
     assert child_named(db, "Zoé") is None
@@ -44,7 +44,7 @@ def test_new_child_waits_for_validation_then_exists(client, auth, db, smtp):
 
     auth.logout()
     auth.login("parent2@demo.test")  # the other guardian sees the new child too
-    assert "Zoé Martin" in page_text(client.get("/"))
+    assert "Zoé Martin" in page_text(client.get("/compte/"))
 
 
 def test_child_change_waits_and_the_file_shows_the_old_values(client, auth, db):

@@ -18,7 +18,7 @@ def martin_invoice(db):
 def test_family_sees_invoices_payments_and_legends(client, auth, db):
     invoice = martin_invoice(db)
     auth.login()
-    page = page_text(client.get("/"))
+    page = page_text(client.get("/compte/"))
     assert invoice.number in page and "Partiellement payée" in page
     assert "Chèque" in page and "Validé" in page  # the demo's counter payment
     for words in ("À payer", "Payée", "Échue", "Annulée", "En cours", "Refusé", "Expiré"):

@@ -152,7 +152,7 @@ def test_past_due_and_other_families_invoices_cannot_be_paid(client, auth, db):
     assert db.exec(select(Payment).where(Payment.method == "online")).all() == []
     auth.logout()
     auth.login("famille2@demo.test")
-    token = csrf_from(client.get("/").get_data(as_text=True))
+    token = csrf_from(client.get("/compte/").get_data(as_text=True))
     assert client.post(f"/factures/{invoice.id}/payer", data={"csrf_token": token}).status_code == 404
 
 
@@ -213,7 +213,7 @@ def test_unanswered_online_payment_expires_and_the_invoice_stays_payable(client,
     db.expire_all()
     statuses = sorted(p.status for p in db.exec(select(Payment).where(Payment.method == "online")))
     assert statuses == ["expired", "pending"]
-    assert "Expiré" in page_text(client.get("/"))
+    assert "Expiré" in page_text(client.get("/compte/"))
 
 
 def test_cancellation_invoice_and_payment_with_javascript_off(browser, live_server, db):

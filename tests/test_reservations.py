@@ -13,7 +13,7 @@ from tests.factories import HX, bookable_day, ferry_period, kid, lutins, plannin
 
 def test_family_space_lists_reservations_with_state_and_legend(client, auth):
     auth.login()
-    page = page_text(client.get("/"))
+    page = page_text(client.get("/compte/"))
     assert "Nouvelle réservation" in page
     assert re.search(r"R-\d{4}-\d{6}", page)
     assert "En attente de traitement" in page  # the demo reservation has a request
@@ -85,7 +85,7 @@ def test_every_planning_route_checks_the_family(client, auth, db):
     auth.login()  # Martin family
     yanis = kid(db, "Yanis")
     _, period, units = lutins(db)
-    token = csrf_from(client.get("/").get_data(as_text=True))
+    token = csrf_from(client.get("/compte/").get_data(as_text=True))
     base = f"/reservations/planning/{yanis.id}/{period.id}"
     assert client.get(base).status_code == 404
     assert client.get(base, headers=HX).status_code == 404
@@ -153,7 +153,7 @@ def test_locked_and_forged_cells_change_nothing(client, auth, db):
     past = period.start_date  # a week ago
     html = page_text(post_cell(client, lea, period, units["repas"], past))
     assert "Date passée" in html and "planning-message--error" in html
-    token = csrf_from(client.get("/").get_data(as_text=True))
+    token = csrf_from(client.get("/compte/").get_data(as_text=True))
     url = f"/reservations/planning/{lea.id}/{period.id}/cellule"
     ferry_unit = db.exec(select(Unit).where(Unit.code == "accueil-matin")).one()
     day = period.start_date + timedelta(days=20)
@@ -222,7 +222,7 @@ def test_recap_confirm_and_replay(client, auth, db, smtp):
     assert db.exec(select(Reservation).where(Reservation.number == number)).one()
     assert len(db.exec(select(Booking).where(Booking.child_id == lea.id, Booking.day == day,
                                              Booking.unit_id == units["apres-midi"].id)).all()) == 1
-    home = page_text(client.get("/"))
+    home = page_text(client.get("/compte/"))
     assert number in home
 
 

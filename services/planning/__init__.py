@@ -25,7 +25,7 @@ from services.planning.confirmation import (  # noqa: F401
     recap_summary,
     why_changed,
 )
-from services.planning.decisions import decide_line, pending_lines  # noqa: F401
+from services.planning.decisions import Decided, decide, decide_line, pending_lines  # noqa: F401
 from services.planning.drafts import (  # noqa: F401
     Change,
     bulk,

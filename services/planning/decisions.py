@@ -1,6 +1,7 @@
 """What agents decide on the requests and the waiting list."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from sqlalchemy import update
@@ -14,6 +15,7 @@ from models import (
     ReservationLine,
     Unit,
 )
+from services import outbox
 from services.planning.confirmation import drop_booking, reservation_status
 from services.planning.places import take_place
 from services.planning.rules import PlanningError
@@ -96,3 +98,36 @@ def decide_line(db: Session, agent_id: int, line_id: int, accept: bool, message:
     db.add(reservation)
     db.commit()
     return line
+
+
+@dataclass
+class Decided:
+    """What ``decide`` did: the lines decided, the problems met (in French), the reservation and child."""
+
+    lines: list[ReservationLine] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    reservation: Reservation | None = None
+    child: Child | None = None
+
+
+def decide(db: Session, agent_id: int, line_ids: list[int], accept: bool, message: str, now: datetime,
+           justified: bool = False, justification: str = "") -> Decided:
+    """Decide each line in its own transaction, then mail the family once (every guardian) and commit."""
+    result = Decided()
+    for line_id in line_ids:
+        try:
+            result.lines.append(decide_line(db, agent_id, line_id, accept, message, now, justified, justification))
+        except PlanningError as exc:
+            result.problems.append(str(exc))
+    if not result.lines:
+        return result
+    reservation = result.reservation = db.get(Reservation, result.lines[0].reservation_id)
+    child = result.child = db.get(Child, reservation.child_id)
+    decided = [(line, db.get(Unit, line.unit_id)) for line in result.lines]
+    verdict = "acceptée" if accept else "refusée"
+    what = "demande d'annulation" if reservation.kind == "cancellation" else "demande"
+    outbox.queue_family(db, reservation.family_id, f"Réservation {reservation.number} : {what} {verdict}",
+                        "reservation_decided", child=child, reservation=reservation, decided=decided,
+                        accepted=accept, message=message, what=what)
+    db.commit()
+    return result

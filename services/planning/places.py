@@ -11,7 +11,6 @@ from models import (
     Booking,
     Child,
     DaySlot,
-    Family,
     Period,
     Reservation,
     ReservationLine,
@@ -84,10 +83,8 @@ def free_place(db: Session, unit_id: int, day: date, period: Period, now: dateti
 def mail_promoted(db: Session, reservation: Reservation, line: ReservationLine) -> None:
     child = db.get(Child, reservation.child_id)
     unit = db.get(Unit, line.unit_id)
-    for user in db.get(Family, reservation.family_id).users:
-        if user.active:
-            outbox.queue(db, user.email, f"Une place s'est libérée pour {child.first_name}", "waitlist_promoted",
-                         user=user, child=child, reservation=reservation, line=line, unit=unit)
+    outbox.queue_family(db, reservation.family_id, f"Une place s'est libérée pour {child.first_name}",
+                        "waitlist_promoted", child=child, reservation=reservation, line=line, unit=unit)
 
 
 def overbooked(db: Session) -> list[tuple[int, date, int, int]]:

@@ -5,10 +5,11 @@ deactivated account cannot log in, and its open sessions end at their next reque
 """
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlmodel import select
 
+from blueprints.admin import bp
 from blueprints.forms import NewFamilyForm, StaffAccountForm, strip_all
 from blueprints.listing import matches, paginate, search_text
 from blueprints.web import admin_required
@@ -17,8 +18,6 @@ from models import Family, Guardian, User
 from services import accounts, audit, outbox
 from services.links import external_url
 from services.security import log_event
-
-bp = Blueprint("accounts", __name__, url_prefix="/admin")
 
 PAGE_SIZE = 20
 ROLES = {"parent": "Parent", "agent": "Agent", "admin": "Administrateur"}
@@ -79,7 +78,7 @@ def new_staff():
                          f"Compte {ROLES[user.role].lower()} créé : {user.email}",
                          after={"email": user.email, "role": user.role})
             return _saved(db, f"Le compte de {user.display_name} est créé : un lien pour choisir son mot de passe "
-                              f"lui est envoyé à {user.email}.", url_for("accounts.accounts_list", q=user.email))
+                              f"lui est envoyé à {user.email}.", url_for("admin.accounts_list", q=user.email))
     return render_template("admin/account_new.html", form=form), 422 if form.errors else 200
 
 
@@ -119,7 +118,7 @@ def set_active(user_id: int):
     active = request.form.get("actif") == "1"
     if user.id == current_user.id and not active:
         flash("Vous ne pouvez pas désactiver votre propre compte.", "error")
-        return redirect(request.referrer or url_for("accounts.accounts_list"))
+        return redirect(request.referrer or url_for("admin.accounts_list"))
     if user.active != active:
         user.active = active
         if not active:
@@ -131,7 +130,7 @@ def set_active(user_id: int):
                      {"actif": not active}, {"actif": active}, family_id=user.family_id)
         db.commit()
     flash(f"Le compte {user.email} est {'réactivé' if active else 'désactivé : il ne peut plus se connecter'}.", "success")
-    return redirect(url_for("accounts.accounts_list", q=user.email))
+    return redirect(url_for("admin.accounts_list", q=user.email))
 
 
 @bp.post("/comptes/<int:user_id>/invitation")
@@ -148,5 +147,5 @@ def reinvite(user_id: int):
         audit.record(db, current_user.id, "update", "user", user.id, f"Lien de mot de passe renvoyé : {user.email}",
                      family_id=user.family_id)
         return _saved(db, f"Un nouveau lien est envoyé à {user.email} (valable 7 jours).",
-                      url_for("accounts.accounts_list", q=user.email))
-    return redirect(url_for("accounts.accounts_list", q=user.email))
+                      url_for("admin.accounts_list", q=user.email))
+    return redirect(url_for("admin.accounts_list", q=user.email))

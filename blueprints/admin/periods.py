@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlmodel import select
 
+from blueprints.admin import bp
 from blueprints.forms import ClosedDayForm, DayCapacityForm, PeriodForm, strip_all
 from blueprints.web import admin_required
 from db import get_db, get_or_404
@@ -18,8 +19,6 @@ from models import ClosedDay, Establishment, Period, PeriodUnit, Unit, utcnow
 from services import audit, periods
 from services.calendar import WEEKDAYS
 from services.formatting import PARIS, count_words, to_paris
-
-bp = Blueprint("periods", __name__, url_prefix="/admin")
 
 PERIOD_FIELDS = ("name", "start_date", "end_date", "booking_opens_at", "booking_closes_at", "auto_accept_days",
                  "min_days", "cancel_auto_days", "cancel_min_days", "cutoff_time", "working_days", "waitlist_auto",
@@ -129,7 +128,7 @@ def period(establishment_id: int | None = None, period_id: int | None = None):
         if lost:
             message += _removed(lost)
         flash(message, "success")
-        return redirect(url_for("periods.period", period_id=target.id))
+        return redirect(url_for("admin.period", period_id=target.id))
     return render_template("admin/period.html", form=form, establishment=est, period=current, units=units,
                            weekdays=weekdays, lost=lost, overlaps=overlaps, unit_error=unit_error,
                            weekday_names=WEEKDAYS, **_panels(current))
@@ -194,7 +193,7 @@ def close_day(period_id: int):
                  + ", ".join(f"{d:%d/%m/%Y}" for d in sorted(new)), after={d.isoformat(): r for d, r in new.items()})
     db.commit()
     flash(f"{count_words(len(new), 'jour fermé')}." + (_removed(lost) if lost else ""), "success")
-    return redirect(url_for("periods.period", period_id=current.id) + "#fermetures")
+    return redirect(url_for("admin.period", period_id=current.id) + "#fermetures")
 
 
 @bp.post("/periodes/<int:period_id>/fermetures/<int:closed_id>/rouvrir")
@@ -211,7 +210,7 @@ def reopen_day(period_id: int, closed_id: int):
                  f"Jour rouvert ({current.name}) : {row.day:%d/%m/%Y}", before={row.day.isoformat(): row.reason})
     db.commit()
     flash(f"Le {row.day:%d/%m/%Y} est de nouveau ouvert à la réservation.", "success")
-    return redirect(url_for("periods.period", period_id=current.id) + "#fermetures")
+    return redirect(url_for("admin.period", period_id=current.id) + "#fermetures")
 
 
 @bp.post("/periodes/<int:period_id>/capacites")
@@ -237,7 +236,7 @@ def day_capacity(period_id: int):
                     "et aucune nouvelle place ne sera donnée tant que le nombre ne sera pas repassé sous la capacité.")
         level = "warning"
     flash(message, level)
-    return redirect(url_for("periods.period", period_id=current.id) + "#capacites")
+    return redirect(url_for("admin.period", period_id=current.id) + "#capacites")
 
 
 def _period_page(current: Period, **overrides):
