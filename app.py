@@ -41,9 +41,9 @@ from blueprints import billing as billing_pages  # services.billing is the other
 from blueprints.web import is_htmx
 from db import close_db, get_db, make_engine
 from extensions import csrf, login_manager, mail
-from models import Payment, utcnow
+from models import Payment, PaymentStatus, utcnow
 from services import accessibility, backup, billing, demo_data, formatting, migrations, outbox, payments, planning
-from services.formatting import PARIS
+from services.calendar import paris_today
 from services.payments import SUPPORTED
 from services.security import log_event
 
@@ -451,7 +451,7 @@ def _register_cli(app: Flask) -> None:
         except billing.BillingError as exc:
             raise click.BadParameter(str(exc)) from None
         with app.app_context():
-            report = billing.run(app.extensions["ribambelle.engine"], first, utcnow().astimezone(PARIS).date(),
+            report = billing.run(app.extensions["ribambelle.engine"], first, paris_today(utcnow()),
                                  app.config["INVOICE_DUE_DAYS"])
         outbox.deliver_pending(app)
         click.echo(report.summary())
@@ -470,7 +470,7 @@ def _register_cli(app: Flask) -> None:
         with app.app_context():
             db = get_db()
             payments.refresh_pending(db, payments.provider(app.config))
-            left = db.exec(select(func.count()).select_from(Payment).where(Payment.status == "pending")).one()
+            left = db.exec(select(func.count()).select_from(Payment).where(Payment.status == PaymentStatus.PENDING)).one()
         click.echo(f"Paiements en ligne vérifiés ; {left} encore en cours.")
 
     @app.cli.group("mail")

@@ -5,6 +5,7 @@ Europe/Paris only when shown.
 """
 
 from datetime import date, datetime, time, timezone
+from enum import StrEnum
 from typing import Optional
 
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
@@ -14,6 +15,75 @@ from sqlmodel import Field, Relationship, SQLModel
 def utcnow() -> datetime:
     """The current time, aware, in UTC."""
     return datetime.now(timezone.utc)
+
+
+# --- states: one StrEnum per state column, codes in English (French only in labels and URLs) ------
+# A member is its code (``LineState.PENDING == "pending"``): the columns stay plain strings, and the
+# words and icon of each state live in one table beside the code that shows them.
+
+
+class ChangeStatus(StrEnum):
+    """ChangeRequest.status: a change of the family file waiting for an agent."""
+    PENDING = "pending"
+    VALIDATED = "validated"
+    REFUSED = "refused"
+
+
+class ReservationStatus(StrEnum):
+    """Reservation.status: the state of its lines taken together (services.planning.reservation_status)."""
+    PENDING = "pending"  # at least one line waits for the structure
+    ACCEPTED = "accepted"
+    PARTIAL = "partial"  # some lines accepted, some refused
+    REFUSED = "refused"
+
+
+class LineState(StrEnum):
+    """ReservationLine.state: where one day and unit of a reservation stands."""
+    PENDING = "pending"
+    DECIDING = "deciding"  # an agent's decision is being written: claimed by a conditional UPDATE, so
+    #                        that two agents deciding the same line at once decide it once
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+
+
+class Outcome(StrEnum):
+    """ReservationLine.outcome and DraftLine.expected: what the rules gave when it was asked."""
+    ACCEPTED = "accepted"
+    REQUEST = "request"  # an agent decides
+    WAITLIST = "waitlist"  # full: on the waiting list
+    CANCEL_ACCEPTED = "cancel-accepted"  # a cancellation within the deadline
+    CANCEL_REQUEST = "cancel-request"  # a late cancellation: an agent decides
+    REFUSED = "refused"
+
+
+class BookingStatus(StrEnum):
+    """Booking.status: what a child holds on a day and unit."""
+    ACCEPTED = "accepted"
+    REQUEST = "request"
+    WAITLIST = "waitlist"
+
+
+class Action(StrEnum):
+    """DraftLine.action and ReservationLine.action."""
+    BOOK = "book"
+    CANCEL = "cancel"
+
+
+class PaymentStatus(StrEnum):
+    PENDING = "pending"
+    PAID = "paid"
+    REFUSED = "refused"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+class InvoiceState(StrEnum):
+    """What ``Invoice.state(today)`` says (computed, never stored)."""
+    DUE = "due"
+    PARTIAL = "partial"
+    OVERDUE = "overdue"
+    PAID = "paid"
+    CANCELLED = "cancelled"
 
 
 class Family(SQLModel, table=True):
@@ -147,7 +217,7 @@ class ChangeRequest(SQLModel, table=True):
     child_id: Optional[int] = Field(default=None, foreign_key="child.id", index=True)
     before: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     after: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    status: str = Field(default="pending", max_length=10, index=True)  # pending, validated, refused
+    status: str = Field(default=ChangeStatus.PENDING, max_length=10, index=True)  # ChangeStatus
     requested_by_id: int = Field(foreign_key="user.id")
     requested_at: datetime = Field(default_factory=utcnow)
     decided_by_id: Optional[int] = Field(default=None, foreign_key="user.id")
@@ -369,7 +439,7 @@ class Reservation(SQLModel, table=True):
     period_id: int = Field(foreign_key="period.id", index=True)
     kind: str = Field(default="booking", max_length=15)  # "booking", "cancellation"
     absence: bool = Field(default=False)  # a same-day or next-day absence ("enfant malade")
-    status: str = Field(default="pending", max_length=10, index=True)  # pending, accepted, partial, refused
+    status: str = Field(default=ReservationStatus.PENDING, max_length=10, index=True)  # ReservationStatus
     confirm_key: str = Field(max_length=60, unique=True)  # draft id, revision and kind: one record per confirmation
     created_by_id: int = Field(foreign_key="user.id")
     created_at: datetime = Field(default_factory=utcnow)
@@ -384,7 +454,7 @@ class ReservationLine(SQLModel, table=True):
     """A day and unit of a reservation, with its outcome.
 
     ``outcome`` is what the rules gave: accepted, request (an agent decides), waitlist (full).
-    ``state`` is where it stands: pending, accepted, refused.
+    ``state`` is where it stands (``LineState``): pending, deciding (being decided), accepted, refused.
     """
 
     id: Optional[int] = Field(default=None, primary_key=True)
@@ -393,7 +463,7 @@ class ReservationLine(SQLModel, table=True):
     day: date = Field(index=True)
     action: str = Field(default="book", max_length=10)
     outcome: str = Field(max_length=20)
-    state: str = Field(default="pending", max_length=10, index=True)
+    state: str = Field(default=LineState.PENDING, max_length=10, index=True)  # LineState
     note: str = Field(default="", max_length=300)  # why the outcome differs from the planning
     # Cancellations: an accepted late cancellation is billed unless the agent marks it justified.
     billable: bool = Field(default=False)
@@ -496,17 +566,16 @@ class Invoice(SQLModel, table=True):
         back_populates="invoice", sa_relationship_kwargs={"order_by": "InvoiceLine.id"}
     )
 
-    def state(self, today: date) -> str:
-        """annulee, payee, partielle, echue or a_payer."""
+    def state(self, today: date) -> InvoiceState:
         if self.cancelled:
-            return "annulee"
+            return InvoiceState.CANCELLED
         if self.paid_cents >= self.total_cents:
-            return "payee"
+            return InvoiceState.PAID
         if self.due_on < today:
-            return "echue"
+            return InvoiceState.OVERDUE
         if self.paid_cents > 0:
-            return "partielle"
-        return "a_payer"
+            return InvoiceState.PARTIAL
+        return InvoiceState.DUE
 
     @property
     def left_cents(self) -> int:
@@ -539,7 +608,7 @@ class Payment(SQLModel, table=True):
     family_id: int = Field(foreign_key="family.id", index=True)
     amount_cents: int
     method: str = Field(max_length=15)  # online, especes, cheque, cesu, virement, prelevement
-    status: str = Field(default="pending", max_length=10, index=True)  # pending, paid, refused, cancelled, expired
+    status: str = Field(default=PaymentStatus.PENDING, max_length=10, index=True)  # PaymentStatus
     # Online: our own id (in the return address), and the provider's (PayFiP's idop, SystemPay's id).
     transaction_id: Optional[str] = Field(default=None, max_length=100, unique=True)
     provider_reference: Optional[str] = Field(default=None, max_length=100, index=True)

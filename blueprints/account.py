@@ -14,7 +14,7 @@ from db import get_db
 from models import AuthToken, Period, Reservation, User, utcnow
 from services import accounts, billing, outbox, passwords, planning
 from services import family as family_service
-from services.formatting import PARIS
+from services.calendar import paris_today
 from services.links import external_url
 from services.payments import family_credits
 from services.security import log_event, start_session
@@ -46,7 +46,7 @@ def home():
 def _billing_block(db, family_id: int) -> dict:
     invoices, payments = family_invoices(db, family_id)
     return dict(invoices=invoices, payments=payments, credits=family_credits(db, family_id),
-                today=utcnow().astimezone(PARIS).date(),
+                today=paris_today(utcnow()),
                 invoice_states=billing.INVOICE_STATES, payment_states=billing.PAYMENT_STATES,
                 payment_methods=billing.PAYMENT_METHODS, invoice_numbers={i.id: i.number for i in invoices})
 

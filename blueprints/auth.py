@@ -70,7 +70,7 @@ def login():
         if result.wait_seconds:
             form.form_errors.append(
                 "Trop de tentatives de connexion. Pour protéger votre compte, patientez "
-                f"{_duration(result.wait_seconds)} avant de réessayer."
+                f"{ratelimit.wait_words(result.wait_seconds)} avant de réessayer."
             )
         else:
             form.form_errors.append(GENERIC_FAILURE)
@@ -195,8 +195,4 @@ def _safe_next(target: str | None) -> str | None:
     return target
 
 
-def _duration(seconds: int) -> str:
-    if seconds < 60:
-        return f"{seconds} secondes"
-    minutes = (seconds + 59) // 60
-    return f"{minutes} minute{'s' if minutes > 1 else ''}"
+

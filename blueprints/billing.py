@@ -1,19 +1,16 @@
 """Block "Mes factures & paiements": invoice detail (dialog or page), PDF (guide sections 10-11)."""
 from __future__ import annotations
 
-import io
-
 import eopayment
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlmodel import select
-from xhtml2pdf import pisa
 
-from blueprints.web import page_or_fragment, parent_required
+from blueprints.web import page_or_fragment, parent_required, pdf_response
 from db import get_db, writing_session
-from models import Child, Credit, Family, Invoice, Payment, Unit, utcnow
+from models import Child, Credit, Family, Invoice, Payment, PaymentStatus, Unit, utcnow
 from services import billing, payments
-from services.formatting import PARIS
+from services.calendar import paris_today
 from services.links import external_url, portal_url
 from services.security import log_event
 
@@ -33,7 +30,7 @@ def invoice_context(invoice: Invoice) -> dict:
     children = {c.id: c for c in db.exec(select(Child).where(Child.family_id == invoice.family_id))}
     units = {u.id: u for u in db.exec(select(Unit).where(Unit.id.in_({l.unit_id for l in invoice.lines})))}
     invoice_payments = db.exec(select(Payment).where(Payment.invoice_id == invoice.id).order_by(Payment.created_at)).all()
-    today = utcnow().astimezone(PARIS).date()
+    today = paris_today(utcnow())
     return dict(invoice=invoice, children=children, units=units, payments=invoice_payments, state=invoice.state(today),
                 payable_problem=payments.payable_problem(invoice, today), staff_view=False,
                 states=billing.INVOICE_STATES, payment_states=billing.PAYMENT_STATES, methods=billing.PAYMENT_METHODS,
@@ -57,12 +54,7 @@ def pdf(invoice_id: int):
 
 def render_pdf(invoice: Invoice):
     html = render_template("billing/invoice_pdf.html", **invoice_context(invoice), portal_url=portal_url())
-    out = io.BytesIO()
-    if pisa.CreatePDF(html, dest=out, encoding="utf-8").err:
-        abort(500)
-    response = current_app.response_class(out.getvalue(), mimetype="application/pdf")
-    response.headers["Content-Disposition"] = f'inline; filename="facture-{invoice.number}.pdf"'
-    return response
+    return pdf_response(html, f"facture-{invoice.number}.pdf")
 
 
 def family_invoices(db, family_id: int) -> tuple[list[Invoice], list[Payment]]:
@@ -102,7 +94,7 @@ def pay(invoice_id: int):
     try:
         prov = _provider(transaction_id)
         payment, kind, data = payments.start(db, prov, invoice, current_user.email,
-                                             utcnow().astimezone(PARIS).date(), transaction_id)
+                                             paris_today(utcnow()), transaction_id)
     except payments.PaymentPending as pending:
         return render_template("billing/pending.html", invoice=invoice, payment=pending.payment), 409
     except payments.PaymentUnavailable as exc:
@@ -153,7 +145,7 @@ def _apply(prov: payments.Provider, response, payment: Payment | None = None) ->
 def _settle_pending(payment: Payment, signed_answer: str = "") -> Payment:
     """A payment still pending: what the provider says of it now — asked of PayFiP, or read from
     SystemPay's signed answer brought back by the parent — applied once. Returns the payment as it stands."""
-    if payment.status != "pending":
+    if payment.status != PaymentStatus.PENDING:
         return payment
     prov = _provider(payment.transaction_id)
     response = prov.status(payment) if prov.is_payfip else (prov.answer(signed_answer) if signed_answer else None)

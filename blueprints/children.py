@@ -10,7 +10,7 @@ from sqlmodel import select
 from blueprints.forms import ChildForm, strip_all
 from blueprints.web import parent_required
 from db import get_db
-from models import ChangeRequest
+from models import ChangeRequest, ChangeStatus
 from services import family as family_service
 
 bp = Blueprint("children", __name__, url_prefix="/enfants")
@@ -116,5 +116,5 @@ def new_child_request(request_id: int):
 
 def _pending_for(db, child_id: int) -> ChangeRequest | None:
     return db.exec(
-        select(ChangeRequest).where(ChangeRequest.child_id == child_id, ChangeRequest.status == "pending")
+        select(ChangeRequest).where(ChangeRequest.child_id == child_id, ChangeRequest.status == ChangeStatus.PENDING)
     ).first()

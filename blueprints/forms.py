@@ -1,9 +1,7 @@
 """The WTForms forms of the parent and staff pages, with French messages."""
 from __future__ import annotations
 
-import re
 from datetime import date, time
-from decimal import Decimal, InvalidOperation
 
 from email_validator import EmailNotValidError, validate_email
 from flask_wtf import FlaskForm
@@ -262,17 +260,6 @@ class UnitForm(FrenchForm):
                             validators=[InputRequired(REQUIRED), NumberRange(0, 99, "Un nombre entre 0 et 99.")])
     capacity = IntegerField("Capacité (places par jour)", default=0,
                             validators=[InputRequired(REQUIRED), NumberRange(0, 100000, "La capacité est un nombre positif ou nul.")])
-
-
-def parse_euros(text: str) -> int | None:
-    """'12,50', '12.5' or '12,50 €' as integer cents; None when it is not an amount."""
-    cleaned = (text or "").replace("€", "").replace("\u00a0", "").replace(" ", "").replace(",", ".")
-    if not re.fullmatch(r"\d{1,6}(\.\d{1,2})?", cleaned):
-        return None
-    try:
-        return int(Decimal(cleaned) * 100)
-    except InvalidOperation:
-        return None
 
 
 DAYS = NumberRange(0, 365, "Un nombre de jours entre 0 et 365.")

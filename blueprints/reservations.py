@@ -17,6 +17,7 @@ from db import get_db
 from models import Child, Draft, DraftLine, Establishment, Period, PeriodUnit, Reservation, Unit, utcnow
 from services import family as family_service
 from services import outbox, planning
+from services.calendar import paris_today
 from services.formatting import month_year
 
 bp = Blueprint("reservations", __name__, url_prefix="/reservations")
@@ -60,7 +61,7 @@ def _month_arg(period: Period, value: str | None) -> date:
             abort(400, description="Le mois demandé n'existe pas (attendu : AAAA-MM, par exemple 2027-07).")
     else:
         # by default, the month of the first day that can still be booked
-        first = max(planning.paris_now(utcnow()).date() + timedelta(days=period.min_days), period.start_date)
+        first = max(paris_today(utcnow()) + timedelta(days=period.min_days), period.start_date)
         wanted = date(first.year, first.month, 1)
     if wanted < months[0]:
         return months[0]
@@ -278,7 +279,7 @@ def auto(child_id: int, period_id: int):
     if request.method == "POST" and scope == "week":
         week = _week_arg(weeks, request.form.get("semaine"))
     else:  # the first week with a day that can still be booked
-        first = planning.paris_now(utcnow()).date() + timedelta(days=period.min_days)
+        first = paris_today(utcnow()) + timedelta(days=period.min_days)
         week = next((monday for monday in weeks if monday + timedelta(days=6) >= first), weeks[-1])
     if request.method == "POST":
         try:
@@ -332,7 +333,7 @@ def absence():
     """Page: "Signaler une absence" — a child's booked units today or tomorrow, cancelled in one tap."""
     db = get_db()
     family = family_service.family_of(db, current_user)
-    today = planning.paris_now(utcnow()).date()
+    today = paris_today(utcnow())
     if request.method == "POST":
         child = _child_or_404(request.form.get("enfant", type=int) or 0)
         try:
@@ -375,6 +376,7 @@ def recap(child_id: int, period_id: int, mode: str):
     return render_template("reservations/recap.html", child=child, period=period, draft=draft, lines=lines,
                            month=month, establishment=get_db().get(Establishment, period.establishment_id),
                            summary=planning.recap_summary(lines, mode),
+                           icons=planning.CANCEL_OUTCOME_ICONS if mode == "cancel" else planning.OUTCOME_ICONS,
                            outcomes=planning.CANCEL_OUTCOMES if mode == "cancel" else planning.OUTCOMES, mode=mode)
 
 
@@ -410,25 +412,9 @@ def detail(reservation_id: int):
     return render_template(
         "reservations/detail.html", reservation=reservation, child=db.get(Child, reservation.child_id),
         period=db.get(Period, reservation.period_id), units=units, just_confirmed=bool(request.args.get("terminer")),
-        states=planning.RESERVATION_STATES, line_words=_line_words,
+        states=planning.RESERVATION_STATES, line_words=planning.line_words,
     )
 
 
 def _units_query(period_id: int):
     return select(Unit).join(PeriodUnit, PeriodUnit.unit_id == Unit.id).where(PeriodUnit.period_id == period_id)
-
-
-def _line_words(line) -> tuple[str, str]:
-    """(words, icon) for a reservation line."""
-    if line.state == "refused":
-        return ("Refusée", "refused")
-    words = planning.LINE_STATES.get((line.outcome, line.state), line.outcome)
-    if line.action == "cancel":
-        icon = "cancel-request" if line.state == "pending" else "cancelled"
-    else:
-        icon = {"accepted": "booked", "pending": "request" if line.outcome == "request" else "waitlist"}[line.state]
-    if line.justified:
-        words += f" — absence justifiée ({line.justification})"
-    elif line.billable:
-        words += " — facturée (annulation tardive)"
-    return words, icon

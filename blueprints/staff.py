@@ -1,29 +1,29 @@
 """The back office for agents: changes to validate, booking requests, attendance lists, billing, families."""
 from __future__ import annotations
 
-import io
 from datetime import date, timedelta
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import or_
 from sqlmodel import select
-from xhtml2pdf import pisa
 
 from blueprints.billing import invoice_context
 from blueprints.forms import DecisionForm, strip_all
 from blueprints.listing import matches, paginate, search_text
-from blueprints.web import staff_required
+from blueprints.web import pdf_response, staff_required
 from db import get_db, get_or_404, writing_session
 from models import (
     AuditEntry,
     ChangeRequest,
+    ChangeStatus,
     Child,
     Credit,
     Establishment,
     Family,
     Guardian,
     Invoice,
+    LineState,
     Payment,
     Period,
     Reservation,
@@ -34,7 +34,8 @@ from models import (
 from services import attendance as attendance_service
 from services import audit, billing, exports, outbox, payments, planning
 from services import family as family_service
-from services.formatting import PARIS, count_words
+from services.calendar import paris_today
+from services.formatting import PARIS, count_words, parse_euros
 from services.security import log_event
 
 bp = Blueprint("staff", __name__, url_prefix="/agent")
@@ -67,8 +68,8 @@ def decide(request_id: int):
     if form.validate_on_submit():
         strip_all(form)
         agent = db.get(User, current_user.id)
-        action = "refuse" if request.form.get("action") == "refuse" else "validate"
-        if req.status != "pending":
+        action = "refuse" if request.form.get("action") == "refuse" else "accept"  # the buttons' codes
+        if req.status != ChangeStatus.PENDING:
             flash("Cette demande a déjà été traitée.", "info")
             return redirect(url_for("staff.queue"))
         if action == "refuse":
@@ -137,7 +138,7 @@ def _decide_lines(line_ids: list[int], accept: bool, message: str, justified: bo
 
 def _decision_args() -> tuple | None:
     message = (request.form.get("message") or "").strip()[:2000]
-    accept = request.form.get("action") == "accepter"
+    accept = request.form.get("action") == "accept"
     justified = request.form.get("justifiee") == "1"
     justification = (request.form.get("motif") or "").strip()[:300]
     if not accept and not message:
@@ -170,7 +171,7 @@ def decide_reservation(reservation_id: int):
     args = _decision_args()
     if args:
         ids = db.exec(select(ReservationLine.id).where(ReservationLine.reservation_id == reservation_id,
-                                                       ReservationLine.state == "pending")).all()
+                                                       ReservationLine.state == LineState.PENDING)).all()
         db.commit()  # end the read before each line takes its own write transaction
         if not ids:
             flash("Cette réservation n'a plus de demande en attente.", "info")
@@ -194,7 +195,7 @@ def _attendance_args():
     if establishment is None:
         abort(404)
     try:
-        day = date.fromisoformat(request.values["jour"]) if request.values.get("jour") else utcnow().astimezone(PARIS).date()
+        day = date.fromisoformat(request.values["jour"]) if request.values.get("jour") else paris_today(utcnow())
     except ValueError:
         abort(400)
     return establishments, establishment, day, attendance_service.sheet(db, establishment.id, day)
@@ -257,13 +258,7 @@ def attendance_pdf():
     _, establishment, day, lists = _attendance_args()
     html = render_template("staff/attendance_pdf.html", establishment=establishment, day=day, lists=lists,
                            words=attendance_service.STATUS_WORDS)
-    pdf = io.BytesIO()
-    result = pisa.CreatePDF(html, dest=pdf, encoding="utf-8")
-    if result.err:
-        abort(500)
-    response = current_app.response_class(pdf.getvalue(), mimetype="application/pdf")
-    response.headers["Content-Disposition"] = f'inline; filename="presences-{day.isoformat()}.pdf"'
-    return response
+    return pdf_response(html, f"presences-{day.isoformat()}.pdf")
 
 
 @bp.get("/presences.csv")
@@ -283,7 +278,7 @@ def attendance_csv():
 def billing_home():
     """Page: run the monthly billing, and the invoices still to be paid (past-due first)."""
     db = get_db()
-    today = utcnow().astimezone(PARIS).date()
+    today = paris_today(utcnow())
     if request.method == "POST":
         try:
             month = billing.parse_month(request.form.get("mois", ""))
@@ -346,7 +341,9 @@ def invoice(invoice_id: int):
                 billing.cancel_invoice(db, inv, (request.form.get("motif") or "").strip()[:300])
                 flash(f"Facture {inv.number} annulée.", "success")
             else:
-                amount = billing.parse_euros(request.form.get("montant", ""))
+                amount = parse_euros(request.form.get("montant", ""))
+                if amount is None:
+                    raise billing.BillingError("Montant invalide : écrivez-le en euros, par exemple 12,50.")
                 billing.record_counter_payment(db, current_user.id, inv, amount, request.form.get("moyen", ""),
                                                (request.form.get("reference") or "").strip()[:100])
                 flash(f"Paiement enregistré sur la facture {inv.number}.", "success")
@@ -393,7 +390,7 @@ def family(family_id: int):
         reservations=db.exec(select(Reservation).where(Reservation.family_id == fam.id).order_by(Reservation.id.desc())).all(),
         invoices=db.exec(select(Invoice).where(Invoice.family_id == fam.id).order_by(Invoice.month.desc())).all(),
         payments=db.exec(select(Payment).where(Payment.family_id == fam.id).order_by(Payment.created_at.desc())).all(),
-        entries=entries, authors=audit.authors(db, entries), today=utcnow().astimezone(PARIS).date(),
+        entries=entries, authors=audit.authors(db, entries), today=paris_today(utcnow()),
         reservation_states=planning.RESERVATION_STATES, invoice_states=billing.INVOICE_STATES,
         payment_states=billing.PAYMENT_STATES, methods=billing.PAYMENT_METHODS,
         children={c.id: c for c in fam.children})

@@ -14,6 +14,7 @@ from models import LoginSession, User
 from services import security
 from services.passwords import make_hasher
 from services.payments import provider_origins
+from services.pdf import PdfError, html_to_pdf
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -135,6 +136,18 @@ def is_htmx() -> bool:
 
 def _is_htmx_page_route(response) -> bool:
     return response.mimetype == "text/html"
+
+
+def pdf_response(html: str, filename: str):
+    """The PDF made from ``html``, shown in the browser (``inline``) under ``filename``."""
+    try:
+        body = html_to_pdf(html)
+    except PdfError:
+        abort(500)
+    response = make_response(body)
+    response.mimetype = "application/pdf"
+    response.headers["Content-Disposition"] = f'inline; filename="{filename}"'
+    return response
 
 
 def page_or_fragment(page: str, fragment: str, **context):

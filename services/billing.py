@@ -22,7 +22,9 @@ from models import (
     Family,
     Invoice,
     InvoiceLine,
+    InvoiceState,
     Payment,
+    PaymentStatus,
     Period,
     Price,
     Reservation,
@@ -34,19 +36,20 @@ from services import outbox
 from services.counters import next_value
 from services.formatting import euros, month_year
 
+# state -> (words shown, icon file): the one table of each.
 INVOICE_STATES = {
-    "a_payer": ("À payer", "request"),
-    "payee": ("Payée", "booked"),
-    "partielle": ("Partiellement payée", "partial"),
-    "echue": ("Échue", "refused"),
-    "annulee": ("Annulée", "closed"),
+    InvoiceState.DUE: ("À payer", "request"),
+    InvoiceState.PAID: ("Payée", "booked"),
+    InvoiceState.PARTIAL: ("Partiellement payée", "partial"),
+    InvoiceState.OVERDUE: ("Échue", "refused"),
+    InvoiceState.CANCELLED: ("Annulée", "closed"),
 }
 PAYMENT_STATES = {
-    "pending": ("En cours", "request"),
-    "paid": ("Validé", "booked"),
-    "refused": ("Refusé", "refused"),
-    "cancelled": ("Abandonné", "closed"),
-    "expired": ("Expiré", "locked"),
+    PaymentStatus.PENDING: ("En cours", "request"),
+    PaymentStatus.PAID: ("Validé", "booked"),
+    PaymentStatus.REFUSED: ("Refusé", "refused"),
+    PaymentStatus.CANCELLED: ("Abandonné", "closed"),
+    PaymentStatus.EXPIRED: ("Expiré", "locked"),
 }
 PAYMENT_METHODS = {
     "online": "Carte bancaire en ligne",
@@ -290,17 +293,5 @@ def cancel_invoice(db: Session, invoice: Invoice, reason: str) -> None:
     invoice.cancelled, invoice.cancel_reason = True, reason
     db.add(invoice)
     db.commit()
-
-
-def parse_euros(value: str) -> int:
-    """'12,50' or '12.50 €' -> 1250 cents; a French error otherwise."""
-    text = (value or "").replace("€", "").replace("\u00a0", "").replace(" ", "").replace(",", ".")
-    try:
-        whole, _, cents = text.partition(".")
-        if not whole.isdigit() or (cents and (not cents.isdigit() or len(cents) > 2)):
-            raise ValueError
-        return int(whole) * 100 + int((cents + "00")[:2])
-    except ValueError:
-        raise BillingError("Montant invalide : écrivez-le en euros, par exemple 12,50.") from None
 
 

@@ -27,3 +27,8 @@ def holiday_name(day: date) -> str | None:
 def paris_now(now: datetime) -> datetime:
     """``now`` (aware) on the town's clock: the date of "today" is its ``.date()``."""
     return now.astimezone(PARIS)
+
+
+def paris_today(now: datetime) -> date:
+    """Today's date on the town's clock, for ``now`` (aware): the one way "today" is computed."""
+    return paris_now(now).date()

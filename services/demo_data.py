@@ -31,6 +31,7 @@ from models import (
 )
 from services import billing, periods, planning
 from services import family as family_service
+from services.calendar import paris_today
 from services.formatting import PARIS
 
 # Logins shown in the README; a town's real data never uses the .test domain.
@@ -55,7 +56,7 @@ def seed(db: Session, hasher: PasswordHasher, force: bool = False, today: date |
     """Load the demo families, children and staff. False (nothing done) if there are users already."""
     if not force and db.exec(select(User)).first() is not None:
         return False
-    today = today or utcnow().astimezone(PARIS).date()
+    today = today or paris_today(utcnow())
     end_of_next_year = date(today.year + 1, 12, 31)
 
     martin = Family(

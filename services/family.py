@@ -5,7 +5,7 @@ from datetime import date
 
 from sqlmodel import Session, select
 
-from models import ChangeRequest, Child, Family, Guardian, User, utcnow
+from models import ChangeRequest, ChangeStatus, Child, Family, Guardian, User, utcnow
 from services import outbox
 from services.formatting import date_short
 
@@ -123,7 +123,7 @@ def pending_family_request(db: Session, family_id: int) -> ChangeRequest | None:
         select(ChangeRequest).where(
             ChangeRequest.family_id == family_id,
             ChangeRequest.target == "family",
-            ChangeRequest.status == "pending",
+            ChangeRequest.status == ChangeStatus.PENDING,
         )
     ).first()
 
@@ -135,7 +135,7 @@ def pending_child_requests(db: Session, family_id: int) -> list[ChangeRequest]:
             .where(
                 ChangeRequest.family_id == family_id,
                 ChangeRequest.target == "child",
-                ChangeRequest.status == "pending",
+                ChangeRequest.status == ChangeStatus.PENDING,
             )
             .order_by(ChangeRequest.id)
         )
@@ -168,7 +168,7 @@ def request_child_change(
     if child is not None:
         pending = db.exec(
             select(ChangeRequest).where(
-                ChangeRequest.child_id == child.id, ChangeRequest.status == "pending"
+                ChangeRequest.child_id == child.id, ChangeRequest.status == ChangeStatus.PENDING
             )
         ).first()
         if after == before:
@@ -189,7 +189,7 @@ def request_child_change(
 def pending_requests(db: Session) -> list[ChangeRequest]:
     """Every change waiting for an agent, oldest first."""
     return list(
-        db.exec(select(ChangeRequest).where(ChangeRequest.status == "pending").order_by(ChangeRequest.requested_at))
+        db.exec(select(ChangeRequest).where(ChangeRequest.status == ChangeStatus.PENDING).order_by(ChangeRequest.requested_at))
     )
 
 
@@ -201,7 +201,7 @@ def _from_plain(name: str, value):
 
 def validate(db: Session, agent: User, req: ChangeRequest, message: str = "") -> bool:
     """Apply a pending change to the file. False when it was already decided (a replayed form)."""
-    if req.status != "pending":
+    if req.status != ChangeStatus.PENDING:
         return False
     family = db.get(Family, req.family_id)
     if req.target == "family":
@@ -236,7 +236,7 @@ def validate(db: Session, agent: User, req: ChangeRequest, message: str = "") ->
 
 def refuse(db: Session, agent: User, req: ChangeRequest, message: str) -> bool:
     """Refuse a pending change; the file is untouched. False when it was already decided."""
-    if req.status != "pending":
+    if req.status != ChangeStatus.PENDING:
         return False
     _decide(db, agent, req, "refused", message)
     return True

@@ -1,12 +1,13 @@
 """French dates and money for the templates (Babel), in Europe/Paris time."""
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime
-from babel.numbers import format_currency
+from babel.numbers import NumberFormatError, format_currency, parse_decimal
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -61,6 +62,26 @@ def euros(cents: int | None) -> str:
     if cents is None:
         return ""
     return format_currency(cents / 100, "EUR", locale="fr_FR")
+
+
+AMOUNT = re.compile(r"\d[\d\u202f]*([.,]\d{1,2})?")  # digits, groups of thousands, at most two decimals
+MAX_EUROS = 1_000_000  # no amount of a town's childcare is a million euros: a typing error
+
+
+def parse_euros(text: str) -> int | None:
+    """'12,50', '12.5', '1 234,50 €' (as ``euros`` writes it) as integer cents; None when not an amount.
+
+    Babel reads the French number (its groups of thousands, its decimal comma); a point is taken as the
+    decimal mark too, as parents type it on an English keyboard.
+    """
+    cleaned = (text or "").replace("€", "").strip().replace("\u00a0", "\u202f").replace(" ", "\u202f")
+    if not AMOUNT.fullmatch(cleaned):
+        return None
+    try:
+        value = parse_decimal(cleaned.replace(".", ","), locale="fr_FR", strict=True)
+    except NumberFormatError:
+        return None
+    return int(value * 100) if 0 <= value < MAX_EUROS else None
 
 
 def count_words(count: int, words: str) -> str:

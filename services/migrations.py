@@ -5,7 +5,6 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.script import ScriptDirectory
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -28,6 +27,3 @@ def downgrade(url: str, revision: str = "-1") -> None:
     command.downgrade(config(url), revision)
 
 
-def revisions(url: str) -> list[str]:
-    """Every revision, newest first."""
-    return [script.revision for script in ScriptDirectory.from_config(config(url)).walk_revisions()]

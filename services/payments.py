@@ -30,7 +30,7 @@ from eopayment import payfip_ws
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from models import Credit, Invoice, Payment, utcnow
+from models import Credit, Invoice, InvoiceState, Payment, PaymentStatus, utcnow
 from services.billing import BillingError
 from services.links import external_url
 from services.security import log_event
@@ -214,11 +214,11 @@ def new_transaction_id() -> str:
 def payable_problem(invoice: Invoice, today) -> str | None:
     """Why this invoice cannot be paid online now, in French; None when it can."""
     state = invoice.state(today)
-    if state == "annulee":
+    if state == InvoiceState.CANCELLED:
         return "Cette facture est annulée : il n'y a rien à payer."
-    if state == "payee":
+    if state == InvoiceState.PAID:
         return "Cette facture est déjà payée."
-    if state == "echue":
+    if state == InvoiceState.OVERDUE:
         return ("La date limite de paiement en ligne est dépassée : réglez cette facture auprès de la régie "
                 "(espèces, chèque, CESU ou virement).")
     return None
@@ -227,7 +227,7 @@ def payable_problem(invoice: Invoice, today) -> str | None:
 def pending_payment(db: Session, invoice_id: int) -> Payment | None:
     """The online payment of this invoice under way, if any."""
     return db.exec(select(Payment).where(Payment.invoice_id == invoice_id, Payment.method == "online",
-                                         Payment.status == "pending").order_by(Payment.id.desc())).first()
+                                         Payment.status == PaymentStatus.PENDING).order_by(Payment.id.desc())).first()
 
 
 def start(db: Session, prov: Provider, invoice: Invoice, email: str, today, transaction_id: str):
@@ -247,7 +247,7 @@ def start(db: Session, prov: Provider, invoice: Invoice, email: str, today, tran
         db.rollback()
         raise PaymentPending(pending)
     payment = Payment(invoice_id=invoice.id, family_id=invoice.family_id, amount_cents=invoice.left_cents,
-                      method="online", status="pending", transaction_id=transaction_id)
+                      method="online", status=PaymentStatus.PENDING, transaction_id=transaction_id)
     db.add(payment)
     db.commit()
     try:
@@ -277,7 +277,7 @@ def resume(prov: Provider, payment: Payment, invoice: Invoice, email: str):
 
 def give_up(db: Session, payment: Payment) -> None:
     """The parent abandons a payment under way: "Abandonné". A later confirmation from the bank still counts."""
-    db.execute(update(Payment).where(Payment.id == payment.id, Payment.status == "pending")
+    db.execute(update(Payment).where(Payment.id == payment.id, Payment.status == PaymentStatus.PENDING)
                .values(status="cancelled", completed_at=utcnow()))
     db.commit()
 
@@ -347,7 +347,7 @@ def apply_response(db: Session, prov: Provider, response, payment: Payment | Non
             if late:
                 log_event("payment.anomaly", reason="confirmed late", payment=payment.id)
     else:
-        db.execute(update(Payment).where(Payment.id == payment.id, Payment.status == "pending")
+        db.execute(update(Payment).where(Payment.id == payment.id, Payment.status == PaymentStatus.PENDING)
                    .values(status=new_status, completed_at=utcnow()))
     db.commit()
     db.refresh(payment)
@@ -379,7 +379,7 @@ def refresh_pending(db: Session, prov: Provider, invoice_id: int | None = None) 
     A payment the provider says is still under way stays pending; one it cannot be asked about now
     (unreachable) stays pending too, and is asked again next time; one it says was paid is applied.
     """
-    query = select(Payment).where(Payment.status == "pending", Payment.method == "online",
+    query = select(Payment).where(Payment.status == PaymentStatus.PENDING, Payment.method == "online",
                                   Payment.created_at < utcnow() - PENDING_LIFETIME)
     if invoice_id is not None:
         query = query.where(Payment.invoice_id == invoice_id)
@@ -390,7 +390,7 @@ def refresh_pending(db: Session, prov: Provider, invoice_id: int | None = None) 
                 continue
             apply_response(db, prov, response, payment)
         else:
-            db.execute(update(Payment).where(Payment.id == payment.id, Payment.status == "pending")
+            db.execute(update(Payment).where(Payment.id == payment.id, Payment.status == PaymentStatus.PENDING)
                        .values(status="expired", completed_at=utcnow()))
     db.commit()
 

@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from db import get_db, upsert_insert
 from models import RateCounter, utcnow
+from services.formatting import count_words
 
 
 def parse(rule: str) -> tuple[int, timedelta]:
@@ -60,5 +61,7 @@ def check(name: str, key: str) -> int:
 
 
 def wait_words(seconds: int) -> str:
-    minutes = (seconds + 59) // 60
-    return f"{minutes} minute{'s' if minutes > 1 else ''}"
+    """How long to wait, said to the person: « 40 secondes », « 3 minutes »."""
+    if seconds < 60:
+        return count_words(seconds, "seconde")
+    return count_words((seconds + 59) // 60, "minute")

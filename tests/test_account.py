@@ -61,7 +61,7 @@ def test_family_change_waits_for_an_agent_then_applies(client, auth, db, smtp):
     req = db.exec(select(ChangeRequest).where(ChangeRequest.family_id == martin(db).id)).one()
     detail = page_text(client.get(f"/agent/demandes/{req.id}"))
     assert "12 rue des Lilas" in detail and "8 avenue du Parc" in detail and "Modifié" in detail
-    client.submit(f"/agent/demandes/{req.id}", {"action": "validate", "message": "Merci, c'est noté."})
+    client.submit(f"/agent/demandes/{req.id}", {"action": "accept", "message": "Merci, c'est noté."})
 
     assert martin(db).address_line == "8 avenue du Parc"
     assert martin(db).city == "Ailleurs"
@@ -113,7 +113,7 @@ def test_replayed_validation_applies_once(client, auth, db, smtp):
 
     token = csrf_from(page.get_data(as_text=True))
     for _ in range(2):
-        client.post(f"/agent/demandes/{req.id}", data={"csrf_token": token, "action": "validate", "message": ""})
+        client.post(f"/agent/demandes/{req.id}", data={"csrf_token": token, "action": "accept", "message": ""})
     assert "Cette demande a déjà été traitée." in page_text(client.get("/agent/"))
     assert len(smtp.to("parent@demo.test")) == 1
 
@@ -157,7 +157,7 @@ def test_staff_pages_are_forbidden_to_parents(client, auth, db):
     from tests.conftest import csrf_from
 
     token = csrf_from(client.get("/compte/").get_data(as_text=True))
-    response = client.post(f"/agent/demandes/{req_id}", data={"csrf_token": token, "action": "validate"})
+    response = client.post(f"/agent/demandes/{req_id}", data={"csrf_token": token, "action": "accept"})
     assert response.status_code == 403
     db.expire_all()
     assert db.get(ChangeRequest, req_id).status == "pending"

@@ -140,10 +140,10 @@ def test_agent_accepts_a_late_cancellation_as_justified(client, auth, db, smtp):
     page = client.get("/agent/reservations").get_data(as_text=True)
     token = csrf_from(page)
     incomplete = client.post(f"/agent/reservations/lignes/{cancel_line.id}", follow_redirects=True,
-                             data={"csrf_token": token, "action": "accepter", "justifiee": "1", "motif": ""})
+                             data={"csrf_token": token, "action": "accept", "justifiee": "1", "motif": ""})
     assert "Indiquez le motif" in page_text(incomplete)
     client.post(f"/agent/reservations/lignes/{cancel_line.id}",
-                data={"csrf_token": token, "action": "accepter", "justifiee": "1", "motif": "Certificat médical"})
+                data={"csrf_token": token, "action": "accept", "justifiee": "1", "motif": "Certificat médical"})
     db.expire_all()
     decided = db.get(ReservationLine, cancel_line.id)
     assert decided.state == "accepted" and decided.justified and not decided.billable

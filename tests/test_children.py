@@ -34,7 +34,7 @@ def test_new_child_waits_for_validation_then_exists(client, auth, db, smtp):
     auth.login("agent@demo.test")
     req = db.exec(select(ChangeRequest).where(ChangeRequest.target == "child")).one()
     assert "Nouvel enfant : Zoé Martin" in page_text(client.get("/agent/"))
-    client.submit(f"/agent/demandes/{req.id}", {"action": "validate", "message": ""})
+    client.submit(f"/agent/demandes/{req.id}", {"action": "accept", "message": ""})
 
     zoe = child_named(db, "Zoé")
     assert zoe.birth_date == date(2021, 3, 14)

@@ -1,6 +1,7 @@
 """The Alembic migrations build exactly the schema that models.py describes, on both backends."""
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
@@ -40,7 +41,7 @@ def test_every_migration_goes_down_and_up_on_a_database_holding_data(make_app, d
     with app.app_context():
         demo_data.seed(get_db(), app.extensions["ribambelle.hasher"])
     app.extensions["ribambelle.engine"].dispose()
-    revisions = migrations.revisions(database_url)
+    revisions = [s.revision for s in ScriptDirectory.from_config(migrations.config(database_url)).walk_revisions()]
     assert len(revisions) >= 9
     engine = create_engine(database_url)
     for revision in revisions:

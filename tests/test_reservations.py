@@ -243,11 +243,11 @@ def test_agent_accepts_the_demo_request_and_the_family_is_mailed(client, auth, d
 
     line = db.exec(select(ReservationLine).where(ReservationLine.state == "pending", ReservationLine.outcome == "request")).one()
     token = csrf_from(page)
-    refused = client.post(f"/agent/reservations/lignes/{line.id}", data={"csrf_token": token, "action": "refuser", "message": ""})
+    refused = client.post(f"/agent/reservations/lignes/{line.id}", data={"csrf_token": token, "action": "refuse", "message": ""})
     assert refused.status_code == 302
     db.expire_all()
     assert db.get(ReservationLine, line.id).state == "pending"
-    client.post(f"/agent/reservations/lignes/{line.id}", data={"csrf_token": token, "action": "accepter", "message": "À bientôt"})
+    client.post(f"/agent/reservations/lignes/{line.id}", data={"csrf_token": token, "action": "accept", "message": "À bientôt"})
     db.expire_all()
     assert db.get(ReservationLine, line.id).state == "accepted"
     assert db.get(Reservation, line.reservation_id).status == "pending"  # its waiting-list line is still open
@@ -272,7 +272,7 @@ def test_agent_decides_a_whole_reservation_at_once(client, auth, db, smtp):
     assert "Tout accepter" in page
     reservation = db.exec(select(Reservation).where(Reservation.status == "pending")).one()
     token = csrf_from(page)
-    client.post(f"/agent/reservations/{reservation.id}/decision", data={"csrf_token": token, "action": "refuser", "message": "Plus de place"})
+    client.post(f"/agent/reservations/{reservation.id}/decision", data={"csrf_token": token, "action": "refuse", "message": "Plus de place"})
     db.expire_all()
     lines = db.exec(select(ReservationLine).where(ReservationLine.reservation_id == reservation.id)).all()
     assert sorted(l.state for l in lines) == ["accepted", "accepted", "refused", "refused"]

@@ -59,7 +59,7 @@ def enrollments(establishment_id: int):
                          f"Inscription : {child.full_name} ({est.name})", family_id=child.family_id)
         db.commit()
         flash(f"{count_words(len(added), 'enfant inscrit')} à {est.name}"
-              + (f" ({len(targets) - len(added)} déjà inscrit{'s' * (len(targets) - len(added) > 1)})." if len(added) < len(targets) else "."),
+              + (f" ({count_words(len(targets) - len(added), 'déjà inscrit')})." if len(added) < len(targets) else "."),
               "success")
         return redirect(url_for("admin.enrollments", establishment_id=est.id))
     q = search_text()

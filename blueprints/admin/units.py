@@ -10,11 +10,12 @@ from sqlmodel import select
 
 from blueprints.admin import bp
 from blueprints.admin.brackets import bracket_label_of, town_brackets
-from blueprints.forms import UnitForm, parse_euros, strip_all
+from blueprints.forms import UnitForm, strip_all
 from blueprints.web import admin_required
 from db import get_db, get_or_404
 from models import Establishment, Price, Unit, UnitExclusion
 from services import audit
+from services.formatting import parse_euros
 
 UNIT_FIELDS = ("label", "short_label", "position", "capacity")
 

@@ -59,4 +59,12 @@ from services.planning.rules import (  # noqa: F401
     period_for_child,
     period_months,
 )
-from services.planning.states import LINE_STATES, RESERVATION_STATES, reservation_status, state_summary  # noqa: F401
+from services.planning.states import (  # noqa: F401
+    CANCEL_OUTCOME_ICONS,
+    LINE_STATES,
+    OUTCOME_ICONS,
+    RESERVATION_STATES,
+    line_words,
+    reservation_status,
+    state_summary,
+)

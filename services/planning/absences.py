@@ -12,7 +12,7 @@ from models import (
     Reservation,
     Unit,
 )
-from services.calendar import paris_now
+from services.calendar import paris_today
 from services.planning.confirmation import cancel_line, new_reservation, reservation_status
 from services.planning.rules import PlanningError
 
@@ -34,7 +34,7 @@ def declare_absence(db: Session, user_id: int, child: Child, day: date, now: dat
     child holds that day, whatever the deadline, one record per establishment; agents see it first.
     ``db`` must be a ``writing_session``.
     """
-    today = paris_now(now).date()
+    today = paris_today(now)
     if day not in (today, today + timedelta(days=1)):
         raise PlanningError("Une absence se signale pour aujourd'hui ou demain ; sinon, faites une demande d'annulation.")
     rows = db.exec(

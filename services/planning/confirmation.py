@@ -14,13 +14,14 @@ from models import (
     Child,
     Draft,
     DraftLine,
+    LineState,
     Period,
     Reservation,
     ReservationLine,
     Unit,
     utcnow,
 )
-from services.calendar import paris_now
+from services.calendar import paris_now, paris_today
 from services.counters import next_value
 from services.formatting import count_words, plural
 from services.planning.grid import load_planning
@@ -247,7 +248,7 @@ def cancel_line(db: Session, reservation: Reservation, period: Period, child: Ch
         record.outcome, record.state, record.note = "refused", "refused", "Annulation déjà demandée"
     else:
         outcome, why = cancel_rule(period, booking.status, day, now)
-        if absence and booking.status == "accepted" and day >= paris_now(now).date():
+        if absence and booking.status == "accepted" and day >= paris_today(now):
             outcome, why = "request", "Absence signalée : la structure décide si elle est justifiée"
         if outcome is None:
             record.outcome, record.state, record.note = "refused", "refused", why
@@ -262,7 +263,7 @@ def cancel_line(db: Session, reservation: Reservation, period: Period, child: Ch
     db.flush()
     if booking is not None and record.state == "accepted":
         drop_booking(db, booking, period, now)
-    elif booking is not None and record.state == "pending":
+    elif booking is not None and record.state == LineState.PENDING:
         booking.cancel_line_id = record.id
         db.add(booking)
     return record

@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 from models import (
     Booking,
     Child,
+    LineState,
     Period,
     Reservation,
     ReservationLine,
@@ -30,7 +31,7 @@ def pending_lines(db: Session, establishment_id: int | None = None, period_id: i
         .join(Child, Child.id == Reservation.child_id)
         .join(Unit, Unit.id == ReservationLine.unit_id)
         .join(Period, Period.id == Reservation.period_id)
-        .where(ReservationLine.state == "pending")
+        .where(ReservationLine.state == LineState.PENDING)
         # absences first ("enfant malade", for today or tomorrow), then the oldest requests
         .order_by(Reservation.absence.desc(), Reservation.created_at, Reservation.id, ReservationLine.day, Unit.position)
     )
@@ -52,11 +53,11 @@ def decide_line(db: Session, agent_id: int, line_id: int, accept: bool, message:
     frees its place; the cancellation stays billable unless ``justified``. A decided line raises.
     """
     line = db.get(ReservationLine, line_id)
-    if line is None or line.state != "pending":
+    if line is None or line.state != LineState.PENDING:
         db.rollback()
         raise PlanningError("Cette demande a déjà été traitée.")
-    claimed = db.execute(update(ReservationLine).where(ReservationLine.id == line_id, ReservationLine.state == "pending")
-                         .values(state="deciding")).rowcount
+    claimed = db.execute(update(ReservationLine).where(ReservationLine.id == line_id, ReservationLine.state == LineState.PENDING)
+                         .values(state=LineState.DECIDING)).rowcount
     if claimed != 1:
         db.rollback()
         raise PlanningError("Cette demande a déjà été traitée.")

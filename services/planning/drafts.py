@@ -16,6 +16,7 @@ from models import (
     Unit,
     utcnow,
 )
+from services.formatting import count_words
 from services.planning.grid import CANCEL_OUTCOMES, OUTCOMES, STATES, Planning, load_planning
 from services.planning.rules import PlanningError
 
@@ -154,14 +155,12 @@ def bulk(db: Session, child: Child, period: Period, unit_id: int, days: list[dat
     touch(draft)
     db.add(draft)
     db.commit()
-    n, plural = change.selected, "s" * (change.selected > 1)
+    n = change.selected
     if mode == "cancel":
-        change.message = (f"{unit.label} : {n} jour{plural} sélectionné{plural} pour annulation." if select_days
-                          else f"{unit.label} : {n} annulation{plural} retirée{plural}.")
-    elif select_days:
-        change.message = f"{unit.label} : {n} jour{plural} sélectionné{plural}."
+        change.message = (f"{unit.label} : {count_words(n, 'jour sélectionné')} pour annulation." if select_days
+                          else f"{unit.label} : {count_words(n, 'annulation retirée')}.")
     else:
-        change.message = f"{unit.label} : {n} jour{plural} désélectionné{plural}."
+        change.message = f"{unit.label} : {count_words(n, 'jour sélectionné' if select_days else 'jour désélectionné')}."
     skipped = [f"{k} {STATES[state][0].lower()}" for state, k in sorted(change.skipped.items()) if state != "closed"]
     if select_days and skipped:
         change.message += " Non sélectionnés : " + ", ".join(skipped) + "."

@@ -21,6 +21,7 @@ from models import (
 )
 from services.calendar import WEEKDAYS
 from services.planning.rules import booking_rule, cancel_rule
+from services.planning.states import OUTCOME_ICONS
 
 # Cell states: code -> (words shown to the parent, icon file). Never colour alone.
 STATES = {
@@ -74,7 +75,7 @@ class Cell:
     @property
     def icon(self) -> str:
         if self.state == "selected":
-            return {"accepted": "booked", "request": "request", "waitlist": "waitlist"}[self.outcome]
+            return OUTCOME_ICONS[self.outcome]
         return STATES[self.state][1]
 
     @property

@@ -15,7 +15,7 @@ from models import (
     Period,
     Unit,
 )
-from services.calendar import holiday_name, paris_now
+from services.calendar import holiday_name, paris_now, paris_today
 
 
 class PlanningError(Exception):
@@ -48,7 +48,7 @@ def days_ahead(period: Period, day: date, now: datetime) -> int:
 
 def booking_rule(period: Period, day: date, now: datetime) -> tuple[str | None, str]:
     """('accepted'|'request', '') when ``day`` may be booked now, else (None, why it is locked)."""
-    if day < paris_now(now).date():
+    if day < paris_today(now):
         return None, "Date passée"
     if now < period.booking_opens_at:
         opens = paris_now(period.booking_opens_at)
@@ -69,7 +69,7 @@ def cancel_rule(period: Period, status: str, day: date, now: datetime) -> tuple[
     A request or a waiting-list place not yet granted is withdrawn at once; an accepted booking
     follows the period's cancellation deadlines.
     """
-    if day < paris_now(now).date():
+    if day < paris_today(now):
         return None, "Date passée : contactez la structure"
     if status in ("request", "waitlist"):
         return "accepted", ""
@@ -113,7 +113,7 @@ def bookable_periods(db: Session, child: Child, now: datetime,
     for est in establishments:
         if mode == "cancel":
             periods = db.exec(
-                select(Period).where(Period.establishment_id == est.id, Period.end_date >= paris_now(now).date())
+                select(Period).where(Period.establishment_id == est.id, Period.end_date >= paris_today(now))
                 .where(select(Booking.id).join(Unit, Unit.id == Booking.unit_id)
                        .where(Booking.child_id == child.id, Unit.establishment_id == est.id,
                               Booking.day >= Period.start_date, Booking.day <= Period.end_date).exists())
@@ -126,7 +126,7 @@ def bookable_periods(db: Session, child: Child, now: datetime,
                 Period.establishment_id == est.id,
                 Period.booking_opens_at <= now,
                 Period.booking_closes_at >= now,
-                Period.end_date >= paris_now(now).date(),
+                Period.end_date >= paris_today(now),
             ).order_by(Period.start_date)
         ).all()
         result.append((est, list(periods)))

@@ -1,28 +1,32 @@
 """The states of reservations and of their lines, in the words shown to families and agents."""
 from __future__ import annotations
 
-from models import (
-    ReservationLine,
-)
+from models import Action, LineState, Outcome, ReservationLine, ReservationStatus
 from services.formatting import count_words
 
+# state -> (words shown, icon file): the one table of each.
 RESERVATION_STATES = {
-    "pending": ("En attente de traitement", "request"),
-    "accepted": ("Acceptée", "booked"),
-    "partial": ("Partiellement acceptée", "partial"),
-    "refused": ("Refusée", "refused"),
+    ReservationStatus.PENDING: ("En attente de traitement", "request"),
+    ReservationStatus.ACCEPTED: ("Acceptée", "booked"),
+    ReservationStatus.PARTIAL: ("Partiellement acceptée", "partial"),
+    ReservationStatus.REFUSED: ("Refusée", "refused"),
 }
 
 
+# What confirming gives (a selected cell, a line of the recap) -> its icon; for a cancellation, its own.
+OUTCOME_ICONS = {Outcome.ACCEPTED: "booked", Outcome.REQUEST: "request", Outcome.WAITLIST: "waitlist"}
+CANCEL_OUTCOME_ICONS = {Outcome.ACCEPTED: "cancel-selected", Outcome.REQUEST: "cancel-request"}
+
+# (outcome, state) of a line -> its words.
 LINE_STATES = {
-    ("accepted", "accepted"): "Réservation acceptée",
-    ("request", "pending"): "Demande de réservation, en attente",
-    ("request", "accepted"): "Demande acceptée",
-    ("waitlist", "pending"): "Liste d'attente",
-    ("waitlist", "accepted"): "Place obtenue (liste d'attente)",
-    ("cancel-accepted", "accepted"): "Annulation acceptée",
-    ("cancel-request", "pending"): "Demande d'annulation, en attente",
-    ("cancel-request", "accepted"): "Annulation acceptée par la structure",
+    (Outcome.ACCEPTED, LineState.ACCEPTED): "Réservation acceptée",
+    (Outcome.REQUEST, LineState.PENDING): "Demande de réservation, en attente",
+    (Outcome.REQUEST, LineState.ACCEPTED): "Demande acceptée",
+    (Outcome.WAITLIST, LineState.PENDING): "Liste d'attente",
+    (Outcome.WAITLIST, LineState.ACCEPTED): "Place obtenue (liste d'attente)",
+    (Outcome.CANCEL_ACCEPTED, LineState.ACCEPTED): "Annulation acceptée",
+    (Outcome.CANCEL_REQUEST, LineState.PENDING): "Demande d'annulation, en attente",
+    (Outcome.CANCEL_REQUEST, LineState.ACCEPTED): "Annulation acceptée par la structure",
 }
 
 
@@ -36,7 +40,7 @@ def state_summary(lines: list[ReservationLine], cancellation: bool = False) -> s
     else:  # several units on one day: count the boxes ticked, not the days
         noun, e = "case", "e"
     parts = []  # the noun said once, with the first count
-    for state, word in (("accepted", f"accepté{e}"), ("pending", None), ("refused", f"refusé{e}")):
+    for state, word in ((LineState.ACCEPTED, f"accepté{e}"), (LineState.PENDING, None), (LineState.REFUSED, f"refusé{e}")):
         n = sum(1 for l in lines if l.state == state)
         if not n:
             continue
@@ -47,12 +51,31 @@ def state_summary(lines: list[ReservationLine], cancellation: bool = False) -> s
     return ", ".join(parts)
 
 
-def reservation_status(lines: list[ReservationLine]) -> str:
+def reservation_status(lines: list[ReservationLine]) -> ReservationStatus:
+    """The reservation's state from its lines': waiting while one waits (or is being decided)."""
     states = {l.state for l in lines}
-    if "pending" in states:
-        return "pending"
-    if states == {"accepted"}:
-        return "accepted"
-    if states == {"refused"}:
-        return "refused"
-    return "partial"
+    if states & {LineState.PENDING, LineState.DECIDING}:
+        return ReservationStatus.PENDING
+    if states == {LineState.ACCEPTED}:
+        return ReservationStatus.ACCEPTED
+    if states == {LineState.REFUSED}:
+        return ReservationStatus.REFUSED
+    return ReservationStatus.PARTIAL
+
+
+def line_words(line: ReservationLine) -> tuple[str, str]:
+    """(words, icon) of a reservation line, as the family's reservation page shows it."""
+    if line.state == LineState.REFUSED:
+        return RESERVATION_STATES[ReservationStatus.REFUSED]
+    words = LINE_STATES.get((line.outcome, line.state), line.outcome)
+    if line.action == Action.CANCEL:
+        icon = "cancel-request" if line.state == LineState.PENDING else "cancelled"
+    elif line.state == LineState.ACCEPTED:
+        icon = "booked"
+    else:
+        icon = OUTCOME_ICONS[Outcome.REQUEST if line.outcome == Outcome.REQUEST else Outcome.WAITLIST]
+    if line.justified:
+        words += f" — absence justifiée ({line.justification})"
+    elif line.billable:
+        words += " — facturée (annulation tardive)"
+    return words, icon
