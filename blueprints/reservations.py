@@ -10,11 +10,11 @@ from datetime import date, timedelta
 
 from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlmodel import func, select
+from sqlmodel import select
 
 from blueprints.web import is_htmx, page_or_fragment, parent_required, wants_fragment
 from db import get_db
-from models import Child, Draft, DraftLine, Establishment, Period, PeriodUnit, Reservation, Unit, utcnow
+from models import Child, Establishment, Period, PeriodUnit, Reservation, Unit, utcnow
 from services import family as family_service
 from services import outbox, planning
 from services.calendar import paris_today
@@ -68,16 +68,6 @@ def _month_arg(period: Period, value: str | None) -> date:
     if wanted > months[-1]:
         return months[-1]
     return wanted
-
-
-def _day_arg(value: str | None, period: Period) -> date:
-    try:
-        day = date.fromisoformat(value or "")
-    except ValueError:
-        abort(400)
-    if not (period.start_date <= day <= period.end_date):
-        abort(400)
-    return day
 
 
 def _unit_arg(period: Period, value: str | None) -> Unit:
@@ -149,19 +139,11 @@ def _month_context(child: Child, period: Period, month: date, mode: str, message
         child=child, period=period, month=month, plan=plan, months=months,
         previous=months[index - 1] if index > 0 else None,
         next=months[index + 1] if index + 1 < len(months) else None,
-        selected=_selected_total(child, period, mode), message=message, mode=mode,
+        selected=planning.selected_total(get_db(), child.id, period.id, mode), message=message, mode=mode,
         establishment=get_db().get(Establishment, period.establishment_id),
         states=planning.STATES, reservation_states=planning.RESERVATION_STATES,
         live_oob=wants_fragment(),  # an htmx answer also fills the page's live region
     )
-
-
-def _selected_total(child: Child, period: Period, mode: str) -> int:
-    return get_db().exec(
-        select(func.count()).select_from(DraftLine).join(Draft, Draft.id == DraftLine.draft_id)
-        .where(Draft.child_id == child.id, Draft.period_id == period.id,
-               DraftLine.action == ("cancel" if mode == "cancel" else "book"))
-    ).one()
 
 
 @both_modes("/planning/<int:child_id>/<int:period_id>", methods=["GET"])
@@ -185,27 +167,23 @@ def _back_to_month(child: Child, period: Period, month: date, mode: str, anchor:
 @parent_required
 def toggle(child_id: int, period_id: int, mode: str):
     """Fragment: the clicked cell, with the other cells and the counter it changed (out of band)."""
-    db = get_db()
-    child = _child_or_404(child_id)
-    period = _period_or_404(child, period_id)
     day_text, _, unit_text = (request.form.get("cellule") or "").partition(".")
-    unit = _unit_arg(period, unit_text)
-    day = _day_arg(day_text, period)
-    month = _month_arg(period, request.form.get("mois"))
     try:
-        change = planning.toggle(db, child, period, unit.id, day, utcnow(), mode)
-        message, ok = change.message, True
-    except planning.PlanningError as exc:
-        change, message, ok = planning.Change(days={day}, units={unit.id}), str(exc), False
+        day, unit_id = date.fromisoformat(day_text), int(unit_text)
+        done = planning.click(get_db(), current_user.family_id, child_id, period_id, unit_id, day, utcnow(), mode)
+    except (ValueError, planning.OutsidePeriod):
+        abort(400)
+    if done is None:
+        abort(404)
+    month = _month_arg(done.period, request.form.get("mois"))
     if not is_htmx():
-        flash(message, "success" if ok else "error")
-        return _back_to_month(child, period, month, mode, f"cell-{day.isoformat()}-{unit.code}")
-    plan = change.planning or planning.load_planning(db, child, period, sorted(change.days), utcnow(), mode)
-    main = plan.cell(unit, day)
-    others = [plan.cell(plan.unit(u), d) for d in change.days for u in change.units if (u, d) != (unit.id, day)]
-    return render_template("partials/reservations/_toggled.html", cell=main, others=others, child=child,
-                           period=period, month=month, message=message, ok=ok, mode=mode,
-                           selected=_selected_total(child, period, mode))
+        flash(done.message, "success" if done.ok else "error")
+        return _back_to_month(done.child, done.period, month, mode, f"cell-{day.isoformat()}-{done.unit.code}")
+    plan, change = done.change.planning, done.change
+    others = [plan.cell(plan.unit(u), d) for d in change.days for u in change.units if (u, d) != (unit_id, day)]
+    return render_template("partials/reservations/_toggled.html", cell=plan.cell(done.unit, day), others=others,
+                           child=done.child, period=done.period, month=month, message=done.message, ok=done.ok,
+                           mode=mode, selected=done.selected)
 
 
 CONFIRM_ABOVE = 3  # booked days a bulk cancellation marks without asking first

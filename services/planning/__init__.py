@@ -28,10 +28,14 @@ from services.planning.confirmation import (  # noqa: F401
 from services.planning.decisions import Decided, decide, decide_line, pending_lines  # noqa: F401
 from services.planning.drafts import (  # noqa: F401
     Change,
+    Click,
+    OutsidePeriod,
     bulk,
     clear_excluded,
+    click,
     days_to_cancel,
     draft_for,
+    selected_total,
     toggle,
     touch,
 )

@@ -5,13 +5,16 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from models import (
+    Action,
     Child,
     Draft,
     DraftLine,
+    Enrollment,
     Period,
     Unit,
     utcnow,
@@ -176,3 +179,57 @@ def days_to_cancel(db: Session, child: Child, period: Period, unit_id: int, days
     unit = plan.unit(unit_id)
     return [day for day in days if (unit_id, day) not in plan.draft_lines
             and plan.cell(unit, day).clickable and plan.cell(unit, day).state in ("booked", "request", "waitlist")]
+
+
+class OutsidePeriod(PlanningError):
+    """A day posted outside the period's dates (a forged form): the view answers 400."""
+
+
+@dataclass
+class Click:
+    """What a click on a cell did, and everything its fragment needs."""
+
+    child: Child
+    period: Period
+    unit: Unit
+    day: date
+    change: Change
+    message: str
+    ok: bool
+    selected: int  # cases now ticked in this mode, for the counter
+
+
+def click(db: Session, family_id: int, child_id: int, period_id: int, unit_id: int, day: date, now: datetime,
+          mode: str = "book") -> Click | None:
+    """A parent's click, from the ids the request carries: one query checks that the child is the
+    family's and enrolled where the period is (None otherwise: 404), then ``toggle``, then the count."""
+    row = db.exec(select(Child, Period).join(Enrollment, Enrollment.child_id == Child.id)
+                  .join(Period, Period.establishment_id == Enrollment.establishment_id)
+                  .where(Child.id == child_id, Child.family_id == family_id, Period.id == period_id)).first()
+    if row is None:
+        return None
+    child, period = row
+    if not period.start_date <= day <= period.end_date:
+        raise OutsidePeriod("Ce jour n'est pas dans la période.")
+    try:
+        change = toggle(db, child, period, unit_id, day, now, mode)
+        message, ok = change.message, True
+    except OutsidePeriod:
+        raise
+    except PlanningError as exc:
+        db.rollback()
+        change, message, ok = Change(days={day}, units={unit_id}), str(exc), False
+        change.planning = load_planning(db, child, period, [day], now, mode)
+    unit = next((u for u in change.planning.units if u.id == unit_id), None)
+    if unit is None:
+        return None  # not a unit of this period: as a forged id, 404
+    return Click(child, period, unit, day, change, message, ok, selected_total(db, child.id, period.id, mode))
+
+
+def selected_total(db: Session, child_id: int, period_id: int, mode: str = "book") -> int:
+    """How many cases the draft holds in this mode (the planning's counter)."""
+    return db.exec(
+        select(func.count()).select_from(DraftLine).join(Draft, Draft.id == DraftLine.draft_id)
+        .where(Draft.child_id == child_id, Draft.period_id == period_id,
+               DraftLine.action == (Action.CANCEL if mode == "cancel" else Action.BOOK))
+    ).one()
