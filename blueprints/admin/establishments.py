@@ -6,12 +6,11 @@ from flask_login import current_user
 from sqlmodel import select
 
 from blueprints.admin import bp
-from blueprints.admin.units import _exclusions
 from blueprints.forms import EstablishmentForm, strip_all
 from blueprints.web import admin_required
 from db import get_db, get_or_404
 from models import Establishment, Period, Unit
-from services import audit
+from services import audit, configuration
 
 ESTABLISHMENT_FIELDS = ("name", "kind", "address", "phone", "email")
 
@@ -60,4 +59,4 @@ def establishment(establishment_id: int):
     units = db.exec(select(Unit).where(Unit.establishment_id == est.id).order_by(Unit.position, Unit.id)).all()
     est_periods = db.exec(select(Period).where(Period.establishment_id == est.id).order_by(Period.start_date.desc())).all()
     return render_template("admin/establishment.html", form=form, establishment=est, units=units,
-                           exclusions=_exclusions(db, [u.id for u in units]), periods=est_periods)
+                           exclusions=configuration.unit_exclusions(db, [u.id for u in units]), periods=est_periods)

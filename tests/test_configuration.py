@@ -1,0 +1,74 @@
+"""The town's configuration without HTTP (services.configuration): units with their exclusions and
+prices, the QF brackets; each change journaled with its values before and after, on both backends."""
+import pytest
+from sqlmodel import select
+
+from models import AuditEntry, Establishment, Price, QfBracket, Unit, UnitExclusion, User
+from services import configuration
+
+
+@pytest.fixture
+def town(db):
+    """A fresh establishment with two units, and the admin who configures it."""
+    admin = db.exec(select(User).where(User.role == "admin")).first()
+    est = Establishment(name="Accueil de loisirs Les Écureuils", kind="loisirs")
+    db.add(est)
+    db.flush()
+    morning = Unit(establishment_id=est.id, code="matin", label="Matin", position=1, capacity=12)
+    day = Unit(establishment_id=est.id, code="journee", label="Journée", position=2, capacity=12)
+    db.add_all([morning, day])
+    db.commit()
+    return admin, est, morning, day
+
+
+FIELDS = {"label": "Après-midi", "short_label": "A.-midi", "position": 3, "capacity": 20}
+
+
+def test_a_new_unit_gets_its_code_exclusions_both_ways_and_a_price_per_bracket(db, town):
+    admin, est, morning, day = town
+    brackets = configuration.save_brackets(db, admin.id, ["450", "800"])
+    assert [(b.qf_min, b.qf_max) for b in brackets] == [(0, 450), (451, 800), (801, None)]
+    unit = configuration.save_unit(db, admin.id, est, None, FIELDS, {day.id}, {brackets[0].id: 350, brackets[2].id: 725})
+    assert unit.code == "apres-midi" and unit.short_label == "A.-midi"
+    assert configuration.unit_exclusions(db, [unit.id, day.id]) == {unit.id: {day.id}, day.id: {unit.id}}
+    prices = {(p.qf_min, p.qf_max): p.amount_cents for p in db.exec(select(Price).where(Price.unit_id == unit.id))}
+    assert prices == {(0, 450): 350, (801, None): 725}  # the middle bracket left empty: no price
+    entry = db.exec(select(AuditEntry).where(AuditEntry.target == "unit", AuditEntry.target_id == unit.id)).one()
+    assert entry.action == "create" and entry.after["tarifs"] == {"QF de 0 à 450 €": 350, "QF à partir de 801 €": 725}
+
+
+def test_changing_a_unit_replaces_its_prices_and_exclusions_and_journals_both_sides(db, town):
+    admin, est, morning, day = town
+    brackets = configuration.save_brackets(db, admin.id, ["600"])
+    configuration.save_unit(db, admin.id, est, morning, {**FIELDS, "label": "Matin"}, {day.id}, {brackets[0].id: 300})
+    configuration.save_unit(db, admin.id, est, morning, {**FIELDS, "label": "Matinée", "capacity": 15}, set(),
+                            {brackets[1].id: 500})
+    db.expire_all()
+    assert db.get(Unit, morning.id).label == "Matinée" and db.get(Unit, morning.id).capacity == 15
+    assert db.exec(select(UnitExclusion).where(UnitExclusion.unit_id.in_([morning.id, day.id]))).all() == []
+    assert [(p.qf_min, p.amount_cents) for p in db.exec(select(Price).where(Price.unit_id == morning.id))] == [(601, 500)]
+    last = db.exec(select(AuditEntry).where(AuditEntry.target == "unit").order_by(AuditEntry.id.desc())).first()
+    assert last.action == "update" and last.before["label"] == "Matin" and last.after["label"] == "Matinée"
+    assert last.before["exclut"] == [day.id] and last.after["exclut"] == []
+    assert last.before["tarifs"] == {"QF de 0 à 600 €": 300} and last.after["tarifs"] == {"QF à partir de 601 €": 500}
+
+
+def test_a_unit_of_another_establishment_cannot_be_excluded(db, town):
+    admin, est, morning, _ = town
+    other = db.exec(select(Unit).where(Unit.establishment_id != est.id)).first()
+    before = db.exec(select(UnitExclusion)).all()
+    with pytest.raises(configuration.ConfigurationError, match="pas de cet établissement"):
+        configuration.save_unit(db, admin.id, est, morning, FIELDS, {other.id}, {})
+    db.rollback()
+    assert db.exec(select(UnitExclusion)).all() == before and db.get(Unit, morning.id).label == "Matin"
+
+
+@pytest.mark.parametrize("ceilings, words", [(["450", "abc"], "nombre entier"), (["800", "450"], "en croissant"),
+                                             (["450", "450"], "sans doublon"), (["100000"], "entre 1 et 99 999")])
+def test_brackets_refused_change_nothing(db, town, ceilings, words):
+    admin = town[0]
+    before = [(b.qf_min, b.qf_max) for b in db.exec(select(QfBracket).order_by(QfBracket.qf_min))]
+    with pytest.raises(configuration.ConfigurationError, match=words):
+        configuration.save_brackets(db, admin.id, ceilings)
+    db.rollback()
+    assert [(b.qf_min, b.qf_max) for b in db.exec(select(QfBracket).order_by(QfBracket.qf_min))] == before
