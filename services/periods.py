@@ -12,8 +12,54 @@ from datetime import date, datetime
 
 from sqlmodel import Session, select
 
-from models import Booking, Child, ClosedDay, DaySlot, Family, Period, PeriodUnit, ReservationLine, Unit
+from models import Booking, Child, ClosedDay, DaySlot, Establishment, Family, Period, PeriodUnit, ReservationLine, Unit
 from services import audit, outbox, planning
+
+PERIOD_FIELDS = ("name", "start_date", "end_date", "booking_opens_at", "booking_closes_at", "auto_accept_days",
+                 "min_days", "cancel_auto_days", "cancel_min_days", "cutoff_time", "working_days", "waitlist_auto",
+                 "surcharge_percent")
+
+
+def snapshot(period: Period, weekdays: dict[int, str]) -> dict:
+    """The period as the journal keeps it: its fields, and each unit's open weekdays."""
+    values = audit.snapshot(period, PERIOD_FIELDS)
+    values = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in values.items()}
+    return {**values, "unites": {str(k): v for k, v in sorted(weekdays.items())}}
+
+
+@dataclass
+class Saved:
+    period: Period
+    holidays_closed: int  # public holidays closed at once (each reopenable)
+
+
+def save_period(db: Session, admin_id: int, establishment: Establishment, period: Period | None, values: dict,
+                weekdays: dict[int, str], lost: list[Lost], now: datetime) -> Saved:
+    """Create (``period`` None) or change a period: ``values`` holds PERIOD_FIELDS (booking times
+    aware), ``weekdays`` each offered unit's open days; the bookings in ``lost`` (shown to the admin and
+    confirmed) are withdrawn and their families told. Public holidays are closed; the journal records it."""
+    before = snapshot(period, offered_weekdays(db, period)) if period else {}
+    target = period or Period(establishment_id=establishment.id, name="", start_date=values["start_date"],
+                              end_date=values["end_date"], booking_opens_at=now, booking_closes_at=now)
+    for name in PERIOD_FIELDS:
+        setattr(target, name, values[name])
+    db.add(target)
+    db.flush()
+    for pu in db.exec(select(PeriodUnit).where(PeriodUnit.period_id == target.id)):
+        if pu.unit_id not in weekdays:
+            db.delete(pu)
+    for unit_id, days in weekdays.items():
+        pu = db.get(PeriodUnit, (target.id, unit_id)) or PeriodUnit(period_id=target.id, unit_id=unit_id)
+        pu.weekdays = days
+        db.add(pu)
+    if lost:
+        drop_bookings(db, admin_id, target, lost, now)
+    closed = close_holidays(db, target)
+    audit.record(db, admin_id, "update" if period else "create", "period", target.id,
+                 f"Période {'modifiée' if period else 'créée'} : {target.name} ({establishment.name})",
+                 before, snapshot(target, weekdays))
+    db.commit()
+    return Saved(target, closed)
 
 
 def offered_weekdays(db: Session, period: Period) -> dict[int, str]:

@@ -1,10 +1,12 @@
 """The town's configuration without HTTP (services.configuration): units with their exclusions and
 prices, the QF brackets; each change journaled with its values before and after, on both backends."""
+from datetime import date, datetime, time, timezone
+
 import pytest
 from sqlmodel import select
 
-from models import AuditEntry, Establishment, Price, QfBracket, Unit, UnitExclusion, User
-from services import configuration
+from models import AuditEntry, ClosedDay, Establishment, Period, PeriodUnit, Price, QfBracket, Unit, UnitExclusion, User
+from services import configuration, periods
 
 
 @pytest.fixture
@@ -72,3 +74,26 @@ def test_brackets_refused_change_nothing(db, town, ceilings, words):
         configuration.save_brackets(db, admin.id, ceilings)
     db.rollback()
     assert [(b.qf_min, b.qf_max) for b in db.exec(select(QfBracket).order_by(QfBracket.qf_min))] == before
+
+
+def test_a_period_is_saved_with_its_units_weekdays_and_holidays_and_journaled(db, town):
+    admin, est, morning, day = town
+    now = datetime(2027, 3, 1, 9, tzinfo=timezone.utc)
+    values = {"name": "Vacances de printemps 2027", "start_date": date(2027, 4, 26), "end_date": date(2027, 5, 7),
+              "booking_opens_at": now, "booking_closes_at": datetime(2027, 4, 20, 16, tzinfo=timezone.utc),
+              "auto_accept_days": 8, "min_days": 2, "cancel_auto_days": 8, "cancel_min_days": 2, "cutoff_time": time(18, 0),
+              "working_days": False, "waitlist_auto": True, "surcharge_percent": 0}
+    saved = periods.save_period(db, admin.id, est, None, values, {morning.id: "01234", day.id: "0134"}, [], now)
+    period = db.get(Period, saved.period.id)
+    assert {(pu.unit_id, pu.weekdays) for pu in db.exec(select(PeriodUnit).where(PeriodUnit.period_id == period.id))} \
+        == {(morning.id, "01234"), (day.id, "0134")}
+    assert saved.holidays_closed == 2  # 1 May and Ascension (6 May 2027) fall in it
+    closed = db.exec(select(ClosedDay).where(ClosedDay.period_id == period.id).order_by(ClosedDay.day)).all()
+    assert [(c.day, c.reason) for c in closed] == [(date(2027, 5, 1), "Jour férié : Fête du Travail"),
+                                                   (date(2027, 5, 6), "Jour férié : Ascension")]
+    periods.save_period(db, admin.id, est, period, {**values, "name": "Printemps 2027"}, {morning.id: "01234"}, [], now)
+    assert [pu.unit_id for pu in db.exec(select(PeriodUnit).where(PeriodUnit.period_id == period.id))] == [morning.id]
+    entry = db.exec(select(AuditEntry).where(AuditEntry.target == "period").order_by(AuditEntry.id.desc())).first()
+    assert entry.before["name"] == "Vacances de printemps 2027" and entry.after["name"] == "Printemps 2027"
+    assert entry.before["unites"] == {str(morning.id): "01234", str(day.id): "0134"}
+    assert entry.after["unites"] == {str(morning.id): "01234"}

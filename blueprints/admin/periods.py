@@ -20,19 +20,9 @@ from services import audit, periods
 from services.calendar import WEEKDAYS
 from services.formatting import PARIS, count_words, to_paris
 
-PERIOD_FIELDS = ("name", "start_date", "end_date", "booking_opens_at", "booking_closes_at", "auto_accept_days",
-                 "min_days", "cancel_auto_days", "cancel_min_days", "cutoff_time", "working_days", "waitlist_auto",
-                 "surcharge_percent")
-
 
 def _utc(local: datetime) -> datetime:
     return local.replace(tzinfo=PARIS).astimezone(timezone.utc)
-
-
-def _snapshot(period: Period, weekdays: dict[int, str]) -> dict:
-    values = audit.snapshot(period, PERIOD_FIELDS)
-    values = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in values.items()}
-    return {**values, "unites": {str(k): v for k, v in sorted(weekdays.items())}}
 
 
 def _impact_key(lost, overlaps=()) -> str:
@@ -98,30 +88,11 @@ def period(establishment_id: int | None = None, period_id: int | None = None):
             return render_template("admin/period.html", form=form, establishment=est, period=current, units=units,
                                    weekdays=weekdays, lost=lost, overlaps=overlaps, weekday_names=WEEKDAYS,
                                    confirm_key=shown, **_panels(current))
-        before = _snapshot(current, saved) if current else {}
-        target = current or Period(establishment_id=est.id, name="", start_date=start, end_date=end,
-                                   booking_opens_at=utcnow(), booking_closes_at=utcnow())
-        for name in PERIOD_FIELDS:
-            setattr(target, name, form[name].data)
-        target.booking_opens_at = _utc(form.booking_opens_at.data)
-        target.booking_closes_at = _utc(form.booking_closes_at.data)
-        target.working_days = form.working_days.data == "1"
-        db.add(target)
-        db.flush()
-        for pu in db.exec(select(PeriodUnit).where(PeriodUnit.period_id == target.id)):
-            if pu.unit_id not in weekdays:
-                db.delete(pu)
-        for unit_id, days in weekdays.items():
-            pu = db.get(PeriodUnit, (target.id, unit_id)) or PeriodUnit(period_id=target.id, unit_id=unit_id)
-            pu.weekdays = days
-            db.add(pu)
-        if lost:
-            periods.drop_bookings(db, current_user.id, target, lost, utcnow())
-        holidays = periods.close_holidays(db, target)
-        audit.record(db, current_user.id, "update" if current else "create", "period", target.id,
-                     f"Période {'modifiée' if current else 'créée'} : {target.name} ({est.name})",
-                     before, _snapshot(target, weekdays))
-        db.commit()
+        values = {name: form[name].data for name in periods.PERIOD_FIELDS}
+        values.update(booking_opens_at=_utc(form.booking_opens_at.data), booking_closes_at=_utc(form.booking_closes_at.data),
+                      working_days=form.working_days.data == "1")
+        done = periods.save_period(db, current_user.id, est, current, values, weekdays, lost, utcnow())
+        target, holidays = done.period, done.holidays_closed
         message = f"La période « {target.name} » est enregistrée."
         if holidays:
             message += f" {count_words(holidays, 'jour férié fermé')} d'office (vous pouvez les rouvrir ci-dessous)."
