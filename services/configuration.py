@@ -10,7 +10,7 @@ import unicodedata
 
 from sqlmodel import Session, select
 
-from models import Establishment, Price, QfBracket, Unit, UnitExclusion
+from models import Child, Enrollment, Establishment, Price, QfBracket, Unit, UnitExclusion
 from services import audit
 
 UNIT_FIELDS = ("label", "short_label", "position", "capacity")
@@ -121,3 +121,35 @@ def save_brackets(db: Session, admin_id: int, ceilings: list[str]) -> list[QfBra
                      {"tranches": before}, {"tranches": after})
     db.commit()
     return new
+
+
+def enrol(db: Session, admin_id: int, establishment: Establishment, children: list[Child]) -> list[Child]:
+    """Let these children book the establishment; returns those newly enrolled (the others already were)."""
+    enrolled = set(db.exec(select(Enrollment.child_id).where(Enrollment.establishment_id == establishment.id)).all())
+    added = [c for c in children if c.id not in enrolled]
+    for child in added:
+        db.add(Enrollment(child_id=child.id, establishment_id=establishment.id))
+        audit.record(db, admin_id, "create", "enrollment", child.id,
+                     f"Inscription : {child.full_name} ({establishment.name})", family_id=child.family_id)
+    db.commit()
+    return added
+
+
+def withdraw(db: Session, admin_id: int, establishment: Establishment, child: Child) -> bool:
+    """The child can no longer book there (what is booked stays); False when it was not enrolled."""
+    row = db.exec(select(Enrollment).where(Enrollment.child_id == child.id,
+                                           Enrollment.establishment_id == establishment.id)).first()
+    if row is None:
+        return False
+    db.delete(row)
+    audit.record(db, admin_id, "delete", "enrollment", row.id,
+                 f"Inscription retirée : {child.full_name} ({establishment.name})", family_id=child.family_id)
+    db.commit()
+    return True
+
+
+def school_class(db: Session, school: str, name: str) -> list[Child]:
+    """Every child of a class (« École Jules-Ferry », « CE2 »)."""
+    if not school or not name:
+        return []
+    return list(db.exec(select(Child).where(Child.school == school, Child.school_class == name)).all())

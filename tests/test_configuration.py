@@ -5,7 +5,21 @@ from datetime import date, datetime, time, timezone
 import pytest
 from sqlmodel import select
 
-from models import AuditEntry, ClosedDay, Establishment, Period, PeriodUnit, Price, QfBracket, Unit, UnitExclusion, User
+from models import (
+    AuditEntry,
+    Booking,
+    Child,
+    ClosedDay,
+    Enrollment,
+    Establishment,
+    Period,
+    PeriodUnit,
+    Price,
+    QfBracket,
+    Unit,
+    UnitExclusion,
+    User,
+)
 from services import configuration, periods
 
 
@@ -97,3 +111,20 @@ def test_a_period_is_saved_with_its_units_weekdays_and_holidays_and_journaled(db
     assert entry.before["name"] == "Vacances de printemps 2027" and entry.after["name"] == "Printemps 2027"
     assert entry.before["unites"] == {str(morning.id): "01234", str(day.id): "0134"}
     assert entry.after["unites"] == {str(morning.id): "01234"}
+
+
+def test_enrolling_a_class_enrols_each_child_once_and_withdrawing_keeps_the_bookings(db, town):
+    admin, est, _, _ = town
+    pupil = db.exec(select(Child).where(Child.school != "", Child.school_class != "")).first()
+    classmates = configuration.school_class(db, pupil.school, pupil.school_class)
+    assert pupil in classmates and configuration.school_class(db, pupil.school, "") == []
+    assert configuration.enrol(db, admin.id, est, classmates) == classmates
+    assert configuration.enrol(db, admin.id, est, classmates) == []  # already enrolled: nothing twice
+    enrolled = db.exec(select(Enrollment).where(Enrollment.establishment_id == est.id)).all()
+    assert sorted(e.child_id for e in enrolled) == sorted(c.id for c in classmates)
+    bookings = len(db.exec(select(Booking).where(Booking.child_id == pupil.id)).all())
+    assert configuration.withdraw(db, admin.id, est, pupil) is True
+    assert configuration.withdraw(db, admin.id, est, pupil) is False
+    assert len(db.exec(select(Booking).where(Booking.child_id == pupil.id)).all()) == bookings
+    journal = db.exec(select(AuditEntry).where(AuditEntry.target == "enrollment")).all()
+    assert [e.action for e in journal].count("create") == len(classmates) and [e.action for e in journal].count("delete") == 1

@@ -1,7 +1,7 @@
 """Enrolments: which children may book an establishment (one child, a class, withdrawals)."""
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func
 from sqlmodel import select
@@ -11,7 +11,7 @@ from blueprints.listing import matches, paginate, search_text
 from blueprints.web import admin_required
 from db import get_db, get_or_404
 from models import Child, Enrollment, Establishment, Family
-from services import audit
+from services import configuration
 from services.formatting import count_words
 
 PAGE_SIZE = 50  # enrolled children per page
@@ -29,35 +29,19 @@ def enrollments(establishment_id: int):
     if request.method == "POST":
         action = request.form.get("action")
         if action == "classe":
-            school, _, school_class = (request.form.get("classe") or "").partition("|")
-            targets = db.exec(select(Child).where(Child.school == school, Child.school_class == school_class)).all()
-            if not school or not targets:
+            school, _, name = (request.form.get("classe") or "").partition("|")
+            targets = configuration.school_class(db, school, name)
+            if not targets:
                 flash("Choisissez une classe.", "error")
                 return redirect(url_for("admin.enrollments", establishment_id=est.id))
         else:
-            child = db.get(Child, request.form.get("enfant", type=int) or 0)
-            if child is None:
-                abort(404)
-            targets = [child]
+            targets = [get_or_404(Child, request.form.get("enfant", type=int) or 0)]
         if action == "retirer":
-            row = db.exec(select(Enrollment).where(Enrollment.child_id == targets[0].id,
-                                                   Enrollment.establishment_id == est.id)).first()
-            if row is not None:
-                db.delete(row)
-                audit.record(db, current_user.id, "delete", "enrollment", row.id,
-                             f"Inscription retirée : {targets[0].full_name} ({est.name})",
-                             family_id=targets[0].family_id)
-                db.commit()
+            configuration.withdraw(db, current_user.id, est, targets[0])
             flash(f"{targets[0].full_name} ne peut plus réserver à {est.name} ; ses réservations déjà faites restent.",
                   "success")
             return redirect(url_for("admin.enrollments", establishment_id=est.id))
-        enrolled_ids = set(db.exec(select(Enrollment.child_id).where(Enrollment.establishment_id == est.id)).all())
-        added = [c for c in targets if c.id not in enrolled_ids]
-        for child in added:
-            db.add(Enrollment(child_id=child.id, establishment_id=est.id))
-            audit.record(db, current_user.id, "create", "enrollment", child.id,
-                         f"Inscription : {child.full_name} ({est.name})", family_id=child.family_id)
-        db.commit()
+        added = configuration.enrol(db, current_user.id, est, targets)
         flash(f"{count_words(len(added), 'enfant inscrit')} à {est.name}"
               + (f" ({count_words(len(targets) - len(added), 'déjà inscrit')})." if len(added) < len(targets) else "."),
               "success")
