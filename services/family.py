@@ -6,8 +6,9 @@ from datetime import date
 from sqlmodel import Session, select
 
 from models import ChangeRequest, ChangeStatus, Child, Family, Guardian, User, utcnow
-from services import outbox
+from services import accounts, audit, outbox
 from services.formatting import date_short
+from services.security import log_event
 
 FAMILY_FIELDS = {
     "address_line": "Adresse",
@@ -267,3 +268,21 @@ def child_of_family(db: Session, family_id: int, child_id: int) -> Child | None:
     """The child, only when it belongs to the family (else None: the view answers 404)."""
     child = db.get(Child, child_id)
     return child if child is not None and child.family_id == family_id else None
+
+
+def open_family(db: Session, hasher, admin_id: int, name: str, guardian: dict, email: str,
+                town_name: str) -> tuple[Family, User]:
+    """A new family file with its first guardian and parent login; the parent gets the link to choose
+    a password and completes the file. ``guardian``: title, first_name, last_name, phone_mobile."""
+    family = Family(name=name)
+    db.add(family)
+    db.flush()
+    db.add(Guardian(family_id=family.id, position=1, email=accounts.normalize_email(email), **guardian))
+    user, token = accounts.create_account(db, hasher, email, "parent", guardian["first_name"], guardian["last_name"],
+                                          family.id)
+    outbox.queue_invite(db, user, token, town_name)
+    log_event("account.created", target=user.email, role="parent", family=family.id)
+    audit.record(db, admin_id, "create", "family", family.id, f"Famille créée : {family.name}, compte {user.email}",
+                 after={"famille": family.name, "email": user.email}, family_id=family.id)
+    db.commit()
+    return family, user

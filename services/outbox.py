@@ -61,6 +61,12 @@ def queue_family(db: Session, family_id: int, subject: str, template: str, **con
     return [queue(db, user.email, subject, template, user=user, **context) for user in users]
 
 
+def queue_invite(db: Session, user: User, token: str, town_name: str) -> OutboxMail:
+    """The mail of a new account, with its 7-day link to choose a password (an "invite" token)."""
+    return queue(db, user.email, f"Votre compte sur le portail famille de {town_name}", "account_invite",
+                 link_token=token, user=user, link=external_url("auth.reset", token=token))
+
+
 def queue_password_reset(db: Session, typed_email: str) -> OutboxMail:
     """Queue the "identifiant ou mot de passe oublié" mail for whatever address was typed.
 

@@ -12,6 +12,8 @@ from models import (
     ClosedDay,
     Enrollment,
     Establishment,
+    Guardian,
+    OutboxMail,
     Period,
     PeriodUnit,
     Price,
@@ -21,6 +23,7 @@ from models import (
     User,
 )
 from services import configuration, periods
+from services import family as family_service
 
 
 @pytest.fixture
@@ -128,3 +131,19 @@ def test_enrolling_a_class_enrols_each_child_once_and_withdrawing_keeps_the_book
     assert len(db.exec(select(Booking).where(Booking.child_id == pupil.id)).all()) == bookings
     journal = db.exec(select(AuditEntry).where(AuditEntry.target == "enrollment")).all()
     assert [e.action for e in journal].count("create") == len(classmates) and [e.action for e in journal].count("delete") == 1
+
+
+def test_opening_a_family_makes_its_guardian_its_login_and_the_invitation(app, db, town):
+    admin = town[0]
+    guardian = {"title": "Mme", "first_name": "Inès", "last_name": "Bernard", "phone_mobile": "06 11 22 33 44"}
+    with app.app_context():  # the invitation's link is made from BASE_URL
+        family, user = family_service.open_family(db, app.extensions["ribambelle.hasher"], admin.id, "Bernard",
+                                                  guardian, " Ines.Bernard@Exemple.FR ", "Ville de Démonstration")
+    db.expire_all()
+    assert db.get(User, user.id).email == "ines.bernard@exemple.fr" and db.get(User, user.id).family_id == family.id
+    kept = db.exec(select(Guardian).where(Guardian.family_id == family.id)).one()
+    assert (kept.first_name, kept.email, kept.position) == ("Inès", "ines.bernard@exemple.fr", 1)
+    mail = db.exec(select(OutboxMail).where(OutboxMail.recipient == "ines.bernard@exemple.fr")).one()
+    assert mail.subject == "Votre compte sur le portail famille de Ville de Démonstration" and mail.token_hash
+    entry = db.exec(select(AuditEntry).where(AuditEntry.target == "family", AuditEntry.target_id == family.id)).one()
+    assert entry.after == {"famille": "Bernard", "email": "ines.bernard@exemple.fr"}

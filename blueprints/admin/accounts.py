@@ -14,9 +14,9 @@ from blueprints.forms import NewFamilyForm, StaffAccountForm, strip_all
 from blueprints.listing import matches, paginate, search_text
 from blueprints.web import admin_required
 from db import get_db, get_or_404
-from models import Family, Guardian, User
+from models import Family, User
 from services import accounts, audit, outbox
-from services.links import external_url
+from services import family as family_service
 from services.security import log_event
 
 PAGE_SIZE = 20
@@ -24,8 +24,7 @@ ROLES = {"parent": "Parent", "agent": "Agent", "admin": "Administrateur"}
 
 
 def _invite(db, user: User, token: str) -> None:
-    outbox.queue(db, user.email, f"Votre compte sur le portail famille de {current_app.config['TOWN_NAME']}",
-                 "account_invite", link_token=token, user=user, link=external_url("auth.reset", token=token))
+    outbox.queue_invite(db, user, token, current_app.config["TOWN_NAME"])
 
 
 def _open_account(db, form, role: str, family_id: int | None = None) -> User:
@@ -93,17 +92,11 @@ def new_family():
         if accounts.email_taken(db, form.email.data):
             form.email.errors.append("Un compte utilise déjà cette adresse : cherchez la famille dans « Familles ».")
         else:
-            family = Family(name=form.name.data)
-            db.add(family)
-            db.flush()
-            db.add(Guardian(family_id=family.id, position=1, title=form.title.data or "", first_name=form.first_name.data,
-                            last_name=form.last_name.data, phone_mobile=form.phone_mobile.data or "",
-                            email=accounts.normalize_email(form.email.data)))
-            user = _open_account(db, form, "parent", family.id)
-            log_event("account.created", target=user.email, role="parent", family=family.id)
-            audit.record(db, current_user.id, "create", "family", family.id,
-                         f"Famille créée : {family.name}, compte {user.email}",
-                         after={"famille": family.name, "email": user.email}, family_id=family.id)
+            guardian = dict(title=form.title.data or "", first_name=form.first_name.data, last_name=form.last_name.data,
+                            phone_mobile=form.phone_mobile.data or "")
+            family, user = family_service.open_family(db, current_app.extensions["ribambelle.hasher"], current_user.id,
+                                                      form.name.data, guardian, form.email.data,
+                                                      current_app.config["TOWN_NAME"])
             return _saved(db, f"Le dossier de la famille {family.name} est ouvert : {user.email} reçoit un lien pour "
                               "choisir son mot de passe.", url_for("staff.family", family_id=family.id))
     return render_template("admin/family_new.html", form=form), 422 if form.errors else 200
