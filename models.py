@@ -607,7 +607,7 @@ class Payment(SQLModel, table=True):
     invoice_id: int = Field(foreign_key="invoice.id", index=True)
     family_id: int = Field(foreign_key="family.id", index=True)
     amount_cents: int
-    method: str = Field(max_length=15)  # online, especes, cheque, cesu, virement, prelevement
+    method: str = Field(max_length=15)  # online, cash, cheque, cesu, transfer, direct-debit (billing.PAYMENT_METHODS)
     status: str = Field(default=PaymentStatus.PENDING, max_length=10, index=True)  # PaymentStatus
     # Online: our own id (in the return address), and the provider's (PayFiP's idop, SystemPay's id).
     transaction_id: Optional[str] = Field(default=None, max_length=100, unique=True)

@@ -53,11 +53,11 @@ PAYMENT_STATES = {
 }
 PAYMENT_METHODS = {
     "online": "Carte bancaire en ligne",
-    "especes": "Espèces",
+    "cash": "Espèces",
     "cheque": "Chèque",
     "cesu": "CESU",
-    "virement": "Virement",
-    "prelevement": "Prélèvement",
+    "transfer": "Virement",
+    "direct-debit": "Prélèvement",
 }
 KIND_WORDS = {"booking": "Réservation", "walk-in": "Présence sans réservation", "late-cancel": "Annulation tardive"}
 

@@ -150,7 +150,7 @@ def test_counter_payments_move_the_invoice_state(app, db, priced):
     run(app)
     invoice = db.exec(select(Invoice).where(Invoice.month == JULY)).one()
     agent = db.exec(select(User).where(User.role == "agent")).one()
-    billing.record_counter_payment(db, agent.id, invoice, 10, "especes", "")
+    billing.record_counter_payment(db, agent.id, invoice, 10, "cash", "")
     assert invoice.state(TODAY) == InvoiceState.PARTIAL and invoice.left_cents == 29
     with pytest.raises(billing.BillingError, match="dépasse le reste à payer"):
         billing.record_counter_payment(db, agent.id, invoice, 30, "cheque", "n° 123")

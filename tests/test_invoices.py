@@ -69,9 +69,9 @@ def test_regie_runs_billing_records_a_payment_and_cancels(client, auth, db, smtp
     assert "0 facture(s) émise(s)" in page_text(again)  # the demo's month is billed already
 
     url = f"/agent/factures/{invoice.id}"
-    over = client.post(url, data={"csrf_token": token, "action": "payer", "montant": "9999", "moyen": "especes"}, follow_redirects=True)
+    over = client.post(url, data={"csrf_token": token, "action": "payer", "montant": "9999", "moyen": "cash"}, follow_redirects=True)
     assert "dépasse le reste à payer" in page_text(over)
-    wrong = client.post(url, data={"csrf_token": token, "action": "payer", "montant": "dix euros", "moyen": "especes"}, follow_redirects=True)
+    wrong = client.post(url, data={"csrf_token": token, "action": "payer", "montant": "dix euros", "moyen": "cash"}, follow_redirects=True)
     assert "Montant invalide" in page_text(wrong)
     left = invoice.left_cents
     client.post(url, data={"csrf_token": token, "action": "payer", "montant": f"{left // 100},{left % 100:02d}", "moyen": "cesu", "reference": "CESU 42"})

@@ -2,11 +2,12 @@
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, inspect, text
 from sqlmodel import SQLModel
 
 import models  # noqa: F401
 from db import get_db
+from services import billing, demo_data, migrations
 
 
 def test_migrations_produce_exactly_the_models_schema(database_url):
@@ -33,10 +34,6 @@ def test_migrations_reach_head(database_url):
 def test_every_migration_goes_down_and_up_on_a_database_holding_data(make_app, database_url):
     """From the head with the demo town, each revision in turn is undone and redone, then undone, to the
     base; then everything is applied again. A failing step leaves nothing half done (one transaction)."""
-    from sqlalchemy import inspect, text
-
-    from services import demo_data, migrations
-
     app = make_app()
     with app.app_context():
         demo_data.seed(get_db(), app.extensions["ribambelle.hasher"])
@@ -58,4 +55,26 @@ def test_every_migration_goes_down_and_up_on_a_database_holding_data(make_app, d
         context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": False})
         assert compare_metadata(context, SQLModel.metadata) == []
         assert conn.execute(text("SELECT count(*) FROM family")).scalar_one() == 0  # the base dropped the data
+    engine.dispose()
+
+
+def test_payment_methods_are_renamed_to_english_codes_and_back(make_app, database_url):
+    """The demo's cheque, and a cash and a transfer payment recorded under the French codes of before."""
+    app = make_app()
+    with app.app_context():
+        demo_data.seed(get_db(), app.extensions["ribambelle.hasher"])
+    app.extensions["ribambelle.engine"].dispose()
+    engine = create_engine(database_url)
+    migrations.downgrade(database_url, "0642d952e032")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE payment SET method = 'especes' WHERE id = (SELECT min(id) FROM payment)"))
+        assert conn.execute(text("SELECT count(*) FROM payment WHERE method = 'especes'")).scalar_one() == 1
+    migrations.upgrade(database_url)
+    with engine.connect() as conn:
+        methods = {m for (m,) in conn.execute(text("SELECT method FROM payment"))}
+    assert "cash" in methods and methods <= set(billing.PAYMENT_METHODS)
+    migrations.downgrade(database_url, "0642d952e032")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM payment WHERE method = 'especes'")).scalar_one() == 1
+    migrations.upgrade(database_url)
     engine.dispose()
