@@ -222,7 +222,7 @@ COVERED = """() => { const e = document.activeElement; const r = e.getBoundingCl
     const hit = document.elementFromPoint(x, y); return hit && (e === hit || e.contains(hit)) ? '' : (hit ? hit.className || hit.tagName : 'nothing'); }"""
 
 
-@pytest.mark.parametrize("width, height", [(360, 740), (320, 256)], ids=["phone", "400-percent"])
+@pytest.mark.parametrize("width, height", [(1280, 720), (360, 740), (320, 256)], ids=["desktop", "phone", "400-percent"])
 def test_a_focused_element_is_never_under_a_bar(browser, live_server, db, width, height):
     context = browser.new_context(base_url=live_server, locale="fr-FR", viewport={"width": width, "height": height})
     page = context.new_page()
@@ -240,7 +240,8 @@ def test_a_focused_element_is_never_under_a_bar(browser, live_server, db, width,
     # In the middle of the month, the bars that stay on screen leave the days most of it (at 400 %
     # the counter and the headings would take 45 % of it: there they scroll with the page).
     page.locator(".planning-table tbody tr").nth(8).scroll_into_view_if_needed()
-    stuck = page.evaluate("""() => [...document.querySelectorAll('body *')].filter(e => ['sticky', 'fixed'].includes(getComputedStyle(e).position))
+    stuck = page.evaluate("""() => [...document.querySelectorAll('body *')].filter(e => { const s = getComputedStyle(e);
+            return ['sticky', 'fixed'].includes(s.position) && (s.top !== 'auto' || s.bottom !== 'auto'); })  // held vertically
         .map(e => e.getBoundingClientRect()).filter(r => r.bottom > 0 && r.top < innerHeight && r.height > 0)
         .map(r => [Math.max(r.top, 0), Math.min(r.bottom, innerHeight)]).sort((a, b) => a[0] - b[0])
         .reduce((acc, [top, bottom]) => { const end = Math.max(acc.end, top);  // the screen's height they cover, once
