@@ -469,19 +469,19 @@ def check_invariants(db, drift_before: dict | None = None) -> None:
 
 @pytest.fixture
 def summer(app, db):
-    """Vacances d'été 2027 at Les Lutins (5 July - 27 August), open Monday to Friday."""
+    """Vacances d'été 2027 in the fixture town (5 July - 27 August), open Monday to Friday."""
     # Imported here: tests.factories imports this module (its page and form helpers).
     from models import ClosedDay, Period, PeriodUnit
     from services import periods
-    from tests.factories import lutins_units, paris
+    from tests.factories import make_town, paris, town_units
 
-    est_id = lutins_units(db)[0].establishment_id
+    est_id = make_town(db).id
     period = Period(establishment_id=est_id, name="Vacances d'été 2027", start_date=date(2027, 7, 5),
                     end_date=date(2027, 8, 27), booking_opens_at=paris(2027, 6, 1, 8),
                     booking_closes_at=paris(2027, 8, 20, 18), auto_accept_days=8, min_days=2)
     db.add(period)
     db.flush()
-    for unit in lutins_units(db):
+    for unit in town_units(db):
         db.add(PeriodUnit(period_id=period.id, unit_id=unit.id, weekdays="01234" if unit.code != "repas" else "0134"))
     db.add(ClosedDay(period_id=period.id, day=date(2027, 7, 16), reason="Sortie du personnel : fermé"))
     periods.close_holidays(db, period)  # 14 July, as the admin page does for a new period

@@ -1,13 +1,18 @@
-"""What the tests share: the demo town's people and places looked up by name, a few clock values,
-and the steps of a journey (log in, open the planning, book, cancel). Not a test module: test modules
-import from here (and from conftest.py), never from each other."""
-from datetime import datetime
+"""What the tests share. Not a test module: test modules import from here (and from conftest.py),
+never from each other.
+
+- The fixture town of the rules tests (``make_town``): the Centre de loisirs Les Tilleuls, its four
+  units, and two families (Durand: Zoé and Noé; Haddad: Rayan), built here, not read from the demo, so
+  that changing the demo never changes what those tests check.
+- The journeys' helpers, which walk the demo town as a visitor would (log in, open the planning…).
+- A few clock values."""
+from datetime import date, datetime
 
 from playwright.sync_api import expect
 from sqlmodel import Session, select
 
 from db import writing_session
-from models import Child, Enrollment, Establishment, Period, ReservationLine, Unit, User, utcnow
+from models import Child, Enrollment, Establishment, Family, Period, ReservationLine, Unit, UnitExclusion, User, utcnow
 from services import planning
 from services.formatting import PARIS
 from tests.conftest import AXE, csrf_from
@@ -20,16 +25,59 @@ def paris(y, m, d, hh=10, mm=0):
 NOW = paris(2027, 6, 28)  # a Monday, ten o'clock
 
 
-def lutins_units(db):
-    return db.exec(select(Unit).join(Establishment).where(Establishment.name == "Accueil de loisirs Les Lutins")).all()
+TOWN = "Centre de loisirs Les Tilleuls"
+# code -> (label, capacity); a whole day cannot be booked with its morning or its afternoon.
+TOWN_UNITS = {"matinee": ("Matinée", 4), "repas": ("Repas", 4), "apres-midi": ("Après-midi", 4), "journee": ("Journée", 3)}
+TOWN_FAMILIES = [  # (family, QF, logins, children)
+    ("Durand", 620, ["zoe.parent@tilleuls.test", "zoe.parent2@tilleuls.test"], [("Zoé", date(2018, 10, 23)),
+                                                                                   ("Noé", date(2021, 8, 24))]),
+    ("Haddad", 380, ["rayan.parent@tilleuls.test"], [("Rayan", date(2019, 5, 2))]),
+]
+
+
+def make_town(db) -> Establishment:
+    """The fixture town of the rules tests: its establishment, units, families, logins and children,
+    every child enrolled. Periods are the tests' own (the ``summer`` fixture)."""
+    est = Establishment(name=TOWN, kind="loisirs")
+    db.add(est)
+    db.flush()
+    made = {code: Unit(establishment_id=est.id, code=code, label=label, position=i, capacity=capacity)
+            for i, (code, (label, capacity)) in enumerate(TOWN_UNITS.items(), start=1)}
+    db.add_all(made.values())
+    db.flush()
+    db.add_all([UnitExclusion(unit_id=made["journee"].id, excluded_unit_id=made[code].id)
+                for code in ("matinee", "apres-midi")])
+    for name, qf, logins, kids in TOWN_FAMILIES:
+        family = Family(name=name, qf=qf, qf_valid_until=date(2027, 12, 31))
+        db.add(family)
+        db.flush()
+        for email in logins:
+            db.add(User(email=email, password_hash="unusable", role="parent", first_name=email.split(".")[0].title(),
+                        last_name=name, family_id=family.id))
+        for first_name, birth_date in kids:
+            kid_ = Child(family_id=family.id, first_name=first_name, last_name=name, birth_date=birth_date)
+            db.add(kid_)
+            db.flush()
+            db.add(Enrollment(child_id=kid_.id, establishment_id=est.id))
+    db.commit()
+    return est
+
+
+def town_units(db):
+    return db.exec(select(Unit).join(Establishment).where(Establishment.name == TOWN).order_by(Unit.position)).all()
 
 
 def units(db):
-    return {u.code: u for u in lutins_units(db)}
+    return {u.code: u for u in town_units(db)}
 
 
-def child(db, name="Léa"):
+def child(db, name="Zoé"):
     return db.exec(select(Child).where(Child.first_name == name)).one()
+
+
+def parent_id(db, name="Zoé") -> int:
+    """The first login of the child's family: who confirms in the rules tests."""
+    return db.exec(select(User.id).where(User.family_id == child(db, name).family_id).order_by(User.id)).first()
 
 # --- confirmation --------------------------------------------------------------------------------------
 
@@ -63,8 +111,9 @@ def cancel(app, db, period, name, code, day, now=NOW):
     with Session(app.extensions["ribambelle.engine"]) as s:
         c = s.exec(select(Child).where(Child.first_name == name)).one()
         draft, _ = planning.recap(s, c, s.get(Period, period.id), now, mode="cancel")
+        parent = s.exec(select(User).where(User.family_id == c.family_id)).first()
     with writing_session(app.extensions["ribambelle.engine"]) as w:
-        return planning.confirm_cancellation(w, 1, w.get(Child, c.id), w.get(Period, period.id),
+        return planning.confirm_cancellation(w, parent.id, w.get(Child, c.id), w.get(Period, period.id),
                                              draft.revision, now)
 
 

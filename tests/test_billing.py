@@ -33,7 +33,7 @@ def priced(db, summer):
 
 def martin(db):
     db.expire_all()
-    return db.exec(select(Family).where(Family.name == "Martin")).one()
+    return db.exec(select(Family).where(Family.name == "Durand")).one()
 
 
 def run(app, month=JULY):
@@ -59,13 +59,13 @@ def test_price_follows_the_bracket_valid_on_the_booked_date(db, priced):
 
 
 def test_monthly_run_bills_accepted_days_once(app, db, priced):
-    book(app, db, priced, "Léa", "matinee", date(2027, 7, 20))
-    book(app, db, priced, "Léa", "repas", date(2027, 7, 20))
+    book(app, db, priced, "Zoé", "matinee", date(2027, 7, 20))
+    book(app, db, priced, "Zoé", "repas", date(2027, 7, 20))
     report = run(app)
     assert len(report.invoices) == 1 and report.invoices[0] == "F-2027-07-00001"
     invoice = db.exec(select(Invoice).where(Invoice.month == JULY)).one()
     assert invoice.family_id == martin(db).id
-    assert invoice.total_cents == 450 + 39  # Martin's QF 620: second bracket
+    assert invoice.total_cents == 450 + 39  # Durand's QF 620: second bracket
     assert sorted(l.amount_cents for l in invoice.lines) == [39, 450]
     assert invoice.state(TODAY) == InvoiceState.DUE and invoice.due_on == date(2027, 9, 1)
     assert "1 facture(s)" in report.summary() and "4,89" in report.summary()
@@ -74,7 +74,7 @@ def test_monthly_run_bills_accepted_days_once(app, db, priced):
     assert again.invoices == []
     assert len(db.exec(select(Invoice).where(Invoice.month == JULY)).all()) == 1
     # a day booked later goes on a new invoice, alone
-    book(app, db, priced, "Léa", "matinee", date(2027, 7, 21))
+    book(app, db, priced, "Zoé", "matinee", date(2027, 7, 21))
     third = run(app)
     assert third.invoices == ["F-2027-07-00002"]
     assert [l.day for l in db.exec(select(Invoice).where(Invoice.number == "F-2027-07-00002")).one().lines] == [date(2027, 7, 21)]
@@ -82,14 +82,14 @@ def test_monthly_run_bills_accepted_days_once(app, db, priced):
 
 def test_late_cancellation_billed_justified_absence_not(app, db, priced):
     day = date(2027, 7, 20)
-    book(app, db, priced, "Léa", "matinee", day)
-    book(app, db, priced, "Léa", "repas", day)
+    book(app, db, priced, "Zoé", "matinee", day)
+    book(app, db, priced, "Zoé", "repas", day)
     late = paris(2027, 7, 15)
     agent = db.exec(select(User).where(User.role == "agent")).one()
-    first = cancel(app, db, priced, "Léa", "matinee", day, now=late)
+    first = cancel(app, db, priced, "Zoé", "matinee", day, now=late)
     with writing_session(app.extensions["ribambelle.engine"]) as w:
         planning.decide_line(w, agent.id, lines_of(db, first)[0].id, True, "", late)
-    second = cancel(app, db, priced, "Léa", "repas", day, now=late)
+    second = cancel(app, db, priced, "Zoé", "repas", day, now=late)
     with writing_session(app.extensions["ribambelle.engine"]) as w:
         planning.decide_line(w, agent.id, lines_of(db, second)[0].id, True, "", late, justified=True, justification="Certificat")
     run(app)
@@ -108,7 +108,7 @@ def test_day_attended_without_booking_is_billed_with_the_surcharge(app, db, pric
 
 
 def test_cancelled_invoice_days_are_billed_again(app, db, priced):
-    book(app, db, priced, "Léa", "matinee", date(2027, 7, 20))
+    book(app, db, priced, "Zoé", "matinee", date(2027, 7, 20))
     run(app)
     invoice = db.exec(select(Invoice).where(Invoice.month == JULY)).one()
     with pytest.raises(billing.BillingError, match="motif"):
@@ -121,7 +121,7 @@ def test_cancelled_invoice_days_are_billed_again(app, db, priced):
 
 def test_two_runs_at_once_bill_each_family_once_with_numbers_in_sequence(app, db, priced):
     enroll_everyone(db, priced)
-    for name in ("Léa", "Hugo", "Yanis"):
+    for name in ("Zoé", "Noé", "Rayan"):
         book(app, db, priced, name, "matinee", date(2027, 7, 20))
     reports, errors, barrier = [], [], threading.Barrier(2)
 
@@ -139,14 +139,14 @@ def test_two_runs_at_once_bill_each_family_once_with_numbers_in_sequence(app, db
         t.join()
     assert errors == []
     invoices = db.exec(select(Invoice).where(Invoice.month == JULY).order_by(Invoice.number)).all()
-    assert len(invoices) == 2  # Martin (Léa and Hugo together) and Benali
+    assert len(invoices) == 2  # Durand (Zoé and Noé together) and Haddad
     assert [i.number for i in invoices] == ["F-2027-07-00001", "F-2027-07-00002"]
     assert len(db.exec(select(InvoiceLine).join(Invoice).where(Invoice.month == JULY)).all()) == 3
     assert sorted(n for r in reports for n in r.invoices) == ["F-2027-07-00001", "F-2027-07-00002"]
 
 
 def test_counter_payments_move_the_invoice_state(app, db, priced):
-    book(app, db, priced, "Léa", "repas", date(2027, 7, 20))  # 0,39 €
+    book(app, db, priced, "Zoé", "repas", date(2027, 7, 20))  # 0,39 €
     run(app)
     invoice = db.exec(select(Invoice).where(Invoice.month == JULY)).one()
     agent = db.exec(select(User).where(User.role == "agent")).one()
@@ -161,7 +161,7 @@ def test_counter_payments_move_the_invoice_state(app, db, priced):
 
 
 def test_past_due_unpaid_invoice_is_echue(app, db, priced):
-    book(app, db, priced, "Léa", "repas", date(2027, 7, 20))
+    book(app, db, priced, "Zoé", "repas", date(2027, 7, 20))
     run(app)
     invoice = db.exec(select(Invoice).where(Invoice.month == JULY)).one()
     assert invoice.state(date(2027, 9, 2)) == InvoiceState.OVERDUE
@@ -185,12 +185,12 @@ def test_month_argument(app):
 
 
 def test_billing_cli_reports_what_it_did(app, db, priced, smtp):
-    book(app, db, priced, "Léa", "matinee", date(2027, 7, 20))
+    book(app, db, priced, "Zoé", "matinee", date(2027, 7, 20))
     runner = app.test_cli_runner()
     result = runner.invoke(args=["billing", "run", "2027-07"])
     assert result.exit_code == 0, result.output
     assert "1 facture(s) émise(s)" in result.output and "F-2027-07-00001" in result.output
     assert "0 facture(s) émise(s)" in runner.invoke(args=["billing", "run", "2027-07"]).output
     assert runner.invoke(args=["billing", "run", "juillet"]).exit_code != 0
-    mail = smtp.wait_for("parent@demo.test")[0]
+    mail = smtp.wait_for("zoe.parent@tilleuls.test")[0]
     assert "F-2027-07-00001" in mail["Subject"] and "4,50" in smtp.text(mail)

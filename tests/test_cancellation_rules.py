@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 from db import writing_session
 from models import Booking, Child, DaySlot, Draft, OutboxMail, Period, Reservation, User
 from services import planning
-from tests.factories import NOW, book, cancel, child, confirm, enroll_everyone, lines_of, paris, units
+from tests.factories import NOW, book, cancel, child, confirm, enroll_everyone, lines_of, parent_id, paris, units
 
 
 def test_cancellation_deadlines_at_each_boundary(summer):
@@ -26,9 +26,9 @@ def test_cancellation_deadlines_at_each_boundary(summer):
 
 def test_accepted_cancellation_frees_the_place(app, db, summer):
     day = date(2027, 7, 20)
-    book(app, db, summer, "Léa", "matinee", day)
+    book(app, db, summer, "Zoé", "matinee", day)
     assert db.get(DaySlot, (units(db)["matinee"].id, day)).taken == 1
-    record = cancel(app, db, summer, "Léa", "matinee", day)
+    record = cancel(app, db, summer, "Zoé", "matinee", day)
     assert record.kind == "cancellation" and record.status == "accepted" and record.number.startswith("R-")
     db.expire_all()
     assert db.get(DaySlot, (units(db)["matinee"].id, day)).taken == 0
@@ -38,10 +38,10 @@ def test_accepted_cancellation_frees_the_place(app, db, summer):
 
 def test_late_cancellation_is_a_request_billed_unless_justified(app, db, summer):
     day = date(2027, 7, 20)
-    book(app, db, summer, "Léa", "matinee", day)
-    book(app, db, summer, "Léa", "repas", day)
+    book(app, db, summer, "Zoé", "matinee", day)
+    book(app, db, summer, "Zoé", "repas", day)
     late = paris(2027, 7, 15)  # 5 days before
-    record = cancel(app, db, summer, "Léa", "matinee", day, now=late)
+    record = cancel(app, db, summer, "Zoé", "matinee", day, now=late)
     line = lines_of(db, record)[0]
     assert line.outcome == "cancel-request" and line.state == "pending" and record.status == "pending"
     c = planning.load_planning(db, child(db), summer, [day], late).cell(units(db)["matinee"], day)
@@ -54,7 +54,7 @@ def test_late_cancellation_is_a_request_billed_unless_justified(app, db, summer)
     assert line.state == "accepted" and line.billable and not line.justified
     assert db.get(DaySlot, (units(db)["matinee"].id, day)).taken == 0
 
-    record = cancel(app, db, summer, "Léa", "repas", day, now=late)
+    record = cancel(app, db, summer, "Zoé", "repas", day, now=late)
     with writing_session(engine) as w:
         planning.decide_line(w, agent.id, lines_of(db, record)[0].id, True, "", late,
                              justified=True, justification="Certificat médical")
@@ -64,9 +64,9 @@ def test_late_cancellation_is_a_request_billed_unless_justified(app, db, summer)
 
 def test_refused_cancellation_keeps_the_booking(app, db, summer):
     day = date(2027, 7, 20)
-    book(app, db, summer, "Léa", "matinee", day)
+    book(app, db, summer, "Zoé", "matinee", day)
     late = paris(2027, 7, 15)
-    record = cancel(app, db, summer, "Léa", "matinee", day, now=late)
+    record = cancel(app, db, summer, "Zoé", "matinee", day, now=late)
     agent = db.exec(select(User).where(User.role == "agent")).one()
     with writing_session(app.extensions["ribambelle.engine"]) as w:
         planning.decide_line(w, agent.id, lines_of(db, record)[0].id, False, "Trop tard", late)
@@ -87,7 +87,7 @@ def test_cancellation_never_touches_a_day_that_is_not_booked(app, db, summer):
     db.add(DraftLine(draft_id=draft.id, unit_id=units(db)["matinee"].id, day=day, action="cancel", expected="accepted"))
     db.commit()
     with writing_session(app.extensions["ribambelle.engine"]) as w:
-        record = planning.confirm_cancellation(w, 1, w.get(Child, child(db).id), w.get(Period, summer.id),
+        record = planning.confirm_cancellation(w, parent_id(db), w.get(Child, child(db).id), w.get(Period, summer.id),
                                                db.get(Draft, draft.id).revision, NOW)
     line = lines_of(db, record)[0]
     assert line.state == "refused" and line.note == "Ce jour n'était pas réservé"
@@ -96,13 +96,13 @@ def test_cancellation_never_touches_a_day_that_is_not_booked(app, db, summer):
 
 def test_replayed_cancellation_records_once(app, db, summer):
     day = date(2027, 7, 20)
-    book(app, db, summer, "Léa", "matinee", day)
+    book(app, db, summer, "Zoé", "matinee", day)
     planning.toggle(db, child(db), summer, units(db)["matinee"].id, day, NOW, mode="cancel")
     revision = planning.recap(db, child(db), summer, NOW, mode="cancel")[0].revision
     results = []
     for _ in range(2):
         with writing_session(app.extensions["ribambelle.engine"]) as w:
-            results.append(planning.confirm_cancellation(w, 1, w.get(Child, child(db).id),
+            results.append(planning.confirm_cancellation(w, parent_id(db), w.get(Child, child(db).id),
                                                          w.get(Period, summer.id), revision, NOW).id)
     assert results[0] == results[1]
     assert len(db.exec(select(Reservation).where(Reservation.kind == "cancellation")).all()) == 1
@@ -117,18 +117,18 @@ def test_freed_place_goes_to_the_waiting_list_automatically_when_the_period_says
     day = date(2027, 7, 20)
     db.add(DaySlot(unit_id=u.id, day=day, taken=u.capacity - 1))
     db.commit()
-    book(app, db, summer, "Léa", "journee", day)  # the last place
-    waiting = book(app, db, summer, "Yanis", "journee", day)
+    book(app, db, summer, "Zoé", "journee", day)  # the last place
+    waiting = book(app, db, summer, "Rayan", "journee", day)
     assert lines_of(db, waiting)[0].outcome == "waitlist"
     with app.app_context():
-        cancel(app, db, summer, "Léa", "journee", day)
+        cancel(app, db, summer, "Zoé", "journee", day)
     db.expire_all()
-    yanis = db.exec(select(Booking).where(Booking.child_id == child(db, "Yanis").id, Booking.day == day)).one()
+    yanis = db.exec(select(Booking).where(Booking.child_id == child(db, "Rayan").id, Booking.day == day)).one()
     assert yanis.status == "accepted"
     assert db.get(Reservation, waiting.id).status == "accepted"
     assert db.get(DaySlot, (u.id, day)).taken == u.capacity
-    mail = db.exec(select(OutboxMail).where(OutboxMail.recipient == "famille2@demo.test")).one()
-    assert "Une place s'est libérée pour Yanis" == mail.subject
+    mail = db.exec(select(OutboxMail).where(OutboxMail.recipient == "rayan.parent@tilleuls.test")).one()
+    assert "Une place s'est libérée pour Rayan" == mail.subject
 
 
 def test_without_automatic_promotion_the_waiting_line_waits_for_an_agent(app, db, summer):
@@ -137,9 +137,9 @@ def test_without_automatic_promotion_the_waiting_line_waits_for_an_agent(app, db
     day = date(2027, 7, 20)
     db.add(DaySlot(unit_id=u.id, day=day, taken=u.capacity - 1))
     db.commit()
-    book(app, db, summer, "Léa", "journee", day)
-    waiting = book(app, db, summer, "Yanis", "journee", day)
-    cancel(app, db, summer, "Léa", "journee", day)
+    book(app, db, summer, "Zoé", "journee", day)
+    waiting = book(app, db, summer, "Rayan", "journee", day)
+    cancel(app, db, summer, "Zoé", "journee", day)
     db.expire_all()
     assert db.get(DaySlot, (u.id, day)).taken == u.capacity - 1  # a place is free ...
     line = lines_of(db, waiting)[0]
@@ -157,9 +157,9 @@ def test_a_cancellation_and_a_booking_racing_for_the_last_place(app, db, summer)
     day = date(2027, 7, 20)
     db.add(DaySlot(unit_id=u.id, day=day, taken=u.capacity - 1))
     db.commit()
-    book(app, db, summer, "Léa", "journee", day)  # full now
-    planning.toggle(db, child(db, "Yanis"), summer, u.id, day, NOW)
-    planning.toggle(db, child(db, "Léa"), summer, u.id, day, NOW, mode="cancel")
+    book(app, db, summer, "Zoé", "journee", day)  # full now
+    planning.toggle(db, child(db, "Rayan"), summer, u.id, day, NOW)
+    planning.toggle(db, child(db, "Zoé"), summer, u.id, day, NOW, mode="cancel")
     errors, barrier = [], threading.Barrier(2)
 
     def run(fn):
@@ -173,9 +173,9 @@ def test_a_cancellation_and_a_booking_racing_for_the_last_place(app, db, summer)
         with Session(app.extensions["ribambelle.engine"]) as s:
             rev = planning.recap(s, s.get(Child, child(db).id), s.get(Period, summer.id), NOW, mode="cancel")[0].revision
         with writing_session(app.extensions["ribambelle.engine"]) as w:
-            planning.confirm_cancellation(w, 1, w.get(Child, child(db).id), w.get(Period, summer.id), rev, NOW)
+            planning.confirm_cancellation(w, parent_id(db), w.get(Child, child(db).id), w.get(Period, summer.id), rev, NOW)
 
-    threads = [threading.Thread(target=run, args=(f,)) for f in (lea_cancels, lambda: confirm(app, "Yanis", summer))]
+    threads = [threading.Thread(target=run, args=(f,)) for f in (lea_cancels, lambda: confirm(app, "Rayan", summer))]
     for t in threads:
         t.start()
     for t in threads:
@@ -187,23 +187,23 @@ def test_a_cancellation_and_a_booking_racing_for_the_last_place(app, db, summer)
     assert slot.taken <= u.capacity
     assert slot.taken == len(holders) + (u.capacity - 1)  # the places counted are the places held
     assert planning.overbooked(db) == []
-    yanis = db.exec(select(Booking).where(Booking.child_id == child(db, "Yanis").id, Booking.day == day)).one()
+    yanis = db.exec(select(Booking).where(Booking.child_id == child(db, "Rayan").id, Booking.day == day)).one()
     assert yanis.status in ("accepted", "waitlist")  # accepted if the cancellation came first
 
 
 def test_absence_today_is_a_request_the_agent_sees_first(app, db, summer):
     day = date(2027, 7, 20)
-    book(app, db, summer, "Léa", "matinee", day)
-    book(app, db, summer, "Léa", "repas", day)
+    book(app, db, summer, "Zoé", "matinee", day)
+    book(app, db, summer, "Zoé", "repas", day)
     morning = paris(2027, 7, 20, 7, 30)
     with writing_session(app.extensions["ribambelle.engine"]) as w:
-        records = planning.declare_absence(w, 1, w.get(Child, child(db).id), day, morning)
+        records = planning.declare_absence(w, parent_id(db), w.get(Child, child(db).id), day, morning)
     assert len(records) == 1 and records[0].absence
     lines = lines_of(db, records[0])
     assert [l.outcome for l in lines] == ["cancel-request", "cancel-request"]
     queue = planning.pending_lines(db)
     assert queue[0][1].id == records[0].id  # absences first
     with writing_session(app.extensions["ribambelle.engine"]) as w, pytest.raises(planning.PlanningError, match="déjà signalée"):
-        planning.declare_absence(w, 1, w.get(Child, child(db).id), day, morning)
+        planning.declare_absence(w, parent_id(db), w.get(Child, child(db).id), day, morning)
     with writing_session(app.extensions["ribambelle.engine"]) as w, pytest.raises(planning.PlanningError, match="aujourd'hui ou demain"):
-        planning.declare_absence(w, 1, w.get(Child, child(db).id), date(2027, 7, 23), morning)
+        planning.declare_absence(w, parent_id(db), w.get(Child, child(db).id), date(2027, 7, 23), morning)

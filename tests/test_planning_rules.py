@@ -12,7 +12,7 @@ from services import planning
 from tests.factories import NOW, child, confirm, enroll_everyone, paris, units
 
 
-def cell(db, period, code, day, now=NOW, name="Léa"):
+def cell(db, period, code, day, now=NOW, name="Zoé"):
     db.expire_all()
     c = child(db, name)
     p = planning.load_planning(db, c, period, [day], now)
@@ -144,7 +144,7 @@ def test_confirmation_records_a_numbered_reservation_and_empties_the_draft(app, 
     u = units(db)
     for day in (date(2027, 7, 5), date(2027, 7, 6)):
         planning.toggle(db, child(db), summer, u["matinee"].id, day, NOW)
-    reservation = confirm(app, "Léa", summer)
+    reservation = confirm(app, "Zoé", summer)
     assert reservation.number.startswith("R-2027-")
     db.expire_all()
     lines = {l.day: l for l in db.get(Reservation, reservation.id).lines}
@@ -156,15 +156,15 @@ def test_confirmation_records_a_numbered_reservation_and_empties_the_draft(app, 
     assert planning.recap(db, child(db), summer, NOW)[1] == []
     # numbers follow each other
     planning.toggle(db, child(db), summer, u["matinee"].id, date(2027, 7, 7), NOW)
-    second = confirm(app, "Léa", summer)
+    second = confirm(app, "Zoé", summer)
     assert int(second.number[-6:]) == int(reservation.number[-6:]) + 1
 
 
 def test_replayed_confirmation_records_one_reservation(app, db, summer):
     planning.toggle(db, child(db), summer, units(db)["matinee"].id, date(2027, 7, 20), NOW)
     revision = planning.recap(db, child(db), summer, NOW)[0].revision
-    first = confirm(app, "Léa", summer, revision=revision)
-    again = confirm(app, "Léa", summer, revision=revision)
+    first = confirm(app, "Zoé", summer, revision=revision)
+    again = confirm(app, "Zoé", summer, revision=revision)
     assert again.id == first.id
     assert len(db.exec(select(Booking).where(Booking.child_id == child(db).id, Booking.day == date(2027, 7, 20))).all()) == 1
 
@@ -176,7 +176,7 @@ def test_outcome_changed_since_the_planning_is_explained(app, db, summer):
     db.commit()
     _, lines = planning.recap(db, child(db), summer, NOW)
     assert lines[0].changed and "Complet depuis votre sélection" in lines[0].note
-    reservation = confirm(app, "Léa", summer)
+    reservation = confirm(app, "Zoé", summer)
     db.expire_all()
     line = db.get(Reservation, reservation.id).lines[0]
     assert line.outcome == "waitlist" and "Complet depuis votre sélection" in line.note
@@ -185,7 +185,7 @@ def test_outcome_changed_since_the_planning_is_explained(app, db, summer):
 def test_a_booked_day_cannot_be_booked_twice(db, summer, app):
     u = units(db)["matinee"]
     planning.toggle(db, child(db), summer, u.id, date(2027, 7, 20), NOW)
-    confirm(app, "Léa", summer)
+    confirm(app, "Zoé", summer)
     c = cell(db, summer, "matinee", date(2027, 7, 20))
     assert c.state == "booked" and not c.clickable
     with pytest.raises(planning.PlanningError):
@@ -220,9 +220,9 @@ def test_two_parents_confirming_the_last_place_at_once(app, db, summer):
     day = date(2027, 7, 20)
     db.add(DaySlot(unit_id=u.id, day=day, taken=u.capacity - 1))  # one place left
     db.commit()
-    for name in ("Léa", "Yanis"):
+    for name in ("Zoé", "Rayan"):
         planning.toggle(db, child(db, name), summer, u.id, day, NOW)
-    results = confirm_at_once(app, ("Léa", "Yanis"), summer)
+    results = confirm_at_once(app, ("Zoé", "Rayan"), summer)
     db.expire_all()
     outcomes = sorted(db.get(Reservation, r.id).lines[0].outcome for r in results.values())
     assert outcomes == ["accepted", "waitlist"]
@@ -237,7 +237,7 @@ def test_double_click_on_confirm_from_two_connections_records_one(app, db, summe
 
     def go():
         barrier.wait()
-        results.append(confirm(app, "Léa", summer, revision=revision).id)
+        results.append(confirm(app, "Zoé", summer, revision=revision).id)
 
     threads = [threading.Thread(target=go) for _ in range(2)]
     for t in threads:
@@ -255,7 +255,7 @@ def test_agent_accepts_a_request_and_refuses_another_freeing_its_place(app, db, 
     u = units(db)["matinee"]
     planning.toggle(db, child(db), summer, u.id, date(2027, 7, 5), paris(2027, 6, 30))
     planning.toggle(db, child(db), summer, u.id, date(2027, 7, 6), paris(2027, 6, 30))
-    reservation = confirm(app, "Léa", summer, now=paris(2027, 6, 30))
+    reservation = confirm(app, "Zoé", summer, now=paris(2027, 6, 30))
     db.expire_all()
     lines = db.get(Reservation, reservation.id).lines
     assert [l.outcome for l in lines] == ["request", "request"]
@@ -279,7 +279,7 @@ def test_waiting_list_line_cannot_be_accepted_while_full(app, db, summer):
     db.add(DaySlot(unit_id=u.id, day=day, taken=u.capacity))
     db.commit()
     planning.toggle(db, child(db), summer, u.id, day, NOW)
-    reservation = confirm(app, "Léa", summer)
+    reservation = confirm(app, "Zoé", summer)
     db.expire_all()
     line = db.get(Reservation, reservation.id).lines[0]
     agent = db.exec(select(User).where(User.role == "agent")).one()
@@ -306,11 +306,11 @@ def test_many_days_confirmed_at_once_by_two_parents_never_overbook(app, db, summ
             db.add(DaySlot(unit_id=u[code].id, day=day, taken=0 if capacity else u[code].capacity - 1,
                            capacity=capacity))
     db.commit()
-    for name, order in (("Léa", days), ("Yanis", list(reversed(days)))):
+    for name, order in (("Zoé", days), ("Rayan", list(reversed(days)))):
         for day in order:
             for code in ("apres-midi", "matinee"):
                 planning.toggle(db, child(db, name), summer, u[code].id, day, NOW)
-    results = confirm_at_once(app, ("Léa", "Yanis"), summer)
+    results = confirm_at_once(app, ("Zoé", "Rayan"), summer)
     db.expire_all()
     lines = [line for r in results.values() for line in db.get(Reservation, r.id).lines]
     assert len(lines) == 12
@@ -343,7 +343,7 @@ def test_a_day_locked_by_a_booked_journee_says_non_cumulable_not_deadline(app, d
     """The lock is not a deadline: the cell names the booking in the way."""
     u = units(db)
     planning.toggle(db, child(db), summer, u["journee"].id, date(2027, 7, 8), NOW)
-    confirm(app, "Léa", summer)
+    confirm(app, "Zoé", summer)
     matinee = cell(db, summer, "matinee", date(2027, 7, 8))
     assert matinee.state == "locked" and matinee.label == "Non cumulable avec Journée"
     assert "Verrouillé" not in matinee.words and "Journée est déjà réservé ce jour" in matinee.words
