@@ -215,13 +215,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     mail.init_app(app)
     login_manager.init_app(app)
 
-
     formatting.init_app(app)
     app.add_template_global(planning.state_summary, "state_summary")
     # Said in every footer, as RGAA asks: the statement's status, from the grid and the published run.
     app.jinja_env.globals["accessibility_status"] = accessibility.audit(accessibility.load_results()).status
     web.init_app(app)
-
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(account.bp)
@@ -242,7 +240,6 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     _register_errors(app)
     _register_cli(app)
-
 
     outbox.start_worker(app)
     return app
@@ -465,7 +462,6 @@ def _register_cli(app: Flask) -> None:
     @payments_group.command("check")
     def payments_check_command():
         """Ask the provider about online payments left without an answer (PayFiP), then expire them."""
-
 
         with app.app_context():
             db = get_db()

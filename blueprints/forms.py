@@ -240,7 +240,6 @@ def strip_all(form) -> None:
             field.data = field.data.strip()
 
 
-
 class EstablishmentForm(FrenchForm):
     name = StringField("Nom", validators=[DataRequired(REQUIRED), length(150)],
                        description="Par exemple « Accueil de loisirs Les Lutins ».")

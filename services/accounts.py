@@ -98,7 +98,6 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-
 def issue_token(db: Session, user: User, purpose: str, new_email: str = "") -> str:
     """Create a link token for ``user``; earlier unused tokens of that purpose are superseded."""
     now = utcnow()

@@ -414,8 +414,6 @@ def open_credits(db: Session) -> list[Credit]:
     return list(db.exec(select(Credit).where(Credit.status == "open").order_by(Credit.created_at)))
 
 
-
-
 def record_refund(db: Session, credit: Credit, reference: str) -> Credit:
     """The régie refunded ``credit`` (the caller commits). Only an open credit can be refunded, once."""
     moved = db.execute(update(Credit).where(Credit.id == credit.id, Credit.status == "open")

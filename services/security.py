@@ -23,6 +23,7 @@ security_log = logging.getLogger("ribambelle.security")
 # The clock of session ages; tests move it forward as an idle browser's owner would by waiting.
 clock = time.time
 
+
 def log_event(event: str, user_id: int | None = None, **fields) -> None:
     """Write one line of the security log: what, who, from where, when. Never pass a secret or a token."""
     # Only a user Flask-Login already loaded: logging never queries the database (it may run inside

@@ -17,6 +17,7 @@ def test_confirmation_reads_the_same_whether_or_not_the_address_exists(client, s
     unknown = ask(client, "personne@demo.test").get_data(as_text=True)
     assert "Si cette adresse correspond à un compte" in known
     assert ">OK</a>" in known
+
     def strip(html):
         return html.split('name="csrf_token"')[0].split("X-CSRFToken")[0]
 
@@ -129,7 +130,6 @@ def test_invalid_address_is_explained(client):
     html = ask(client, "pas-une-adresse").get_data(as_text=True)
     assert "Adresse mail invalide" in html
     assert 'value="pas-une-adresse"' in html
-
 
 
 def test_after_a_reset_the_parent_logs_in_with_the_login_filled(client, smtp):

@@ -29,7 +29,6 @@ def upgrade() -> None:
                nullable=True)
 
 
-
 def downgrade() -> None:
     # Before this revision every price belonged to a period: unit prices (no period) cannot go back.
     op.execute("DELETE FROM price WHERE period_id IS NULL")

@@ -32,7 +32,6 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False, server_default=''))
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table('outboxmail', schema=None) as batch_op:
         batch_op.drop_column('kind')

@@ -19,7 +19,6 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('short_label', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False, server_default=''))
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table('unit', schema=None) as batch_op:
         batch_op.drop_column('short_label')

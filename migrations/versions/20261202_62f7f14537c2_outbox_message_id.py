@@ -20,7 +20,6 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('token_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False, server_default=''))
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table('outboxmail', schema=None) as batch_op:
         batch_op.drop_column('token_hash')
