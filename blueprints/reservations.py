@@ -61,13 +61,18 @@ def _month_arg(period: Period, value: str | None) -> date:
             abort(400, description="Le mois demandé n'existe pas (attendu : AAAA-MM, par exemple 2027-07).")
     else:
         # by default, the month of the first day that can still be booked
-        first = max(paris_today(utcnow()) + timedelta(days=period.min_days), period.start_date)
+        first = max(_soonest_day(period), period.start_date)
         wanted = date(first.year, first.month, 1)
     if wanted < months[0]:
         return months[0]
     if wanted > months[-1]:
         return months[-1]
     return wanted
+
+
+def _soonest_day(period: Period) -> date:
+    """Roughly the first day that can still be booked: what the month and the week shown start from."""
+    return paris_today(utcnow()) + timedelta(days=period.min_days)
 
 
 def _unit_arg(period: Period, value: str | None) -> Unit:
@@ -210,28 +215,27 @@ def bulk(child_id: int, period_id: int, mode: str):
         abort(400)
     select_days, scope = BULK_ACTIONS[mode][request.form["action"]]
     days = planning.all_period_days(period) if scope == "period" else planning.month_days(period, month)
-    if mode == "cancel" and select_days and request.form.get("confirme") != "1":
-        try:
-            marked = planning.days_to_cancel(get_db(), child, period, unit.id, days, utcnow())
-        except planning.PlanningError:
-            marked = []  # the bulk below says why
-        if len(marked) > CONFIRM_ABOVE:  # one tap that would mark many booked days: asked first
-            context = dict(child=child, period=period, unit=unit, month=month, mode=mode, days=marked,
-                           action=request.form["action"])
-            if not is_htmx():
-                return render_template("reservations/bulk_confirm.html", **context)
-            response = make_response(render_template("partials/reservations/_bulk_confirm_dialog.html", **context))
-            response.headers.update({"HX-Retarget": "body", "HX-Reswap": "beforeend"})
-            return response
-    return _apply_bulk(child, period, unit, month, days, select_days, mode)
+    # One tap that would mark many booked days for cancellation: asked first (the form again, confirme=1).
+    ask = mode == "cancel" and request.form.get("confirme") != "1"
+    return _apply_bulk(child, period, unit, month, days, select_days, mode, CONFIRM_ABOVE if ask else None)
 
 
-def _apply_bulk(child, period, unit, month, days, select_days, mode="book"):
-    """Select or deselect ``days``, then the month fragment (htmx) or a redirect to it with a message."""
+def _apply_bulk(child, period, unit, month, days, select_days, mode="book", ask_above=None):
+    """Select or deselect ``days``, then the month fragment (htmx) or a redirect to it with a message;
+    or, when the service held a large selection back, the question (a dialog, or a page without JS)."""
     try:
-        message = planning.bulk(get_db(), child, period, unit.id, days, select_days, utcnow(), mode).message
+        change = planning.bulk(get_db(), child, period, unit.id, days, select_days, utcnow(), mode, ask_above)
+        message = change.message
     except planning.PlanningError as exc:
-        message = str(exc)
+        change, message = None, str(exc)
+    if change is not None and change.to_confirm:
+        context = dict(child=child, period=period, unit=unit, month=month, mode=mode, days=change.to_confirm,
+                       action=request.form["action"])
+        if not is_htmx():
+            return render_template("reservations/bulk_confirm.html", **context)
+        response = make_response(render_template("partials/reservations/_bulk_confirm_dialog.html", **context))
+        response.headers.update({"HX-Retarget": "body", "HX-Reswap": "beforeend"})
+        return response
     if not is_htmx():
         flash(message, "success")
         return _back_to_month(child, period, month, mode)
@@ -257,7 +261,7 @@ def auto(child_id: int, period_id: int):
     if request.method == "POST" and scope == "week":
         week = _week_arg(weeks, request.form.get("semaine"))
     else:  # the first week with a day that can still be booked
-        first = paris_today(utcnow()) + timedelta(days=period.min_days)
+        first = _soonest_day(period)
         week = next((monday for monday in weeks if monday + timedelta(days=6) >= first), weeks[-1])
     if request.method == "POST":
         try:

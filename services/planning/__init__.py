@@ -33,7 +33,6 @@ from services.planning.drafts import (  # noqa: F401
     bulk,
     clear_excluded,
     click,
-    days_to_cancel,
     draft_for,
     selected_total,
     toggle,

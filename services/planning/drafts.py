@@ -59,6 +59,7 @@ class Change:
     selected: int = 0
     skipped: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     planning: Planning | None = None  # the cells' data after the change: the answer need not reload it
+    to_confirm: list[date] = field(default_factory=list)  # a bulk held back: the days it would mark, to ask first
 
 
 def toggle(db: Session, child: Child, period: Period, unit_id: int, day: date, now: datetime,
@@ -116,10 +117,11 @@ def clear_excluded(db: Session, planning: Planning, unit: Unit, day: date) -> se
 
 
 def bulk(db: Session, child: Child, period: Period, unit_id: int, days: list[date], select_days: bool,
-         now: datetime, mode: str = "book") -> Change:
+         now: datetime, mode: str = "book", ask_above: int | None = None) -> Change:
     """Select (or deselect) ``unit_id`` on every given day; only bookable days are selected.
 
-    In "cancel" mode, selecting marks every cancellable booked day for cancellation.
+    In "cancel" mode, selecting marks every cancellable booked day for cancellation. With ``ask_above``,
+    a selection of more days than that writes nothing: its days come back in ``to_confirm``.
     """
     draft = draft_for(db, child, period)  # locked first, as for a click
     planning = load_planning(db, child, period, days, now, mode)
@@ -155,6 +157,10 @@ def bulk(db: Session, child: Child, period: Period, unit_id: int, days: list[dat
         planning.draft_lines[(unit_id, day)] = new
         change.days.add(day)
         change.selected += 1
+    if select_days and ask_above is not None and change.selected > ask_above:
+        db.rollback()  # nothing marked until the parent confirms
+        change.to_confirm = sorted(change.days)
+        return change
     touch(draft)
     db.add(draft)
     db.commit()
@@ -168,17 +174,6 @@ def bulk(db: Session, child: Child, period: Period, unit_id: int, days: list[dat
     if select_days and skipped:
         change.message += " Non sélectionnés : " + ", ".join(skipped) + "."
     return change
-
-
-def days_to_cancel(db: Session, child: Child, period: Period, unit_id: int, days: list[date],
-                   now: datetime) -> list[date]:
-    """The booked days of ``unit_id`` that a bulk cancellation would mark, nothing written (to ask first)."""
-    plan = load_planning(db, child, period, days, now, "cancel")
-    if unit_id not in plan.weekdays:
-        raise PlanningError("Cette unité n'existe pas dans cette période.")
-    unit = plan.unit(unit_id)
-    return [day for day in days if (unit_id, day) not in plan.draft_lines
-            and plan.cell(unit, day).clickable and plan.cell(unit, day).state in ("booked", "request", "waitlist")]
 
 
 class OutsidePeriod(PlanningError):
