@@ -49,8 +49,6 @@ from services.security import log_event
 
 ROOT = Path(__file__).resolve().parent
 
-# Extensions are created empty here and bound to the app in create_app().
-
 # Every setting, with its default. Environment: FLASK_<NAME>.
 SETTINGS = {
     # The portal's public address, as parents type it ("https://famille.ville.fr", no trailing slash).
@@ -207,7 +205,6 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     app.extensions["ribambelle.engine"] = make_engine(app.config["DATABASE_URL"])
     # SQLite: each process in service holds a shared lock, so that `flask restore` can tell it is running.
-
     app.extensions["ribambelle.running_lock"] = backup.hold_running_lock(app.config["DATABASE_URL"])
     app.teardown_appcontext(close_db)
 
@@ -250,7 +247,6 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost")
 
 def _check_base_url(app: Flask) -> None:
     """Refuse to start without a valid BASE_URL; trust only its host (Flask's TRUSTED_HOSTS)."""
-
     base = (app.config.get("BASE_URL") or "").rstrip("/")
     if not base and app.testing:
         base = "http://localhost"
@@ -269,7 +265,6 @@ def _check_base_url(app: Flask) -> None:
 
 def _check_payment_backend(app: Flask) -> None:
     """Refuse to start with a payment provider the portal cannot check the answers of."""
-
     kind = app.config["PAYMENT_BACKEND"]
     if kind not in SUPPORTED and not app.config.get("PAYMENT_SIMULATOR"):
         raise RuntimeError(f"PAYMENT_BACKEND {kind!r} n'est pas pris en charge : choisissez parmi "
@@ -316,7 +311,6 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(SecurityError)
     def untrusted_host(e):
         # Raised before routing: no URL can be built for this host, so a page without templates.
-
         log_event("host.refused", host=request.environ.get("HTTP_HOST", "")[:200],
                   forwarded_host=request.environ.get("HTTP_X_FORWARDED_HOST", "")[:200])
         body = ("<!doctype html><html lang=\"fr\"><meta charset=\"utf-8\"><title>Adresse inconnue</title>"

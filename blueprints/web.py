@@ -127,10 +127,11 @@ def init_app(app) -> None:
 def wants_fragment() -> bool:
     """A page route answers its fragment to htmx, but the whole page when htmx restores history (Back):
     what it puts back on the screen must be a page with its header, title and margins."""
-    return request.headers.get("HX-Request") == "true" and request.headers.get("HX-History-Restore-Request") != "true"
+    return is_htmx() and request.headers.get("HX-History-Restore-Request") != "true"
 
 
 def is_htmx() -> bool:
+    """The request comes from htmx (it wants a fragment, or a redirect said in HX-Redirect)."""
     return request.headers.get("HX-Request") == "true"
 
 

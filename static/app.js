@@ -65,7 +65,11 @@
       if (legend && (type === "pointerover" || !legend.contains(e.relatedTarget))) { legend.open = type === "pointerover"; }
     });
   });
-  function showTips() { document.querySelectorAll("[data-tip-hidden]").forEach(function (t) { t.removeAttribute("data-tip-hidden"); }); }
+  function showTips(e) { // a tooltip hidden with Escape comes back once the pointer or the focus has left its cell
+    document.querySelectorAll("[data-tip-hidden]").forEach(function (t) {
+      if (!(e.relatedTarget && t.contains(e.relatedTarget))) { t.removeAttribute("data-tip-hidden"); }
+    });
+  }
   document.addEventListener("focusout", showTips); document.addEventListener("pointerout", showTips);
   document.addEventListener("keydown", function (e) { // Escape hides a cell's tooltip, else closes a legend or unit menu
     if (e.key !== "Escape") { return; }
