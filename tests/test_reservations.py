@@ -8,7 +8,7 @@ from sqlmodel import select
 from models import Booking, DraftLine, Establishment, Period, Reservation, Unit
 from services import planning
 from tests.conftest import csrf_from, page_text
-from tests.factories import HX, bookable_day, ferry_period, kid, lutins, planning_url, post_cell
+from tests.factories import HX, bookable_day, child, ferry_period, lutins, planning_url, post_cell
 
 
 def test_family_space_lists_reservations_with_state_and_legend(client, auth):
@@ -23,7 +23,7 @@ def test_family_space_lists_reservations_with_state_and_legend(client, auth):
 
 def test_new_reservation_window_without_javascript(client, auth, db):
     auth.login()
-    lea = kid(db, "Léa")
+    lea = child(db, "Léa")
     est, period, _ = lutins(db)
     page = page_text(client.get("/reservations/nouvelle"))
     assert "1. L'enfant" in page and "Léa Martin" in page and "Hugo Martin" in page and "Yanis" not in page
@@ -39,7 +39,7 @@ def test_new_reservation_window_without_javascript(client, auth, db):
 
 def test_new_reservation_window_as_an_htmx_dialog(client, auth, db):
     auth.login()
-    lea = kid(db, "Léa")
+    lea = child(db, "Léa")
     est, period, _ = lutins(db)
     response = client.get("/reservations/nouvelle", headers=HX)
     html = response.get_data(as_text=True)
@@ -51,11 +51,11 @@ def test_new_reservation_window_as_an_htmx_dialog(client, auth, db):
 
 def test_window_refuses_other_families_children_and_establishments_not_enrolled(client, auth, db):
     auth.login()
-    assert client.get(f"/reservations/nouvelle?enfant={kid(db, 'Yanis').id}").status_code == 404
+    assert client.get(f"/reservations/nouvelle?enfant={child(db, 'Yanis').id}").status_code == 404
     ferry = db.exec(select(Establishment).where(Establishment.name == "Périscolaire école Jules-Ferry")).one()
     ferry_period = db.exec(select(Period).where(Period.establishment_id == ferry.id)).first()
     # Hugo is not enrolled there: the establishment is not taken, its periods never shown
-    hugo = client.get(f"/reservations/nouvelle?enfant={kid(db, 'Hugo').id}&etablissement={ferry.id}"
+    hugo = client.get(f"/reservations/nouvelle?enfant={child(db, 'Hugo').id}&etablissement={ferry.id}"
                       f"&periode={ferry_period.id}")
     assert hugo.status_code == 200 and ferry_period.name not in page_text(hugo)
     assert 'id="etab-%d"' % ferry.id not in hugo.get_data(as_text=True)
@@ -63,7 +63,7 @@ def test_window_refuses_other_families_children_and_establishments_not_enrolled(
 
 def test_planning_page_and_month_fragment(client, auth, db):
     auth.login()
-    lea = kid(db, "Léa")
+    lea = child(db, "Léa")
     _, period, units = lutins(db)
     month = planning.period_months(period)[1]
     page = page_text(client.get(planning_url(lea, period, month)))
@@ -83,7 +83,7 @@ def test_planning_page_and_month_fragment(client, auth, db):
 
 def test_every_planning_route_checks_the_family(client, auth, db):
     auth.login()  # Martin family
-    yanis = kid(db, "Yanis")
+    yanis = child(db, "Yanis")
     _, period, units = lutins(db)
     token = csrf_from(client.get("/compte/").get_data(as_text=True))
     base = f"/reservations/planning/{yanis.id}/{period.id}"
@@ -98,7 +98,7 @@ def test_every_planning_route_checks_the_family(client, auth, db):
         assert client.post(path, data={"csrf_token": token, **data}, headers=HX).status_code == 404
     assert db.exec(select(DraftLine)).all() == []
     # Hugo is not enrolled at the périscolaire: its period is out of reach
-    assert client.get(planning_url(kid(db, "Hugo"), ferry_period(db))).status_code == 404
+    assert client.get(planning_url(child(db, "Hugo"), ferry_period(db))).status_code == 404
     # another family's reservation
     other = db.exec(select(Reservation)).first()
     auth.logout()
@@ -108,7 +108,7 @@ def test_every_planning_route_checks_the_family(client, auth, db):
 
 def test_cell_toggle_with_htmx_returns_the_cell_and_the_counter(client, auth, db):
     auth.login()
-    lea = kid(db, "Léa")
+    lea = child(db, "Léa")
     _, period, units = lutins(db)
     day = bookable_day(db, period, units["repas"], lea)
     response = post_cell(client, lea, period, units["repas"], day)
@@ -125,7 +125,7 @@ def test_cell_toggle_with_htmx_returns_the_cell_and_the_counter(client, auth, db
 
 def test_journee_click_redraws_the_cells_it_cleared(client, auth, db):
     auth.login()
-    lea = kid(db, "Léa")
+    lea = child(db, "Léa")
     _, period, units = lutins(db)
     day = bookable_day(db, period, units["journee"], lea)
     post_cell(client, lea, period, units["apres-midi"], day)
@@ -136,7 +136,7 @@ def test_journee_click_redraws_the_cells_it_cleared(client, auth, db):
 
 def test_cell_toggle_without_javascript_redirects_to_the_month(client, auth, db):
     auth.login()
-    lea = kid(db, "Léa")
+    lea = child(db, "Léa")
     _, period, units = lutins(db)
     day = bookable_day(db, period, units["repas"], lea)
     response = post_cell(client, lea, period, units["repas"], day, htmx=False)
@@ -148,7 +148,7 @@ def test_cell_toggle_without_javascript_redirects_to_the_month(client, auth, db)
 
 def test_locked_and_forged_cells_change_nothing(client, auth, db):
     auth.login()
-    lea = kid(db, "Léa")
+    lea = child(db, "Léa")
     _, period, units = lutins(db)
     past = period.start_date  # a week ago
     html = page_text(post_cell(client, lea, period, units["repas"], past))
@@ -166,7 +166,7 @@ def test_locked_and_forged_cells_change_nothing(client, auth, db):
 
 def test_bulk_selection_of_the_screen_and_deselection(client, auth, db):
     auth.login()
-    lea = kid(db, "Léa")
+    lea = child(db, "Léa")
     _, period, units = lutins(db)
     month = planning.period_months(period)[1]
     token = csrf_from(client.get(planning_url(lea, period, month)).get_data(as_text=True))
@@ -182,7 +182,7 @@ def test_bulk_selection_of_the_screen_and_deselection(client, auth, db):
 
 def test_automatic_selection_dialog(client, auth, db):
     auth.login()
-    lea = kid(db, "Léa")
+    lea = child(db, "Léa")
     _, period, units = lutins(db)
     url = f"/reservations/planning/{lea.id}/{period.id}/automatique"
     dialog = page_text(client.get(url + f"?unite={units['matinee'].id}", headers=HX))
@@ -201,7 +201,7 @@ def test_automatic_selection_dialog(client, auth, db):
 
 def test_recap_confirm_and_replay(client, auth, db, smtp):
     auth.login()
-    lea = kid(db, "Léa")
+    lea = child(db, "Léa")
     _, period, units = lutins(db)
     day = bookable_day(db, period, units["apres-midi"], lea)
     post_cell(client, lea, period, units["apres-midi"], day)
@@ -283,7 +283,7 @@ def test_agent_decides_a_whole_reservation_at_once(client, auth, db, smtp):
 
 def test_the_only_open_period_comes_ticked_once_and_the_window_leads_without_javascript(client, auth, db):
     auth.login()
-    lea = kid(db, "Léa")
+    lea = child(db, "Léa")
     est, period, _ = lutins(db)
     html = page_text(client.get(f"/reservations/nouvelle?enfant={lea.id}&etablissement={est.id}"))
     assert re.search(rf'id="periode-{period.id}" value="{period.id}" checked', html)
@@ -295,20 +295,20 @@ def test_the_only_open_period_comes_ticked_once_and_the_window_leads_without_jav
     assert 'class="button button--primary primary-with-js" name="continuer"' in first
 
 
-def book_every_morning(client, child, period, unit):
+def book_every_morning(client, pupil, period, unit):
     """Léa booked on every morning of the period (confirmed as a parent does it, without JavaScript)."""
-    token = csrf_from(client.get(planning_url(child, period)).get_data(as_text=True))
-    client.post(f"/reservations/planning/{child.id}/{period.id}/lot",
+    token = csrf_from(client.get(planning_url(pupil, period)).get_data(as_text=True))
+    client.post(f"/reservations/planning/{pupil.id}/{period.id}/lot",
                 data={"csrf_token": token, "unite": unit.id, "action": "periode"})
-    recap = page_text(client.get(f"/reservations/planning/{child.id}/{period.id}/recapitulatif"))
+    recap = page_text(client.get(f"/reservations/planning/{pupil.id}/{period.id}/recapitulatif"))
     revision = re.search(r'name="revision" value="(\d+)"', recap).group(1)
-    client.post(f"/reservations/planning/{child.id}/{period.id}/confirmer", data={"csrf_token": token, "revision": revision})
+    client.post(f"/reservations/planning/{pupil.id}/{period.id}/confirmer", data={"csrf_token": token, "revision": revision})
     return token
 
 
 def test_cancelling_every_booked_day_at_once_asks_first(client, auth, db):
     auth.login()
-    lea = kid(db, "Léa")
+    lea = child(db, "Léa")
     _, period, units = lutins(db)
     token = book_every_morning(client, lea, period, units["matinee"])
     booked = len(db.exec(select(Booking).where(Booking.child_id == lea.id, Booking.unit_id == units["matinee"].id)).all())
@@ -333,7 +333,7 @@ def test_cancelling_every_booked_day_at_once_asks_first(client, auth, db):
 
 def test_the_unit_menu_says_what_deselecting_does_in_cancellation_mode(client, auth, db):
     auth.login()
-    lea = kid(db, "Léa")
+    lea = child(db, "Léa")
     _, period, _ = lutins(db)
     page = page_text(client.get(f"/reservations/annulation/planning/{lea.id}/{period.id}"))
     assert ("Désélectionner tous les jours de la période<span class=\"menu-detail\"> (demander l'annulation de tous "
@@ -342,7 +342,7 @@ def test_the_unit_menu_says_what_deselecting_does_in_cancellation_mode(client, a
 
 def test_the_automatic_selection_applies_to_the_week_chosen(client, auth, db):
     auth.login()
-    lea = kid(db, "Léa")
+    lea = child(db, "Léa")
     _, period, units = lutins(db)
     months = planning.period_months(period)
     month = months[-1]
@@ -364,7 +364,7 @@ def test_the_automatic_selection_applies_to_the_week_chosen(client, auth, db):
 
 def test_a_click_after_the_session_cookie_is_gone_sends_the_page_to_the_login(client, auth, db):
     auth.login()
-    lea = kid(db, "Léa")
+    lea = child(db, "Léa")
     _, period, units = lutins(db)
     day = bookable_day(db, period, units["matinee"], lea)
     post_cell(client, lea, period, units["matinee"], day)  # a day selected before the cookie went
