@@ -89,9 +89,16 @@ def count_words(count: int, words: str) -> str:
     return f"{count} {plural(count, words)}"
 
 
+# Words that stay as they are in the plural (adverbs, prepositions); words ending in s, x or z too.
+INVARIABLE = {"à", "de", "déjà", "du", "en", "non", "par", "pas", "sur"}
+
+
 def plural(count: int, words: str) -> str:
-    """'jours fermés' for 3, 'jour fermé' for 1 (each word takes an s): the words of ``count_words``."""
-    return " ".join(f"{word}s" if count > 1 else word for word in words.split())
+    """'jours fermés' for 3, 'jour fermé' for 1, 'déjà inscrits' for 2 (each word takes an s but the
+    invariable ones): the words of ``count_words``."""
+    if count <= 1:
+        return words
+    return " ".join(word if word in INVARIABLE or word[-1] in "sxz" else f"{word}s" for word in words.split())
 
 
 def init_app(app) -> None:

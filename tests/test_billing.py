@@ -9,7 +9,7 @@ from sqlmodel import select
 from db import writing_session
 from models import Attendance, Family, Invoice, InvoiceLine, InvoiceState, Price, User
 from services import billing, planning
-from services.formatting import euros, parse_euros
+from services.formatting import count_words, euros, parse_euros
 from tests.factories import book, cancel, child, enroll_everyone, lines_of, paris, units
 
 JULY = date(2027, 7, 1)
@@ -31,7 +31,7 @@ def priced(db, summer):
     return summer
 
 
-def martin(db):
+def durand(db):
     db.expire_all()
     return db.exec(select(Family).where(Family.name == "Durand")).one()
 
@@ -42,7 +42,7 @@ def run(app, month=JULY):
 
 def test_price_follows_the_bracket_valid_on_the_booked_date(db, priced):
     pricing = billing.Pricing(db)
-    fam = martin(db)
+    fam = durand(db)
     u = units(db)["matinee"].id
     fam.qf, fam.qf_valid_until = 620, date(2027, 12, 31)
     assert pricing.price(fam, u, date(2027, 7, 20), "booking") == 450
@@ -64,7 +64,7 @@ def test_monthly_run_bills_accepted_days_once(app, db, priced):
     report = run(app)
     assert len(report.invoices) == 1 and report.invoices[0] == "F-2027-07-00001"
     invoice = db.exec(select(Invoice).where(Invoice.month == JULY)).one()
-    assert invoice.family_id == martin(db).id
+    assert invoice.family_id == durand(db).id
     assert invoice.total_cents == 450 + 39  # Durand's QF 620: second bracket
     assert sorted(l.amount_cents for l in invoice.lines) == [39, 450]
     assert invoice.state(TODAY) == InvoiceState.DUE and invoice.due_on == date(2027, 9, 1)
@@ -194,3 +194,10 @@ def test_billing_cli_reports_what_it_did(app, db, priced, smtp):
     assert runner.invoke(args=["billing", "run", "juillet"]).exit_code != 0
     mail = smtp.wait_for("zoe.parent@tilleuls.test")[0]
     assert "F-2027-07-00001" in mail["Subject"] and "4,50" in smtp.text(mail)
+
+
+@pytest.mark.parametrize("count, words, said", [(1, "jour fermé", "1 jour fermé"), (0, "enfant inscrit", "0 enfant inscrit"),
+                                                (3, "jour fermé", "3 jours fermés"), (2, "déjà inscrit", "2 déjà inscrits"),
+                                                (2, "prix", "2 prix"), (3, "jour férié fermé", "3 jours fériés fermés")])
+def test_counts_are_written_in_french(count, words, said):
+    assert count_words(count, words) == said
