@@ -22,11 +22,13 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, select
 
 from app import create_app
 from db import get_db
-from services import demo_data, migrations
+from models import ClosedDay, Establishment, Period, PeriodUnit
+from services import demo_data, migrations, periods
+from tests.factories import AXE, PARENT, PASSWORDS, TOWN, csrf_from, make_town, paris, town_units
 
 PG_ADMIN_URL = os.environ.get("RIBAMBELLE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 CHROMIUM = "/usr/bin/chromium"
@@ -153,14 +155,19 @@ def app_settings() -> dict:
 
 @pytest.fixture
 def app(make_app, request, app_settings):
-    """The demo town on this test's database; mail goes to the loopback SMTP server when asked for."""
+    """The fixture town (``tests.factories.make_town``) on this test's database, or the demo town for a
+    test marked ``demo`` (the journeys that walk it as a visitor would); mail goes to the loopback SMTP
+    server when asked for."""
     settings = dict(app_settings)
     if "smtp" in request.fixturenames:
         smtp = request.getfixturevalue("smtp")
         settings.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp.port)
     app = make_app(**settings)
     with app.app_context():
-        demo_data.seed(get_db(), app.extensions["ribambelle.hasher"])
+        if request.node.get_closest_marker("demo"):
+            demo_data.seed(get_db(), app.extensions["ribambelle.hasher"])
+        else:
+            make_town(get_db(), app.extensions["ribambelle.hasher"])
     return app
 
 
@@ -197,15 +204,6 @@ def db_factory():
         session.get_bind().dispose()
 
 
-CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
-
-
-def csrf_from(html: str) -> str:
-    match = CSRF_RE.search(html)
-    assert match, "no CSRF token in the page"
-    return match.group(1) or match.group(2)
-
-
 class Client:
     """The test client, with a helper that posts a form the way a browser does (CSRF included)."""
 
@@ -234,8 +232,9 @@ class Auth:
     def __init__(self, client: Client):
         self.client = client
 
-    def login(self, email="parent@demo.test", password=None):
-        password = password or demo_data.DEMO_ACCOUNTS[email]
+    def login(self, email=None, password=None):
+        email = email or PARENT
+        password = password or PASSWORDS.get(email) or demo_data.DEMO_ACCOUNTS[email]
         return self.client.submit("/", {"email": email, "password": password})
 
     def logout(self):
@@ -312,7 +311,6 @@ def smtp():
 
 # --- accessibility results ------------------------------------------------------------------------
 
-AXE = Path(__file__).parent / "a11y" / "node_modules" / "axe-core" / "axe.min.js"
 A11Y_PAGES: dict[str, dict] = {}  # axe-core's findings per page and dialog, filled by the accessibility tests
 _a11y_outcomes: dict[str, list[str]] = {}  # test id without parameters -> outcome of each of its runs
 _a11y_deselected: set[str] = set()
@@ -470,12 +468,7 @@ def check_invariants(db, drift_before: dict | None = None) -> None:
 @pytest.fixture
 def summer(app, db):
     """Vacances d'été 2027 in the fixture town (5 July - 27 August), open Monday to Friday."""
-    # Imported here: tests.factories imports this module (its page and form helpers).
-    from models import ClosedDay, Period, PeriodUnit
-    from services import periods
-    from tests.factories import make_town, paris, town_units
-
-    est_id = make_town(db).id
+    est_id = db.exec(select(Establishment.id).where(Establishment.name == TOWN)).one()
     period = Period(establishment_id=est_id, name="Vacances d'été 2027", start_date=date(2027, 7, 5),
                     end_date=date(2027, 8, 27), booking_opens_at=paris(2027, 6, 1, 8),
                     booking_closes_at=paris(2027, 8, 20, 18), auto_accept_days=8, min_days=2)

@@ -1,15 +1,22 @@
 """Accessibility (RGAA 4.1 / WCAG 2.1 AA) checked in Chromium: axe-core on every page and dialog of
 the parent and agent journeys, in their empty, filled, error and confirmation states; reflow at 320 px."""
+import os
 import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 from sqlmodel import select
 
-from models import Booking, Child, Establishment, Invoice, Period, Reservation, Unit
-from tests.conftest import A11Y_PAGES, page_text, require_axe
-from tests.factories import login, violations
+from models import Booking, ChangeRequest, Child, Establishment, Invoice, Period, Reservation, Unit
+from services import accessibility
+from tests.conftest import A11Y_PAGES, csrf_from, page_text, require_axe
+from tests.factories import DEMO_PARENT, login, tab_to, violations
+
+pytestmark = pytest.mark.demo  # walks the demo town as a visitor of `make run` would
 
 
 @pytest.fixture
@@ -46,7 +53,7 @@ def test_parent_pages_and_dialogs_have_no_axe_violation(a11y_page, db, smtp):
     page.get_by_role("button", name="Valider").click()
     check(page, "nouveau mot de passe (erreurs)", found)
 
-    login(page)
+    login(page, DEMO_PARENT)
     check(page, "mon compte famille", found)
     for path, name in (("/compte/famille/modifier", "informations de la famille"), ("/compte/login/modifier", "login"),
                        ("/compte/mot-de-passe/modifier", "mot de passe"), ("/enfants/ajouter", "ajouter un enfant"),
@@ -111,7 +118,6 @@ def test_agent_pages_have_no_axe_violation(a11y_page, db):
     est = db.exec(select(Establishment)).first()
     period = db.exec(select(Period).where(Period.establishment_id == est.id)).first()
     invoice = db.exec(select(Invoice)).first()
-    from models import ChangeRequest
 
     request = db.exec(select(ChangeRequest)).first()
     for path, name in (("/agent/", "dossiers à valider"), (f"/agent/demandes/{request.id}", "demande de modification"),
@@ -200,7 +206,7 @@ def test_session_warning_lets_the_parent_extend_the_session(browser, live_server
     context = browser.new_context(base_url=live_server, locale="fr-FR")
     page = context.new_page()
     page.clock.install()
-    login(page)
+    login(page, DEMO_PARENT)
     page.wait_for_load_state("load")
     warning = page.get_by_role("dialog", name="Votre session va bientôt expirer")
     expect(warning).to_be_hidden()
@@ -212,11 +218,7 @@ def test_session_warning_lets_the_parent_extend_the_session(browser, live_server
 
 
 def test_extend_session_route(client, auth):
-    import time
-
-    from tests.conftest import csrf_from
-
-    auth.login()
+    auth.login(DEMO_PARENT)
     token = csrf_from(client.get("/compte/mot-de-passe/modifier").get_data(as_text=True))
     with client.raw.session_transaction() as sess:
         sess["seen_at"] = int(time.time()) - 29 * 60
@@ -224,17 +226,6 @@ def test_extend_session_route(client, auth):
     assert response.status_code == 204
     with client.raw.session_transaction() as sess:
         assert int(time.time()) - sess["seen_at"] < 5
-
-
-def tab_to(page, locator, limit=120):
-    """Press Tab until ``locator`` has the focus (it must be reachable by keyboard)."""
-    for _ in range(limit):
-        if locator.evaluate("e => e === document.activeElement"):
-            outline = locator.evaluate("e => getComputedStyle(e).outlineStyle + ' ' + getComputedStyle(e).boxShadow")
-            assert outline != "none none", "no visible focus"
-            return
-        page.keyboard.press("Tab")
-    raise AssertionError(f"{locator} cannot be reached with the Tab key")
 
 
 def test_whole_booking_journey_with_the_keyboard_only(browser, live_server, db):
@@ -331,8 +322,6 @@ def test_whole_booking_journey_with_the_keyboard_only(browser, live_server, db):
 
 
 def test_accessibility_statement_is_linked_from_every_footer(client, auth):
-    from services import accessibility
-
     for path in ("/", "/identifiant-oublie"):
         assert 'href="/accessibilite"' in client.get(path).get_data(as_text=True)
     page = client.get("/accessibilite").get_data(as_text=True)
@@ -345,8 +334,6 @@ def test_accessibility_statement_is_linked_from_every_footer(client, auth):
 
 
 def test_statement_says_only_what_the_published_run_checked(client, tmp_path, monkeypatch):
-    from services import accessibility
-
     results = tmp_path / "accessibilite.json"
     monkeypatch.setattr(accessibility, "RESULTS_FILE", results)
     assert "Aucune série complète de contrôles automatiques" in page_text(client.get("/accessibilite"))
@@ -362,10 +349,6 @@ def test_statement_says_only_what_the_published_run_checked(client, tmp_path, mo
 
 def test_a_partial_run_publishes_nothing(tmp_path):
     """Only some checks selected: the statement's results file is not written."""
-    import os
-    import subprocess
-    import sys
-
     target = tmp_path / "accessibilite.json"
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--backends", "sqlite",
                           "tests/test_accessibility.py::test_extend_session_route"],
@@ -376,8 +359,6 @@ def test_a_partial_run_publishes_nothing(tmp_path):
 
 
 def test_the_audit_grid_holds_every_rgaa_criterion_with_its_proof():
-    from services import accessibility
-
     criteria = accessibility.grid()
     per_theme = {1: 9, 2: 2, 3: 3, 4: 13, 5: 8, 6: 2, 7: 5, 8: 10, 9: 4, 10: 14, 11: 13, 12: 11, 13: 12}  # RGAA 4.1
     assert len(criteria) == 106 and len({c.number for c in criteria}) == 106
@@ -393,8 +374,6 @@ def test_the_audit_grid_holds_every_rgaa_criterion_with_its_proof():
 
 
 def test_the_statement_gives_the_rate_only_from_a_complete_published_run(client, tmp_path, monkeypatch):
-    from services import accessibility
-
     results = tmp_path / "accessibilite.json"
     monkeypatch.setattr(accessibility, "RESULTS_FILE", results)
     audit = accessibility.audit({"checks": list(accessibility.CHECKS)})

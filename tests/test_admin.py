@@ -1,8 +1,11 @@
 """Configuration by an admin (issue 6, first part): establishments and units, roles, the audit log."""
+from datetime import date
+
 from sqlmodel import select
 
-from models import AuditEntry, Establishment, Unit, UnitExclusion
+from models import AuditEntry, Child, Enrollment, Establishment, Family, Period, Unit, UnitExclusion
 from tests.conftest import page_text
+from tests.factories import billed_month, child, reservation_with_a_request
 
 ADMIN_URLS = ["/admin/", "/admin/etablissements/nouveau", "/admin/etablissements/1", "/admin/etablissements/1/unites/nouvelle",
               "/admin/unites/1", "/admin/etablissements/1/inscriptions", "/admin/etablissements/1/periodes/nouvelle",
@@ -14,14 +17,14 @@ ADMIN_ACTIONS = ["/admin/periodes/1", "/admin/periodes/1/fermetures", "/admin/pe
 def test_only_admins_reach_the_configuration(client, auth):
     for path in ADMIN_URLS:
         assert client.get(path).status_code == 302  # visitors: the login page
-    for email in ("parent@demo.test", "agent@demo.test"):
+    for email in ("zoe.parent@tilleuls.test", "agent@tilleuls.test"):
         auth.login(email)
         for path in ADMIN_URLS:
             assert client.get(path).status_code == 403, (email, path)
         for path in ADMIN_ACTIONS:  # posting with a valid CSRF token does not help
             assert client.submit("/", {"feries": "1"}, action=path).status_code == 403, (email, path)
         auth.logout()
-    auth.login("admin@demo.test")
+    auth.login("admin@tilleuls.test")
     for path in ADMIN_URLS:
         response = client.get(path)
         assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
@@ -29,12 +32,12 @@ def test_only_admins_reach_the_configuration(client, auth):
 
 
 def test_admin_creates_an_establishment_and_units_with_exclusions(client, auth, db):
-    auth.login("admin@demo.test")
+    auth.login("admin@tilleuls.test")
     empty = page_text(client.submit("/admin/etablissements/nouveau", {"name": "", "kind": "loisirs", "email": "pas-une-adresse"}))
     assert "Ce champ est obligatoire." in empty and "Adresse mail invalide" in empty
     response = client.submit("/admin/etablissements/nouveau",
                              {"name": "Accueil de loisirs Les Pinsons", "kind": "loisirs", "address": "3 rue des Pins",
-                              "phone": "01 02 03 04 05", "email": "pinsons@demo.test"})
+                              "phone": "01 02 03 04 05", "email": "pinsons@tilleuls.test"})
     est = db.exec(select(Establishment).where(Establishment.name == "Accueil de loisirs Les Pinsons")).one()
     assert response.headers["Location"].endswith(f"/admin/etablissements/{est.id}")
     new_unit = f"/admin/etablissements/{est.id}/unites/nouvelle"
@@ -61,7 +64,7 @@ def test_admin_creates_an_establishment_and_units_with_exclusions(client, auth, 
 
 
 def test_every_change_is_recorded_with_before_and_after(client, auth, db):
-    auth.login("admin@demo.test")
+    auth.login("admin@tilleuls.test")
     est = db.exec(select(Establishment)).first()
     client.submit(f"/admin/etablissements/{est.id}", {"name": est.name, "kind": est.kind, "address": "Nouvelle adresse",
                                                        "phone": est.phone, "email": est.email})
@@ -69,7 +72,7 @@ def test_every_change_is_recorded_with_before_and_after(client, auth, db):
     assert entry.before["address"] != "Nouvelle adresse" and entry.after["address"] == "Nouvelle adresse"
     assert "Établissement modifié" in entry.summary
     page = page_text(client.get("/admin/"))
-    assert "Marc Dubois" in page and "Établissement modifié" in page
+    assert "Luc Girard" in page and "Établissement modifié" in page
     unchanged = client.submit(f"/admin/etablissements/{est.id}", {"name": est.name, "kind": est.kind,
                                                                    "address": "Nouvelle adresse", "phone": est.phone,
                                                                    "email": est.email}, follow_redirects=True)
@@ -78,91 +81,84 @@ def test_every_change_is_recorded_with_before_and_after(client, auth, db):
 
 
 def test_enrollments_open_and_close_booking(client, auth, db):
-    from models import Child, Period
-
-    hugo = db.exec(select(Child).where(Child.first_name == "Hugo")).one()
-    ferry = db.exec(select(Establishment).where(Establishment.name == "Périscolaire école Jules-Ferry")).one()
+    noe = db.exec(select(Child).where(Child.first_name == "Noé")).one()
+    ferry = db.exec(select(Establishment).where(Establishment.name == "Périscolaire école Prévert")).one()
     period = db.exec(select(Period).where(Period.establishment_id == ferry.id)).one()
     auth.login()
-    assert client.get(f"/reservations/planning/{hugo.id}/{period.id}").status_code == 404  # not enrolled
+    assert client.get(f"/reservations/planning/{noe.id}/{period.id}").status_code == 404  # not enrolled
     auth.logout()
-    auth.login("admin@demo.test")
+    auth.login("admin@tilleuls.test")
     url = f"/admin/etablissements/{ferry.id}/inscriptions"
-    assert "Léa" in page_text(client.get(url)) and "Inscrire toute une classe" in page_text(client.get(url))
-    client.submit(url, {"action": "inscrire", "enfant": hugo.id})
+    assert "Zoé" in page_text(client.get(url)) and "Inscrire toute une classe" in page_text(client.get(url))
+    client.submit(url, {"action": "inscrire", "enfant": noe.id})
     auth.logout()
     auth.login()
-    assert client.get(f"/reservations/planning/{hugo.id}/{period.id}").status_code == 200
+    assert client.get(f"/reservations/planning/{noe.id}/{period.id}").status_code == 200
     auth.logout()
-    auth.login("admin@demo.test")
-    client.submit(url, {"action": "retirer", "enfant": hugo.id})
-    done = page_text(client.submit(url, {"action": "classe", "classe": "École Jules-Ferry|CE2"}, follow_redirects=True))
-    assert "0 enfant inscrit" in done and "1 déjà inscrit" in done  # Léa, CE2, is enrolled already
+    auth.login("admin@tilleuls.test")
+    client.submit(url, {"action": "retirer", "enfant": noe.id})
+    done = page_text(client.submit(url, {"action": "classe", "classe": "École Prévert|CE2"}, follow_redirects=True))
+    assert "0 enfant inscrit" in done and "2 déjà inscrits" in done  # Zoé and Rayan, CE2, are enrolled already
     entries = db.exec(select(AuditEntry).where(AuditEntry.target == "enrollment")).all()
     assert [e.summary.split(" :")[0] for e in entries] == ["Inscription", "Inscription retirée"]
-    assert all(e.family_id == hugo.family_id for e in entries)
+    assert all(e.family_id == noe.family_id for e in entries)
     auth.logout()
-    auth.login("agent@demo.test")
+    auth.login("agent@tilleuls.test")
     assert client.get(url).status_code == 403
 
 
 def test_staff_search_a_family_and_see_it_on_one_page(client, auth, db):
-    from models import Family
-
-    auth.login("agent@demo.test")
-    found = page_text(client.get("/agent/familles?q=yanis"))
-    assert "1 famille pour « yanis »" in found and "Benali" in found and "Martin" not in found
-    by_login = page_text(client.get("/agent/familles?q=parent2@demo"))
-    assert "Martin" in by_login
+    reservation_with_a_request(db)
+    billed_month(db)
+    auth.login("agent@tilleuls.test")
+    found = page_text(client.get("/agent/familles?q=rayan"))
+    assert "1 famille pour « rayan »" in found and "Haddad" in found and "Durand" not in found
+    by_login = page_text(client.get("/agent/familles?q=parent2@tilleuls"))
+    assert "Durand" in by_login
     assert "0 famille" in page_text(client.get("/agent/familles?q=" + "x" * 5000))  # long input: a clear answer
-    martin = db.exec(select(Family).where(Family.name == "Martin")).one()
-    page = page_text(client.get(f"/agent/familles/{martin.id}"))
-    for words in ("Famille Martin", "Léa Martin", "Arachide", "parent@demo.test", "parent2@demo.test", "R-", "F-",
+    durand = db.exec(select(Family).where(Family.name == "Durand")).one()
+    page = page_text(client.get(f"/agent/familles/{durand.id}"))
+    for words in ("Famille Durand", "Zoé Durand", "Arachide", "zoe.parent@tilleuls.test", "zoe.parent2@tilleuls.test", "R-", "F-",
                   "Chèque", "Réservations", "Factures et paiements"):
         assert words in page, words
     assert client.get("/agent/familles/99999").status_code == 404
     auth.logout()
     auth.login()
     assert client.get("/agent/familles").status_code == 403
-    assert client.get(f"/agent/familles/{martin.id}").status_code == 403
+    assert client.get(f"/agent/familles/{durand.id}").status_code == 403
 
 
 def test_csv_exports_for_staff_only(client, auth, db):
-    from models import Child
-
-    lea = db.exec(select(Child).where(Child.first_name == "Léa")).one()
-    lea.allergies = "=HYPERLINK(\"http://evil\")"  # typed by a parent: must not run in a spreadsheet
-    lea.medical_notes = "Asthme léger"
-    db.add(lea)
+    period = reservation_with_a_request(db).period_id
+    zoe = child(db, "Zoé")
+    zoe.allergies = "=HYPERLINK(\"http://evil\")"  # typed by a parent: must not run in a spreadsheet
+    zoe.medical_notes = "Asthme léger"
+    db.add(zoe)
     db.commit()
-    urls = ["/agent/exports/familles.csv", "/agent/exports/enfants.csv", "/agent/periodes/1/reservations.csv"]
-    auth.login("parent@demo.test")
+    urls = ["/agent/exports/familles.csv", "/agent/exports/enfants.csv", f"/agent/periodes/{period}/reservations.csv"]
+    auth.login("zoe.parent@tilleuls.test")
     for url in urls:
         assert client.get(url).status_code == 403
     auth.logout()
-    auth.login("agent@demo.test")
+    auth.login("agent@tilleuls.test")
     families = client.get(urls[0])
     assert families.mimetype == "text/csv" and "attachment" in families.headers["Content-Disposition"]
     text = families.get_data(as_text=True)
-    assert text.startswith("\ufeffN° famille;Famille;") and "Martin" in text and "parent@demo.test" in text
-    assert "Léa, Hugo" in text or "Hugo, Léa" in text
+    assert text.startswith("\ufeffN° famille;Famille;") and "Durand" in text and "zoe.parent@tilleuls.test" in text
+    assert "Zoé, Noé" in text or "Noé, Zoé" in text
     children = client.get(urls[1]).get_data(as_text=True)
-    row = next(line for line in children.splitlines() if line.startswith("Martin;Léa;"))
+    row = next(line for line in children.splitlines() if line.startswith("Durand;Zoé;"))
     assert "Asthme léger" in row and "'=HYPERLINK" in row
     entry = db.exec(select(AuditEntry).where(AuditEntry.target == "children")).one()
     assert "informations médicales" in entry.summary
     bookings = client.get(urls[2]).get_data(as_text=True).splitlines()
     assert bookings[0] == "\ufeffDate;Unité;Nom;Prénom;Classe;Famille;Statut;Annulation demandée"
-    assert any(";Martin;Léa;" in line and ";Réservé;" in line for line in bookings)
+    assert any(";Durand;Zoé;" in line and ";Réservé;" in line for line in bookings)
     assert any(";Liste d'attente;" in line for line in bookings)
     assert client.get("/agent/periodes/999/reservations.csv").status_code == 404
 
 
 def test_enrollment_lists_are_searchable_and_paginated(client, auth, db):
-    from datetime import date
-
-    from models import Child, Enrollment, Family
-
     family = Family(name="Nombreuse")
     db.add(family)
     db.flush()
@@ -174,7 +170,7 @@ def test_enrollment_lists_are_searchable_and_paginated(client, auth, db):
         if i < 60:
             db.add(Enrollment(child_id=child.id, establishment_id=est.id))
     db.commit()
-    auth.login("admin@demo.test")
+    auth.login("admin@tilleuls.test")
     url = f"/admin/etablissements/{est.id}/inscriptions"
     page = page_text(client.get(url))
     assert "50 enfants affichés sur" in page and "précisez la recherche" in page
@@ -186,17 +182,17 @@ def test_enrollment_lists_are_searchable_and_paginated(client, auth, db):
 
 
 def test_families_page_links_the_exports_and_admins_open_a_file(client, auth):
-    auth.login("agent@demo.test")
+    auth.login("agent@tilleuls.test")
     page = page_text(client.get("/agent/familles"))
     assert 'href="/agent/exports/familles.csv"' in page and 'href="/agent/exports/enfants.csv"' in page
     assert "Ouvrir un dossier famille" not in page
     auth.logout()
-    auth.login("admin@demo.test")
+    auth.login("admin@tilleuls.test")
     assert 'href="/admin/familles/nouvelle"' in page_text(client.get("/agent/familles"))
 
 
 def test_the_journal_shows_before_and_after_and_is_searchable(client, auth, db):
-    auth.login("admin@demo.test")
+    auth.login("admin@tilleuls.test")
     est = db.exec(select(Establishment)).first()
     client.submit(f"/admin/etablissements/{est.id}", {"name": est.name, "kind": est.kind, "address": "Rue Neuve",
                                                        "phone": est.phone, "email": est.email})
@@ -206,5 +202,5 @@ def test_the_journal_shows_before_and_after_and_is_searchable(client, auth, db):
     assert "0 modification" in page_text(client.get("/admin/journal?q=introuvable"))
     assert client.get("/admin/journal").headers["Cache-Control"] == "no-store"
     auth.logout()
-    auth.login("agent@demo.test")
+    auth.login("agent@tilleuls.test")
     assert client.get("/admin/journal").status_code == 403

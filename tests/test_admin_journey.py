@@ -3,11 +3,14 @@ deadlines, enrols a child; the parent then books a day of it."""
 import re
 from datetime import date, timedelta
 
+import pytest
 from playwright.sync_api import expect
 from sqlmodel import select
 
 from models import Booking, Child, Period, Price, Unit
-from tests.factories import login
+from tests.factories import DEMO_PARENT, login
+
+pytestmark = pytest.mark.demo  # walks the demo town as a visitor of `make run` would
 
 
 def test_admin_configures_a_new_centre_and_the_parent_books_it(page, db):
@@ -56,7 +59,7 @@ def test_admin_configures_a_new_centre_and_the_parent_books_it(page, db):
     expect(page.get_by_text("1 enfant inscrit à Accueil de loisirs Les Cigales.")).to_be_visible()
     page.get_by_role("button", name="Se déconnecter", exact=True).click()
 
-    login(page)
+    login(page, DEMO_PARENT)
     page.wait_for_load_state("load")
     page.get_by_role("link", name="Nouvelle réservation").click()
     dialog = page.get_by_role("dialog", name="Nouvelle réservation")

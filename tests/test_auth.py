@@ -2,8 +2,9 @@
 import time
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
+from http.cookies import SimpleCookie
 
-from sqlmodel import func, select
+from sqlmodel import Session, func, select
 
 from models import Child, LoginSession, LoginThrottle, User
 from services import security
@@ -25,26 +26,26 @@ def test_parent_logs_in_and_sees_the_family_space(client, auth):
     assert "Mon compte famille" in html
     for block in ("Mes informations", "Mes enfants", "Accueil de loisirs / Périscolaire", "Mes factures &amp; paiements"):
         assert block in html
-    assert "Léa Martin" in html and "Hugo Martin" in html
-    assert "Yanis" not in html  # the other family's child
+    assert "Zoé Durand" in html and "Noé Durand" in html
+    assert "Rayan" not in html  # the other family's child
 
 
 def test_login_ignores_case_and_spaces_in_the_address(client, auth):
-    auth.login(email="parent@demo.test")
+    auth.login(email="zoe.parent@tilleuls.test")
     auth.logout()
-    response = client.submit("/", {"email": "  Parent@Demo.TEST ", "password": "parent-demo-ribambelle"})
+    response = client.submit("/", {"email": "  Zoe.Parent@Tilleuls.TEST ", "password": "zoe-parent-tilleuls"})
     assert response.status_code == 302
     assert "Mon compte famille" in client.get("/compte/").get_data(as_text=True)
 
 
 def test_wrong_password_and_unknown_address_get_the_same_message(client):
-    wrong_password = client.submit("/", {"email": "parent@demo.test", "password": "pas-le-bon-mot-de-passe"})
-    unknown = client.submit("/", {"email": "personne@demo.test", "password": "pas-le-bon-mot-de-passe"})
+    wrong_password = client.submit("/", {"email": "zoe.parent@tilleuls.test", "password": "pas-le-bon-mot-de-passe"})
+    unknown = client.submit("/", {"email": "personne@tilleuls.test", "password": "pas-le-bon-mot-de-passe"})
     for response in (wrong_password, unknown):
         assert response.status_code == 200
         assert "Identifiant ou mot de passe incorrect." in response.get_data(as_text=True)
     # what was typed as login is kept
-    assert 'value="personne@demo.test"' in unknown.get_data(as_text=True)
+    assert 'value="personne@tilleuls.test"' in unknown.get_data(as_text=True)
 
 
 def test_empty_login_form_says_what_is_missing(client):
@@ -56,20 +57,20 @@ def test_empty_login_form_says_what_is_missing(client):
 
 def test_repeated_failures_slow_the_account_down_then_let_it_in(client, db, app):
     for _ in range(3):
-        client.submit("/", {"email": "parent@demo.test", "password": "mauvais-mot-de-passe"})
+        client.submit("/", {"email": "zoe.parent@tilleuls.test", "password": "mauvais-mot-de-passe"})
     # Now even the right password waits: the delay is told, not the account's existence.
-    response = client.submit("/", {"email": "parent@demo.test", "password": "parent-demo-ribambelle"})
+    response = client.submit("/", {"email": "zoe.parent@tilleuls.test", "password": "zoe-parent-tilleuls"})
     assert "Trop de tentatives de connexion" in response.get_data(as_text=True)
-    first = db.get(LoginThrottle, "parent@demo.test")
+    first = db.get(LoginThrottle, "zoe.parent@tilleuls.test")
     assert first.failures == 3
 
     # Growing: one more failure after the wait doubles the delay.
     first.blocked_until = first.blocked_until.replace(year=2000)
     db.add(first)
     db.commit()
-    client.submit("/", {"email": "parent@demo.test", "password": "mauvais-mot-de-passe"})
+    client.submit("/", {"email": "zoe.parent@tilleuls.test", "password": "mauvais-mot-de-passe"})
     db.expire_all()
-    second = db.get(LoginThrottle, "parent@demo.test")
+    second = db.get(LoginThrottle, "zoe.parent@tilleuls.test")
     assert second.failures == 4
     delay = (second.blocked_until - second.last_failure_at).total_seconds()
     assert 9 <= delay <= 11  # 5 s then 10 s ...
@@ -78,16 +79,16 @@ def test_repeated_failures_slow_the_account_down_then_let_it_in(client, db, app)
     second.blocked_until = second.blocked_until.replace(year=2000)
     db.add(second)
     db.commit()
-    response = client.submit("/", {"email": "parent@demo.test", "password": "parent-demo-ribambelle"})
+    response = client.submit("/", {"email": "zoe.parent@tilleuls.test", "password": "zoe-parent-tilleuls"})
     assert response.status_code == 302
     db.expire_all()
-    assert db.get(LoginThrottle, "parent@demo.test") is None
+    assert db.get(LoginThrottle, "zoe.parent@tilleuls.test") is None
 
 
 def test_unknown_address_is_throttled_like_a_real_one(client):
     for _ in range(3):
-        client.submit("/", {"email": "inconnu@demo.test", "password": "mauvais-mot-de-passe"})
-    response = client.submit("/", {"email": "inconnu@demo.test", "password": "mauvais-mot-de-passe"})
+        client.submit("/", {"email": "inconnu@tilleuls.test", "password": "mauvais-mot-de-passe"})
+    response = client.submit("/", {"email": "inconnu@tilleuls.test", "password": "mauvais-mot-de-passe"})
     assert "Trop de tentatives de connexion" in response.get_data(as_text=True)
 
 
@@ -105,22 +106,18 @@ def test_login_starts_a_fresh_session(client, app):
     client.get("/compte/")
     with client.raw.session_transaction() as sess:
         sess["planted"] = "by an attacker"
-    client.submit("/", {"email": "parent@demo.test", "password": "parent-demo-ribambelle"})
+    client.submit("/", {"email": "zoe.parent@tilleuls.test", "password": "zoe-parent-tilleuls"})
     with client.raw.session_transaction() as sess:
         assert "planted" not in sess
-        assert sess["_user_id"].startswith(str(_user_id(app, "parent@demo.test")) + ".")
+        assert sess["_user_id"].startswith(str(_user_id(app, "zoe.parent@tilleuls.test")) + ".")
 
 
 def _user_id(app, email):
-    from sqlmodel import Session
-
     with Session(app.extensions["ribambelle.engine"]) as s:
         return s.exec(select(User).where(User.email == email)).one().id
 
 
 def _cookie_expiry(response) -> datetime:
-    from http.cookies import SimpleCookie
-
     jar = SimpleCookie()
     jar.load(response.headers["Set-Cookie"])
     return parsedate_to_datetime(jar["ribambelle_session"]["expires"])
@@ -169,7 +166,7 @@ def test_logout_ends_the_session_on_the_server(app, client, auth, db):
     """A cookie copied before "Se déconnecter" opens nothing afterwards: family space, health record."""
     auth.login()
     stolen = client.raw.get_cookie("ribambelle_session").value
-    child = f"/enfants/{_child_id(db, 'Léa')}"
+    child = f"/enfants/{_child_id(db, 'Zoé')}"
     assert "Mon compte famille" in page_text(client.get("/compte/"))
     assert client.get(child).status_code == 200
     auth.logout()
@@ -183,7 +180,7 @@ def test_logout_ends_the_session_on_the_server(app, client, auth, db):
 
 
 def test_logout_of_an_agent_closes_the_health_export(app, client, auth):
-    auth.login("agent@demo.test")
+    auth.login("agent@tilleuls.test")
     stolen = client.raw.get_cookie("ribambelle_session").value
     assert "Allergies" in client.get("/agent/exports/enfants.csv").get_data(as_text=True)
     auth.logout()
@@ -214,7 +211,7 @@ def test_session_cookie_is_httponly_lax_and_secure_over_https(app):
         "/",
         base_url="https://localhost",
         headers={"Referer": "https://localhost/"},
-        data={"csrf_token": csrf_from(token_page.get_data(as_text=True)), "email": "parent@demo.test", "password": "parent-demo-ribambelle"},
+        data={"csrf_token": csrf_from(token_page.get_data(as_text=True)), "email": "zoe.parent@tilleuls.test", "password": "zoe-parent-tilleuls"},
     )
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" in cookie
@@ -233,13 +230,13 @@ def test_login_redirects_only_to_this_site(client):
     token = page.get_data(as_text=True)
     response = client.post(
         "/?next=https://evil.example/",
-        data={"csrf_token": csrf_from(token), "email": "parent@demo.test", "password": "parent-demo-ribambelle"},
+        data={"csrf_token": csrf_from(token), "email": "zoe.parent@tilleuls.test", "password": "zoe-parent-tilleuls"},
     )
     assert response.headers["Location"] == "/compte/"  # the family space, not the address given
 
 
 def test_post_without_csrf_token_is_refused_in_french_and_logs_nobody_in(client):
-    response = client.post("/", data={"email": "parent@demo.test", "password": "parent-demo-ribambelle"})
+    response = client.post("/", data={"email": "zoe.parent@tilleuls.test", "password": "zoe-parent-tilleuls"})
     assert response.status_code == 400
     assert "Formulaire expiré" in response.get_data(as_text=True)
     assert ">Connexion</button>" in client.get("/").get_data(as_text=True)
@@ -268,7 +265,7 @@ def test_healthz_answers_without_the_database(make_app):
 
 
 def test_agent_logs_in_on_the_same_page_and_gets_the_back_office(client, auth):
-    auth.login("agent@demo.test")
+    auth.login("agent@tilleuls.test")
     response = client.get("/")
     assert response.status_code == 302 and response.headers["Location"] == "/agent/"
     assert "Demandes à valider" in client.get("/agent/").get_data(as_text=True)
@@ -293,7 +290,7 @@ def test_absurd_numbers_get_a_french_page_not_a_500(client, auth, db):
     bad_child = client.get(f"/reservations/nouvelle?enfant={huge}")
     assert bad_child.status_code == 400 and "Un nombre de la demande est trop grand." in page_text(bad_child)
     auth.logout()
-    auth.login("admin@demo.test")
+    auth.login("admin@tilleuls.test")
     for url in ("/agent/familles", "/admin/comptes", "/admin/etablissements/1/inscriptions", "/admin/journal"):
         too_big = client.get(f"{url}?page={huge}")
         assert too_big.status_code == 400 and "Requête invalide" in page_text(too_big), url

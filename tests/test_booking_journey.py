@@ -6,7 +6,9 @@ from playwright.sync_api import expect
 from sqlmodel import select
 
 from models import Booking, Child, Reservation
-from tests.factories import login, open_planning_from_the_window
+from tests.factories import DEMO_CENTRE, DEMO_CHILD, DEMO_PARENT, login, open_planning_from_the_window
+
+pytestmark = pytest.mark.demo  # walks the demo town as a visitor of `make run` would
 
 
 def next_month(page):
@@ -16,8 +18,8 @@ def next_month(page):
 
 
 def test_whole_booking_with_htmx(page, db):
-    login(page)
-    open_planning_from_the_window(page)
+    login(page, DEMO_PARENT)
+    open_planning_from_the_window(page, child=DEMO_CHILD, centre=DEMO_CENTRE)
     next_month(page)
     assert "mois=" in page.url  # the month is in the address: a reload shows the same month
 
@@ -91,7 +93,7 @@ def no_js_page(browser, live_server):
 def test_whole_booking_with_javascript_off(no_js_page, db):
     page = no_js_page
     before = len(db.exec(select(Reservation)).all())
-    login(page)
+    login(page, DEMO_PARENT)
     page.get_by_role("link", name="Nouvelle réservation").click()
     expect(page.get_by_role("heading", name="Nouvelle réservation")).to_be_visible()
     page.get_by_label("Léa Martin").check()
@@ -130,8 +132,8 @@ def test_whole_booking_with_javascript_off(no_js_page, db):
 
 def test_back_after_a_month_change_and_after_the_window_shows_whole_pages(page, db):
     """htmx restores history by asking the page again (HX-History-Restore-Request): the whole page comes."""
-    login(page)
-    open_planning_from_the_window(page)
+    login(page, DEMO_PARENT)
+    open_planning_from_the_window(page, child=DEMO_CHILD, centre=DEMO_CENTRE)
     first = page.locator("#planning-month caption").inner_text()
     next_month(page)
     page.go_back()

@@ -2,16 +2,20 @@
 import re
 from datetime import date
 
+import pytest
 from playwright.sync_api import expect
 from sqlmodel import select
 
 from models import Booking, Child, Reservation, Unit
-from tests.factories import login, open_planning_from_the_window
+from tests.factories import DEMO_CENTRE, DEMO_CHILD, DEMO_PARENT, login, open_planning_from_the_window
+
+pytestmark = pytest.mark.demo  # walks the demo town as a visitor of `make run` would
 
 
 def test_cancellation_journey(page, db):
-    login(page)
-    open_planning_from_the_window(page, "Demande d'annulation", "Demande d'annulation — planning de Léa Martin")
+    login(page, DEMO_PARENT)
+    open_planning_from_the_window(page, "Demande d'annulation", "Demande d'annulation — planning de Léa Martin",
+                                  child=DEMO_CHILD, centre=DEMO_CENTRE)
 
     # the demo's first accepted day, a week or two ahead: pick its month in the month list
     lea = db.exec(select(Child).where(Child.first_name == "Léa")).one()

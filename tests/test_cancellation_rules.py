@@ -7,7 +7,7 @@ import pytest
 from sqlmodel import Session, select
 
 from db import writing_session
-from models import Booking, Child, DaySlot, Draft, OutboxMail, Period, Reservation, User
+from models import Booking, Child, DaySlot, Draft, DraftLine, OutboxMail, Period, Reservation, User
 from services import planning
 from tests.factories import NOW, book, cancel, child, confirm, enroll_everyone, lines_of, parent_id, paris, units
 
@@ -76,8 +76,6 @@ def test_refused_cancellation_keeps_the_booking(app, db, summer):
 
 
 def test_cancellation_never_touches_a_day_that_is_not_booked(app, db, summer):
-    from models import DraftLine
-
     day = date(2027, 7, 21)
     with pytest.raises(planning.PlanningError):  # the click itself is refused
         planning.toggle(db, child(db), summer, units(db)["matinee"].id, day, NOW, mode="cancel")
@@ -123,8 +121,8 @@ def test_freed_place_goes_to_the_waiting_list_automatically_when_the_period_says
     with app.app_context():
         cancel(app, db, summer, "Zoé", "journee", day)
     db.expire_all()
-    yanis = db.exec(select(Booking).where(Booking.child_id == child(db, "Rayan").id, Booking.day == day)).one()
-    assert yanis.status == "accepted"
+    rayan = db.exec(select(Booking).where(Booking.child_id == child(db, "Rayan").id, Booking.day == day)).one()
+    assert rayan.status == "accepted"
     assert db.get(Reservation, waiting.id).status == "accepted"
     assert db.get(DaySlot, (u.id, day)).taken == u.capacity
     mail = db.exec(select(OutboxMail).where(OutboxMail.recipient == "rayan.parent@tilleuls.test")).one()
@@ -187,8 +185,8 @@ def test_a_cancellation_and_a_booking_racing_for_the_last_place(app, db, summer)
     assert slot.taken <= u.capacity
     assert slot.taken == len(holders) + (u.capacity - 1)  # the places counted are the places held
     assert planning.overbooked(db) == []
-    yanis = db.exec(select(Booking).where(Booking.child_id == child(db, "Rayan").id, Booking.day == day)).one()
-    assert yanis.status in ("accepted", "waitlist")  # accepted if the cancellation came first
+    rayan = db.exec(select(Booking).where(Booking.child_id == child(db, "Rayan").id, Booking.day == day)).one()
+    assert rayan.status in ("accepted", "waitlist")  # accepted if the cancellation came first
 
 
 def test_absence_today_is_a_request_the_agent_sees_first(app, db, summer):

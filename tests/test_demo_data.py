@@ -1,10 +1,13 @@
 """The demo town: the README's logins work, and loading twice loads nothing twice."""
-from datetime import date
+from datetime import date, timedelta
 
-from sqlmodel import func, select
+import pytest
+from sqlmodel import Session, func, select
 
-from models import Child, Family, User
-from services import demo_data
+from models import Booking, Child, ClosedDay, DaySlot, Family, Reservation, Unit, User
+from services import demo_data, migrations
+
+pytestmark = pytest.mark.demo  # walks the demo town as a visitor of `make run` would
 
 
 def test_every_readme_login_works(client, auth):
@@ -37,10 +40,6 @@ def test_demo_is_relative_to_today(app, make_app, db):
 
 def test_demo_planning_shows_every_state_a_seed_can_make(db):
     """Whatever the weekday the demo is loaded on: accepted, request, waiting list, full, closed, locked."""
-    from datetime import timedelta
-
-    from models import Booking, ClosedDay, DaySlot, Reservation, Unit
-
     statuses = sorted(b.status for b in db.exec(select(Booking).where(Booking.day >= date.today())))
     assert statuses == ["accepted", "accepted", "request", "waitlist"]
     assert len(db.exec(select(Reservation).where(Reservation.status == "pending")).all()) == 1
@@ -51,13 +50,6 @@ def test_demo_planning_shows_every_state_a_seed_can_make(db):
 
 
 def test_demo_loads_the_same_states_on_any_weekday(app, make_app, tmp_path):
-    from datetime import timedelta
-
-    from sqlmodel import Session
-
-    from models import Booking
-    from services import migrations
-
     for offset in range(7):
         url = f"sqlite:///{tmp_path / f'day{offset}.sqlite'}"
         migrations.upgrade(url)

@@ -154,8 +154,8 @@ def test_nginx_in_front_of_two_app_processes(app, database_url, tmp_path):
         response, page = browser.open(base + "/")
         assert "Content-Security-Policy" in response.headers and response.headers["Content-Encoding"] == "gzip"
         token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
-        response, home = browser.open(base + "/", {"csrf_token": token, "email": "parent@demo.test",
-                                                    "password": "parent-demo-ribambelle"}, {"Referer": f"https://{SITE}/"})
+        response, home = browser.open(base + "/", {"csrf_token": token, "email": "zoe.parent@tilleuls.test",
+                                                    "password": "zoe-parent-tilleuls"}, {"Referer": f"https://{SITE}/"})
         assert "Mon compte famille" in home
         # The security log works under gunicorn: the login is one JSON line in its error log.
         deadline = time.time() + 5
@@ -165,7 +165,7 @@ def test_nginx_in_front_of_two_app_processes(app, database_url, tmp_path):
         logged = "".join((tmp_path / f"gunicorn-{p}.log").read_text() for p in ports)
         line = next(json.loads(l.split(": ", 1)[1]) for l in logged.splitlines() if '"login.success"' in l)
         assert line["event"] == "login.success" and line["role"] == "parent" and line["ip"] == "127.0.0.1"
-        assert "parent-demo-ribambelle" not in logged and token not in logged
+        assert "zoe-parent-tilleuls" not in logged and token not in logged
 
         # The secret of a single-use link never reaches an access log, nginx's or gunicorn's.
         with pytest.raises(urllib.error.HTTPError):

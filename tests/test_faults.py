@@ -1,10 +1,15 @@
 """Faults lose nothing and get words: the error page without the database, readiness, htmx errors."""
 import re
+import threading
 
+from playwright.sync_api import expect
 from sqlalchemy import create_engine
+from sqlmodel import select
 
 from db import get_db
+from models import Draft, DraftLine
 from tests.conftest import Auth, Client, check_invariants, page_text, place_drift
+from tests.factories import bookable_day, centre, child, login, make_town, open_planning_from_the_window, planning_url
 
 UNREACHABLE = "postgresql+psycopg://nobody@127.0.0.1:1/none"
 
@@ -17,11 +22,9 @@ def _database_goes_away(app):
 
 def test_the_error_page_needs_no_database(make_app):
     """A logged-in parent while the database is down: a French page with the site around it, no traceback."""
-    from services import demo_data
-
     app = make_app(PROPAGATE_EXCEPTIONS=False)
     with app.app_context():
-        demo_data.seed(get_db(), app.extensions["ribambelle.hasher"])
+        make_town(get_db(), app.extensions["ribambelle.hasher"])
     client = Client(app.test_client())
     Auth(client).login()
     _database_goes_away(app)
@@ -47,10 +50,6 @@ def test_readyz_checks_the_database_and_healthz_does_not(make_app):
 
 def test_a_failed_htmx_click_is_announced_in_the_planning(page, db):
     """A toggle answered 500, or lost on the network: the planning's live region says so."""
-    from playwright.sync_api import expect
-
-    from tests.factories import login, open_planning_from_the_window
-
     login(page)
     open_planning_from_the_window(page)
     cell = page.locator("td.cell--available").filter(has=page.locator("button")).first
@@ -65,27 +64,20 @@ def test_a_failed_htmx_click_is_announced_in_the_planning(page, db):
 
 def test_two_guardians_clicking_one_cell_at_the_same_moment(app, db):
     """Both answered 200 with the cell as it now is; the draft ends consistent (two clicks: as before)."""
-    import threading
-
-    from sqlmodel import select
-
-    from models import Draft, DraftLine
-    from tests.factories import bookable_day, child, lutins, planning_url
-
-    est, period, units = lutins(db)
-    lea = child(db, "Léa")
+    est, period, units = centre(db)
+    zoe = child(db, "Zoé")
     unit = units["matinee"]
-    day = bookable_day(db, period, unit, lea)
+    day = bookable_day(db, period, unit, zoe)
     guardians = []
-    for email in ("parent@demo.test", "parent2@demo.test"):
+    for email in ("zoe.parent@tilleuls.test", "zoe.parent2@tilleuls.test"):
         client = Client(app.test_client())
         Auth(client).login(email)
         guardians.append(client)
-    url = f"/reservations/planning/{lea.id}/{period.id}/cellule"
+    url = f"/reservations/planning/{zoe.id}/{period.id}/cellule"
     drift = place_drift(db)
     for round_ in range(6):
         tokens = [re.search(r'name="csrf_token" value="([^"]+)"|"X-CSRFToken": "([^"]+)"',
-                            c.get(planning_url(lea, period, day)).get_data(as_text=True)) for c in guardians]
+                            c.get(planning_url(zoe, period, day)).get_data(as_text=True)) for c in guardians]
         tokens = [m.group(1) or m.group(2) for m in tokens]
         barrier, answers = threading.Barrier(2), []
 
@@ -103,7 +95,7 @@ def test_two_guardians_clicking_one_cell_at_the_same_moment(app, db):
         assert [code for code, _ in answers] == [200, 200], (round_, [a[1][:300] for a in answers])
         assert all(f'id="cell-{day.isoformat()}-matinee"' in body for _, body in answers)
         db.expire_all()
-        draft = db.exec(select(Draft).where(Draft.child_id == lea.id, Draft.period_id == period.id)).one()
+        draft = db.exec(select(Draft).where(Draft.child_id == zoe.id, Draft.period_id == period.id)).one()
         lines = db.exec(select(DraftLine).where(DraftLine.draft_id == draft.id, DraftLine.unit_id == unit.id,
                                                 DraftLine.day == day)).all()
         assert lines == [], round_  # one click selected it, the other cleared it: as before the round

@@ -1,13 +1,17 @@
 """Parent journeys of the guide in Debian's Chromium (Playwright): sections 1, 2 and 5."""
 import re
 
+import pytest
 from playwright.sync_api import expect
 
-from tests.factories import login
+from services import demo_data
+from tests.factories import DEMO_PARENT, login
+
+pytestmark = pytest.mark.demo  # walks the demo town as a visitor of `make run` would
 
 
 def test_journey_1_log_in_and_out(page):
-    login(page, password="pas-le-bon-mot-de-passe")
+    login(page, DEMO_PARENT, password="pas-le-bon-mot-de-passe")
     expect(page.get_by_role("alert")).to_contain_text("Identifiant ou mot de passe incorrect.")
     expect(page.get_by_label("Identifiant (adresse mail)")).to_have_value("parent@demo.test")
 
@@ -58,7 +62,7 @@ def test_journey_2_forgotten_password_through_the_mail(page, smtp):
 
 
 def test_journey_5_change_the_login(page, smtp):
-    login(page)
+    login(page, DEMO_PARENT)
     page.get_by_role("link", name="Modifier mon login").click()
     page.get_by_label("Nouvelle adresse mail").fill("claire.martin@demo.test")
     page.get_by_label("Mot de passe actuel").fill("parent-demo-ribambelle")
@@ -73,12 +77,12 @@ def test_journey_5_change_the_login(page, smtp):
     expect(page.get_by_text("claire.martin@demo.test", exact=True)).to_be_visible()
 
     page.get_by_role("button", name="Se déconnecter", exact=True).click()
-    login(page, email="claire.martin@demo.test")
+    login(page, "claire.martin@demo.test", demo_data.DEMO_ACCOUNTS[DEMO_PARENT])
     expect(page.get_by_role("heading", name="Mon compte famille")).to_be_visible()
 
 
 def test_family_change_in_the_browser_at_phone_width(page):
-    login(page)
+    login(page, DEMO_PARENT)
     page.get_by_role("link", name="Modifier les Informations de la famille").click()
     page.get_by_label("Code postal").fill("12")
     page.get_by_role("button", name="Enregistrer").click()

@@ -62,3 +62,18 @@ def test_no_module_of_services_or_blueprints_is_over_450_lines():
     long = {str(p.relative_to(ROOT)): n for p in [*(ROOT / "services").rglob("*.py"), *(ROOT / "blueprints").rglob("*.py")]
             if (n := len(p.read_text().split("\n"))) > 450}
     assert long == {}
+
+
+def test_test_modules_share_helpers_only_through_conftest_and_factories():
+    borrowed = {path.name: bad for path in sorted((ROOT / "tests").glob("test_*.py"))
+                if (bad := {m for m in imports_of(path) if m.startswith("tests.")} - {"tests.conftest", "tests.factories"})}
+    assert borrowed == {}
+
+
+def test_only_the_demo_journeys_read_the_demo_town():
+    """A test that names the demo's families, centre or logins walks the demo as a visitor of `make run`
+    would, and says so (``pytest.mark.demo``); every other test starts from ``tests.factories.make_town``."""
+    unmarked = [path.name for path in sorted((ROOT / "tests").glob("test_*.py"))
+                if re.search(r"Léa|Lutins|Jules-Ferry|@demo\.test", text := path.read_text())
+                and "pytestmark = pytest.mark.demo" not in text]
+    assert unmarked == []

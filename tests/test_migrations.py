@@ -8,6 +8,7 @@ from sqlmodel import SQLModel
 import models  # noqa: F401
 from db import get_db
 from services import billing, demo_data, migrations
+from services.migrations import config
 
 
 def test_migrations_produce_exactly_the_models_schema(database_url):
@@ -20,10 +21,6 @@ def test_migrations_produce_exactly_the_models_schema(database_url):
 
 
 def test_migrations_reach_head(database_url):
-    from alembic.script import ScriptDirectory
-
-    from services.migrations import config
-
     head = ScriptDirectory.from_config(config(database_url)).get_current_head()
     engine = create_engine(database_url)
     with engine.connect() as conn:

@@ -11,11 +11,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 from sqlmodel import Session, func, select
 
-from models import Child, Family, Reservation, User
-from services import migrations
+from models import Child, DaySlot, Establishment, Family, Period, Reservation, Unit, User, utcnow
+from services import backup, counters, migrations, planning
 from tests.conftest import check_invariants, free_port, place_drift
 
 
@@ -37,14 +38,13 @@ def test_backup_then_restore_brings_the_data_back(app, database_url, tmp_path):
     engine = create_engine(database_url)
     with Session(engine) as db:
         assert db.exec(select(func.count()).select_from(Family)).one() == families
-        assert db.exec(select(User).where(User.email == "parent@demo.test")).one()
+        assert db.exec(select(User).where(User.email == "zoe.parent@tilleuls.test")).one()
     engine.dispose()
 
 
 def test_migrations_upgrade_a_database_holding_data(tmp_path):
     """From the first revision with a family in it, up to the newest: the data stays."""
     url = f"sqlite:///{tmp_path / 'old.sqlite'}"
-    from alembic.script import ScriptDirectory
 
     revisions = list(ScriptDirectory.from_config(migrations.config(url)).walk_revisions())
     first = revisions[-1].revision
@@ -100,19 +100,15 @@ class Browser:
 
 @pytest.mark.backends("postgresql")  # several app servers run on PostgreSQL
 def test_two_app_processes_share_sessions_bookings_and_capacity(app, database_url, db, tmp_path, backend):
-    from models import DaySlot, Establishment, Period, Unit
-    from services import planning
-
     # The last place of the day's Journée, for two families.
-    est = db.exec(select(Establishment).where(Establishment.name == "Accueil de loisirs Les Lutins")).one()
+    est = db.exec(select(Establishment).where(Establishment.name == "Centre de loisirs Les Tilleuls")).one()
     period = db.exec(select(Period).where(Period.establishment_id == est.id)).one()
     journee = db.exec(select(Unit).where(Unit.establishment_id == est.id, Unit.code == "journee")).one()
-    lea = db.exec(select(Child).where(Child.first_name == "Léa")).one()
-    yanis = db.exec(select(Child).where(Child.first_name == "Yanis")).one()
-    from models import utcnow
+    zoe = db.exec(select(Child).where(Child.first_name == "Zoé")).one()
+    rayan = db.exec(select(Child).where(Child.first_name == "Rayan")).one()
 
     started = utcnow()  # the reservations made through the two servers are the ones after this
-    plan = planning.load_planning(db, lea, period, planning.all_period_days(period), started)
+    plan = planning.load_planning(db, zoe, period, planning.all_period_days(period), started)
     day = next(d for d in plan.days if plan.cell(journee, d).state == "available" and plan.outcome(journee, d) == "accepted")
     db.add(DaySlot(unit_id=journee.id, day=day, taken=journee.capacity - 1))
     db.commit()
@@ -123,9 +119,9 @@ def test_two_app_processes_share_sessions_bookings_and_capacity(app, database_ur
         for p in ports:
             _wait(p)
         a, b = (f"http://127.0.0.1:{p}" for p in ports)
-        martin = Browser()
-        martin.login(a, "parent@demo.test", "parent-demo-ribambelle")
-        assert "Mon compte famille" in martin.get(b + "/")  # the session is valid on the other server
+        durand = Browser()
+        durand.login(a, "zoe.parent@tilleuls.test", "zoe-parent-tilleuls")
+        assert "Mon compte famille" in durand.get(b + "/")  # the session is valid on the other server
 
         def book(browser, server, child):
             page = browser.get(f"{server}/reservations/planning/{child.id}/{period.id}?mois={day:%Y-%m}")
@@ -137,14 +133,14 @@ def test_two_app_processes_share_sessions_bookings_and_capacity(app, database_ur
             return browser.post(f"{server}/reservations/planning/{child.id}/{period.id}/confirmer",
                                 {"csrf_token": token, "revision": revision})
 
-        summary = book(martin, a, lea)  # through server A
+        summary = book(durand, a, zoe)  # through server A
         assert "Votre réservation est enregistrée" in summary
-        seen = martin.get(f"{b}/reservations/planning/{lea.id}/{period.id}?mois={day:%Y-%m}")  # through B
+        seen = durand.get(f"{b}/reservations/planning/{zoe.id}/{period.id}?mois={day:%Y-%m}")  # through B
         assert f'id="cell-{day.isoformat()}-journee" class="cell cell--booked"' in seen
 
-        benali = Browser()
-        benali.login(b, "famille2@demo.test", "famille2-demo-ribambelle")
-        summary = book(benali, b, yanis)  # through server B: the place is gone
+        haddad = Browser()
+        haddad.login(b, "rayan.parent@tilleuls.test", "rayan-parent-tilleuls")
+        summary = book(haddad, b, rayan)  # through server B: the place is gone
         assert "Liste d&#39;attente" in summary or "Liste d'attente" in summary
     finally:
         for s in servers:
@@ -205,13 +201,11 @@ def test_a_damaged_backup_is_refused_and_the_live_data_stays(app, database_url, 
     # the portal still works on the untouched data
     engine = create_engine(database_url)
     with Session(engine) as db:
-        assert db.exec(select(User).where(User.email == "parent@demo.test")).one()
+        assert db.exec(select(User).where(User.email == "zoe.parent@tilleuls.test")).one()
     engine.dispose()
 
 
 def test_backup_refuses_to_call_a_damaged_file_good(app, database_url, tmp_path):
-    from services import backup
-
     dump = tmp_path / "sauvegarde.bin"
     backup.backup(database_url, dump)
     for damaged in _damaged_copies(dump, tmp_path).values():
@@ -237,8 +231,6 @@ def test_restore_is_refused_while_the_portal_is_in_service(app, make_app, databa
 
 
 def test_after_a_restore_no_number_already_shown_is_handed_out_again(app, database_url, tmp_path):
-    from services import counters
-
     runner = app.test_cli_runner()
     dump = tmp_path / "sauvegarde.bin"
     assert runner.invoke(args=["backup", str(dump)]).exit_code == 0

@@ -1,10 +1,13 @@
 """Forgotten login or password (guide section 2): same answer for any address, single-use link."""
+import types
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import select
 
 from models import AuthToken, OutboxMail, User
+from services import outbox, ratelimit
 from tests.conftest import csrf_from, page_text
 
 
@@ -13,8 +16,8 @@ def ask(client, address):
 
 
 def test_confirmation_reads_the_same_whether_or_not_the_address_exists(client, smtp):
-    known = ask(client, "parent@demo.test").get_data(as_text=True)
-    unknown = ask(client, "personne@demo.test").get_data(as_text=True)
+    known = ask(client, "zoe.parent@tilleuls.test").get_data(as_text=True)
+    unknown = ask(client, "personne@tilleuls.test").get_data(as_text=True)
     assert "Si cette adresse correspond à un compte" in known
     assert ">OK</a>" in known
 
@@ -22,34 +25,34 @@ def test_confirmation_reads_the_same_whether_or_not_the_address_exists(client, s
         return html.split('name="csrf_token"')[0].split("X-CSRFToken")[0]
 
     assert strip(known) == strip(unknown)
-    assert len(smtp.to("parent@demo.test")) == 1
-    assert smtp.to("personne@demo.test") == []
+    assert len(smtp.to("zoe.parent@tilleuls.test")) == 1
+    assert smtp.to("personne@tilleuls.test") == []
 
 
 def test_mail_gives_the_login_and_a_link_never_a_password(client, smtp):
-    ask(client, "parent@demo.test")
-    mail = smtp.wait_for("parent@demo.test")[0]
+    ask(client, "zoe.parent@tilleuls.test")
+    mail = smtp.wait_for("zoe.parent@tilleuls.test")[0]
     text = smtp.text(mail)
-    assert "Votre identifiant de connexion : parent@demo.test" in text
+    assert "Votre identifiant de connexion : zoe.parent@tilleuls.test" in text
     assert "30 minutes" in text
-    assert "parent-demo-ribambelle" not in text
+    assert "zoe-parent-tilleuls" not in text
     assert "/mot-de-passe/nouveau/" in smtp.link(mail)
 
 
 def test_link_sets_a_new_password_once(client, smtp, db):
-    ask(client, "parent@demo.test")
-    link = smtp.link(smtp.wait_for("parent@demo.test")[0])
+    ask(client, "zoe.parent@tilleuls.test")
+    link = smtp.link(smtp.wait_for("zoe.parent@tilleuls.test")[0])
     path = link.split("localhost", 1)[1]
     page = client.get(path).get_data(as_text=True)
-    assert "Choisir un nouveau mot de passe" in page and "parent@demo.test" in page
+    assert "Choisir un nouveau mot de passe" in page and "zoe.parent@tilleuls.test" in page
 
     response = client.submit(path, {"password": "une phrase de passe toute neuve", "confirm": "une phrase de passe toute neuve"})
     assert response.status_code == 302
     assert "Votre nouveau mot de passe est enregistré" in client.get("/").get_data(as_text=True)
 
     client.submit("/", {}, action="/deconnexion")
-    assert client.submit("/", {"email": "parent@demo.test", "password": "parent-demo-ribambelle"}).status_code == 200
-    assert client.submit("/", {"email": "parent@demo.test", "password": "une phrase de passe toute neuve"}).status_code == 302
+    assert client.submit("/", {"email": "zoe.parent@tilleuls.test", "password": "zoe-parent-tilleuls"}).status_code == 200
+    assert client.submit("/", {"email": "zoe.parent@tilleuls.test", "password": "une phrase de passe toute neuve"}).status_code == 302
 
     again = client.get(path)
     assert again.status_code == 410
@@ -57,8 +60,8 @@ def test_link_sets_a_new_password_once(client, smtp, db):
 
 
 def test_expired_link_says_so(client, smtp, db):
-    ask(client, "parent@demo.test")
-    path = smtp.link(smtp.wait_for("parent@demo.test")[0]).split("localhost", 1)[1]
+    ask(client, "zoe.parent@tilleuls.test")
+    path = smtp.link(smtp.wait_for("zoe.parent@tilleuls.test")[0]).split("localhost", 1)[1]
     token = db.exec(select(AuthToken)).one()
     token.expires_at = token.created_at - timedelta(seconds=1)
     db.add(token)
@@ -69,15 +72,15 @@ def test_expired_link_says_so(client, smtp, db):
 
 
 def test_link_lives_thirty_minutes(client, smtp, db):
-    ask(client, "parent@demo.test")
+    ask(client, "zoe.parent@tilleuls.test")
     token = db.exec(select(AuthToken)).one()
     assert token.expires_at - token.created_at == timedelta(minutes=30)
 
 
 def test_a_newer_request_supersedes_the_older_link(client, smtp):
-    ask(client, "parent@demo.test")
-    ask(client, "parent@demo.test")
-    first, second = smtp.wait_for("parent@demo.test", count=2)
+    ask(client, "zoe.parent@tilleuls.test")
+    ask(client, "zoe.parent@tilleuls.test")
+    first, second = smtp.wait_for("zoe.parent@tilleuls.test", count=2)
     old = client.get(smtp.link(first).split("localhost", 1)[1])
     assert old.status_code == 410
     assert "remplacé par un lien plus récent" in old.get_data(as_text=True)
@@ -91,17 +94,17 @@ def test_unknown_link_says_so(client):
 
 
 def test_new_password_rules_are_explained_and_nothing_changes(client, smtp, db):
-    ask(client, "parent@demo.test")
-    path = smtp.link(smtp.wait_for("parent@demo.test")[0]).split("localhost", 1)[1]
-    before = db.exec(select(User).where(User.email == "parent@demo.test")).one().password_hash
+    ask(client, "zoe.parent@tilleuls.test")
+    path = smtp.link(smtp.wait_for("zoe.parent@tilleuls.test")[0]).split("localhost", 1)[1]
+    before = db.exec(select(User).where(User.email == "zoe.parent@tilleuls.test")).one().password_hash
     cases = {
         "court": "au moins 12 caractères",
         "azertyuiop123": "Ce mot de passe est trop facile à deviner. Ce mot de passe ressemble à un mot de passe très courant.",
         "azertyuiop1234": "trop facile à deviner",
-        "martinmartin12": "Il reprend votre identifiant, votre nom ou celui de la commune",
-        "parent@demo.test1": "ne doit pas reprendre votre adresse mail",
+        "duranddurand12": "Il reprend votre identifiant, votre nom ou celui de la commune",
+        "zoe.parent@tilleuls.test1": "ne doit pas reprendre votre adresse mail",
         "Démonstration2027": "Il reprend votre identifiant, votre nom ou celui de la commune",
-        "parent-demo-ribambelle": "C'est votre mot de passe actuel",
+        "zoe-parent-tilleuls": "C'est votre mot de passe actuel",
         "x" * 129: "au plus 128 caractères",
     }
     for password, message in cases.items():
@@ -112,18 +115,18 @@ def test_new_password_rules_are_explained_and_nothing_changes(client, smtp, db):
     html = client.submit(path, {"password": "une phrase assez longue", "confirm": "une autre phrase"}).get_data(as_text=True)
     assert "Les deux mots de passe ne sont pas identiques." in html
     db.expire_all()
-    assert db.exec(select(User).where(User.email == "parent@demo.test")).one().password_hash == before
+    assert db.exec(select(User).where(User.email == "zoe.parent@tilleuls.test")).one().password_hash == before
     assert client.get(path).status_code == 200  # the link still works after a refused try
 
 
 def test_a_password_typed_differently_on_a_phone_is_the_same_password(client, smtp):
     """NFKC: "é" composed or as e + accent, full-width letters: the same password, whatever the keyboard."""
-    ask(client, "parent@demo.test")
-    path = smtp.link(smtp.wait_for("parent@demo.test")[0]).split("localhost", 1)[1]
+    ask(client, "zoe.parent@tilleuls.test")
+    path = smtp.link(smtp.wait_for("zoe.parent@tilleuls.test")[0]).split("localhost", 1)[1]
     composed = "un été caniculaire à Brest"
     decomposed = "un e\u0301te\u0301 caniculaire a\u0300 Brest"
     assert client.submit(path, {"password": composed, "confirm": decomposed}).status_code == 302
-    assert client.submit("/", {"email": "parent@demo.test", "password": decomposed}).status_code == 302
+    assert client.submit("/", {"email": "zoe.parent@tilleuls.test", "password": decomposed}).status_code == 302
 
 
 def test_invalid_address_is_explained(client):
@@ -134,19 +137,19 @@ def test_invalid_address_is_explained(client):
 
 def test_after_a_reset_the_parent_logs_in_with_the_login_filled(client, smtp):
     """OWASP: the link does not log in; the login page opens with the login written in."""
-    ask(client, "parent@demo.test")
-    path = smtp.link(smtp.wait_for("parent@demo.test")[0]).split("localhost", 1)[1]
+    ask(client, "zoe.parent@tilleuls.test")
+    path = smtp.link(smtp.wait_for("zoe.parent@tilleuls.test")[0]).split("localhost", 1)[1]
     response = client.submit(path, {"password": "une phrase de passe toute neuve", "confirm": "une phrase de passe toute neuve"},
                              follow_redirects=True)
     text = page_text(response)
     assert "Votre nouveau mot de passe est enregistré. Connectez-vous" in text
     assert "Se connecter à votre espace personnel" in text and "Mon compte famille" not in text
-    assert 'value="parent@demo.test"' in response.get_data(as_text=True)
+    assert 'value="zoe.parent@tilleuls.test"' in response.get_data(as_text=True)
 
 
 def test_reset_page_is_never_cached(client, smtp):
-    ask(client, "parent@demo.test")
-    path = smtp.link(smtp.wait_for("parent@demo.test")[0]).split("localhost", 1)[1]
+    ask(client, "zoe.parent@tilleuls.test")
+    path = smtp.link(smtp.wait_for("zoe.parent@tilleuls.test")[0]).split("localhost", 1)[1]
     assert client.get(path).headers["Cache-Control"] == "no-store"
 
 
@@ -155,12 +158,12 @@ def test_a_forged_host_header_never_reaches_the_mail(app, client, smtp, db):
     raw = app.test_client()
     page = raw.get("/identifiant-oublie")
     token = csrf_from(page.get_data(as_text=True))
-    forged = raw.post("/identifiant-oublie", data={"csrf_token": token, "email": "parent@demo.test"},
+    forged = raw.post("/identifiant-oublie", data={"csrf_token": token, "email": "zoe.parent@tilleuls.test"},
                       headers={"Host": "evil.test"})
     assert forged.status_code == 400 and "Adresse inconnue" in page_text(forged)
-    assert smtp.to("parent@demo.test") == [] and db.exec(select(OutboxMail)).all() == []
-    ask(client, "parent@demo.test")
-    assert smtp.link(smtp.wait_for("parent@demo.test")[0]).startswith("http://localhost/mot-de-passe/nouveau/")
+    assert smtp.to("zoe.parent@tilleuls.test") == [] and db.exec(select(OutboxMail)).all() == []
+    ask(client, "zoe.parent@tilleuls.test")
+    assert smtp.link(smtp.wait_for("zoe.parent@tilleuls.test")[0]).startswith("http://localhost/mot-de-passe/nouveau/")
 
 
 @pytest.mark.parametrize("app_settings", [{"PROXY_COUNT": 1, "BASE_URL": "https://famille.ville.test"}])
@@ -169,24 +172,18 @@ def test_a_forged_forwarded_host_is_refused_behind_the_proxy(app, smtp, db):
     real = {"Host": "famille.ville.test", "X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
     page = raw.get("/identifiant-oublie", headers=real)
     token = csrf_from(page.get_data(as_text=True))
-    forged = raw.post("/identifiant-oublie", data={"csrf_token": token, "email": "admin@demo.test"},
+    forged = raw.post("/identifiant-oublie", data={"csrf_token": token, "email": "admin@tilleuls.test"},
                       headers={**real, "X-Forwarded-Host": "evil.test", "Referer": "https://famille.ville.test/"})
     assert forged.status_code == 400
-    assert smtp.to("admin@demo.test") == []
-    sent = raw.post("/identifiant-oublie", data={"csrf_token": token, "email": "admin@demo.test"},
+    assert smtp.to("admin@tilleuls.test") == []
+    sent = raw.post("/identifiant-oublie", data={"csrf_token": token, "email": "admin@tilleuls.test"},
                     headers={**real, "X-Forwarded-Host": "famille.ville.test", "Referer": "https://famille.ville.test/"})
     assert sent.status_code == 200
-    assert smtp.link(smtp.wait_for("admin@demo.test")[0]).startswith("https://famille.ville.test/mot-de-passe/nouveau/")
+    assert smtp.link(smtp.wait_for("admin@tilleuls.test")[0]).startswith("https://famille.ville.test/mot-de-passe/nouveau/")
 
 
 def test_known_and_unknown_addresses_do_the_same_work(app, client, smtp, db, monkeypatch):
     """The request only queues the typed address: no account lookup, one row either way."""
-    import types
-
-    from sqlalchemy import event
-
-    from services import ratelimit
-
     # The rate counters' occasional clean-up (1 time in 100) is not this request's work: kept out.
     monkeypatch.setattr(ratelimit, "random", types.SimpleNamespace(random=lambda: 1.0))
 
@@ -196,7 +193,7 @@ def test_known_and_unknown_addresses_do_the_same_work(app, client, smtp, db, mon
     def count(conn, cursor, statement, *args):
         statements.append(statement.split()[0])  # the kind of each statement sent to the database
 
-    for address in ("parent@demo.test", "personne@demo.test"):
+    for address in ("zoe.parent@tilleuls.test", "personne@tilleuls.test"):
         page = client.raw.get("/identifiant-oublie")
         token = csrf_from(page.get_data(as_text=True))
         app.config.update(OUTBOX_SYNC=False, MAIL_SERVER=None)  # the sender's work is not the request's
@@ -207,31 +204,28 @@ def test_known_and_unknown_addresses_do_the_same_work(app, client, smtp, db, mon
     known, unknown = " ".join(statements).split("|")[:2]
     assert known.split() == unknown.split(), (known, unknown)
     rows = db.exec(select(OutboxMail).order_by(OutboxMail.id)).all()
-    assert [r.recipient for r in rows] == ["parent@demo.test", "personne@demo.test"]
+    assert [r.recipient for r in rows] == ["zoe.parent@tilleuls.test", "personne@tilleuls.test"]
     app.config.update(OUTBOX_SYNC=True, MAIL_SERVER="127.0.0.1")
-    from services import outbox
 
     outbox.deliver_pending(app)
     db.expire_all()
     assert [r.status for r in db.exec(select(OutboxMail).order_by(OutboxMail.id))] == ["sent", "dropped"]
-    assert len(smtp.to("parent@demo.test")) == 1 and smtp.to("personne@demo.test") == []
+    assert len(smtp.to("zoe.parent@tilleuls.test")) == 1 and smtp.to("personne@tilleuls.test") == []
 
 
 def test_a_reset_mail_sent_late_carries_a_fresh_link(app, client, db, smtp):
     """Queued while SMTP was down for an hour: the link is made when the mail leaves, so it still works."""
-    from services import outbox
-
     app.config["MAIL_SERVER"] = None  # SMTP unreachable: the mail waits
-    ask(client, "parent@demo.test")
+    ask(client, "zoe.parent@tilleuls.test")
     assert db.exec(select(AuthToken)).all() == []  # no link yet: it would age in the queue
     app.config["MAIL_SERVER"] = "127.0.0.1"
     outbox.deliver_pending(app)
-    path = smtp.link(smtp.wait_for("parent@demo.test")[0]).split("localhost", 1)[1]
+    path = smtp.link(smtp.wait_for("zoe.parent@tilleuls.test")[0]).split("localhost", 1)[1]
     assert "Choisir un nouveau mot de passe" in page_text(client.get(path))
 
 
 def test_every_mail_ends_with_the_portal_address(client, smtp):
-    ask(client, "parent@demo.test")
-    mail = smtp.wait_for("parent@demo.test")[0]
+    ask(client, "zoe.parent@tilleuls.test")
+    mail = smtp.wait_for("zoe.parent@tilleuls.test")[0]
     assert smtp.text(mail).rstrip().endswith("Portail famille : http://localhost/")
     assert 'href="http://localhost/"' in mail.get_body(preferencelist=("html",)).get_content()

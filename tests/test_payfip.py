@@ -7,14 +7,19 @@ import functools
 import re
 import time
 import urllib.parse
+from datetime import timedelta
 
 import pytest
 import requests
+from playwright.sync_api import expect
 from sqlmodel import select
 
 from blueprints import simulator
+from db import get_db
 from models import Credit, Family, Invoice, Payment
-from tests.conftest import check_invariants, free_port, place_drift
+from services import payments
+from tests.conftest import Auth, Client, check_invariants, free_port, page_text, place_drift
+from tests.factories import billed_month, login
 
 
 @pytest.fixture
@@ -38,15 +43,21 @@ class Parent:
                               data={"csrf_token": token, **data}, headers={"Referer": self.base + "/"}, timeout=15,
                               **kwargs)
 
-    def login(self, email="parent@demo.test", password="parent-demo-ribambelle"):
+    def login(self, email="zoe.parent@tilleuls.test", password="zoe-parent-tilleuls"):
         response = self.post("/", {"email": email, "password": password})
         assert "Mon compte famille" in response.text
         return self
 
 
-def martin_invoice(db) -> Invoice:
+@pytest.fixture(autouse=True)
+def billed(db):
+    """Every test here starts with the Durand family's last month billed, 10 € of it paid by cheque."""
+    return billed_month(db)
+
+
+def durand_invoice(db) -> Invoice:
     db.expire_all()
-    family = db.exec(select(Family).where(Family.name == "Martin")).one()
+    family = db.exec(select(Family).where(Family.name == "Durand")).one()
     return db.exec(select(Invoice).where(Invoice.family_id == family.id)).one()
 
 
@@ -73,7 +84,7 @@ def decide(parent, page_url, choice):
 
 def test_payfip_payment_paid_once_with_payfip_own_references(live_server, db):
     parent = Parent(live_server).login()
-    invoice = martin_invoice(db)
+    invoice = durand_invoice(db)
     page_url, idop = to_payfip(parent, invoice)
     payment = db.exec(select(Payment).where(Payment.method == "online")).one()
     # Our id is in the return address; PayFiP's idop is kept beside it.
@@ -83,18 +94,18 @@ def test_payfip_payment_paid_once_with_payfip_own_references(live_server, db):
     assert "Merci : votre paiement de" in outcome.text and "est validé" in outcome.text
     db.expire_all()
     assert db.get(Payment, payment.id).status == "paid"
-    assert martin_invoice(db).left_cents == 0
+    assert durand_invoice(db).left_cents == 0
     # The return again, a replayed notification, the status page: nothing twice.
     parent.get(f"/factures/paiement/retour/{payment.transaction_id}?idop={idop}")
     assert requests.post(f"{live_server}/factures/paiement/notification", data={"idOp": idop}).status_code == 200
     db.expire_all()
-    assert martin_invoice(db).paid_cents == martin_invoice(db).total_cents
+    assert durand_invoice(db).paid_cents == durand_invoice(db).total_cents
     assert db.exec(select(Credit)).all() == []
 
 
 def test_payfip_refused_and_abandoned_leave_the_invoice_payable(live_server, db):
     parent = Parent(live_server).login()
-    invoice = martin_invoice(db)
+    invoice = durand_invoice(db)
     page_url, idop = to_payfip(parent, invoice)
     outcome = decide(parent, page_url, "refuser")
     assert "Le paiement a été refusé par la banque" in outcome.text
@@ -111,37 +122,37 @@ def test_payfip_refused_and_abandoned_leave_the_invoice_payable(live_server, db)
     assert "Paiement abandonné" in later.text and "la facture reste à payer" in later.text
     db.expire_all()
     assert db.exec(select(Payment).where(Payment.provider_reference == idop)).one().status == "cancelled"
-    assert martin_invoice(db).left_cents == invoice.left_cents
+    assert durand_invoice(db).left_cents == invoice.left_cents
     assert "Payer en ligne" in parent.get(f"/factures/{invoice.id}").text
 
 
 def test_payfip_late_notification_is_waited_for_then_shown(live_server, db):
     parent = Parent(live_server).login()
-    invoice = martin_invoice(db)
+    invoice = durand_invoice(db)
     page_url, idop = to_payfip(parent, invoice)
     outcome = decide(parent, page_url, "payer-retard")
     # PayFiP already knows: the outcome is read from its web service at the return, before its notification.
     assert "est validé" in outcome.text
     time.sleep(simulator.LATE_SECONDS + 1)  # the late notification then changes nothing
     db.expire_all()
-    assert martin_invoice(db).paid_cents == invoice.total_cents
+    assert durand_invoice(db).paid_cents == invoice.total_cents
 
 
 def test_a_forged_payfip_notification_carries_no_weight(live_server, db):
     """The notification names only an idop: the outcome is always asked of PayFiP."""
     parent = Parent(live_server).login()
-    invoice = martin_invoice(db)
+    invoice = durand_invoice(db)
     page_url, idop = to_payfip(parent, invoice)
     for body in ({"idOp": idop, "resultrans": "P"}, {"idOp": "inconnu"}, {"refdet": invoice.number, "resultrans": "P"}):
         requests.post(f"{live_server}/factures/paiement/notification", data=body, timeout=10)
     db.expire_all()
     assert db.exec(select(Payment).where(Payment.provider_reference == idop)).one().status == "pending"
-    assert martin_invoice(db).paid_cents == invoice.paid_cents
+    assert durand_invoice(db).paid_cents == invoice.paid_cents
 
 
 def test_a_second_pay_while_one_is_pending_offers_to_resume_or_give_up(live_server, db):
     parent = Parent(live_server).login()
-    invoice = martin_invoice(db)
+    invoice = durand_invoice(db)
     page_url, idop = to_payfip(parent, invoice)
     second = pay(parent, invoice)
     assert second.status_code == 409 and "est déjà en cours" in second.text
@@ -163,7 +174,7 @@ def test_a_second_pay_while_one_is_pending_offers_to_resume_or_give_up(live_serv
 def test_two_tabs_both_paid_at_payfip_make_a_credit_not_a_hidden_surplus(live_server, db):
     """The parent gave up the first tab, then paid in both: the bank took twice; the family is owed once."""
     parent = Parent(live_server).login()
-    invoice = martin_invoice(db)
+    invoice = durand_invoice(db)
     left_before, drift = invoice.left_cents, place_drift(db)
     first_page, first = to_payfip(parent, invoice)
     parent.post(f"/factures/{invoice.id}/paiement-en-cours/abandonner", {}, page=f"/factures/{invoice.id}")
@@ -175,7 +186,7 @@ def test_two_tabs_both_paid_at_payfip_make_a_credit_not_a_hidden_surplus(live_se
     paid = db.exec(select(Payment).where(Payment.method == "online", Payment.status == "paid")).all()
     assert len(paid) == 2
     credit = db.exec(select(Credit)).one()
-    invoice = martin_invoice(db)
+    invoice = durand_invoice(db)
     assert invoice.paid_cents == invoice.total_cents and credit.amount_cents == left_before
     # What the bank took: the invoice's balance once, the rest as the family's credit.
     assert sum(p.amount_cents for p in paid) == left_before + credit.amount_cents
@@ -187,7 +198,7 @@ def test_two_tabs_both_paid_at_payfip_make_a_credit_not_a_hidden_surplus(live_se
 
 def test_payfip_unreachable_or_slow_says_so_and_starts_nothing(live_server, app, db, monkeypatch):
     parent = Parent(live_server).login()
-    invoice = martin_invoice(db)
+    invoice = durand_invoice(db)
     dead = free_port()  # nothing listens there
     app.config["PAYMENT_OPTIONS"] = {"wsdl_url": f"http://127.0.0.1:{dead}/securite?wsdl"}
     down = pay(parent, invoice)
@@ -208,7 +219,7 @@ def test_payfip_unreachable_or_slow_says_so_and_starts_nothing(live_server, app,
 
 def test_payfip_error_code_says_so(live_server, app, db):
     parent = Parent(live_server).login()
-    invoice = martin_invoice(db)
+    invoice = durand_invoice(db)
     app.config["PAYMENT_OPTIONS"] = {"numcli": "999999"}  # PayFiP answers "unknown customer"
     refused = pay(parent, invoice)
     assert refused.status_code == 503 and "momentanément indisponible" in refused.text
@@ -220,51 +231,43 @@ def test_payfip_error_code_says_so(live_server, app, db):
 def test_a_payfip_test_answer_never_pays_in_production(live_server, app, db):
     """Configured for production (saisie W): an operation PayFiP reports in test mode is refused."""
     parent = Parent(live_server).login()
-    invoice = martin_invoice(db)
+    invoice = durand_invoice(db)
     page_url, idop = to_payfip(parent, invoice)
     with simulator._lock:
         simulator._operations[idop]["saisie"] = "T"  # PayFiP says this operation was a test
     decide(parent, page_url, "payer")
     db.expire_all()
     assert db.exec(select(Payment).where(Payment.provider_reference == idop)).one().status == "pending"
-    assert martin_invoice(db).paid_cents == invoice.paid_cents
+    assert durand_invoice(db).paid_cents == invoice.paid_cents
 
 
 def test_payfip_answer_for_another_customer_number_is_refused(live_server, db):
     parent = Parent(live_server).login()
-    invoice = martin_invoice(db)
+    invoice = durand_invoice(db)
     page_url, idop = to_payfip(parent, invoice)
     with simulator._lock:
         simulator._operations[idop]["numcli"] = "654321"  # another régie's operation
     decide(parent, page_url, "payer")
     db.expire_all()
-    assert martin_invoice(db).paid_cents == invoice.paid_cents
+    assert durand_invoice(db).paid_cents == invoice.paid_cents
 
 
 def test_an_abandoned_tab_is_asked_about_before_it_expires(live_server, app, db):
     """Closed at PayFiP's page: still "En cours" while PayFiP says so, then "Expiré" when PayFiP forgets it."""
-    from datetime import timedelta
-
-    from services import payments
-
     parent = Parent(live_server).login()
-    invoice = martin_invoice(db)
+    invoice = durand_invoice(db)
     page_url, idop = to_payfip(parent, invoice)
     payment = db.exec(select(Payment).where(Payment.provider_reference == idop)).one()
     payment.created_at = payment.created_at - payments.PENDING_LIFETIME - timedelta(minutes=1)
     db.add(payment)
     db.commit()
     with app.app_context():
-        from db import get_db
-
         payments.refresh_pending(get_db(), payments.provider(app.config))
     db.expire_all()
     assert db.get(Payment, payment.id).status == "pending"  # PayFiP: P5, result not known yet
     with simulator._lock:
         del simulator._operations[idop]  # PayFiP's nightly clean-up: the idop is unknown now (P1)
     with app.app_context():
-        from db import get_db
-
         payments.refresh_pending(get_db(), payments.provider(app.config))
     db.expire_all()
     assert db.get(Payment, payment.id).status == "expired"
@@ -273,7 +276,7 @@ def test_an_abandoned_tab_is_asked_about_before_it_expires(live_server, app, db)
 
 def test_notification_lost_while_the_portal_was_down_is_retried_and_applied_once(live_server, app, db, monkeypatch):
     parent = Parent(live_server).login()
-    invoice = martin_invoice(db)
+    invoice = durand_invoice(db)
     page_url, idop = to_payfip(parent, invoice)
     with simulator._lock:
         simulator._operations[idop].update(resultrans="P", decided=time.time(), numauto="123456")
@@ -292,22 +295,18 @@ def test_notification_lost_while_the_portal_was_down_is_retried_and_applied_once
     assert simulator.notify(f"{live_server}/factures/paiement/notification", f"idOp={idop}") == 1  # again: nothing twice
     db.expire_all()
     assert db.exec(select(Payment).where(Payment.provider_reference == idop)).one().status == "paid"
-    assert martin_invoice(db).paid_cents == invoice.total_cents
+    assert durand_invoice(db).paid_cents == invoice.total_cents
 
 
 @pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
 def test_payfip_journey_in_chromium_under_the_csp(browser, live_server, db, javascript, tmp_path):
     """« Payer en ligne » through PayFiP's page and back, with the portal's own CSP (a blocked form fails)."""
-    from playwright.sync_api import expect
-
-    from tests.factories import login
-
     context = browser.new_context(base_url=live_server, locale="fr-FR", java_script_enabled=javascript,
                                   viewport={"width": 360, "height": 740})
     page = context.new_page()
     blocked = []
     page.on("console", lambda msg: blocked.append(msg.text) if "Content Security Policy" in msg.text else None)
-    invoice = martin_invoice(db)
+    invoice = durand_invoice(db)
     login(page)
     page.goto(f"/factures/{invoice.id}")
     page.get_by_role("button", name=re.compile("Payer en ligne")).click()
@@ -327,24 +326,20 @@ def test_payfip_journey_in_chromium_under_the_csp(browser, live_server, db, java
     page.screenshot(path=str(tmp_path / "payfip-paid.png"), full_page=True)  # to look at, at 360 px
     page.get_by_role("link", name="Retour à mes factures").click()
     expect(page.get_by_role("cell", name="Payée", exact=True)).to_be_visible()
-    assert martin_invoice(db).left_cents == 0 and blocked == []
+    assert durand_invoice(db).left_cents == 0 and blocked == []
     context.close()
 
 
 def test_refused_payfip_payment_in_chromium_without_javascript(browser, live_server, db):
-    from playwright.sync_api import expect
-
-    from tests.factories import login
-
     context = browser.new_context(base_url=live_server, locale="fr-FR", java_script_enabled=False)
     page = context.new_page()
-    invoice = martin_invoice(db)
+    invoice = durand_invoice(db)
     login(page)
     page.goto(f"/factures/{invoice.id}")
     page.get_by_role("button", name=re.compile("Payer en ligne")).click()
     page.get_by_role("button", name="Refuser le paiement").click()
     expect(page.locator("#payment-status")).to_contain_text("refusé par la banque")
-    assert martin_invoice(db).left_cents == invoice.left_cents
+    assert durand_invoice(db).left_cents == invoice.left_cents
     context.close()
 
 
@@ -367,10 +362,8 @@ def test_an_unsupported_provider_stops_the_start(make_app):
 
 
 def test_the_regie_sees_the_credit_and_records_its_refund(live_server, app, db):
-    from tests.conftest import Auth, Client, page_text
-
     parent = Parent(live_server).login()
-    invoice = martin_invoice(db)
+    invoice = durand_invoice(db)
     first_page, first = to_payfip(parent, invoice)
     parent.post(f"/factures/{invoice.id}/paiement-en-cours/abandonner", {}, page=f"/factures/{invoice.id}")
     second_page, _ = to_payfip(parent, invoice)
@@ -378,9 +371,9 @@ def test_the_regie_sees_the_credit_and_records_its_refund(live_server, app, db):
     decide(parent, first_page, "payer")
     credit = db.exec(select(Credit)).one()
     agent = Client(app.test_client())
-    Auth(agent).login("agent@demo.test")
+    Auth(agent).login("agent@tilleuls.test")
     page = page_text(agent.get("/agent/facturation"))
-    assert "Trop-perçus à rembourser ou reporter" in page and "Martin" in page
+    assert "Trop-perçus à rembourser ou reporter" in page and "Durand" in page
     assert "Paiements en ligne à vérifier" in page and "après expiration ou abandon" in page
     empty = agent.submit("/agent/facturation", {"reference": ""}, action=f"/agent/trop-percus/{credit.id}/rembourse",
                          follow_redirects=True)
@@ -398,12 +391,8 @@ def test_the_regie_sees_the_credit_and_records_its_refund(live_server, app, db):
 
 def test_flask_payments_check_resolves_payments_left_without_an_answer(live_server, app, db):
     """A notification never came and the parent never came back: the cron job asks PayFiP."""
-    from datetime import timedelta
-
-    from services import payments
-
     parent = Parent(live_server).login()
-    invoice = martin_invoice(db)
+    invoice = durand_invoice(db)
     page_url, idop = to_payfip(parent, invoice)
     with simulator._lock:  # paid at PayFiP; the notification and the return were both lost
         simulator._operations[idop].update(resultrans="P", decided=time.time(), numauto="654321")
@@ -414,4 +403,4 @@ def test_flask_payments_check_resolves_payments_left_without_an_answer(live_serv
     output = app.test_cli_runner().invoke(args=["payments", "check"]).output
     assert "Paiements en ligne vérifiés ; 0 encore en cours." in output
     db.expire_all()
-    assert db.get(Payment, payment.id).status == "paid" and martin_invoice(db).left_cents == 0
+    assert db.get(Payment, payment.id).status == "paid" and durand_invoice(db).left_cents == 0

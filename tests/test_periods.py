@@ -4,13 +4,13 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from sqlmodel import select
 
+from db import get_db
 from models import (
     AuditEntry,
     Booking,
     Child,
     ClosedDay,
     DaySlot,
-    Establishment,
     OutboxMail,
     Period,
     PeriodUnit,
@@ -20,18 +20,7 @@ from models import (
 from services import planning
 from services.formatting import PARIS
 from tests.conftest import page_text
-
-
-def lutins(db):
-    return db.exec(select(Establishment).where(Establishment.name == "Accueil de loisirs Les Lutins")).one()
-
-
-def lutins_units(db):
-    return {u.code: u for u in db.exec(select(Unit).where(Unit.establishment_id == lutins(db).id))}
-
-
-def demo_period(db):
-    return db.exec(select(Period).where(Period.establishment_id == lutins(db).id)).one()
+from tests.factories import centre, reservation_with_a_request, town_period
 
 
 def period_form(period: Period, units: dict, **changes) -> dict:
@@ -58,8 +47,8 @@ WINTER = {"name": "Vacances d'hiver 2027", "start_date": "2027-02-15", "end_date
 
 
 def test_admin_creates_a_period_with_units_weekdays_and_deadlines(client, auth, db):
-    auth.login("admin@demo.test")
-    est, units = lutins(db), lutins_units(db)
+    auth.login("admin@tilleuls.test")
+    est, _, units = centre(db)
     data = {**WINTER, f"unite-{units['matinee'].id}": "1", f"jours-{units['matinee'].id}": ["0", "1", "2", "3", "4"],
             f"unite-{units['repas'].id}": "1", f"jours-{units['repas'].id}": ["0", "1", "3", "4"]}
     response = client.submit(f"/admin/etablissements/{est.id}/periodes/nouvelle", data, follow_redirects=True)
@@ -79,8 +68,8 @@ def test_admin_creates_a_period_with_units_weekdays_and_deadlines(client, auth, 
 
 
 def test_public_holidays_are_proposed_closed_and_can_be_reopened(client, auth, db):
-    auth.login("admin@demo.test")
-    est, units = lutins(db), lutins_units(db)
+    auth.login("admin@tilleuls.test")
+    est, _, units = centre(db)
     data = {**WINTER, "name": "Mai 2027", "start_date": "2027-05-03", "end_date": "2027-05-28",
             "booking_opens_at": "2027-04-01T08:00", "booking_closes_at": "2027-05-20T18:00",
             f"unite-{units['matinee'].id}": "1", f"jours-{units['matinee'].id}": ["0", "1", "2", "3", "4"]}
@@ -97,9 +86,9 @@ def test_public_holidays_are_proposed_closed_and_can_be_reopened(client, auth, d
     assert "Le 17/05/2027 est de nouveau ouvert à la réservation." in page_text(response)
     assert "Lundi de Pentecôte (17/05/2027)" in page_text(response)  # still proposed
     db.expire_all()
-    lea = db.exec(select(Child).where(Child.first_name == "Léa")).one()
+    zoe = db.exec(select(Child).where(Child.first_name == "Zoé")).one()
     now = datetime(2027, 4, 20, 10, tzinfo=PARIS)
-    cells = planning.load_planning(db, lea, db.get(Period, period.id), [date(2027, 5, 17), date(2027, 5, 6)], now)
+    cells = planning.load_planning(db, zoe, db.get(Period, period.id), [date(2027, 5, 17), date(2027, 5, 6)], now)
     assert cells.cell(units["matinee"], date(2027, 5, 17)).state == "available"
     assert cells.cell(units["matinee"], date(2027, 5, 6)).reason == "Jour férié : Ascension"
     client.submit(f"/admin/periodes/{period.id}", {"feries": "1"}, action=f"/admin/periodes/{period.id}/fermetures")
@@ -107,8 +96,8 @@ def test_public_holidays_are_proposed_closed_and_can_be_reopened(client, auth, d
 
 
 def test_period_form_rules_keep_what_was_typed(client, auth, db):
-    auth.login("admin@demo.test")
-    est, units = lutins(db), lutins_units(db)
+    auth.login("admin@tilleuls.test")
+    est, _, units = centre(db)
     url = f"/admin/etablissements/{est.id}/periodes/nouvelle"
     empty = client.submit(url, {"name": ""})
     assert empty.status_code == 200
@@ -141,8 +130,8 @@ def test_period_form_rules_keep_what_was_typed(client, auth, db):
 
 
 def test_overlapping_periods_are_warned_before_saving(client, auth, db):
-    auth.login("admin@demo.test")
-    est, units, current = lutins(db), lutins_units(db), demo_period(db)
+    auth.login("admin@tilleuls.test")
+    est, current, units = centre(db)
     start = current.end_date - timedelta(days=3)
     data = {**WINTER, "name": "Chevauchement", "start_date": start.isoformat(),
             "end_date": (start + timedelta(days=10)).isoformat(),
@@ -158,23 +147,24 @@ def test_overlapping_periods_are_warned_before_saving(client, auth, db):
 
 
 def test_removing_booked_days_shows_the_bookings_then_frees_them_and_tells_the_families(client, auth, db):
-    auth.login("admin@demo.test")
-    units, period = lutins_units(db), demo_period(db)
-    lea = db.exec(select(Child).where(Child.first_name == "Léa")).one()
+    reservation_with_a_request(db)
+    auth.login("admin@tilleuls.test")
+    _, period, units = centre(db)
+    zoe = db.exec(select(Child).where(Child.first_name == "Zoé")).one()
     booked = [(b.id, b.unit_id, b.day, b.status, b.line_id) for b in db.exec(
-        select(Booking).where(Booking.child_id == lea.id, Booking.day >= date.today()).order_by(Booking.day))]
+        select(Booking).where(Booking.child_id == zoe.id, Booking.day >= date.today()).order_by(Booking.day))]
     first_day = booked[0][2]
     url = f"/admin/periodes/{period.id}"
-    # The period now ends the day before Léa's first booked day: all four of her days would go.
+    # The period now ends the day before Zoé's first booked day: all four of her days would go.
     shorter = period_form(period, units, end_date=(first_day - timedelta(days=1)).isoformat(),
                           booking_closes_at=f"{first_day - timedelta(days=1)}T08:00")
     page = page_text(client.submit(url, shorter))
     assert "rien n'est encore modifié" in page and "Réservations concernées" in page
-    assert page.count("En dehors des nouvelles dates") >= 4 and "Léa Martin" in page
+    assert page.count("En dehors des nouvelles dates") >= 4 and "Zoé Durand" in page
     assert "Confirmer et prévenir les familles" in page
     db.expire_all()
     assert db.get(Period, period.id).end_date == period.end_date
-    assert len(db.exec(select(Booking).where(Booking.child_id == lea.id, Booking.day >= date.today())).all()) == 4
+    assert len(db.exec(select(Booking).where(Booking.child_id == zoe.id, Booking.day >= date.today())).all()) == 4
     # A forged or stale confirmation is asked again, not applied.
     assert "rien n'est encore modifié" in page_text(client.submit(url, {**shorter, "confirmer": "1,2|"}))
     key = page.split('name="confirmer" value="')[1].split('"')[0]
@@ -183,30 +173,31 @@ def test_removing_booked_days_shows_the_bookings_then_frees_them_and_tells_the_f
     assert "les familles sont prévenues par mail" in done
     db.expire_all()
     assert db.get(Period, period.id).end_date == first_day - timedelta(days=1)
-    assert db.exec(select(Booking).where(Booking.child_id == lea.id, Booking.day >= first_day)).all() == []
+    assert db.exec(select(Booking).where(Booking.child_id == zoe.id, Booking.day >= first_day)).all() == []
     for _, unit_id, day, status, line_id in booked:
         if status in ("accepted", "request"):
             assert db.get(DaySlot, (unit_id, day)).taken == slots_before[(unit_id, day)] - 1
         line = db.get(ReservationLine, line_id)
         assert line.state == "refused" and "Jour retiré par la structure" in line.message
-    mail = db.exec(select(OutboxMail).where(OutboxMail.recipient == "parent@demo.test",
+    mail = db.exec(select(OutboxMail).where(OutboxMail.recipient == "zoe.parent@tilleuls.test",
                                             OutboxMail.subject.like("Modification de la période%"))).one()
-    assert "Léa" in mail.body_text and "ne seront pas facturés" in mail.body_text
+    assert "Zoé" in mail.body_text and "ne seront pas facturés" in mail.body_text
     assert f"{first_day.day}" in mail.body_text
-    staff_page = page_text(client.get(f"/agent/familles/{lea.family_id}"))
+    staff_page = page_text(client.get(f"/agent/familles/{zoe.family_id}"))
     assert "Réservation retirée" in staff_page
     # The parent sees the day refused, with the word.
     auth.logout()
-    auth.login("parent@demo.test")
+    auth.login("zoe.parent@tilleuls.test")
     reservation_page = page_text(client.get(f"/reservations/{db.get(ReservationLine, booked[0][4]).reservation_id}"))
     assert "Jour retiré par la structure" in reservation_page
 
 
 def test_withdrawing_a_weekday_only_touches_that_weekday(client, auth, db):
-    auth.login("admin@demo.test")
-    units, period = lutins_units(db), demo_period(db)
-    lea = db.exec(select(Child).where(Child.first_name == "Léa")).one()
-    booked = db.exec(select(Booking).where(Booking.child_id == lea.id, Booking.day >= date.today())).all()
+    reservation_with_a_request(db)
+    auth.login("admin@tilleuls.test")
+    _, period, units = centre(db)
+    zoe = db.exec(select(Child).where(Child.first_name == "Zoé")).one()
+    booked = db.exec(select(Booking).where(Booking.child_id == zoe.id, Booking.day >= date.today())).all()
     weekday = booked[0].day.weekday()
     kept = [str(d) for d in range(5) if d != weekday]
     data = period_form(period, units, **{f"jours-{booked[0].unit_id}": kept})
@@ -216,21 +207,22 @@ def test_withdrawing_a_weekday_only_touches_that_weekday(client, auth, db):
     key = page.split('name="confirmer" value="')[1].split('"')[0]
     assert key.split("|")[0] == ",".join(str(b.id) for b in sorted(expected, key=lambda b: b.day))
     client.submit(f"/admin/periodes/{period.id}", {**data, "confirmer": key})
-    remaining = {b.id for b in db.exec(select(Booking).where(Booking.child_id == lea.id, Booking.day >= date.today()))}
+    remaining = {b.id for b in db.exec(select(Booking).where(Booking.child_id == zoe.id, Booking.day >= date.today()))}
     assert remaining == {b.id for b in booked} - {b.id for b in expected}
 
 
 def test_closing_a_booked_day_asks_first(client, auth, db):
-    auth.login("admin@demo.test")
-    period = demo_period(db)
-    lea = db.exec(select(Child).where(Child.first_name == "Léa")).one()
-    booking = db.exec(select(Booking).where(Booking.child_id == lea.id, Booking.status == "accepted",
+    reservation_with_a_request(db)
+    auth.login("admin@tilleuls.test")
+    period = town_period(db)
+    zoe = db.exec(select(Child).where(Child.first_name == "Zoé")).one()
+    booking = db.exec(select(Booking).where(Booking.child_id == zoe.id, Booking.status == "accepted",
                                             Booking.day >= date.today())).first()
     booking_id, booking_day = booking.id, booking.day
     url, action = f"/admin/periodes/{period.id}", f"/admin/periodes/{period.id}/fermetures"
     data = {"fermeture-day": booking.day.isoformat(), "fermeture-reason": "Sortie du personnel"}
     page = page_text(client.submit(url, data, action=action))
-    assert "rien n'est encore fermé" in page and "Léa Martin" in page and "Jour fermé" in page
+    assert "rien n'est encore fermé" in page and "Zoé Durand" in page and "Jour fermé" in page
     assert db.exec(select(ClosedDay).where(ClosedDay.day == booking.day)).first() is None
     key = page.split('name="confirmer" value="')[1].split('"')[0]
     client.submit(url, {**data, "confirmer": key}, action=action)
@@ -246,8 +238,8 @@ def test_closing_a_booked_day_asks_first(client, auth, db):
 
 
 def test_a_day_with_its_own_capacity_fills_at_that_capacity(client, auth, db):
-    auth.login("admin@demo.test")
-    units, period = lutins_units(db), demo_period(db)
+    auth.login("admin@tilleuls.test")
+    _, period, units = centre(db)
     day = date.today() + timedelta(days=20)
     while day.weekday() > 4 or db.exec(select(ClosedDay).where(ClosedDay.day == day)).first():
         day += timedelta(days=1)
@@ -255,17 +247,17 @@ def test_a_day_with_its_own_capacity_fills_at_that_capacity(client, auth, db):
     page = page_text(client.submit(url, {"capacite-unit": str(units["repas"].id), "capacite-day": day.isoformat(),
                                          "capacite-capacity": "0"}, action=action, follow_redirects=True))
     assert f"Capacité de Repas le {day:%d/%m/%Y} enregistrée." in page
-    hugo = db.exec(select(Child).where(Child.first_name == "Hugo")).one()
+    noe = db.exec(select(Child).where(Child.first_name == "Noé")).one()
     db.expire_all()
     now = datetime.now(timezone.utc)
-    cells = planning.load_planning(db, hugo, db.get(Period, period.id), [day], now)
+    cells = planning.load_planning(db, noe, db.get(Period, period.id), [day], now)
     assert cells.cell(units["repas"], day).state == "full"
     assert cells.cell(units["matinee"], day).state == "available"
     client.submit(url, {"capacite-unit": str(units["repas"].id), "capacite-day": day.isoformat(),
                         "capacite-capacity": ""}, action=action)
     db.expire_all()
     assert db.get(DaySlot, (units["repas"].id, day)).capacity is None
-    cells = planning.load_planning(db, hugo, db.get(Period, period.id), [day], now)
+    cells = planning.load_planning(db, noe, db.get(Period, period.id), [day], now)
     assert cells.cell(units["repas"], day).state == "available"
     forged = client.submit(url, {"capacite-unit": str(units["repas"].id + 100), "capacite-day": day.isoformat(),
                                  "capacite-capacity": "3"}, action=action)
@@ -273,12 +265,11 @@ def test_a_day_with_its_own_capacity_fills_at_that_capacity(client, auth, db):
 
 
 def test_places_are_taken_at_the_days_own_capacity(app, db):
-    units = lutins_units(db)
+    units = centre(db)[2]
     day = date.today() + timedelta(days=21)
     db.add(DaySlot(unit_id=units["repas"].id, day=day, taken=1, capacity=1))
     db.commit()
     with app.app_context():
-        from db import get_db
         session = get_db()
         assert planning.take_place(session, session.get(Unit, units["repas"].id), day) is False
         assert planning.take_place(session, session.get(Unit, units["matinee"].id), day) is True

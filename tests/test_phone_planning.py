@@ -14,7 +14,9 @@ from sqlmodel import select
 from models import DraftLine, Establishment, Invoice, Period, PeriodUnit, Unit
 from services import planning
 from services.formatting import euros
-from tests.factories import login
+from tests.factories import DEMO_PARENT, login
+
+pytestmark = pytest.mark.demo  # walks the demo town as a visitor of `make run` would
 
 
 def add_fifth_unit(db):
@@ -36,7 +38,7 @@ def test_the_month_fits_a_phone(browser, live_server, db, width, height, javascr
     context = browser.new_context(base_url=live_server, locale="fr-FR", viewport={"width": width, "height": height},
                                   java_script_enabled=javascript)
     page = context.new_page()
-    login(page)
+    login(page, DEMO_PARENT)
     page.goto(f"/reservations/planning/1/{period.id}")
     expect(page.get_by_role("heading", name="Planning de Léa Martin")).to_be_visible()
     page.screenshot(path=str(tmp_path / "planning.png"))
@@ -86,7 +88,7 @@ def test_the_legend_opens_with_one_tap_and_closes_with_escape(browser, live_serv
     context = browser.new_context(base_url=live_server, locale="fr-FR", viewport={"width": 360, "height": 740},
                                   has_touch=True, is_mobile=True)
     page = context.new_page()
-    login(page)
+    login(page, DEMO_PARENT)
     page.goto("/reservations/planning/1/1")
     legend = page.locator("#planning-month details.legend")
     panel = legend.locator(".legend-panel")
@@ -112,7 +114,7 @@ def test_the_legend_opens_with_one_tap_and_closes_with_escape(browser, live_serv
 
 
 def test_the_legend_still_opens_on_mouse_hover(page):
-    login(page)
+    login(page, DEMO_PARENT)
     page.goto("/reservations/planning/1/1")
     legend = page.locator("#planning-month details.legend")
     legend.locator("summary").hover()
@@ -124,7 +126,7 @@ def test_the_legend_still_opens_on_mouse_hover(page):
 def test_every_cell_is_named_and_tooltips_stay_in_the_screen(browser, live_server, db, tmp_path):
     context = browser.new_context(base_url=live_server, locale="fr-FR", viewport={"width": 360, "height": 740})
     page = context.new_page()
-    login(page)
+    login(page, DEMO_PARENT)
     page.goto("/reservations/planning/1/1")
     # Every focusable thing in the grid has a role and a name that says the day, the unit and the state.
     found = page.evaluate("""() => [...document.querySelectorAll('.planning-table tbody [tabindex], .planning-table tbody button')]
@@ -161,7 +163,7 @@ def test_focus_and_announcements_stay_with_the_parent(page, db):
     period = db.get(Period, 1)
     months = planning.period_months(period)
     assert len(months) >= 3  # the demo period: a month before and after the one shown
-    login(page)
+    login(page, DEMO_PARENT)
     page.goto(f"/reservations/planning/1/1?mois={months[-2]:%Y-%m}")
     page.wait_for_load_state("load")
     live = page.locator("#planning-live")
@@ -195,7 +197,7 @@ def test_focus_and_announcements_stay_with_the_parent(page, db):
 def test_the_check_screen_says_what_comes_first_and_keeps_its_action_at_hand(browser, live_server, db, tmp_path):
     context = browser.new_context(base_url=live_server, locale="fr-FR", viewport={"width": 360, "height": 740})
     page = context.new_page()
-    login(page)
+    login(page, DEMO_PARENT)
     page.goto("/reservations/planning/1/1")
     page.wait_for_load_state("load")
     page.locator("summary", has_text="Mat").click()
@@ -226,7 +228,7 @@ COVERED = """() => { const e = document.activeElement; const r = e.getBoundingCl
 def test_a_focused_element_is_never_under_a_bar(browser, live_server, db, width, height):
     context = browser.new_context(base_url=live_server, locale="fr-FR", viewport={"width": width, "height": height})
     page = context.new_page()
-    login(page)
+    login(page, DEMO_PARENT)
     page.goto("/reservations/planning/1/1")
     page.wait_for_load_state("load")
     page.locator(".planning-table tbody button").first.focus()
@@ -255,7 +257,7 @@ def test_the_invoice_window_shows_the_money_on_a_phone(browser, live_server, db,
     invoice = db.exec(select(Invoice).order_by(Invoice.id)).first()
     context = browser.new_context(base_url=live_server, locale="fr-FR", viewport={"width": width, "height": height})
     page = context.new_page()
-    login(page)
+    login(page, DEMO_PARENT)
     page.wait_for_load_state("load")
     page.get_by_role("link", name=f"Voir la facture {invoice.number}").click()
     dialog = page.get_by_role("dialog", name=f"Facture {invoice.number}")

@@ -7,8 +7,9 @@ import pytest
 from sqlmodel import select
 
 from db import writing_session
-from models import Booking, DaySlot, Reservation, User
+from models import Booking, DaySlot, Reservation, ReservationLine, User
 from services import planning
+from services.planning import state_summary
 from tests.factories import NOW, child, confirm, enroll_everyone, paris, units
 
 
@@ -322,11 +323,6 @@ def test_many_days_confirmed_at_once_by_two_parents_never_overbook(app, db, summ
 
 
 def test_state_summary_counts_what_each_line_became():
-    from datetime import date
-
-    from models import ReservationLine
-    from services.planning import state_summary
-
     def lines(*states, same_day=False):
         return [ReservationLine(reservation_id=1, unit_id=1 + (i % 2 if same_day else 0),
                                 day=date(2027, 7, 5 + (i // 2 if same_day else i)), outcome="accepted", state=s)

@@ -7,7 +7,7 @@ from sqlmodel import Session, select
 
 from models import OutboxMail, RateCounter, utcnow
 from services import ratelimit
-from tests.conftest import Client, page_text
+from tests.conftest import Client, csrf_from, page_text
 
 
 @pytest.fixture
@@ -28,14 +28,14 @@ def test_a_counter_resets_when_its_window_is_over(app, db):
 def test_logins_from_one_address_are_limited_across_two_app_processes(make_app, app, db, app_settings):
     second = make_app(**app_settings)  # another process on the same database
     one, two = Client(app.test_client()), Client(second.test_client())
-    for client, email in ((one, "parent@demo.test"), (two, "parent2@demo.test"), (one, "famille2@demo.test")):
+    for client, email in ((one, "zoe.parent@tilleuls.test"), (two, "zoe.parent2@tilleuls.test"), (one, "rayan.parent@tilleuls.test")):
         response = client.submit("/", {"email": email, "password": "mauvais mot de passe"})
         assert response.status_code == 200 and "Identifiant ou mot de passe incorrect." in page_text(response)
-    blocked = two.submit("/", {"email": "agent@demo.test", "password": "agent-demo-ribambelle"})
+    blocked = two.submit("/", {"email": "agent@tilleuls.test", "password": "agent-tilleuls-mairie"})
     assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 200
     page = page_text(blocked)
     assert "Trop de tentatives de connexion depuis votre connexion internet. Patientez 5 minutes" in page
-    assert 'value="agent@demo.test"' in page  # what was typed is kept
+    assert 'value="agent@tilleuls.test"' in page  # what was typed is kept
     assert "Dossiers à valider" not in page_text(two.get("/", follow_redirects=True))  # not logged in
     assert db.exec(select(RateCounter)).one().count == 4
 
@@ -45,21 +45,20 @@ def test_behind_a_proxy_each_parent_has_its_own_count(make_app, app_settings):
     for n in range(4):
         client = Client(app.test_client())
         page = client.get("/", headers={"X-Forwarded-For": f"203.0.113.{n}"}).get_data(as_text=True)
-        from tests.conftest import csrf_from
 
-        response = client.raw.post("/", data={"csrf_token": csrf_from(page), "email": "parent@demo.test",
+        response = client.raw.post("/", data={"csrf_token": csrf_from(page), "email": "zoe.parent@tilleuls.test",
                                               "password": "mauvais"}, headers={"X-Forwarded-For": f"203.0.113.{n}"})
         assert response.status_code == 200, n
 
 
 def test_forgotten_password_mails_are_limited_per_login_and_per_address(client, db, smtp):
-    answers = [page_text(client.submit("/identifiant-oublie", {"email": "parent@demo.test"})) for _ in range(3)]
+    answers = [page_text(client.submit("/identifiant-oublie", {"email": "zoe.parent@tilleuls.test"})) for _ in range(3)]
     assert all("Si cette adresse correspond à un compte" in a for a in answers)  # the same answer each time
-    smtp.wait_for("parent@demo.test", count=2)
-    assert len(db.exec(select(OutboxMail).where(OutboxMail.recipient == "parent@demo.test")).all()) == 2
-    blocked = client.submit("/identifiant-oublie", {"email": "parent2@demo.test"})
+    smtp.wait_for("zoe.parent@tilleuls.test", count=2)
+    assert len(db.exec(select(OutboxMail).where(OutboxMail.recipient == "zoe.parent@tilleuls.test")).all()) == 2
+    blocked = client.submit("/identifiant-oublie", {"email": "zoe.parent2@tilleuls.test"})
     assert blocked.status_code == 429
     page = page_text(blocked)
     assert "Trop de demandes depuis votre connexion internet. Patientez 60 minutes" in page
-    assert 'value="parent2@demo.test"' in page
-    assert db.exec(select(OutboxMail).where(OutboxMail.recipient == "parent2@demo.test")).all() == []
+    assert 'value="zoe.parent2@tilleuls.test"' in page
+    assert db.exec(select(OutboxMail).where(OutboxMail.recipient == "zoe.parent2@tilleuls.test")).all() == []

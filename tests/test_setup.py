@@ -2,6 +2,7 @@
 import os
 import stat
 
+import pytest
 from sqlmodel import Session, func, select
 
 import models
@@ -39,8 +40,6 @@ def test_settings_come_from_flask_prefixed_environment(monkeypatch, tmp_path):
 
 def test_the_portal_does_not_start_without_its_public_address(monkeypatch, tmp_path):
     """Links in mails and payments come from BASE_URL: a server without it refuses to start, saying why."""
-    import pytest
-
     monkeypatch.delenv("FLASK_BASE_URL", raising=False)
     url = f"sqlite:///{tmp_path / 'x.sqlite'}"
     for value in (None, "famille.ville.fr", "ftp://famille.ville.fr", "https://famille.ville.fr/?x=1"):
