@@ -9,7 +9,7 @@ export FLASK_APP := app
 # The portal's public address (links in mails, payment returns); a town sets its own in /etc/ribambelle.env.
 export FLASK_BASE_URL ?= http://127.0.0.1:$(PORT)
 
-.PHONY: run test accessibility bench bench-rush install install-dev migrate seed browser clean
+.PHONY: run test accessibility bench bench-wrk bench-rush wrk install install-dev migrate seed browser clean
 
 # Runtime packages only (what a server needs); the test tools come with `make test`.
 $(VENV)/.installed: requirements.txt
@@ -61,17 +61,32 @@ accessibility: install-dev browser tests/a11y/node_modules/axe-core/axe.min.js
 	RIBAMBELLE_A11Y_RESULTS=static/accessibilite.json $(BIN)/python -m pytest --backends sqlite \
 	  tests/test_accessibility.py tests/test_payments.py tests/test_booking_journey.py tests/test_phone_planning.py
 
-# Benchmarks print figures; they are not tests. DATABASE_URL=postgresql+psycopg://... to run on PostgreSQL.
+# Benchmarks print figures; they are not tests. Each works on a database of its own: a SQLite file, or
+# the PostgreSQL database BENCH_PG names, which must end in _bench (emptied; never DATABASE_URL).
 # `make bench` runs them all, the registration-opening rush last (about half an hour on 2 cores).
-bench: install-dev browser
+BENCH_PG ?= postgresql+psycopg://postgres@127.0.0.1:5432/ribambelle_bench
+bench: install-dev browser wrk
+	$(BIN)/python -m tests.benchmarks.bench_wrk --database sqlite
+	$(BIN)/python -m tests.benchmarks.bench_wrk --database postgresql --pg-url $(BENCH_PG)
 	$(BIN)/python -m tests.benchmarks.bench_planning --requests $${REQUESTS:-300}
 	$(BIN)/python -m tests.benchmarks.bench_billing --families $${FAMILIES:-2000}
 	$(BIN)/python -m tests.benchmarks.bench_phone
 	$(MAKE) bench-rush
 
+# A parent's click against the stack's floor (tests/benchmarks/floor.py), with wrk (Debian's package).
+wrk:
+	@command -v wrk >/dev/null || { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	  else echo "wrk manquant : sudo apt-get install wrk"; exit 1; fi; }
+
+bench-wrk: install-dev wrk
+	$(BIN)/python -m tests.benchmarks.bench_wrk --database sqlite
+	$(BIN)/python -m tests.benchmarks.bench_wrk --database postgresql --pg-url $(BENCH_PG)
+
 # The registration-opening morning: gunicorn on PostgreSQL, then SQLite with one server.
 bench-rush: install-dev
-	$(BIN)/python -m tests.benchmarks.bench_rush --families $${FAMILIES:-2000} --workers $${WORKERS:-4} --sqlite
+	$(BIN)/python -m tests.benchmarks.bench_rush --families $${FAMILIES:-2000} --workers $${WORKERS:-4} --sqlite \
+	  --pg-url $(BENCH_PG)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -13,6 +13,7 @@ import statistics
 import tempfile
 import time
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
 from db import get_db
 
@@ -21,6 +22,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", type=int, default=2000)
     parser.add_argument("--pdfs", type=int, default=30)
+    parser.add_argument("--pg-url", default=os.environ.get("BENCH_DATABASE_URL", ""),
+                        help="a PostgreSQL database whose name ends in _bench (emptied); default: a SQLite file")
     args = parser.parse_args()
 
     from sqlalchemy import insert
@@ -42,19 +45,10 @@ def main():
         Unit,
         User,
     )
-    from services import billing, migrations
+    from services import billing
+    from tests.benchmarks.common import bench_database
 
-    url = os.environ.get("DATABASE_URL") or f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite"
-    if os.environ.get("DATABASE_URL"):
-        from sqlalchemy import create_engine, text
-        from sqlmodel import SQLModel
-
-        engine = create_engine(url)
-        SQLModel.metadata.drop_all(engine)
-        with engine.begin() as conn:
-            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-        engine.dispose()
-    migrations.upgrade(url)
+    url = bench_database("postgresql" if args.pg_url else "sqlite", args.pg_url, Path(tempfile.mkdtemp()))
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "OUTBOX_INTERVAL": 0, "BASE_URL": "http://127.0.0.1"})
     engine = app.extensions["ribambelle.engine"]
     month = date(2027, 7, 1)

@@ -2,7 +2,8 @@
 
 Prints, for each: bytes sent, server time (median and 95th percentile, measured inside the WSGI
 server around the app) and the time seen by the client, over many requests on a month where every
-unit is offered. Run with `make bench` (SQLite file) or with DATABASE_URL set to a PostgreSQL base.
+unit is offered. Run with `make bench` (SQLite file) or with --pg-url (BENCH_DATABASE_URL) naming a
+PostgreSQL database of its own, whose name ends in _bench.
 
     .venv/bin/python -m tests.benchmarks.bench_planning --requests 300
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import http.cookiejar
+import logging
 import os
 import re
 import statistics
@@ -18,10 +20,17 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
+from sqlalchemy import event
+from sqlmodel import select
 from werkzeug.serving import make_server
 
+from app import create_app
 from db import get_db
+from models import Child, Establishment, Period, Unit, utcnow
+from services import demo_data, planning
+from tests.benchmarks.common import bench_database
 
 
 class Timed:
@@ -53,36 +62,17 @@ def percentile(values, p):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--pg-url", default=os.environ.get("BENCH_DATABASE_URL", ""),
+                        help="a PostgreSQL database whose name ends in _bench (emptied); default: a SQLite file")
     args = parser.parse_args()
 
-    from app import create_app
-    from services import demo_data, migrations
-
-    url = os.environ.get("DATABASE_URL")
-    tmp = tempfile.mkdtemp()
-    if not url:
-        url = f"sqlite:///{tmp}/bench.sqlite"
-    else:
-        from sqlalchemy import create_engine, text
-        from sqlmodel import SQLModel
-
-        # start from an empty schema: this base is the benchmark's own
-        engine = create_engine(url)
-        SQLModel.metadata.drop_all(engine)
-        with engine.begin() as conn:
-            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-        engine.dispose()
-    migrations.upgrade(url)
+    url = bench_database("postgresql" if args.pg_url else "sqlite", args.pg_url, Path(tempfile.mkdtemp()))
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "OUTBOX_INTERVAL": 0, "BASE_URL": "http://127.0.0.1"})
     with app.app_context():
         demo_data.seed(get_db(), app.extensions["ribambelle.hasher"])
     timed = Timed(app.wsgi_app)
     app.wsgi_app = timed
-    from sqlalchemy import event
-
     event.listen(app.extensions["ribambelle.engine"], "before_cursor_execute", timed.count)
-    import logging
-
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -105,11 +95,6 @@ def main():
     home = request("/")[0].decode()
 
     with app.app_context():
-        from sqlmodel import select
-
-        from models import Child, Establishment, Period, Unit, utcnow
-        from services import planning
-
         db = get_db()
         lea = db.exec(select(Child).where(Child.first_name == "Léa")).one()
         est = db.exec(select(Establishment).where(Establishment.name == "Accueil de loisirs Les Lutins")).one()

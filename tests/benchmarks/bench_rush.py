@@ -15,7 +15,8 @@ process over loopback:
 4. the billing run of the period's first month (in this process, on the same database), then invoice
    PDFs fetched by logged-in parents through the server, CONCURRENCY at a time: PDFs per second.
 
-Run on PostgreSQL (DATABASE_URL, default the local server) and on the SQLite default with one server
+Run on PostgreSQL (--pg-url or BENCH_DATABASE_URL, a database whose name ends in _bench; default
+ribambelle_bench on the local server) and on the SQLite default with one server
 (--sqlite). Prints Markdown tables, also written to bench-results/rush.md, and the figures to
 bench-results/rush.json.
 
@@ -40,6 +41,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta, timezone
 from http.cookies import SimpleCookie
 from pathlib import Path
+
+from tests.benchmarks.common import bench_database
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "mot-de-passe-du-banc-d-essai"
@@ -466,18 +469,12 @@ def main():
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--sample", type=int, default=30, help="families timed one after another")
     parser.add_argument("--sqlite", action="store_true", help="also the same rush on SQLite with one server")
+    parser.add_argument("--pg-url", default=os.environ.get("BENCH_DATABASE_URL",
+                                                           "postgresql+psycopg://postgres@127.0.0.1:5432/ribambelle_bench"),
+                        help="a PostgreSQL database whose name ends in _bench (emptied)")
     args = parser.parse_args()
     results = []
-    url = os.environ.get("DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/ribambelle_bench")
-    if url.startswith("postgresql"):
-        from sqlalchemy import create_engine, text
-
-        admin = create_engine(url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
-        name = url.rsplit("/", 1)[1]
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
+    url = bench_database("postgresql", args.pg_url, Path(tempfile.mkdtemp()))
     (ROOT / "bench-results").mkdir(exist_ok=True)
     with open(ROOT / "bench-results" / "rush.md", "w") as markdown:
         markdown.write(f"# Registration-opening rush — {date.today().isoformat()}, {os.cpu_count()} cores\n")

@@ -1,0 +1,174 @@
+"""Benchmark (not a test): a parent's click against the stack's floor, with wrk (a C load tool).
+
+Serves the demo town with gunicorn (WORKERS processes × 4 threads, as in deploy/) and, beside it on
+the same gunicorn and database, the floor app (``tests/benchmarks/floor.py``: signed session, one
+SELECT + one UPDATE and their commit, a 300-byte template). Then wrk, CONNECTIONS at a time for
+SECONDS each, on loopback:
+
+- ``/healthz`` of the portal (a request that does nothing);
+- the floor's click, on one row (the toggle below writes one draft too: the same contention);
+- the demo parent toggling one cell of the planning (htmx POST, session cookie and CSRF header);
+- the same parent's planning page (GET).
+
+Prints requests per second, latency (median, 90th and 99th percentiles), every answer that is not
+a 200 (errors, redirects to the login, 204s) and every socket error, and the ratios to /healthz and to the floor of the same run; writes
+``bench-results/wrk-<database>.md`` and ``.json``. On PostgreSQL the database must be one of the
+benchmark's own: its name ends in ``_bench`` (created if missing, emptied), never ``DATABASE_URL``.
+
+    .venv/bin/python -m tests.benchmarks.bench_wrk --database sqlite
+    .venv/bin/python -m tests.benchmarks.bench_wrk --database postgresql --pg-url postgresql+psycopg://postgres@127.0.0.1/ribambelle_bench
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tests.benchmarks.common import (
+    ROOT,
+    BenchClient,
+    bench_database,
+    demo_cell,
+    free_port,
+    machine,
+    wait_for,
+)
+from tests.benchmarks.floor import prepare
+
+# Every answer but a 200 counted, redirects and 204s included (wrk itself only counts 4xx and 5xx).
+COUNT_STATUSES = """
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) not_ok = 0 end
+function response(status, headers, body) if status ~= 200 then not_ok = not_ok + 1 end end
+function done(summary, latency, requests)
+  local total = 0
+  for _, thread in ipairs(threads) do total = total + thread:get("not_ok") end
+  io.write(string.format("Not 200: %d\\n", total))
+end
+"""
+WRK_LINE = re.compile(r"^\s*(\d+)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def gunicorn(app: str, env: dict, port: int, workers: int, log: Path) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+         "--threads", "4", "--worker-class", "gthread", "--backlog", "2048", app],
+        cwd=ROOT, env=dict(os.environ, **env), stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+    wait_for(port)
+    return process
+
+
+def lua(directory: Path, name: str, method: str, path: str, headers: dict, body: str = "") -> Path:
+    script = directory / f"{name}.lua"
+    lines = [f'wrk.method = "{method}"', f'wrk.path = "{path}"']
+    lines += [f'wrk.headers["{key}"] = "{value}"' for key, value in headers.items()]
+    if body:
+        lines.append(f'wrk.body = "{body}"')
+    script.write_text("\n".join(lines) + "\n" + COUNT_STATUSES)
+    return script
+
+
+def wrk(port: int, script: Path, connections: int, seconds: int, threads: int) -> dict:
+    out = subprocess.run(["wrk", "--latency", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
+                          "-s", str(script), f"http://127.0.0.1:{port}"], capture_output=True, text=True,
+                         check=True).stdout
+    latency = {int(p): float(v) * UNITS_MS[u] for p, v, u in WRK_LINE.findall(out)}
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    not_ok = re.search(r"Not 200: (\d+)", out)
+    return {
+        "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+        "median_ms": latency.get(50), "p90_ms": latency.get(90), "p99_ms": latency.get(99),
+        "not_200": int(not_ok.group(1)),
+        "socket_errors": sum(int(n) for n in errors.groups()) if errors else 0,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/ribambelle_bench")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--connections", default="8,16")
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--wrk-threads", type=int, default=2)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-wrk-"))
+    url = bench_database(args.database, args.pg_url, work)
+    prepare(url)  # the floor's table, in the same database as the portal's
+    client = BenchClient.demo(url)
+    results_dir = ROOT / "bench-results"
+    results_dir.mkdir(exist_ok=True)
+    portal_port, floor_port = free_port(), free_port()
+    env = {"DATABASE_URL": url, "FLASK_SECRET_KEY": "bench-secret", "FLASK_OUTBOX_INTERVAL": "0",
+           "FLASK_BASE_URL": "http://127.0.0.1"}
+    servers = [gunicorn("app:create_app()", env, portal_port, args.workers, results_dir / "gunicorn-wrk.log"),
+               gunicorn("tests.benchmarks.floor:create_app()", {"FLOOR_DATABASE_URL": url}, floor_port, args.workers,
+                        results_dir / "gunicorn-floor.log")]
+    try:
+        session = client.login(portal_port)
+        cell = demo_cell(url)
+        cookie = {"Cookie": session.cookie}
+        toggle_body = f"cellule={cell['day']}.{cell['unit_id']}&mois={cell['month']}"
+        requests = {  # name -> port, method, path, headers, body
+            "/healthz": (portal_port, "GET", "/healthz", {}, ""),
+            "floor: click (one row)": (floor_port, "POST", "/click?row=0", {}, ""),
+            "cell toggle (htmx)": (portal_port, "POST", cell["toggle_path"], {
+                **cookie, "X-CSRFToken": session.csrf, "HX-Request": "true",
+                "Content-Type": "application/x-www-form-urlencoded"}, toggle_body),
+            f"planning page ({cell['cells']} cells)": (portal_port, "GET", cell["planning_path"], cookie, ""),
+        }
+        sizes = {name: len(session.fetch(*request)) for name, request in requests.items()}
+        scripts = {name: (port, lua(work, f"script{i}", method, path, headers, body))
+                   for i, (name, (port, method, path, headers, body)) in enumerate(requests.items())}
+        runs = []
+        for connections in [int(c) for c in args.connections.split(",")]:
+            figures = {name: wrk(port, script, connections, args.seconds, args.wrk_threads)
+                       for name, (port, script) in scripts.items()}
+            runs.append({"connections": connections, "figures": figures})
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(10)
+    result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
+              "database": args.database, "workers": args.workers, "threads": 4, "wrk_threads": args.wrk_threads,
+              "seconds": args.seconds, "bytes": sizes, "runs": runs,
+              "command": "python -m tests.benchmarks.bench_wrk " + " ".join(sys.argv[1:])}
+    text = report(result)
+    print(text)
+    (results_dir / f"wrk-{args.database}.md").write_text(text)
+    (results_dir / f"wrk-{args.database}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
+
+
+def report(result: dict) -> str:
+    lines = [f"### wrk, {result['database']} — {result['date']}",
+             "",
+             f"Machine: {result['machine']['cores']} cores ({result['machine']['cpu']}). Server: gunicorn "
+             f"{result['workers']} workers × {result['threads']} threads. Load: wrk, {result['wrk_threads']} threads "
+             f"(so up to {result['wrk_threads']} of the cores), {result['seconds']} s per line, on loopback.",
+             f"Command: `{result['command']}`", ""]
+    for run in result["runs"]:
+        figures = run["figures"]
+        healthz, floor = figures["/healthz"]["requests_per_s"], figures["floor: click (one row)"]["requests_per_s"]
+        lines += [f"{run['connections']} connections:", "",
+                  "| request | bytes | req/s | × /healthz | × floor | median ms | p90 ms | p99 ms | not 200 | socket errors |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for name, f in figures.items():
+            lines.append(f"| {name} | {result['bytes'][name]} | {f['requests_per_s']:.0f} | {f['requests_per_s'] / healthz:.3f} | "
+                         f"{f['requests_per_s'] / floor:.2f} | {f['median_ms']:.1f} | {f['p90_ms']:.1f} | {f['p99_ms']:.1f} | "
+                         f"{f['not_200']} | {f['socket_errors']} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
