@@ -5,8 +5,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
 from models import (
@@ -21,6 +22,7 @@ from models import (
 )
 from services.formatting import count_words
 from services.planning.grid import CANCEL_OUTCOMES, OUTCOMES, STATES, Planning, load_planning
+from services.planning.offer import version_query
 from services.planning.rules import PlanningError
 
 
@@ -59,17 +61,20 @@ class Change:
     selected: int = 0
     skipped: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     planning: Planning | None = None  # the cells' data after the change: the answer need not reload it
+    total: int | None = None  # after a click: the cases the draft holds in this mode
     to_confirm: list[date] = field(default_factory=list)  # a bulk held back: the days it would mark, to ask first
 
 
 def toggle(db: Session, child: Child, period: Period, unit_id: int, day: date, now: datetime,
-           mode: str = "book") -> Change:
+           mode: str = "book", version: int | None = None, draft: Draft | None = None) -> Change:
     """A click on a cell: select it (clearing units it excludes that day) or clear it.
 
-    In "cancel" mode, a click on a booked cell selects its cancellation instead.
+    In "cancel" mode, a click on a booked cell selects its cancellation instead. ``draft``: the draft,
+    already locked by the caller; ``change.total`` says how many cases it now holds in this mode.
     """
-    draft = draft_for(db, child, period)  # locked first: the planning below is read after any click in flight
-    planning = load_planning(db, child, period, [day], now, mode)
+    if draft is None:
+        draft = draft_for(db, child, period)  # locked first: the planning below is read after any click in flight
+    planning = load_planning(db, child, period, [day], now, mode, draft=draft, version=version)
     if unit_id not in planning.weekdays:
         raise PlanningError("Cette unité n'existe pas dans cette période.")
     unit = planning.unit(unit_id)
@@ -99,11 +104,23 @@ def toggle(db: Session, child: Child, period: Period, unit_id: int, day: date, n
         if cleared:
             labels = ", ".join(planning.unit(u).label for u in cleared)
             change.message += f" {labels} retiré (non cumulable)."
-    touch(draft)
-    db.add(draft)
+    change.total = bump_revision(db, draft, "cancel" if mode == "cancel" else "book")
     db.commit()
     planning.draft, change.planning = draft, planning
     return change
+
+
+def bump_revision(db: Session, draft: Draft, action: str) -> int:
+    """The draft's next revision, written after its lines: one UPDATE that also counts its cases of ``action``."""
+    db.flush()
+    selected = (select(func.count()).select_from(DraftLine)
+                .where(DraftLine.draft_id == draft.id, DraftLine.action == action).scalar_subquery())
+    revision, updated_at, total = db.execute(
+        update(Draft).where(Draft.id == draft.id).values(revision=Draft.revision + 1, updated_at=utcnow())
+        .returning(Draft.revision, Draft.updated_at, selected)).one()
+    set_committed_value(draft, "revision", revision)
+    set_committed_value(draft, "updated_at", updated_at)
+    return total
 
 
 def clear_excluded(db: Session, planning: Planning, unit: Unit, day: date) -> set[int]:
@@ -124,7 +141,7 @@ def bulk(db: Session, child: Child, period: Period, unit_id: int, days: list[dat
     a selection of more days than that writes nothing: its days come back in ``to_confirm``.
     """
     draft = draft_for(db, child, period)  # locked first, as for a click
-    planning = load_planning(db, child, period, days, now, mode)
+    planning = load_planning(db, child, period, days, now, mode, draft=draft)
     if unit_id not in planning.weekdays:
         raise PlanningError("Cette unité n'existe pas dans cette période.")
     unit = planning.unit(unit_id)
@@ -198,16 +215,23 @@ def click(db: Session, family_id: int, child_id: int, period_id: int, unit_id: i
           mode: str = "book") -> Click | None:
     """A parent's click, from the ids the request carries: one query checks that the child is the
     family's and enrolled where the period is (None otherwise: 404), then ``toggle``, then the count."""
-    row = db.exec(select(Child, Period).join(Enrollment, Enrollment.child_id == Child.id)
-                  .join(Period, Period.establishment_id == Enrollment.establishment_id)
-                  .where(Child.id == child_id, Child.family_id == family_id, Period.id == period_id)).first()
+    owned = (select(Child, Period, version_query()).join(Enrollment, Enrollment.child_id == Child.id)
+             .join(Period, Period.establishment_id == Enrollment.establishment_id)
+             .where(Child.id == child_id, Child.family_id == family_id, Period.id == period_id))
+    # The draft with them, locked (on PostgreSQL; SQLite's POSTs hold the write lock): one query. Its
+    # first click, before the draft exists, goes the longer way.
+    row = db.exec(owned.add_columns(Draft).join(Draft, (Draft.child_id == Child.id) & (Draft.period_id == Period.id))
+                  .with_for_update(of=Draft)).first()
     if row is None:
-        return None
-    child, period = row
+        row = db.exec(owned).first()
+        if row is None:
+            return None
+        row = (*row, None)
+    child, period, version, draft = row
     if not period.start_date <= day <= period.end_date:
         raise OutsidePeriod("Ce jour n'est pas dans la période.")
     try:
-        change = toggle(db, child, period, unit_id, day, now, mode)
+        change = toggle(db, child, period, unit_id, day, now, mode, version or 0, draft)
         message, ok = change.message, True
     except OutsidePeriod:
         raise
@@ -218,7 +242,8 @@ def click(db: Session, family_id: int, child_id: int, period_id: int, unit_id: i
     unit = next((u for u in change.planning.units if u.id == unit_id), None)
     if unit is None:
         return None  # not a unit of this period: as a forged id, 404
-    return Click(child, period, unit, day, change, message, ok, selected_total(db, child.id, period.id, mode))
+    total = change.total if change.total is not None else selected_total(db, child.id, period.id, mode)
+    return Click(child, period, unit, day, change, message, ok, total)
 
 
 def selected_total(db: Session, child_id: int, period_id: int, mode: str = "book") -> int:

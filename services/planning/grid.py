@@ -1,25 +1,14 @@
 """The month grid: each cell's state, words and icon, loaded for a set of days in a fixed number of queries."""
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from sqlmodel import Session, select
 
-from models import (
-    Booking,
-    Child,
-    ClosedDay,
-    DaySlot,
-    Draft,
-    DraftLine,
-    Period,
-    PeriodUnit,
-    Unit,
-    UnitExclusion,
-)
+from models import Booking, Child, DaySlot, Draft, DraftLine, Period
 from services.calendar import WEEKDAYS
+from services.planning.offer import OfferedUnit, period_offer
 from services.planning.rules import booking_rule, cancel_rule
 from services.planning.states import OUTCOME_ICONS
 
@@ -55,7 +44,7 @@ CANCEL_OUTCOMES = {
 @dataclass
 class Cell:
     day: date
-    unit: Unit
+    unit: OfferedUnit
     state: str
     reason: str = ""
     outcome: str = ""  # for "selected": what confirming will give
@@ -97,9 +86,9 @@ class Planning:
 
     child: Child
     period: Period
-    units: list[Unit]
+    units: list[OfferedUnit]
     weekdays: dict[int, str]  # unit id -> open weekdays
-    excludes: dict[int, set[int]]
+    excludes: dict[int, frozenset[int]]
     closed: dict[date, str]
     draft: Draft | None
     draft_lines: dict[tuple[int, date], DraftLine]
@@ -110,10 +99,10 @@ class Planning:
     mode: str = "book"  # "book" or "cancel": what a click on a cell does
     capacities: dict[tuple[int, date], int] = field(default_factory=dict)  # days with their own capacity
 
-    def unit(self, unit_id: int) -> Unit:
+    def unit(self, unit_id: int) -> OfferedUnit:
         return next(u for u in self.units if u.id == unit_id)
 
-    def closed_reason(self, unit: Unit, day: date) -> str | None:
+    def closed_reason(self, unit: OfferedUnit, day: date) -> str | None:
         if not (self.period.start_date <= day <= self.period.end_date):
             return "En dehors de la période"
         if day in self.closed:  # the town's closed days, public holidays included (proposed by services.periods)
@@ -122,7 +111,7 @@ class Planning:
             return f"{unit.label} n'est pas proposé le {WEEKDAYS[day.weekday()].lower()}"
         return None
 
-    def cell(self, unit: Unit, day: date) -> Cell:
+    def cell(self, unit: OfferedUnit, day: date) -> Cell:
         reason = self.closed_reason(unit, day)
         if reason:
             return Cell(day, unit, "closed", reason)
@@ -136,7 +125,7 @@ class Planning:
             return cell
         return self._booking_cell(unit, day, line)
 
-    def _booked_cell(self, unit: Unit, day: date, booking: Booking, line: DraftLine | None) -> Cell:
+    def _booked_cell(self, unit: OfferedUnit, day: date, booking: Booking, line: DraftLine | None) -> Cell:
         if booking.cancel_line_id:
             return Cell(day, unit, "cancel_request", "Annulation demandée : en attente de la structure")
         state = {"accepted": "booked", "request": "request", "waitlist": "waitlist"}[booking.status]
@@ -149,7 +138,7 @@ class Planning:
             return Cell(day, unit, state, why, clickable=outcome is not None)
         return Cell(day, unit, state, "Déjà réservé pour cet enfant" if state == "booked" else "")
 
-    def _booking_cell(self, unit: Unit, day: date, line: DraftLine | None) -> Cell:
+    def _booking_cell(self, unit: OfferedUnit, day: date, line: DraftLine | None) -> Cell:
         if line is not None and line.action == "book":
             outcome = self.outcome(unit, day)
             if outcome is None:  # the deadline passed since the selection: shown, then refused
@@ -165,22 +154,22 @@ class Planning:
             return Cell(day, unit, "full", "Plus de place : un clic fait une demande en liste d'attente", clickable=True)
         return Cell(day, unit, "available", why, clickable=True)
 
-    def cancel_outcome(self, unit: Unit, day: date) -> str | None:
+    def cancel_outcome(self, unit: OfferedUnit, day: date) -> str | None:
         booking = self.bookings.get((unit.id, day))
         if booking is None or booking.cancel_line_id:
             return None
         return cancel_rule(self.period, booking.status, day, self.now)[0]
 
-    def outcome(self, unit: Unit, day: date) -> str | None:
+    def outcome(self, unit: OfferedUnit, day: date) -> str | None:
         rule, _ = booking_rule(self.period, day, self.now)
         if rule is None:
             return None
         return "waitlist" if self.is_full(unit, day) else rule
 
-    def is_full(self, unit: Unit, day: date) -> bool:
+    def is_full(self, unit: OfferedUnit, day: date) -> bool:
         return self.taken.get((unit.id, day), 0) >= self.capacities.get((unit.id, day), unit.capacity)
 
-    def excluded_booking(self, unit: Unit, day: date) -> Unit | None:
+    def excluded_booking(self, unit: OfferedUnit, day: date) -> OfferedUnit | None:
         for other_id in self.excludes.get(unit.id, ()):
             if (other_id, day) in self.bookings:
                 return self.unit(other_id)
@@ -196,27 +185,17 @@ class Planning:
 
 
 def load_planning(db: Session, child: Child, period: Period, days: list[date], now: datetime,
-                  mode: str = "book") -> Planning:
-    """Load what the cells of ``days`` need: units, closures, the draft, bookings and places taken."""
-    rows = db.exec(
-        select(Unit, PeriodUnit.weekdays)
-        .join(PeriodUnit, PeriodUnit.unit_id == Unit.id)
-        .where(PeriodUnit.period_id == period.id)
-        .order_by(Unit.position, Unit.id)
-    ).all()
-    units = [unit for unit, _ in rows]
-    weekdays = {unit.id: wd for unit, wd in rows}
+                  mode: str = "book", draft: Draft | None = None, version: int | None = None) -> Planning:
+    """Load what the cells of ``days`` need: the period's offer (from memory, see ``offer``), the draft
+    (``draft`` when the caller holds it already), the child's bookings and the places taken."""
+    offer = period_offer(db, period.id, version)
+    units = list(offer.units)
     unit_ids = [u.id for u in units]
-    excludes: dict[int, set[int]] = defaultdict(set)
-    for ex in db.exec(select(UnitExclusion).where(UnitExclusion.unit_id.in_(unit_ids))):
-        excludes[ex.unit_id].add(ex.excluded_unit_id)
-        excludes[ex.excluded_unit_id].add(ex.unit_id)
     first, last = (min(days), max(days)) if days else (period.start_date, period.start_date)
-    closed = {c.day: c.reason for c in db.exec(
-        select(ClosedDay).where(ClosedDay.period_id == period.id, ClosedDay.day >= first, ClosedDay.day <= last))}
-    draft = db.exec(select(Draft).where(Draft.child_id == child.id, Draft.period_id == period.id)).first()
+    if draft is None:
+        draft = db.exec(select(Draft).where(Draft.child_id == child.id, Draft.period_id == period.id)).first()
     draft_lines = {}
-    if draft is not None:
+    if draft is not None and draft.id is not None:
         draft_lines = {(l.unit_id, l.day): l for l in db.exec(
             select(DraftLine).where(DraftLine.draft_id == draft.id, DraftLine.day >= first, DraftLine.day <= last))}
     bookings = {(b.unit_id, b.day): b for b in db.exec(
@@ -225,5 +204,5 @@ def load_planning(db: Session, child: Child, period: Period, days: list[date], n
     slots = db.exec(select(DaySlot).where(DaySlot.unit_id.in_(unit_ids), DaySlot.day >= first, DaySlot.day <= last)).all()
     taken = {(s.unit_id, s.day): s.taken for s in slots}
     capacities = {(s.unit_id, s.day): s.capacity for s in slots if s.capacity is not None}
-    return Planning(child, period, units, weekdays, excludes, closed, draft, draft_lines, bookings, taken, now, days,
-                    mode, capacities)
+    return Planning(child, period, units, offer.weekdays, offer.excludes, offer.closed, draft, draft_lines, bookings,
+                    taken, now, days, mode, capacities)

@@ -1,0 +1,48 @@
+"""What a period offers is kept in memory per process and reloaded as soon as any server changes it."""
+from datetime import timedelta
+
+from sqlalchemy import event
+from sqlmodel import select
+
+from models import ClosedDay, PeriodUnit
+from services.planning import offer
+from tests.conftest import Auth, Client, page_text
+from tests.factories import ADMIN, centre, child, planning_url, weekday_ahead
+
+
+def test_a_closed_day_added_on_another_server_shows_on_the_next_page(make_app, app, db):
+    """Two app servers on one database: the parent's caches the offer, the admin's closes a day."""
+    _, period, units = centre(db)
+    day = weekday_ahead(12)
+    parent = Client(app.test_client())
+    Auth(parent).login()
+    url = planning_url(child(db, "Zoé"), period, day)
+    assert f'id="cell-{day.isoformat()}-matinee"' in page_text(parent.get(url))
+    statements = []
+    event.listen(app.extensions["ribambelle.engine"], "before_cursor_execute",
+                 lambda *args: statements.append(args[2]))
+    parent.get(url)
+    assert not any("FROM closedday" in s for s in statements)  # from memory
+    admin = Client(make_app().test_client())
+    Auth(admin).login(ADMIN)
+    admin.submit(f"/admin/periodes/{period.id}", {"fermeture-day": day.isoformat(), "fermeture-reason": "Grève"},
+                 action=f"/admin/periodes/{period.id}/fermetures")
+    assert db.exec(select(ClosedDay).where(ClosedDay.day == day)).one()
+    page = page_text(parent.get(url))
+    assert "Grève" in page  # the version moved: reloaded
+
+
+def test_any_write_of_the_configuration_moves_the_version(db):
+    before = offer.current_version(db)
+    row = db.exec(select(PeriodUnit)).first()
+    row.weekdays = "0123"
+    db.add(row)
+    db.commit()
+    assert offer.current_version(db) == before + 1
+    _, period, _ = centre(db)
+    db.add(ClosedDay(period_id=period.id, day=period.start_date + timedelta(days=1), reason="Fermé"))
+    db.commit()
+    assert offer.current_version(db) == before + 2
+    db.exec(select(PeriodUnit)).all()  # reading changes nothing
+    db.commit()
+    assert offer.current_version(db) == before + 2
