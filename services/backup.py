@@ -20,7 +20,6 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from db import APPLICATION_NAME
-from services.planning.offer import VERSION
 
 
 class BackupError(Exception):
@@ -197,9 +196,9 @@ def _counters(url: str) -> dict[str, int]:
 
 
 def _keep_counters_ahead(url: str, before: dict[str, int]) -> None:
-    """Counters at least where they were: numbers given out after the backup stay given out. The
-    configuration's version then moves past both: what servers keep in memory was read from the data replaced."""
-    before = {**before, VERSION: max(before.get(VERSION, 0), _counters(url).get(VERSION, 0)) + 1}
+    """Counters at least where they were: numbers given out after the backup stay given out."""
+    if not before:
+        return
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
