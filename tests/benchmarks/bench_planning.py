@@ -23,14 +23,12 @@ import urllib.request
 from pathlib import Path
 
 from sqlalchemy import event
-from sqlmodel import select
 from werkzeug.serving import make_server
 
 from app import create_app
 from db import get_db
-from models import Child, Establishment, Period, Unit, utcnow
-from services import demo_data, planning
-from tests.benchmarks.common import bench_database
+from services import demo_data
+from tests.benchmarks.common import bench_database, demo_cell
 
 
 class Timed:
@@ -94,27 +92,18 @@ def main():
     request("/", {"csrf_token": token, "email": "parent@demo.test", "password": "parent-demo-ribambelle"})
     home = request("/")[0].decode()
 
-    with app.app_context():
-        db = get_db()
-        lea = db.exec(select(Child).where(Child.first_name == "Léa")).one()
-        est = db.exec(select(Establishment).where(Establishment.name == "Accueil de loisirs Les Lutins")).one()
-        period = db.exec(select(Period).where(Period.establishment_id == est.id)).one()
-        month = planning.period_months(period)[1]
-        plan = planning.load_planning(db, lea, period, planning.month_days(period, month), utcnow())
-        repas = db.exec(select(Unit).where(Unit.establishment_id == est.id, Unit.code == "repas")).one()
-        day = next(d for d in plan.days if plan.cell(repas, d).state == "available")
+    cell = demo_cell(url)
     assert "Mon compte famille" in home
-    planning_path = f"/reservations/planning/{lea.id}/{period.id}?mois={month:%Y-%m}"
-    toggle_path = f"/reservations/planning/{lea.id}/{period.id}/cellule"
+    planning_path, toggle_path = cell["planning_path"], cell["toggle_path"]
     csrf = re.search(r'"X-CSRFToken": "([^"]+)"', home).group(1)
-    cells = len(plan.days) * len(plan.units)
+    cells = cell["cells"]
 
     runs = {
         "/healthz": lambda: request("/healthz"),
         "family space": lambda: request("/"),
         f"planning page ({cells} cells)": lambda: request(planning_path),
         "planning month (htmx fragment)": lambda: request(planning_path, headers={"HX-Request": "true"}),
-        "cell toggle (htmx)": lambda: request(toggle_path, {"cellule": f"{day.isoformat()}.{repas.id}", "mois": f"{month:%Y-%m}"},
+        "cell toggle (htmx)": lambda: request(toggle_path, {"cellule": f"{cell['day']}.{cell['unit_id']}", "mois": cell["month"]},
                                               {"HX-Request": "true", "X-CSRFToken": csrf}),
     }
     print(f"Ribambelle planning benchmark — {os.cpu_count()} cores, database {url.split(':')[0]}, "
