@@ -28,7 +28,7 @@ from app import create_app
 from db import get_db
 from models import ClosedDay, Establishment, Period, PeriodUnit
 from services import demo_data, migrations, periods
-from tests.factories import AXE, PARENT, PASSWORDS, TOWN, csrf_from, make_town, paris, town_units
+from tests.factories import AXE, PARENT, PASSWORDS, TOWN, billed_month, csrf_from, make_town, paris, town_units
 
 PG_ADMIN_URL = os.environ.get("RIBAMBELLE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 CHROMIUM = "/usr/bin/chromium"
@@ -463,6 +463,12 @@ def check_invariants(db, drift_before: dict | None = None) -> None:
 
 
 # --- shared fixtures of the rules tests ---------------------------------------------------------
+
+
+@pytest.fixture
+def billed(db):
+    """The Durand family's last month billed, 10 € of it paid by cheque (``usefixtures("billed")``)."""
+    return billed_month(db)
 
 
 @pytest.fixture

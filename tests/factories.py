@@ -226,6 +226,13 @@ def family_change(db, name="Haddad", **fields) -> ChangeRequest:
     return family_service.request_family_change(db, parent, family, after)
 
 
+def family_invoice(db, name="Durand") -> Invoice:
+    """The family's one invoice (``billed_month``), as the database holds it now."""
+    db.expire_all()
+    family = db.exec(select(Family).where(Family.name == name)).one()
+    return db.exec(select(Invoice).where(Invoice.family_id == family.id)).one()
+
+
 def town_period(db, name=TOWN):
     """The period around today of the centre (or of the school, ``name=SCHOOL``)."""
     today = paris_today(utcnow())

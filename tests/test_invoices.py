@@ -6,25 +6,15 @@ import pytest
 from pypdf import PdfReader
 from sqlmodel import select
 
-from models import Family, Invoice, Payment
+from models import Payment
 from tests.conftest import csrf_from, page_text
-from tests.factories import billed_month
+from tests.factories import family_invoice
 
-
-@pytest.fixture(autouse=True)
-def billed(db):
-    """Every test here starts with the Durand family's last month billed, 10 € of it paid by cheque."""
-    return billed_month(db)
-
-
-def durand_invoice(db):
-    db.expire_all()
-    fam = db.exec(select(Family).where(Family.name == "Durand")).one()
-    return db.exec(select(Invoice).where(Invoice.family_id == fam.id)).one()
+pytestmark = pytest.mark.usefixtures("billed")  # every test here starts with an invoice to pay
 
 
 def test_family_sees_invoices_payments_and_legends(client, auth, db):
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     auth.login()
     page = page_text(client.get("/compte/"))
     assert invoice.number in page and "Partiellement payée" in page
@@ -34,7 +24,7 @@ def test_family_sees_invoices_payments_and_legends(client, auth, db):
 
 
 def test_invoice_detail_as_dialog_and_as_page(client, auth, db):
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     auth.login()
     dialog = page_text(client.get(f"/factures/{invoice.id}", headers={"HX-Request": "true"}))
     assert dialog.lstrip().startswith("<dialog") and "<html" not in dialog
@@ -46,7 +36,7 @@ def test_invoice_detail_as_dialog_and_as_page(client, auth, db):
 
 
 def test_invoice_pdf_total_matches(client, auth, db):
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     auth.login()
     response = client.get(f"/factures/{invoice.id}.pdf")
     assert response.mimetype == "application/pdf"
@@ -58,7 +48,7 @@ def test_invoice_pdf_total_matches(client, auth, db):
 
 
 def test_another_familys_invoice_is_not_found(client, auth, db):
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     auth.login("rayan.parent@tilleuls.test")
     assert client.get(f"/factures/{invoice.id}").status_code == 404
     assert client.get(f"/factures/{invoice.id}.pdf").status_code == 404
@@ -68,7 +58,7 @@ def test_another_familys_invoice_is_not_found(client, auth, db):
 def test_regie_runs_billing_records_a_payment_and_cancels(client, auth, db, smtp):
     auth.login("agent@tilleuls.test")
     page = page_text(client.get("/agent/facturation"))
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     assert invoice.number in page and "Lancer la facturation" in page
     token = csrf_from(page)
     bad = client.post("/agent/facturation", data={"csrf_token": token, "mois": "n'importe"}, follow_redirects=True)
@@ -84,14 +74,14 @@ def test_regie_runs_billing_records_a_payment_and_cancels(client, auth, db, smtp
     left = invoice.left_cents
     client.post(url, data={"csrf_token": token, "action": "payer", "montant": f"{left // 100},{left % 100:02d}", "moyen": "cesu", "reference": "CESU 42"})
     db.expire_all()
-    assert durand_invoice(db).left_cents == 0
+    assert family_invoice(db).left_cents == 0
     assert db.exec(select(Payment).where(Payment.method == "cesu")).one().amount_cents == left
     refused = client.post(url, data={"csrf_token": token, "action": "annuler", "motif": "Erreur"}, follow_redirects=True)
     assert "ne peut pas être annulée" in page_text(refused)
 
 
 def test_billing_pages_are_staff_only(client, auth, db):
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     auth.login()
     assert client.get("/agent/facturation").status_code == 403
     assert client.get(f"/agent/factures/{invoice.id}").status_code == 403
@@ -100,7 +90,7 @@ def test_billing_pages_are_staff_only(client, auth, db):
 @pytest.mark.parametrize("app_settings", [{"BASE_URL": "https://famille.ville.test"}])
 def test_invoice_pdf_names_the_portal_by_its_public_address(client, auth, db):
     """Asked through the server's own name, the PDF still gives parents the portal's address (BASE_URL)."""
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     auth.login()
     response = client.get(f"/factures/{invoice.id}.pdf")
     text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(response.data)).pages)

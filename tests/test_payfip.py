@@ -16,10 +16,12 @@ from sqlmodel import select
 
 from blueprints import simulator
 from db import get_db
-from models import Credit, Family, Invoice, Payment
+from models import Credit, Invoice, Payment
 from services import payments
 from tests.conftest import Auth, Client, check_invariants, free_port, page_text, place_drift
-from tests.factories import billed_month, login
+from tests.factories import family_invoice, login
+
+pytestmark = pytest.mark.usefixtures("billed")  # every test here starts with an invoice to pay
 
 
 @pytest.fixture
@@ -49,18 +51,6 @@ class Parent:
         return self
 
 
-@pytest.fixture(autouse=True)
-def billed(db):
-    """Every test here starts with the Durand family's last month billed, 10 € of it paid by cheque."""
-    return billed_month(db)
-
-
-def durand_invoice(db) -> Invoice:
-    db.expire_all()
-    family = db.exec(select(Family).where(Family.name == "Durand")).one()
-    return db.exec(select(Invoice).where(Invoice.family_id == family.id)).one()
-
-
 def pay(parent: Parent, invoice: Invoice, **kwargs):
     return parent.post(f"/factures/{invoice.id}/payer", {}, page=f"/factures/{invoice.id}", **kwargs)
 
@@ -84,7 +74,7 @@ def decide(parent, page_url, choice):
 
 def test_payfip_payment_paid_once_with_payfip_own_references(live_server, db):
     parent = Parent(live_server).login()
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     page_url, idop = to_payfip(parent, invoice)
     payment = db.exec(select(Payment).where(Payment.method == "online")).one()
     # Our id is in the return address; PayFiP's idop is kept beside it.
@@ -94,18 +84,18 @@ def test_payfip_payment_paid_once_with_payfip_own_references(live_server, db):
     assert "Merci : votre paiement de" in outcome.text and "est validé" in outcome.text
     db.expire_all()
     assert db.get(Payment, payment.id).status == "paid"
-    assert durand_invoice(db).left_cents == 0
+    assert family_invoice(db).left_cents == 0
     # The return again, a replayed notification, the status page: nothing twice.
     parent.get(f"/factures/paiement/retour/{payment.transaction_id}?idop={idop}")
     assert requests.post(f"{live_server}/factures/paiement/notification", data={"idOp": idop}).status_code == 200
     db.expire_all()
-    assert durand_invoice(db).paid_cents == durand_invoice(db).total_cents
+    assert family_invoice(db).paid_cents == family_invoice(db).total_cents
     assert db.exec(select(Credit)).all() == []
 
 
 def test_payfip_refused_and_abandoned_leave_the_invoice_payable(live_server, db):
     parent = Parent(live_server).login()
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     page_url, idop = to_payfip(parent, invoice)
     outcome = decide(parent, page_url, "refuser")
     assert "Le paiement a été refusé par la banque" in outcome.text
@@ -122,37 +112,37 @@ def test_payfip_refused_and_abandoned_leave_the_invoice_payable(live_server, db)
     assert "Paiement abandonné" in later.text and "la facture reste à payer" in later.text
     db.expire_all()
     assert db.exec(select(Payment).where(Payment.provider_reference == idop)).one().status == "cancelled"
-    assert durand_invoice(db).left_cents == invoice.left_cents
+    assert family_invoice(db).left_cents == invoice.left_cents
     assert "Payer en ligne" in parent.get(f"/factures/{invoice.id}").text
 
 
 def test_payfip_late_notification_is_waited_for_then_shown(live_server, db):
     parent = Parent(live_server).login()
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     page_url, idop = to_payfip(parent, invoice)
     outcome = decide(parent, page_url, "payer-retard")
     # PayFiP already knows: the outcome is read from its web service at the return, before its notification.
     assert "est validé" in outcome.text
     time.sleep(simulator.LATE_SECONDS + 1)  # the late notification then changes nothing
     db.expire_all()
-    assert durand_invoice(db).paid_cents == invoice.total_cents
+    assert family_invoice(db).paid_cents == invoice.total_cents
 
 
 def test_a_forged_payfip_notification_carries_no_weight(live_server, db):
     """The notification names only an idop: the outcome is always asked of PayFiP."""
     parent = Parent(live_server).login()
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     page_url, idop = to_payfip(parent, invoice)
     for body in ({"idOp": idop, "resultrans": "P"}, {"idOp": "inconnu"}, {"refdet": invoice.number, "resultrans": "P"}):
         requests.post(f"{live_server}/factures/paiement/notification", data=body, timeout=10)
     db.expire_all()
     assert db.exec(select(Payment).where(Payment.provider_reference == idop)).one().status == "pending"
-    assert durand_invoice(db).paid_cents == invoice.paid_cents
+    assert family_invoice(db).paid_cents == invoice.paid_cents
 
 
 def test_a_second_pay_while_one_is_pending_offers_to_resume_or_give_up(live_server, db):
     parent = Parent(live_server).login()
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     page_url, idop = to_payfip(parent, invoice)
     second = pay(parent, invoice)
     assert second.status_code == 409 and "est déjà en cours" in second.text
@@ -174,7 +164,7 @@ def test_a_second_pay_while_one_is_pending_offers_to_resume_or_give_up(live_serv
 def test_two_tabs_both_paid_at_payfip_make_a_credit_not_a_hidden_surplus(live_server, db):
     """The parent gave up the first tab, then paid in both: the bank took twice; the family is owed once."""
     parent = Parent(live_server).login()
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     left_before, drift = invoice.left_cents, place_drift(db)
     first_page, first = to_payfip(parent, invoice)
     parent.post(f"/factures/{invoice.id}/paiement-en-cours/abandonner", {}, page=f"/factures/{invoice.id}")
@@ -186,7 +176,7 @@ def test_two_tabs_both_paid_at_payfip_make_a_credit_not_a_hidden_surplus(live_se
     paid = db.exec(select(Payment).where(Payment.method == "online", Payment.status == "paid")).all()
     assert len(paid) == 2
     credit = db.exec(select(Credit)).one()
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     assert invoice.paid_cents == invoice.total_cents and credit.amount_cents == left_before
     # What the bank took: the invoice's balance once, the rest as the family's credit.
     assert sum(p.amount_cents for p in paid) == left_before + credit.amount_cents
@@ -198,7 +188,7 @@ def test_two_tabs_both_paid_at_payfip_make_a_credit_not_a_hidden_surplus(live_se
 
 def test_payfip_unreachable_or_slow_says_so_and_starts_nothing(live_server, app, db, monkeypatch):
     parent = Parent(live_server).login()
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     dead = free_port()  # nothing listens there
     app.config["PAYMENT_OPTIONS"] = {"wsdl_url": f"http://127.0.0.1:{dead}/securite?wsdl"}
     down = pay(parent, invoice)
@@ -219,7 +209,7 @@ def test_payfip_unreachable_or_slow_says_so_and_starts_nothing(live_server, app,
 
 def test_payfip_error_code_says_so(live_server, app, db):
     parent = Parent(live_server).login()
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     app.config["PAYMENT_OPTIONS"] = {"numcli": "999999"}  # PayFiP answers "unknown customer"
     refused = pay(parent, invoice)
     assert refused.status_code == 503 and "momentanément indisponible" in refused.text
@@ -231,31 +221,31 @@ def test_payfip_error_code_says_so(live_server, app, db):
 def test_a_payfip_test_answer_never_pays_in_production(live_server, app, db):
     """Configured for production (saisie W): an operation PayFiP reports in test mode is refused."""
     parent = Parent(live_server).login()
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     page_url, idop = to_payfip(parent, invoice)
     with simulator._lock:
         simulator._operations[idop]["saisie"] = "T"  # PayFiP says this operation was a test
     decide(parent, page_url, "payer")
     db.expire_all()
     assert db.exec(select(Payment).where(Payment.provider_reference == idop)).one().status == "pending"
-    assert durand_invoice(db).paid_cents == invoice.paid_cents
+    assert family_invoice(db).paid_cents == invoice.paid_cents
 
 
 def test_payfip_answer_for_another_customer_number_is_refused(live_server, db):
     parent = Parent(live_server).login()
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     page_url, idop = to_payfip(parent, invoice)
     with simulator._lock:
         simulator._operations[idop]["numcli"] = "654321"  # another régie's operation
     decide(parent, page_url, "payer")
     db.expire_all()
-    assert durand_invoice(db).paid_cents == invoice.paid_cents
+    assert family_invoice(db).paid_cents == invoice.paid_cents
 
 
 def test_an_abandoned_tab_is_asked_about_before_it_expires(live_server, app, db):
     """Closed at PayFiP's page: still "En cours" while PayFiP says so, then "Expiré" when PayFiP forgets it."""
     parent = Parent(live_server).login()
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     page_url, idop = to_payfip(parent, invoice)
     payment = db.exec(select(Payment).where(Payment.provider_reference == idop)).one()
     payment.created_at = payment.created_at - payments.PENDING_LIFETIME - timedelta(minutes=1)
@@ -276,7 +266,7 @@ def test_an_abandoned_tab_is_asked_about_before_it_expires(live_server, app, db)
 
 def test_notification_lost_while_the_portal_was_down_is_retried_and_applied_once(live_server, app, db, monkeypatch):
     parent = Parent(live_server).login()
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     page_url, idop = to_payfip(parent, invoice)
     with simulator._lock:
         simulator._operations[idop].update(resultrans="P", decided=time.time(), numauto="123456")
@@ -295,7 +285,7 @@ def test_notification_lost_while_the_portal_was_down_is_retried_and_applied_once
     assert simulator.notify(f"{live_server}/factures/paiement/notification", f"idOp={idop}") == 1  # again: nothing twice
     db.expire_all()
     assert db.exec(select(Payment).where(Payment.provider_reference == idop)).one().status == "paid"
-    assert durand_invoice(db).paid_cents == invoice.total_cents
+    assert family_invoice(db).paid_cents == invoice.total_cents
 
 
 @pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
@@ -306,7 +296,7 @@ def test_payfip_journey_in_chromium_under_the_csp(browser, live_server, db, java
     page = context.new_page()
     blocked = []
     page.on("console", lambda msg: blocked.append(msg.text) if "Content Security Policy" in msg.text else None)
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     login(page)
     page.goto(f"/factures/{invoice.id}")
     page.get_by_role("button", name=re.compile("Payer en ligne")).click()
@@ -326,20 +316,20 @@ def test_payfip_journey_in_chromium_under_the_csp(browser, live_server, db, java
     page.screenshot(path=str(tmp_path / "payfip-paid.png"), full_page=True)  # to look at, at 360 px
     page.get_by_role("link", name="Retour à mes factures").click()
     expect(page.get_by_role("cell", name="Payée", exact=True)).to_be_visible()
-    assert durand_invoice(db).left_cents == 0 and blocked == []
+    assert family_invoice(db).left_cents == 0 and blocked == []
     context.close()
 
 
 def test_refused_payfip_payment_in_chromium_without_javascript(browser, live_server, db):
     context = browser.new_context(base_url=live_server, locale="fr-FR", java_script_enabled=False)
     page = context.new_page()
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     login(page)
     page.goto(f"/factures/{invoice.id}")
     page.get_by_role("button", name=re.compile("Payer en ligne")).click()
     page.get_by_role("button", name="Refuser le paiement").click()
     expect(page.locator("#payment-status")).to_contain_text("refusé par la banque")
-    assert durand_invoice(db).left_cents == invoice.left_cents
+    assert family_invoice(db).left_cents == invoice.left_cents
     context.close()
 
 
@@ -363,7 +353,7 @@ def test_an_unsupported_provider_stops_the_start(make_app):
 
 def test_the_regie_sees_the_credit_and_records_its_refund(live_server, app, db):
     parent = Parent(live_server).login()
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     first_page, first = to_payfip(parent, invoice)
     parent.post(f"/factures/{invoice.id}/paiement-en-cours/abandonner", {}, page=f"/factures/{invoice.id}")
     second_page, _ = to_payfip(parent, invoice)
@@ -392,7 +382,7 @@ def test_the_regie_sees_the_credit_and_records_its_refund(live_server, app, db):
 def test_flask_payments_check_resolves_payments_left_without_an_answer(live_server, app, db):
     """A notification never came and the parent never came back: the cron job asks PayFiP."""
     parent = Parent(live_server).login()
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     page_url, idop = to_payfip(parent, invoice)
     with simulator._lock:  # paid at PayFiP; the notification and the return were both lost
         simulator._operations[idop].update(resultrans="P", decided=time.time(), numauto="654321")
@@ -403,4 +393,4 @@ def test_flask_payments_check_resolves_payments_left_without_an_answer(live_serv
     output = app.test_cli_runner().invoke(args=["payments", "check"]).output
     assert "Paiements en ligne vérifiés ; 0 encore en cours." in output
     db.expire_all()
-    assert db.get(Payment, payment.id).status == "paid" and durand_invoice(db).left_cents == 0
+    assert db.get(Payment, payment.id).status == "paid" and family_invoice(db).left_cents == 0

@@ -10,27 +10,17 @@ from playwright.sync_api import expect
 from sqlmodel import select
 
 from blueprints import simulator
-from models import Credit, Family, Invoice, Payment, utcnow
+from models import Credit, Payment, utcnow
 from tests.conftest import Client, check_invariants, csrf_from, page_text, place_drift, require_axe
-from tests.factories import billed_month, login, reservation_with_a_request, tab_to, violations
+from tests.factories import family_invoice, login, reservation_with_a_request, tab_to, violations
+
+pytestmark = pytest.mark.usefixtures("billed")  # every test here starts with an invoice to pay
 
 
 @pytest.fixture
 def app_settings():
     """The bank simulator takes the place of the provider."""
     return {"PAYMENT_SIMULATOR": True}
-
-
-@pytest.fixture(autouse=True)
-def billed(db):
-    """Every test here starts with the Durand family's last month billed, 10 € of it paid by cheque."""
-    return billed_month(db)
-
-
-def durand_invoice(db):
-    db.expire_all()
-    fam = db.exec(select(Family).where(Family.name == "Durand")).one()
-    return db.exec(select(Invoice).where(Invoice.family_id == fam.id)).one()
 
 
 def start_payment(client, invoice):
@@ -57,7 +47,7 @@ def notify(client, body):
 
 def test_payer_en_ligne_sends_the_signed_amount_in_cents(client, auth, db):
     auth.login()
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     fields = start_payment(client, invoice)
     assert fields["vads_amount"] == str(invoice.left_cents) and fields["signature"]
     payment = db.exec(select(Payment).where(Payment.method == "online")).one()
@@ -71,20 +61,20 @@ def test_payer_en_ligne_sends_the_signed_amount_in_cents(client, auth, db):
 
 def test_notification_twice_late_and_forged_is_applied_once(client, auth, db):
     auth.login()
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     fields = start_payment(client, invoice)
     body = bank_answer(client.raw.application, fields)
     forged = body.replace("vads_trans_status=AUTHORISED", "vads_trans_status=AUTHORISEE")
     assert notify(client, forged).status_code == 400
-    assert durand_invoice(db).paid_cents == 1000  # the cheque only
+    assert family_invoice(db).paid_cents == 1000  # the cheque only
     assert notify(client, body).get_data(as_text=True) == "OK"
     assert notify(client, body).status_code == 200  # again: nothing more
-    paid = durand_invoice(db)
+    paid = family_invoice(db)
     assert paid.paid_cents == paid.total_cents and paid.left_cents == 0
     assert db.exec(select(Payment).where(Payment.method == "online")).one().status == "paid"
     # a refusal arriving afterwards never takes the payment back
     notify(client, bank_answer(client.raw.application, fields, "refuser"))
-    assert durand_invoice(db).left_cents == 0
+    assert family_invoice(db).left_cents == 0
     payment = db.exec(select(Payment).where(Payment.method == "online")).one()
     assert payment.status == "paid"
     assert "Paiement validé" in page_text(client.get(f"/factures/paiement/{payment.transaction_id}"))
@@ -92,15 +82,15 @@ def test_notification_twice_late_and_forged_is_applied_once(client, auth, db):
 
 def test_signed_answer_for_another_amount_is_not_applied(client, auth, db):
     auth.login()
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     fields = start_payment(client, invoice)
     assert notify(client, bank_answer(client.raw.application, fields, vads_amount="1")).status_code == 400
-    assert durand_invoice(db).paid_cents == 1000
+    assert family_invoice(db).paid_cents == 1000
 
 
 def test_return_before_the_notification_applies_it_and_shows_the_outcome(client, auth, db):
     auth.login()
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     fields = start_payment(client, invoice)
     payment = db.exec(select(Payment).where(Payment.method == "online")).one()
     query = bank_answer(client.raw.application, fields)
@@ -108,14 +98,14 @@ def test_return_before_the_notification_applies_it_and_shows_the_outcome(client,
     assert response.status_code == 302
     page = page_text(client.get(response.headers["Location"]))
     assert "votre paiement de" in page and "est validé" in page
-    assert durand_invoice(db).left_cents == 0
+    assert family_invoice(db).left_cents == 0
     assert notify(client, query).status_code == 200  # the notification, late: nothing twice
-    assert durand_invoice(db).paid_cents == durand_invoice(db).total_cents
+    assert family_invoice(db).paid_cents == family_invoice(db).total_cents
 
 
 def test_waiting_page_rechecks_until_the_notification(client, auth, db):
     auth.login()
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     fields = start_payment(client, invoice)
     payment = db.exec(select(Payment).where(Payment.method == "online")).one()
     page = page_text(client.get(f"/factures/paiement/retour/{payment.transaction_id}", follow_redirects=True))
@@ -127,16 +117,16 @@ def test_waiting_page_rechecks_until_the_notification(client, auth, db):
 
 def test_abandoned_payment_leaves_the_invoice_payable(client, auth, db):
     auth.login()
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     fields = start_payment(client, invoice)
     notify(client, bank_answer(client.raw.application, fields, "abandonner"))
     assert db.exec(select(Payment).where(Payment.method == "online")).one().status == "cancelled"
-    assert durand_invoice(db).left_cents == invoice.left_cents
+    assert family_invoice(db).left_cents == invoice.left_cents
     assert "Payer en ligne" in page_text(client.get(f"/factures/{invoice.id}"))
 
 
 def test_29_cents_are_paid_29_cents(client, auth, db):
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     invoice.total_cents, invoice.paid_cents = 29, 0
     db.add(invoice)
     db.commit()
@@ -144,11 +134,11 @@ def test_29_cents_are_paid_29_cents(client, auth, db):
     fields = start_payment(client, invoice)
     assert fields["vads_amount"] == "29"
     notify(client, bank_answer(client.raw.application, fields))
-    assert durand_invoice(db).paid_cents == 29
+    assert family_invoice(db).paid_cents == 29
 
 
 def test_past_due_and_other_families_invoices_cannot_be_paid(client, auth, db):
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     invoice.due_on = invoice.issued_on - timedelta(days=1)
     db.add(invoice)
     db.commit()
@@ -172,7 +162,7 @@ def test_simulator_is_off_unless_asked_for(make_app):
 
 
 def test_payment_journey_through_the_bank_simulator(page, db):
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     login(page)
     page.wait_for_load_state("load")
     page.get_by_role("link", name=f"Voir la facture {invoice.number}").click()
@@ -184,24 +174,24 @@ def test_payment_journey_through_the_bank_simulator(page, db):
     expect(page.locator("#payment-status")).to_contain_text("est validé")
     page.get_by_role("link", name="Retour à mes factures").click()
     expect(page.get_by_role("cell", name="Payée", exact=True)).to_be_visible()
-    assert durand_invoice(db).left_cents == 0
+    assert family_invoice(db).left_cents == 0
     assert page.console_errors == []
 
 
 def test_late_confirmation_is_awaited_then_shown(page, db):
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     login(page)
     page.goto(f"/factures/{invoice.id}")
     page.get_by_role("button", name=re.compile("Payer en ligne")).click()
     page.get_by_role("button", name="Payer (confirmation en retard)").click()
     expect(page.locator("#payment-status")).to_contain_text("pas encore confirmé")
     expect(page.locator("#payment-status")).to_contain_text("est validé", timeout=15000)  # re-checked every 2 s
-    assert durand_invoice(db).left_cents == 0
+    assert family_invoice(db).left_cents == 0
 
 
 def test_unanswered_online_payment_expires_and_the_invoice_stays_payable(client, auth, db):
     auth.login()
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     start_payment(client, invoice)
     stale = db.exec(select(Payment).where(Payment.method == "online")).one()
     stale.created_at = utcnow() - timedelta(minutes=31)
@@ -234,14 +224,14 @@ def test_cancellation_invoice_and_payment_with_javascript_off(browser, live_serv
     expect(page.get_by_role("heading", name="Votre demande d'annulation est enregistrée")).to_be_visible()
     page.get_by_role("link", name="Terminer").click()
 
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     page.get_by_role("link", name=f"Voir la facture {invoice.number}").click()
     expect(page.get_by_role("heading", name=f"Facture {invoice.number}")).to_be_visible()
     page.get_by_role("button", name=re.compile("Payer en ligne")).click()
     page.get_by_role("button", name="Continuer vers le paiement sécurisé").click()
     page.get_by_role("button", name="Refuser le paiement").click()
     expect(page.locator("#payment-status")).to_contain_text("refusé")
-    assert durand_invoice(db).left_cents == invoice.left_cents
+    assert family_invoice(db).left_cents == invoice.left_cents
     context.close()
 
 
@@ -250,7 +240,7 @@ def test_payment_pages_have_no_axe_violation(browser, live_server, db):
     context = browser.new_context(base_url=live_server, locale="fr-FR", bypass_csp=True, java_script_enabled=True)
     page = context.new_page()
     login(page)
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     page.goto(f"/factures/{invoice.id}")
     found = {}
     page.get_by_role("button", name=re.compile("Payer en ligne")).click()
@@ -269,7 +259,7 @@ def test_payment_with_the_keyboard_only(browser, live_server, db):
     context = browser.new_context(base_url=live_server, locale="fr-FR")
     page = context.new_page()
     login(page)
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     page.goto(f"/factures/{invoice.id}")
     tab_to(page, page.get_by_role("button", name=re.compile("Payer en ligne")))
     page.keyboard.press("Enter")
@@ -287,7 +277,7 @@ def test_payment_with_the_keyboard_only(browser, live_server, db):
 def test_return_and_notification_addresses_come_from_base_url(client, auth, db):
     """Asked through another trusted name (the server's own), the bank still gets the portal's address."""
     auth.login()
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     page = client.get(f"/factures/{invoice.id}").get_data(as_text=True)
     html = client.post(f"/factures/{invoice.id}/payer", data={"csrf_token": csrf_from(page)}).get_data(as_text=True)
     fields = dict(re.findall(r'<input type="hidden" name="(vads_[^"]+)" value="([^"]*)"', html))
@@ -305,26 +295,26 @@ def _production_answer(app, fields, mode, **override):
 def test_a_test_answer_never_pays_in_production(client, auth, db):
     """Configured for production, both certificates set: an answer signed with the test one is refused."""
     auth.login()
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     fields = start_payment(client, invoice)
     assert fields["vads_ctx_mode"] == "PRODUCTION"
     assert notify(client, _production_answer(client.raw.application, fields, "TEST")).status_code == 400
-    assert durand_invoice(db).paid_cents == 1000
+    assert family_invoice(db).paid_cents == 1000
     assert notify(client, _production_answer(client.raw.application, fields, "PRODUCTION")).status_code == 200
-    assert durand_invoice(db).left_cents == 0
+    assert family_invoice(db).left_cents == 0
 
 
 def test_an_answer_for_another_site_is_refused(client, auth, db):
     auth.login()
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     fields = start_payment(client, invoice)
     assert notify(client, bank_answer(client.raw.application, fields, vads_site_id="87654321")).status_code == 400
-    assert durand_invoice(db).paid_cents == 1000
+    assert family_invoice(db).paid_cents == 1000
 
 
 def test_two_identical_notifications_at_once_are_applied_once(app, client, auth, db):
     auth.login()
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     drift = place_drift(db)
     fields = start_payment(client, invoice)
     body = bank_answer(app, fields)
@@ -339,7 +329,7 @@ def test_two_identical_notifications_at_once_are_applied_once(app, client, auth,
     for t in threads:
         t.join()
     assert answers == [200, 200]
-    paid = durand_invoice(db)
+    paid = family_invoice(db)
     assert paid.paid_cents == paid.total_cents
     assert db.exec(select(Credit)).all() == []
     check_invariants(db, drift)
@@ -347,7 +337,7 @@ def test_two_identical_notifications_at_once_are_applied_once(app, client, auth,
 
 def test_a_confirmation_after_expiry_is_applied_and_flagged(client, auth, db):
     auth.login()
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     fields = start_payment(client, invoice)
     payment = db.exec(select(Payment).where(Payment.method == "online")).one()
     payment.status, payment.completed_at = "expired", utcnow()
@@ -357,12 +347,12 @@ def test_a_confirmation_after_expiry_is_applied_and_flagged(client, auth, db):
     db.expire_all()
     payment = db.get(Payment, payment.id)
     assert payment.status == "paid" and payment.anomaly  # the bank took it: never lost, shown to the régie
-    assert durand_invoice(db).left_cents == 0
+    assert family_invoice(db).left_cents == 0
 
 
 def test_another_familys_return_address_shows_nothing_and_applies_nothing(client, auth, db):
     auth.login()
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     fields = start_payment(client, invoice)
     payment = db.exec(select(Payment).where(Payment.method == "online")).one()
     auth.logout()
@@ -370,22 +360,22 @@ def test_another_familys_return_address_shows_nothing_and_applies_nothing(client
     query = bank_answer(client.raw.application, fields)
     assert client.get(f"/factures/paiement/retour/{payment.transaction_id}?{query}").status_code == 404
     assert client.get(f"/factures/paiement/{payment.transaction_id}").status_code == 404
-    assert durand_invoice(db).paid_cents == 1000
+    assert family_invoice(db).paid_cents == 1000
 
 
 @pytest.mark.parametrize("app_settings", [{"PAYMENT_SIMULATOR": "payzen"}])
 def test_payzen_through_the_simulator(client, auth, db):
     """PayZen speaks SystemPay's protocol at its own address: paid once, as configured."""
     auth.login()
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     fields = start_payment(client, invoice)
     assert notify(client, bank_answer(client.raw.application, fields)).status_code == 200
     assert notify(client, bank_answer(client.raw.application, fields)).status_code == 200
-    assert durand_invoice(db).left_cents == 0
+    assert family_invoice(db).left_cents == 0
 
 
 def test_abandon_at_systempay_in_chromium_reads_abandonne(page, db):
-    invoice = durand_invoice(db)
+    invoice = family_invoice(db)
     login(page)
     page.goto(f"/factures/{invoice.id}")
     page.get_by_role("button", name=re.compile("Payer en ligne")).click()
@@ -393,4 +383,4 @@ def test_abandon_at_systempay_in_chromium_reads_abandonne(page, db):
     expect(page.locator("#payment-status")).to_contain_text("Paiement abandonné")
     page.get_by_role("link", name="Retour à mes factures").click()
     expect(page.get_by_role("cell", name="Abandonné", exact=True)).to_be_visible()
-    assert durand_invoice(db).left_cents == invoice.left_cents and page.console_errors == []
+    assert family_invoice(db).left_cents == invoice.left_cents and page.console_errors == []
