@@ -13,6 +13,10 @@ def next_value(db: Session, name: str) -> int:
     An upsert that increments and returns the value: concurrent callers queue on the counter row,
     and a rolled-back transaction gives its number back, so the sequence has no hole.
     """
+    return db.execute(increment(db, name).returning(Counter.value)).scalar_one()
+
+
+def increment(db: Session, name: str):
+    """The upsert that moves counter ``name`` one further (created at 1)."""
     stmt = upsert_insert(db)(Counter).values(name=name, value=1)
-    stmt = stmt.on_conflict_do_update(index_elements=[Counter.name], set_={"value": Counter.value + 1})
-    return db.execute(stmt.returning(Counter.value)).scalar_one()
+    return stmt.on_conflict_do_update(index_elements=[Counter.name], set_={"value": Counter.value + 1})

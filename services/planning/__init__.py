@@ -36,7 +36,6 @@ from services.planning.drafts import (  # noqa: F401
     draft_for,
     selected_total,
     toggle,
-    touch,
 )
 from services.planning.grid import CANCEL_OUTCOMES, OUTCOMES, STATES, Cell, Planning, load_planning  # noqa: F401
 from services.planning.places import (  # noqa: F401

@@ -46,11 +46,6 @@ def draft_for(db: Session, child: Child, period: Period) -> Draft:
     return draft
 
 
-def touch(draft: Draft) -> None:
-    draft.revision += 1
-    draft.updated_at = utcnow()
-
-
 @dataclass
 class Change:
     """What a click or a bulk action did: the cells to redraw and a sentence for the parent."""
@@ -61,7 +56,7 @@ class Change:
     selected: int = 0
     skipped: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     planning: Planning | None = None  # the cells' data after the change: the answer need not reload it
-    total: int | None = None  # after a click: the cases the draft holds in this mode
+    total: int | None = None  # once written: the cases the draft holds in this mode
     to_confirm: list[date] = field(default_factory=list)  # a bulk held back: the days it would mark, to ask first
 
 
@@ -178,8 +173,7 @@ def bulk(db: Session, child: Child, period: Period, unit_id: int, days: list[dat
         db.rollback()  # nothing marked until the parent confirms
         change.to_confirm = sorted(change.days)
         return change
-    touch(draft)
-    db.add(draft)
+    change.total = bump_revision(db, draft, action)
     db.commit()
     n = change.selected
     if mode == "cancel":

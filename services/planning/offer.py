@@ -18,8 +18,8 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, select
 
-from db import upsert_insert
 from models import ClosedDay, Counter, Period, PeriodUnit, Unit, UnitExclusion
+from services.counters import increment
 
 VERSION = "configuration"
 CONFIGURATION = (Period, PeriodUnit, Unit, UnitExclusion, ClosedDay)
@@ -56,7 +56,7 @@ def version_query():
 
 
 def current_version(db: Session) -> int:
-    return db.exec(select(Counter.value).where(Counter.name == VERSION)).first() or 0
+    return db.exec(select(version_query())).one() or 0
 
 
 def period_offer(db: Session, period_id: int, version: int | None = None) -> Offer:
@@ -97,6 +97,4 @@ def _bump_version(session, flush_context, instances) -> None:
     """A period, unit, exclusion or closed day written: the version moves in the same transaction."""
     changed = [*session.new, *session.deleted, *(o for o in session.dirty if session.is_modified(o))]
     if any(isinstance(o, CONFIGURATION) for o in changed):
-        insert = upsert_insert(session)(Counter.__table__).values(name=VERSION, value=1)
-        session.connection().execute(insert.on_conflict_do_update(index_elements=["name"],
-                                                                  set_={"value": Counter.__table__.c.value + 1}))
+        session.connection().execute(increment(session, VERSION))  # on the connection: the session is flushing
