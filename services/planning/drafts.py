@@ -12,17 +12,20 @@ from sqlmodel import Session, select
 
 from models import (
     Action,
+    Booking,
     Child,
+    DaySlot,
     Draft,
     DraftLine,
     Enrollment,
     Period,
+    PeriodUnit,
     Unit,
     utcnow,
 )
 from services.formatting import count_words
 from services.planning.grid import CANCEL_OUTCOMES, OUTCOMES, STATES, Planning, load_planning
-from services.planning.offer import version_query
+from services.planning.offer import period_offer, version_query
 from services.planning.rules import PlanningError
 
 
@@ -61,17 +64,79 @@ class Change:
 
 
 def toggle(db: Session, child: Child, period: Period, unit_id: int, day: date, now: datetime,
-           mode: str = "book", version: int | None = None, draft: Draft | None = None) -> Change:
-    """A click on a cell: select it (clearing units it excludes that day) or clear it.
+           mode: str = "book") -> Change:
+    """A click on a cell: select it (clearing units it excludes that day) or clear it; committed.
 
-    In "cancel" mode, a click on a booked cell selects its cancellation instead. ``draft``: the draft,
-    already locked by the caller; ``change.total`` says how many cases it now holds in this mode.
+    In "cancel" mode, a click on a booked cell selects its cancellation instead. Raises PlanningError
+    (nothing written) when the cell cannot be clicked; ``change.total`` says how many cases the draft
+    now holds in this mode.
     """
-    if draft is None:
-        draft = draft_for(db, child, period)  # locked first: the planning below is read after any click in flight
-    planning = load_planning(db, child, period, [day], now, mode, draft=draft, version=version)
+    day_state = locked_day(db, child.family_id, child.id, period.id, day, now, mode)
+    if day_state is None:
+        raise PlanningError("Cet enfant n'est pas inscrit dans cette structure.")
+    return apply_click(db, *day_state, unit_id, day)
+
+
+def locked_day(db: Session, family_id: int, child_id: int, period_id: int, day: date, now: datetime,
+               mode: str = "book") -> tuple[Planning, int] | None:
+    """The draft locked, its revision moved on, and what the cells of ``day`` need; None when the child
+    is not the family's or not enrolled where the period is.
+
+    Two statements: the UPDATE of the revision, which checks ownership and takes the draft's row lock,
+    then one read of the day (the child, the period, the offer's version, the day's draft lines,
+    bookings and places, and how many cases the draft holds). The read comes after the lock, so a click
+    in flight on the same draft (the parent's phone and PC, the family's two guardians) is seen whole:
+    clicks on one draft apply one after the other. The draft's first click creates it first.
+    """
+    draft_id = db.execute(_lock_draft(family_id, child_id, period_id)).scalar_one_or_none()
+    if draft_id is None:
+        owned = db.exec(select(Child, Period).join(Period, Period.id == period_id).where(Child.id == child_id,
+                                                    _enrolled(family_id))).first()
+        if owned is None:
+            return None
+        draft_for(db, *owned)
+        draft_id = db.execute(_lock_draft(family_id, child_id, period_id)).scalar_one()
+    action = Action.CANCEL if mode == "cancel" else Action.BOOK
+    selected = (select(func.count()).select_from(DraftLine)
+                .where(DraftLine.draft_id == draft_id, DraftLine.action == action).scalar_subquery())
+    rows = db.exec(
+        select(Draft, Child, Period, version_query(), selected, DraftLine, Booking, DaySlot)
+        .join(Child, Child.id == Draft.child_id).join(Period, Period.id == Draft.period_id)
+        .outerjoin(PeriodUnit, PeriodUnit.period_id == Period.id)
+        .outerjoin(DraftLine, (DraftLine.draft_id == Draft.id) & (DraftLine.unit_id == PeriodUnit.unit_id) & (DraftLine.day == day))
+        .outerjoin(Booking, (Booking.child_id == Child.id) & (Booking.unit_id == PeriodUnit.unit_id) & (Booking.day == day))
+        .outerjoin(DaySlot, (DaySlot.unit_id == PeriodUnit.unit_id) & (DaySlot.day == day))
+        .where(Draft.id == draft_id).execution_options(populate_existing=True)).all()
+    draft, child, period, version, total = rows[0][:5]
+    offer = period_offer(db, period.id, version or 0)
+    lines = {(line.unit_id, line.day): line for *_, line, _, _ in rows if line is not None}
+    bookings = {(b.unit_id, b.day): b for *_, b, _ in rows if b is not None}
+    slots = [slot for *_, slot in rows if slot is not None]
+    return Planning(child, period, list(offer.units), offer.weekdays, offer.excludes, offer.closed, draft, lines,
+                    bookings, {(s.unit_id, s.day): s.taken for s in slots}, now, [day], mode,
+                    {(s.unit_id, s.day): s.capacity for s in slots if s.capacity is not None}), total
+
+
+def _enrolled(family_id: int):
+    """The child is the family's and enrolled in the period's establishment (Child and Period correlated)."""
+    return (Child.family_id == family_id) & (
+        select(Enrollment.id).where(Enrollment.child_id == Child.id,
+                                    Enrollment.establishment_id == Period.establishment_id).exists())
+
+
+def _lock_draft(family_id: int, child_id: int, period_id: int):
+    owned = (select(Child.id).join(Period, Period.id == Draft.period_id)
+             .where(Child.id == Draft.child_id, _enrolled(family_id)).exists())
+    return (update(Draft).where(Draft.child_id == child_id, Draft.period_id == period_id, owned)
+            .values(revision=Draft.revision + 1, updated_at=utcnow()).returning(Draft.id))
+
+
+def apply_click(db: Session, planning: Planning, total: int, unit_id: int, day: date) -> Change:
+    """The click on the planning ``locked_day`` read, written and committed; ``total``: the cases before."""
     if unit_id not in planning.weekdays:
         raise PlanningError("Cette unité n'existe pas dans cette période.")
+    mode, draft = planning.mode, planning.draft
+    action = Action.CANCEL if mode == "cancel" else Action.BOOK
     unit = planning.unit(unit_id)
     cell = planning.cell(unit, day)
     change = Change(days={day}, units={unit_id})
@@ -81,12 +146,14 @@ def toggle(db: Session, child: Child, period: Period, unit_id: int, day: date, n
     what = f"{unit.label} du {day:%d/%m/%Y}"
     if line is not None:
         db.delete(planning.draft_lines.pop((unit_id, day)))
+        total -= line.action == action
         change.message = f"{what} : {'annulation' if line.action == 'cancel' else 'sélection'} retirée."
     elif mode == "cancel":
         outcome = planning.cancel_outcome(unit, day)
         line = DraftLine(draft_id=draft.id, unit_id=unit_id, day=day, action="cancel", expected=outcome)
         db.add(line)
         planning.draft_lines[(unit_id, day)] = line
+        total += 1
         change.message = f"{what} : annulation sélectionnée, {CANCEL_OUTCOMES[outcome]} (à confirmer)."
     else:
         cleared = clear_excluded(db, planning, unit, day)
@@ -94,14 +161,14 @@ def toggle(db: Session, child: Child, period: Period, unit_id: int, day: date, n
         line = DraftLine(draft_id=draft.id, unit_id=unit_id, day=day, action="book", expected=outcome)
         db.add(line)
         planning.draft_lines[(unit_id, day)] = line
+        total += 1 - len(cleared)
         change.units |= cleared
         change.message = f"{what} : sélectionné, {OUTCOMES[outcome]} (à confirmer)."
         if cleared:
             labels = ", ".join(planning.unit(u).label for u in cleared)
             change.message += f" {labels} retiré (non cumulable)."
-    change.total = bump_revision(db, draft, "cancel" if mode == "cancel" else "book")
     db.commit()
-    planning.draft, change.planning = draft, planning
+    change.total, change.planning = total, planning
     return change
 
 
@@ -207,37 +274,26 @@ class Click:
 
 def click(db: Session, family_id: int, child_id: int, period_id: int, unit_id: int, day: date, now: datetime,
           mode: str = "book") -> Click | None:
-    """A parent's click, from the ids the request carries: one query checks that the child is the
-    family's and enrolled where the period is (None otherwise: 404), then ``toggle``, then the count."""
-    owned = (select(Child, Period, version_query()).join(Enrollment, Enrollment.child_id == Child.id)
-             .join(Period, Period.establishment_id == Enrollment.establishment_id)
-             .where(Child.id == child_id, Child.family_id == family_id, Period.id == period_id))
-    # The draft with them, locked (on PostgreSQL; SQLite's POSTs hold the write lock): one query. Its
-    # first click, before the draft exists, goes the longer way.
-    row = db.exec(owned.add_columns(Draft).join(Draft, (Draft.child_id == Child.id) & (Draft.period_id == Period.id))
-                  .with_for_update(of=Draft)).first()
-    if row is None:
-        row = db.exec(owned).first()
-        if row is None:
-            return None
-        row = (*row, None)
-    child, period, version, draft = row
-    if not period.start_date <= day <= period.end_date:
+    """A parent's click, from the ids the request carries: None when the child is not the family's or not
+    enrolled where the period is (the view answers 404); a refused click comes back with its reason."""
+    day_state = locked_day(db, family_id, child_id, period_id, day, now, mode)
+    if day_state is None:
+        return None
+    plan, total = day_state
+    if not plan.period.start_date <= day <= plan.period.end_date:
+        db.rollback()
         raise OutsidePeriod("Ce jour n'est pas dans la période.")
     try:
-        change = toggle(db, child, period, unit_id, day, now, mode, version or 0, draft)
+        change = apply_click(db, plan, total, unit_id, day)
         message, ok = change.message, True
-    except OutsidePeriod:
-        raise
     except PlanningError as exc:
         db.rollback()
-        change, message, ok = Change(days={day}, units={unit_id}), str(exc), False
-        change.planning = load_planning(db, child, period, [day], now, mode)
+        change, message, ok = Change(days={day}, units={unit_id}, total=total), str(exc), False
+        change.planning = load_planning(db, plan.child, plan.period, [day], now, mode)
     unit = next((u for u in change.planning.units if u.id == unit_id), None)
     if unit is None:
         return None  # not a unit of this period: as a forged id, 404
-    total = change.total if change.total is not None else selected_total(db, child.id, period.id, mode)
-    return Click(child, period, unit, day, change, message, ok, total)
+    return Click(plan.child, plan.period, unit, day, change, message, ok, change.total)
 
 
 def selected_total(db: Session, child_id: int, period_id: int, mode: str = "book") -> int:

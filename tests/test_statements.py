@@ -1,0 +1,61 @@
+"""What the hot routes of the registration morning send to the database, statement by statement.
+
+The budget of each route is part of its design (issue 16): a click checks ownership and locks the
+draft in one statement, reads its day in one, writes in one. A change that adds a query fails here.
+"""
+import contextlib
+
+from sqlalchemy import event
+from sqlmodel import select
+
+from models import DraftLine
+from tests.factories import centre, child, csrf_from, planning_url, post_cell, weekday_ahead
+
+
+@contextlib.contextmanager
+def statements_of(app):
+    """The kind of each statement sent in the block (SELECT, UPDATE…), BEGIN left out."""
+    sent = []
+
+    def record(conn, cursor, statement, *args):
+        if not statement.startswith("BEGIN"):
+            sent.append(statement.split()[0])
+
+    engine = app.extensions["ribambelle.engine"]
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def test_a_click_locks_reads_and_writes_once_each(app, db, auth):
+    _, period, units = centre(db)
+    zoe, day = child(db, "Zoé"), weekday_ahead(12)
+    auth.login()
+    post_cell(auth.client.raw, zoe, period, units["repas"], day)  # the draft's first click creates it
+    token = csrf_from(auth.client.get(planning_url(zoe, period, day)).get_data(as_text=True))
+    form = {"csrf_token": token, "cellule": f"{day.isoformat()}.{units['matinee'].id}", "mois": f"{day:%Y-%m}"}
+    url = f"/reservations/planning/{zoe.id}/{period.id}/cellule"
+    with statements_of(app) as selecting:
+        selected = auth.client.post(url, data=form, headers={"HX-Request": "true"})
+    with statements_of(app) as clearing:
+        cleared = auth.client.post(url, data=form, headers={"HX-Request": "true"})
+    assert "sélectionné, réservation acceptée" in selected.get_data(as_text=True)
+    assert "sélection retirée" in cleared.get_data(as_text=True)
+    # the login session, then the draft's lock (ownership checked), the day's read, the write
+    assert selecting == ["SELECT", "UPDATE", "SELECT", "INSERT"]
+    assert clearing == ["SELECT", "UPDATE", "SELECT", "DELETE"]
+    lines = db.exec(select(DraftLine.unit_id).where(DraftLine.day == day)).all()
+    assert lines == [units["repas"].id]
+
+
+def test_a_click_on_another_familys_child_is_refused_by_the_lock_itself(app, db, auth):
+    _, period, units = centre(db)
+    rayan, day = child(db, "Rayan"), weekday_ahead(12)
+    auth.login()  # Zoé's parent
+    with statements_of(app) as sent:
+        response = post_cell(auth.client.raw, rayan, period, units["matinee"], day)
+    assert response.status_code == 404
+    assert "INSERT" not in sent and "DELETE" not in sent
+    assert db.exec(select(DraftLine).where(DraftLine.day == day)).all() == []
