@@ -135,17 +135,21 @@ def new(mode: str):
 # --- the planning ---------------------------------------------------------------------------------
 
 
-def _month_context(child: Child, period: Period, month: date, mode: str, message: str = "") -> dict:
+def _month_context(child: Child, period: Period, month: date, mode: str, message: str = "",
+                   opened: planning.OpenedPlanning | None = None) -> dict:
+    """The month's template context; ``opened``: what the planning page read already (else read here)."""
+    db = get_db()
     days = planning.month_days(period, month)
-    plan = planning.load_planning(get_db(), child, period, days, utcnow(), mode)
+    if opened is None:
+        opened = planning.open_planning(db, child.family_id, child.id, period.id, mode)
+    plan = planning.load_planning(db, child, period, days, utcnow(), mode, draft=opened.draft, version=opened.version)
     months = planning.period_months(period)
     index = months.index(month)
     return dict(
         child=child, period=period, month=month, plan=plan, months=months,
         previous=months[index - 1] if index > 0 else None,
         next=months[index + 1] if index + 1 < len(months) else None,
-        selected=planning.selected_total(get_db(), child.id, period.id, mode), message=message, mode=mode,
-        establishment=get_db().get(Establishment, period.establishment_id),
+        selected=opened.selected, message=message, mode=mode, establishment=opened.establishment,
         states=planning.STATES, reservation_states=planning.RESERVATION_STATES,
         live_oob=wants_fragment(),  # an htmx answer also fills the page's live region
     )
@@ -155,12 +159,13 @@ def _month_context(child: Child, period: Period, month: date, mode: str, message
 @parent_required
 def planning_page(child_id: int, period_id: int, mode: str):
     """Page: the month planning; its month fragment for htmx (month picker, previous/next)."""
-    child = _child_or_404(child_id)
-    period = _period_or_404(child, period_id)
-    month = _month_arg(period, request.args.get("mois"))
+    opened = planning.open_planning(get_db(), current_user.family_id, child_id, period_id, mode)
+    if opened is None:
+        abort(404)
+    month = _month_arg(opened.period, request.args.get("mois"))
     shown = f"Planning de {month_year(month)} affiché." if wants_fragment() else ""  # said after a month change
     return page_or_fragment("reservations/planning.html", "partials/reservations/_month.html",
-                             **_month_context(child, period, month, mode, shown))
+                             **_month_context(opened.child, opened.period, month, mode, shown, opened))
 
 
 def _back_to_month(child: Child, period: Period, month: date, mode: str, anchor: str | None = None):

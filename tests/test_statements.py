@@ -59,3 +59,15 @@ def test_a_click_on_another_familys_child_is_refused_by_the_lock_itself(app, db,
     assert response.status_code == 404
     assert "INSERT" not in sent and "DELETE" not in sent
     assert db.exec(select(DraftLine).where(DraftLine.day == day)).all() == []
+
+
+def test_the_planning_page_reads_its_head_in_one_query_and_its_month_in_three(app, db, auth):
+    _, period, units = centre(db)
+    zoe, day = child(db, "Zoé"), weekday_ahead(12)
+    auth.login()
+    post_cell(auth.client.raw, zoe, period, units["matinee"], day)
+    with statements_of(app) as sent:
+        page = auth.client.get(planning_url(zoe, period, day)).get_data(as_text=True)
+    assert "<strong>1</strong> case sélectionnée (à confirmer)" in page
+    # the login session; the child, period, establishment, version, draft and count; lines, bookings, places
+    assert sent == ["SELECT"] * 5

@@ -37,7 +37,16 @@ from services.planning.drafts import (  # noqa: F401
     selected_total,
     toggle,
 )
-from services.planning.grid import CANCEL_OUTCOMES, OUTCOMES, STATES, Cell, Planning, load_planning  # noqa: F401
+from services.planning.grid import (  # noqa: F401
+    CANCEL_OUTCOMES,
+    OUTCOMES,
+    STATES,
+    Cell,
+    OpenedPlanning,
+    Planning,
+    load_planning,
+    open_planning,
+)
 from services.planning.places import (  # noqa: F401
     free_place,
     free_places,

@@ -17,7 +17,6 @@ from models import (
     DaySlot,
     Draft,
     DraftLine,
-    Enrollment,
     Period,
     PeriodUnit,
     Unit,
@@ -26,7 +25,7 @@ from models import (
 from services.formatting import count_words
 from services.planning.grid import CANCEL_OUTCOMES, OUTCOMES, STATES, Planning, load_planning
 from services.planning.offer import period_offer, version_query
-from services.planning.rules import PlanningError
+from services.planning.rules import PlanningError, enrolled
 
 
 def draft_for(db: Session, child: Child, period: Period) -> Draft:
@@ -91,7 +90,7 @@ def locked_day(db: Session, family_id: int, child_id: int, period_id: int, day: 
     draft_id = db.execute(_lock_draft(family_id, child_id, period_id)).scalar_one_or_none()
     if draft_id is None:
         owned = db.exec(select(Child, Period).join(Period, Period.id == period_id).where(Child.id == child_id,
-                                                    _enrolled(family_id))).first()
+                                                    enrolled(family_id))).first()
         if owned is None:
             return None
         draft_for(db, *owned)
@@ -117,16 +116,9 @@ def locked_day(db: Session, family_id: int, child_id: int, period_id: int, day: 
                     {(s.unit_id, s.day): s.capacity for s in slots if s.capacity is not None}), total
 
 
-def _enrolled(family_id: int):
-    """The child is the family's and enrolled in the period's establishment (Child and Period correlated)."""
-    return (Child.family_id == family_id) & (
-        select(Enrollment.id).where(Enrollment.child_id == Child.id,
-                                    Enrollment.establishment_id == Period.establishment_id).exists())
-
-
 def _lock_draft(family_id: int, child_id: int, period_id: int):
     owned = (select(Child.id).join(Period, Period.id == Draft.period_id)
-             .where(Child.id == Draft.child_id, _enrolled(family_id)).exists())
+             .where(Child.id == Draft.child_id, enrolled(family_id)).exists())
     return (update(Draft).where(Draft.child_id == child_id, Draft.period_id == period_id, owned)
             .values(revision=Draft.revision + 1, updated_at=utcnow()).returning(Draft.id))
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from sqlalchemy import func
 from sqlmodel import Session, select
 
-from models import Booking, Child, DaySlot, Draft, DraftLine, Period
+from models import Action, Booking, Child, DaySlot, Draft, DraftLine, Establishment, Period
 from services.calendar import WEEKDAYS
-from services.planning.offer import OfferedUnit, period_offer
-from services.planning.rules import booking_rule, cancel_rule
+from services.planning.offer import OfferedUnit, period_offer, version_query
+from services.planning.rules import booking_rule, cancel_rule, enrolled
 from services.planning.states import OUTCOME_ICONS
 
 # Cell states: code -> (words shown to the parent, icon file). Never colour alone.
@@ -182,6 +183,34 @@ class Planning:
 
     def selected_count(self) -> int:
         return sum(1 for line in self.draft_lines.values() if line.action == "book")
+
+
+@dataclass
+class OpenedPlanning:
+    """What the planning page needs before its month: read in one query by ``open_planning``."""
+
+    child: Child
+    period: Period
+    establishment: Establishment
+    draft: Draft | None
+    version: int
+    selected: int  # cases the draft holds in the page's mode
+
+
+def open_planning(db: Session, family_id: int, child_id: int, period_id: int, mode: str = "book") -> OpenedPlanning | None:
+    """The child, the period, its establishment, the offer's version, the draft and its count, in one
+    query; None when the child is not the family's or not enrolled where the period is (404)."""
+    action = Action.CANCEL if mode == "cancel" else Action.BOOK
+    selected = (select(func.count()).select_from(DraftLine)
+                .where(DraftLine.draft_id == Draft.id, DraftLine.action == action).scalar_subquery())
+    row = db.exec(select(Child, Period, Establishment, version_query(), Draft, selected).select_from(Child)
+                  .join(Period, Period.id == period_id).join(Establishment, Establishment.id == Period.establishment_id)
+                  .outerjoin(Draft, (Draft.child_id == Child.id) & (Draft.period_id == Period.id))
+                  .where(Child.id == child_id, enrolled(family_id))).first()
+    if row is None:
+        return None
+    child, period, establishment, version, draft, count = row
+    return OpenedPlanning(child, period, establishment, draft, version or 0, count or 0)
 
 
 def load_planning(db: Session, child: Child, period: Period, days: list[date], now: datetime,

@@ -140,6 +140,14 @@ def period_for_child(db: Session, child: Child, period_id: int) -> Period | None
                    .where(Period.id == period_id)).first()
 
 
+def enrolled(family_id: int):
+    """The condition that the child is the family's and enrolled in the period's establishment, for a
+    query that has Child and Period in its FROM (or correlates them)."""
+    return (Child.family_id == family_id) & (
+        select(Enrollment.id).where(Enrollment.child_id == Child.id,
+                                    Enrollment.establishment_id == Period.establishment_id).exists())
+
+
 def month_weeks(period: Period, month: date) -> list[date]:
     """The Mondays of the weeks of ``month`` that hold days of the period (the automatic selection's weeks)."""
     return sorted({day - timedelta(days=day.weekday()) for day in month_days(period, month)})
