@@ -6,6 +6,7 @@ from functools import wraps
 
 from flask import abort, flash, make_response, redirect, render_template, request, session, url_for
 from flask_login import current_user
+from sqlalchemy import bindparam
 from sqlmodel import select
 
 from db import get_db
@@ -47,6 +48,11 @@ admin_required = _requires(lambda user: user.role == "admin", "admins only")
 parent_required = _requires(lambda user: user.family_id is not None, "a parent with a family file")
 
 
+# Every request of a logged-in parent runs it: built once, the values come as parameters.
+SESSION_USER = (select(User).join(LoginSession, LoginSession.user_id == User.id)
+                .where(User.id == bindparam("user"), LoginSession.key_hash == bindparam("key_hash")))
+
+
 def init_app(app) -> None:
     """The request hooks: who is logged in, sessions that end, the headers of every answer."""
     app.extensions["ribambelle.hasher"] = make_hasher(
@@ -67,10 +73,7 @@ def init_app(app) -> None:
         if not key:
             return None
         # One query: the account, only while this session's row exists (logout deletes it).
-        user = get_db().exec(
-            select(User).join(LoginSession, LoginSession.user_id == User.id)
-            .where(User.id == uid, LoginSession.key_hash == security.key_hash(key))
-        ).first()
+        user = get_db().exec(SESSION_USER, params={"user": uid, "key_hash": security.key_hash(key)}).first()
         if user is None or not user.active or user.session_version != version:
             return None
         return user

@@ -5,7 +5,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
@@ -87,25 +87,17 @@ def locked_day(db: Session, family_id: int, child_id: int, period_id: int, day: 
     in flight on the same draft (the parent's phone and PC, the family's two guardians) is seen whole:
     clicks on one draft apply one after the other. The draft's first click creates it first.
     """
-    draft_id = db.execute(_lock_draft(family_id, child_id, period_id)).scalar_one_or_none()
+    lock = {"family": family_id, "child": child_id, "period": period_id, "now": utcnow()}
+    draft_id = db.execute(LOCK_DRAFT, lock).scalar_one_or_none()
     if draft_id is None:
         owned = db.exec(select(Child, Period).join(Period, Period.id == period_id).where(Child.id == child_id,
                                                     enrolled(family_id))).first()
         if owned is None:
             return None
         draft_for(db, *owned)
-        draft_id = db.execute(_lock_draft(family_id, child_id, period_id)).scalar_one()
+        draft_id = db.execute(LOCK_DRAFT, lock).scalar_one()
     action = Action.CANCEL if mode == "cancel" else Action.BOOK
-    selected = (select(func.count()).select_from(DraftLine)
-                .where(DraftLine.draft_id == draft_id, DraftLine.action == action).scalar_subquery())
-    rows = db.exec(
-        select(Draft, Child, Period, version_query(), selected, DraftLine, Booking, DaySlot)
-        .join(Child, Child.id == Draft.child_id).join(Period, Period.id == Draft.period_id)
-        .outerjoin(PeriodUnit, PeriodUnit.period_id == Period.id)
-        .outerjoin(DraftLine, (DraftLine.draft_id == Draft.id) & (DraftLine.unit_id == PeriodUnit.unit_id) & (DraftLine.day == day))
-        .outerjoin(Booking, (Booking.child_id == Child.id) & (Booking.unit_id == PeriodUnit.unit_id) & (Booking.day == day))
-        .outerjoin(DaySlot, (DaySlot.unit_id == PeriodUnit.unit_id) & (DaySlot.day == day))
-        .where(Draft.id == draft_id).execution_options(populate_existing=True)).all()
+    rows = db.exec(READ_DAY, params={"draft_id": draft_id, "day": day, "action": action}).all()
     draft, child, period, version, total = rows[0][:5]
     offer = period_offer(db, period.id, version or 0)
     lines = {(line.unit_id, line.day): line for *_, line, _, _ in rows if line is not None}
@@ -116,11 +108,28 @@ def locked_day(db: Session, family_id: int, child_id: int, period_id: int, day: 
                     {(s.unit_id, s.day): s.capacity for s in slots if s.capacity is not None}), total
 
 
-def _lock_draft(family_id: int, child_id: int, period_id: int):
-    owned = (select(Child.id).join(Period, Period.id == Draft.period_id)
-             .where(Child.id == Draft.child_id, enrolled(family_id)).exists())
-    return (update(Draft).where(Draft.child_id == child_id, Draft.period_id == period_id, owned)
-            .values(revision=Draft.revision + 1, updated_at=utcnow()).returning(Draft.id))
+# The two statements of a click, built once (it is the registration morning's hottest route): the ids,
+# the day and the time come as parameters.
+LOCK_DRAFT = (
+    update(Draft)
+    .where(Draft.child_id == bindparam("child"), Draft.period_id == bindparam("period"),
+           select(Child.id).join(Period, Period.id == Draft.period_id)
+           .where(Child.id == Draft.child_id, enrolled(bindparam("family"))).exists())
+    .values(revision=Draft.revision + 1, updated_at=bindparam("now")).returning(Draft.id)
+    .execution_options(synchronize_session=False))  # READ_DAY refreshes the draft
+_day = bindparam("day")
+READ_DAY = (
+    select(Draft, Child, Period, version_query(),
+           select(func.count()).select_from(DraftLine)
+           .where(DraftLine.draft_id == Draft.id, DraftLine.action == bindparam("action")).correlate(Draft)
+           .scalar_subquery(),
+           DraftLine, Booking, DaySlot)
+    .join(Child, Child.id == Draft.child_id).join(Period, Period.id == Draft.period_id)
+    .outerjoin(PeriodUnit, PeriodUnit.period_id == Period.id)
+    .outerjoin(DraftLine, (DraftLine.draft_id == Draft.id) & (DraftLine.unit_id == PeriodUnit.unit_id) & (DraftLine.day == _day))
+    .outerjoin(Booking, (Booking.child_id == Child.id) & (Booking.unit_id == PeriodUnit.unit_id) & (Booking.day == _day))
+    .outerjoin(DaySlot, (DaySlot.unit_id == PeriodUnit.unit_id) & (DaySlot.day == _day))
+    .where(Draft.id == bindparam("draft_id")).execution_options(populate_existing=True))
 
 
 def apply_click(db: Session, planning: Planning, total: int, unit_id: int, day: date) -> Change:
