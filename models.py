@@ -8,7 +8,7 @@ from datetime import date, datetime, time, timezone
 from enum import StrEnum
 from typing import Optional
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, Relationship, SQLModel
 
 
@@ -580,6 +580,19 @@ class Invoice(SQLModel, table=True):
     @property
     def left_cents(self) -> int:
         return max(self.total_cents - self.paid_cents, 0)
+
+
+class InvoicePdf(SQLModel, table=True):
+    """An invoice's PDF, made once and served from here while what it shows is the same.
+
+    ``source_hash``: the SHA-256 of the HTML it was made from. A payment, a cancellation or a new
+    layout changes the HTML, so the next download makes the new version and replaces this one.
+    """
+
+    invoice_id: int = Field(foreign_key="invoice.id", primary_key=True)
+    source_hash: str = Field(max_length=64)
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    made_at: datetime = Field(default_factory=utcnow)
 
 
 class InvoiceLine(SQLModel, table=True):

@@ -54,7 +54,7 @@ def pdf(invoice_id: int):
 
 def render_pdf(invoice: Invoice):
     html = render_template("billing/invoice_pdf.html", **invoice_context(invoice), portal_url=portal_url())
-    return pdf_response(html, f"facture-{invoice.number}.pdf")
+    return pdf_response(html, f"facture-{invoice.number}.pdf", invoice.id)
 
 
 def family_invoices(db, family_id: int) -> tuple[list[Invoice], list[Payment]]:

@@ -15,7 +15,7 @@ from models import LoginSession, User
 from services import security
 from services.passwords import make_hasher
 from services.payments import provider_origins
-from services.pdf import PdfError, html_to_pdf
+from services.pdf import PdfError, html_to_pdf, invoice_pdf
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -142,10 +142,11 @@ def _is_htmx_page_route(response) -> bool:
     return response.mimetype == "text/html"
 
 
-def pdf_response(html: str, filename: str):
-    """The PDF made from ``html``, shown in the browser (``inline``) under ``filename``."""
+def pdf_response(html: str, filename: str, invoice_id: int | None = None):
+    """The PDF made from ``html``, shown in the browser (``inline``) under ``filename``; an invoice's is
+    made once and then served from the database while its HTML stays the same (``invoice_pdf``)."""
     try:
-        body = html_to_pdf(html)
+        body = html_to_pdf(html) if invoice_id is None else invoice_pdf(get_db(), invoice_id, html)
     except PdfError:
         abort(500)
     response = make_response(body)

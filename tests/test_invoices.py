@@ -6,7 +6,8 @@ import pytest
 from pypdf import PdfReader
 from sqlmodel import select
 
-from models import Payment
+from models import InvoicePdf, Payment
+from services import pdf
 from tests.conftest import csrf_from, page_text
 from tests.factories import family_invoice
 
@@ -45,6 +46,26 @@ def test_invoice_pdf_total_matches(client, auth, db):
     total = f"{invoice.total_cents // 100},{invoice.total_cents % 100:02d}"
     assert re.search(rf"Total\s*:\s*{total}", text)
     assert "Ville de Démonstration" in text and "Comment payer" in text
+
+
+def test_invoice_pdf_is_made_once_and_again_only_when_what_it_shows_changes(client, auth, db, monkeypatch):
+    invoice = family_invoice(db)
+    auth.login()
+    made = []
+    real = pdf.html_to_pdf
+    monkeypatch.setattr(pdf, "html_to_pdf", lambda html: made.append(html) or real(html))
+    first = client.get(f"/factures/{invoice.id}.pdf")
+    again = client.get(f"/factures/{invoice.id}.pdf")
+    assert first.status_code == again.status_code == 200
+    assert again.data == first.data and len(made) == 1  # the second is the stored file
+    assert db.exec(select(InvoicePdf.content).where(InvoicePdf.invoice_id == invoice.id)).one() == first.data
+    invoice.paid_cents += 500  # a payment: the PDF says so on the next download
+    db.add(invoice)
+    db.commit()
+    paid = f"{invoice.paid_cents // 100},{invoice.paid_cents % 100:02d}"
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(client.get(f"/factures/{invoice.id}.pdf").data)).pages)
+    assert re.search(rf"Déjà payé\s*:\s*{paid}", text) and len(made) == 2
+    assert len(db.exec(select(InvoicePdf).where(InvoicePdf.invoice_id == invoice.id)).all()) == 1  # replaced
 
 
 def test_another_familys_invoice_is_not_found(client, auth, db):
