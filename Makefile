@@ -9,7 +9,7 @@ export FLASK_APP := app
 # The portal's public address (links in mails, payment returns); a town sets its own in /etc/ribambelle.env.
 export FLASK_BASE_URL ?= http://127.0.0.1:$(PORT)
 
-.PHONY: run test accessibility bench bench-wrk bench-rush wrk install install-dev migrate seed browser clean
+.PHONY: run test sprite accessibility bench bench-wrk bench-rush wrk install install-dev migrate seed browser clean
 
 # Runtime packages only (what a server needs); the test tools come with `make test`.
 $(VENV)/.installed: requirements.txt
@@ -60,6 +60,10 @@ test: install-dev browser tests/a11y/node_modules/axe-core/axe.min.js
 accessibility: install-dev browser tests/a11y/node_modules/axe-core/axe.min.js
 	RIBAMBELLE_A11Y_RESULTS=static/accessibilite.json $(BIN)/python -m pytest --backends sqlite \
 	  tests/test_accessibility.py tests/test_payments.py tests/test_booking_journey.py tests/test_phone_planning.py
+
+# Every icon in one file (static/icons/sprite.svg), after adding or changing one of static/icons/*.svg.
+sprite: install
+	$(BIN)/python -c "from pathlib import Path; from services.assets import write_sprite; write_sprite(Path('static/icons'))"
 
 # Benchmarks print figures; they are not tests. Each works on a database of its own: a SQLite file, or
 # the PostgreSQL database BENCH_PG names, which must end in _bench (emptied; never DATABASE_URL).

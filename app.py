@@ -42,7 +42,18 @@ from blueprints.web import is_htmx
 from db import close_db, get_db, make_engine
 from extensions import csrf, login_manager, mail
 from models import Payment, PaymentStatus, utcnow
-from services import accessibility, backup, billing, demo_data, formatting, migrations, outbox, payments, planning
+from services import (
+    accessibility,
+    assets,
+    backup,
+    billing,
+    demo_data,
+    formatting,
+    migrations,
+    outbox,
+    payments,
+    planning,
+)
 from services.calendar import paris_today
 from services.payments import SUPPORTED
 from services.security import log_event
@@ -213,6 +224,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     login_manager.init_app(app)
 
     formatting.init_app(app)
+    assets.init_app(app)
     app.add_template_global(planning.state_summary, "state_summary")
     # Said in every footer, as RGAA asks: the statement's status, from the grid and the published run.
     app.jinja_env.globals["accessibility_status"] = accessibility.audit(accessibility.load_results()).status

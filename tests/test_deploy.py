@@ -143,10 +143,15 @@ def test_nginx_in_front_of_two_app_processes(app, database_url, tmp_path):
                 urllib.request.Request(f"http://127.0.0.1:{http_port}/factures", headers={"Host": SITE}), timeout=5)
         assert moved.value.code == 301 and moved.value.headers["Location"] == f"https://{SITE}/factures"
 
-        # Static files: served by nginx itself (no header of the app), compressed, cached a day.
+        # Static files: served by nginx itself (no header of the app), compressed; under the address the
+        # pages give (its content's hash) cached for good, else a day.
         response, css = browser.open(base + "/static/ribambelle.css")
         assert response.status == 200 and ".cell" in css
-        assert response.headers["Content-Encoding"] == "gzip" and "max-age=86400" in response.headers["Cache-Control"]
+        assert response.headers["Content-Encoding"] == "gzip" and response.headers["Cache-Control"] == "public, max-age=86400"
+        _, login_page = browser.open(base + "/")
+        css_url = re.search(r'href="(/static/ribambelle\.css\?v=[0-9a-f]{12})"', login_page).group(1)
+        response, _ = browser.open(base + css_url)
+        assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
         assert "Content-Security-Policy" not in response.headers
         assert response.headers["X-Content-Type-Options"] == "nosniff"
 

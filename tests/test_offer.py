@@ -46,3 +46,15 @@ def test_any_write_of_the_configuration_moves_the_version(db):
     db.exec(select(PeriodUnit)).all()  # reading changes nothing
     db.commit()
     assert offer.current_version(db) == before + 2
+
+
+def test_the_planning_columns_keep_their_short_names_for_the_phone(app, db, auth):
+    """The offer in memory still gives each column the short name a 320 px screen shows."""
+    _, period, units = centre(db)
+    units["journee"].short_label = "Jour."
+    db.add(units["journee"])
+    db.commit()
+    auth.login()
+    page = page_text(auth.client.get(planning_url(child(db, "Zoé"), period, weekday_ahead(12))))
+    assert '<span class="unit-full">Journée</span><span class="unit-short" aria-hidden="true">Jour.</span>' in page
+    assert '<span class="unit-full">Après-midi</span><span class="unit-short" aria-hidden="true">Après-m.</span>' in page

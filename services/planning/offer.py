@@ -33,7 +33,7 @@ class OfferedUnit:
     establishment_id: int
     code: str
     label: str
-    short_label: str
+    short: str  # what fits its column at 320 px (Unit.short)
     position: int
     capacity: int
 
@@ -81,7 +81,7 @@ def _offers(db: Session) -> dict:
 def load_offer(db: Session, period_id: int) -> Offer:
     rows = db.exec(select(Unit, PeriodUnit.weekdays).join(PeriodUnit, PeriodUnit.unit_id == Unit.id)
                    .where(PeriodUnit.period_id == period_id).order_by(Unit.position, Unit.id)).all()
-    units = tuple(OfferedUnit(u.id, u.establishment_id, u.code, u.label, u.short_label, u.position, u.capacity)
+    units = tuple(OfferedUnit(u.id, u.establishment_id, u.code, u.label, u.short, u.position, u.capacity)
                   for u, _ in rows)
     excludes: dict[int, set[int]] = defaultdict(set)
     for unit_id, other_id in db.exec(select(UnitExclusion.unit_id, UnitExclusion.excluded_unit_id)
