@@ -3,7 +3,8 @@
 Billed for a month: accepted bookings, days attended without a booking (with the period's
 surcharge) and late cancellations an agent accepted without marking them justified. Running the
 billing twice makes nothing twice: a day already on a (non-cancelled) invoice is never billed again,
-and each family is billed in its own locked transaction, so two runs at once cannot both bill it.
+and families are billed in batches, each in a transaction that locks them first, so two runs at once
+cannot both bill one.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from models import (
     utcnow,
 )
 from services import outbox
-from services.counters import next_value
+from services.counters import next_values
 from services.formatting import euros, month_year
 
 # state -> (words shown, icon file): the one table of each.
@@ -95,23 +96,23 @@ def _already_invoiced(child_col, unit_col, day_col, kind: str):
     )
 
 
-def billable_items(db: Session, month: date, family_id: int | None = None) -> list[tuple[int, Item]]:
-    """(family id, item) for everything of ``month`` not yet on an invoice."""
+def billable_items(db: Session, month: date, family_ids: list[int] | None = None) -> list[tuple[int, Item]]:
+    """(family id, item) for everything of ``month`` not yet on an invoice (of these families only)."""
     first, last = month_bounds(month)
     items: list[tuple[int, Item]] = []
     q = (select(Child.family_id, Booking.child_id, Booking.unit_id, Booking.day)
          .join(Child, Child.id == Booking.child_id)
          .where(Booking.status == "accepted", Booking.day >= first, Booking.day <= last)
          .where(~_already_invoiced(Booking.child_id, Booking.unit_id, Booking.day, "booking")))
-    if family_id:
-        q = q.where(Child.family_id == family_id)
+    if family_ids is not None:
+        q = q.where(Child.family_id.in_(family_ids))
     items += [(f, Item(c, u, d, "booking")) for f, c, u, d in db.exec(q)]
     q = (select(Child.family_id, Attendance.child_id, Attendance.unit_id, Attendance.day)
          .join(Child, Child.id == Attendance.child_id)
          .where(Attendance.booked.is_(False), Attendance.present.is_(True), Attendance.day >= first, Attendance.day <= last)
          .where(~_already_invoiced(Attendance.child_id, Attendance.unit_id, Attendance.day, "walk-in")))
-    if family_id:
-        q = q.where(Child.family_id == family_id)
+    if family_ids is not None:
+        q = q.where(Child.family_id.in_(family_ids))
     items += [(f, Item(c, u, d, "walk-in")) for f, c, u, d in db.exec(q)]
     # The state is checked in Python: on "state = 'accepted'" SQLite would walk every accepted line of
     # the town (the state index) for each family, instead of the family's few reservations.
@@ -121,8 +122,8 @@ def billable_items(db: Session, month: date, family_id: int | None = None) -> li
          .where(ReservationLine.action == "cancel", ReservationLine.billable.is_(True),
                 ReservationLine.day >= first, ReservationLine.day <= last)
          .where(~_already_invoiced(Reservation.child_id, ReservationLine.unit_id, ReservationLine.day, "late-cancel")))
-    if family_id:
-        q = q.where(Reservation.family_id == family_id)
+    if family_ids is not None:
+        q = q.where(Reservation.family_id.in_(family_ids))
     items += [(f, Item(c, u, d, "late-cancel")) for f, c, u, d, state in db.exec(q) if state == "accepted"]
     items.sort(key=lambda fi: (fi[1].child_id, fi[1].day, fi[1].unit_id))
     return items
@@ -138,6 +139,8 @@ class Pricing:
         self.prices: dict[tuple[int, int], list[Price]] = {}
         for price in db.exec(select(Price)):
             self.prices.setdefault((price.period_id, price.unit_id), []).append(price)
+        for brackets in self.prices.values():
+            brackets.sort(key=lambda p: p.qf_min)
         self.units = {u.id: u for u in db.exec(select(Unit))}
 
     def period_of(self, unit_id: int, day: date) -> Period | None:
@@ -152,7 +155,7 @@ class Pricing:
         if period is None:
             return None
         rows = self.prices.get((period.id, unit_id)) or self.prices.get((None, unit_id), [])  # the period's, else the unit's
-        brackets = sorted(rows, key=lambda p: p.qf_min)
+        brackets = rows  # sorted by qf_min once, above
         if not brackets:
             return None
         qf_valid = family.qf is not None and family.qf_valid_until is not None and family.qf_valid_until >= day
@@ -182,41 +185,51 @@ class Report:
         return text
 
 
+BATCH = 100  # families billed per transaction: a commit each, not one per family
+
+
 def run(engine, month: date, today: date, due_days: int = 30, mail: bool = True) -> Report:
-    """Make the invoices of ``month``: one per family that has something new to bill."""
+    """Make the invoices of ``month``: one per family that has something new to bill.
+
+    Families are billed a hundred at a time, each batch in one transaction that first locks its
+    families' rows (in id order, so two runs never wait on each other in a circle) and then reads
+    what is left to bill: a second run at the same moment waits, then finds them billed.
+    """
     report = Report(month=month)
     with Session(engine) as db:
         family_ids = sorted({f for f, _ in billable_items(db, month)})
         pricing = Pricing(db)
-    for family_id in family_ids:
+    for start in range(0, len(family_ids), BATCH):
         with writing_session(engine) as db:
-            family = _lock_family(db, family_id)
-            items = [item for _, item in billable_items(db, month, family_id)]
-            if not items:  # another run billed this family meanwhile
-                db.rollback()
-                continue
-            invoice = _make_invoice(db, pricing, family, month, items, today, due_days, report)
-            if invoice is None:
-                db.rollback()
-                continue
+            families = _lock_families(db, family_ids[start:start + BATCH])
+            items: dict[int, list[Item]] = {}
+            for family_id, item in billable_items(db, month, list(families)):
+                items.setdefault(family_id, []).append(item)
+            priced = [(families[family_id], lines, len(family_items))
+                      for family_id, family_items in sorted(items.items())  # none left: another run billed them
+                      if (lines := _priced_lines(pricing, families[family_id], family_items, report))]
+            made = _issue(db, month, today, due_days, priced)
             if mail:
-                _mail_issued(db, family, invoice)
+                for (family, _, _), invoice in zip(priced, made):
+                    _mail_issued(db, family, invoice)
             db.commit()
+        for (_, _, billed), invoice in zip(priced, made):
             report.invoices.append(invoice.number)
             report.total_cents += invoice.total_cents
-            report.lines += len(items)
+            report.lines += billed
     return report
 
 
-def _lock_family(db: Session, family_id: int) -> Family:
-    """The family row, locked until commit (PostgreSQL); SQLite's BEGIN IMMEDIATE already serializes."""
-    query = select(Family).where(Family.id == family_id)
+def _lock_families(db: Session, family_ids: list[int]) -> dict[int, Family]:
+    """The families' rows, locked until commit (PostgreSQL); SQLite's BEGIN IMMEDIATE already serializes."""
+    query = select(Family).where(Family.id.in_(family_ids)).order_by(Family.id)
     if db.get_bind().dialect.name == "postgresql":
         query = query.with_for_update()
-    return db.exec(query).one()
+    return {family.id: family for family in db.exec(query)}
 
 
-def _make_invoice(db, pricing, family, month, items, today, due_days, report) -> Invoice | None:
+def _priced_lines(pricing: Pricing, family: Family, items: list[Item], report: Report) -> list[dict]:
+    """The invoice lines of ``items`` at the family's prices; an item without a price is reported, not billed."""
     lines = []
     for item in items:
         amount = pricing.price(family, item.unit_id, item.day, item.kind)
@@ -226,16 +239,27 @@ def _make_invoice(db, pricing, family, month, items, today, due_days, report) ->
             continue
         lines.append(dict(child_id=item.child_id, unit_id=item.unit_id, day=item.day, kind=item.kind,
                           unit_price_cents=amount, amount_cents=amount))
-    if not lines:
-        return None
-    number = f"F-{month.year}-{month.month:02d}-{next_value(db, f'invoice-{month.year}'):05d}"
-    invoice = Invoice(number=number, family_id=family.id, month=month, issued_on=today,
-                      due_on=today + timedelta(days=due_days), total_cents=sum(l["amount_cents"] for l in lines))
-    db.add(invoice)
-    db.flush()
-    # One multi-row INSERT: a month of a family is tens of lines, and building ORM objects cost more than the SQL.
-    db.execute(insert(InvoiceLine), [dict(line, invoice_id=invoice.id) for line in lines])
-    return invoice
+    return lines
+
+
+def _issue(db: Session, month: date, today: date, due_days: int,
+           priced: list[tuple[Family, list[dict], int]]) -> list[Invoice]:
+    """The batch's invoices, numbered in order, in three statements: the numbers, the invoices, their lines
+    (building an ORM object per line cost more than the SQL)."""
+    if not priced:
+        return []
+    numbers = next_values(db, f"invoice-{month.year}", len(priced))
+    invoices = [Invoice(number=f"F-{month.year}-{month.month:02d}-{number:05d}", family_id=family.id, month=month,
+                        issued_on=today, due_on=today + timedelta(days=due_days),
+                        total_cents=sum(line["amount_cents"] for line in lines), created_at=utcnow())
+                for number, (family, lines, _) in zip(numbers, priced)]
+    rows = [invoice.model_dump(exclude={"id"}) for invoice in invoices]
+    ids = db.execute(insert(Invoice).returning(Invoice.id, sort_by_parameter_order=True), rows).scalars().all()
+    for invoice, invoice_id in zip(invoices, ids):
+        invoice.id = invoice_id
+    db.execute(insert(InvoiceLine), [dict(line, invoice_id=invoice.id)
+                                     for invoice, (_, lines, _) in zip(invoices, priced) for line in lines])
+    return invoices
 
 
 def invoices_to_follow(db: Session, show: str, today: date) -> list[Invoice]:

@@ -16,7 +16,13 @@ def next_value(db: Session, name: str) -> int:
     return db.execute(increment(db, name).returning(Counter.value)).scalar_one()
 
 
-def increment(db: Session, name: str):
-    """The upsert that moves counter ``name`` one further (created at 1)."""
-    stmt = upsert_insert(db)(Counter).values(name=name, value=1)
-    return stmt.on_conflict_do_update(index_elements=[Counter.name], set_={"value": Counter.value + 1})
+def next_values(db: Session, name: str, count: int) -> range:
+    """The next ``count`` values of counter ``name`` in one statement (a billing batch's invoice numbers)."""
+    last = db.execute(increment(db, name, count).returning(Counter.value)).scalar_one()
+    return range(last - count + 1, last + 1)
+
+
+def increment(db: Session, name: str, by: int = 1):
+    """The upsert that moves counter ``name`` ``by`` further (created at ``by``)."""
+    stmt = upsert_insert(db)(Counter).values(name=name, value=by)
+    return stmt.on_conflict_do_update(index_elements=[Counter.name], set_={"value": Counter.value + by})
