@@ -389,7 +389,7 @@ def test_a_click_after_the_session_cookie_is_gone_sends_the_page_to_the_login(cl
 
 def test_the_legend_draws_each_state_with_its_own_icon(client):
     html = page_text(client.get("/reservations/legende"))
-    drawn = re.findall(r'state-([a-z-]+)\.svg" alt="" width="20" height="20"> ([^<]+)</li>', html)
+    drawn = re.findall(r'sprite\.svg#state-([a-z-]+)" alt="" width="20" height="20"> ([^<]+)</li>', html)
     words = {}
     for icon, word in drawn:
         words.setdefault(icon, set()).add(word.strip())
