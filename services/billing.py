@@ -154,8 +154,8 @@ class Pricing:
         period = self.period_of(unit_id, day)
         if period is None:
             return None
-        rows = self.prices.get((period.id, unit_id)) or self.prices.get((None, unit_id), [])  # the period's, else the unit's
-        brackets = rows  # sorted by qf_min once, above
+        # the period's, else the unit's; sorted by qf_min once, above
+        brackets = self.prices.get((period.id, unit_id)) or self.prices.get((None, unit_id), [])
         if not brackets:
             return None
         qf_valid = family.qf is not None and family.qf_valid_until is not None and family.qf_valid_until >= day

@@ -34,7 +34,6 @@ from services.planning.drafts import (  # noqa: F401
     clear_excluded,
     click,
     draft_for,
-    selected_total,
     toggle,
 )
 from services.planning.grid import (  # noqa: F401

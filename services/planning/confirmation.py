@@ -24,7 +24,7 @@ from models import (
 from services.calendar import paris_now, paris_today
 from services.counters import next_value
 from services.formatting import count_words, plural
-from services.planning.grid import load_planning
+from services.planning.grid import load_planning, mode_action
 from services.planning.places import free_place, take_places
 from services.planning.rules import PlanningError, booking_rule, cancel_rule
 from services.planning.states import reservation_status
@@ -54,7 +54,7 @@ def recap(db: Session, child: Child, period: Period, now: datetime,
     draft = db.exec(select(Draft).where(Draft.child_id == child.id, Draft.period_id == period.id)).first()
     if draft is None:
         return None, []
-    action = "cancel" if mode == "cancel" else "book"
+    action = mode_action(mode)
     lines = db.exec(select(DraftLine).where(DraftLine.draft_id == draft.id, DraftLine.action == action)
                     .order_by(DraftLine.day)).all()
     if not lines:

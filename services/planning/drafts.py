@@ -5,13 +5,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import bindparam, func, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
 from models import (
-    Action,
     Booking,
     Child,
     DaySlot,
@@ -23,7 +22,15 @@ from models import (
     utcnow,
 )
 from services.formatting import count_words
-from services.planning.grid import CANCEL_OUTCOMES, OUTCOMES, STATES, Planning, load_planning
+from services.planning.grid import (
+    CANCEL_OUTCOMES,
+    OUTCOMES,
+    STATES,
+    Planning,
+    cases_count,
+    load_planning,
+    mode_action,
+)
 from services.planning.offer import period_offer, version_query
 from services.planning.rules import PlanningError, enrolled
 
@@ -96,8 +103,7 @@ def locked_day(db: Session, family_id: int, child_id: int, period_id: int, day: 
             return None
         draft_for(db, *owned)
         draft_id = db.execute(LOCK_DRAFT, lock).scalar_one()
-    action = Action.CANCEL if mode == "cancel" else Action.BOOK
-    rows = db.exec(READ_DAY, params={"draft_id": draft_id, "day": day, "action": action}).all()
+    rows = db.exec(READ_DAY, params={"draft_id": draft_id, "day": day, "action": mode_action(mode)}).all()
     draft, child, period, version, total = rows[0][:5]
     offer = period_offer(db, period.id, version or 0)
     lines = {(line.unit_id, line.day): line for *_, line, _, _ in rows if line is not None}
@@ -119,11 +125,7 @@ LOCK_DRAFT = (
     .execution_options(synchronize_session=False))  # READ_DAY refreshes the draft
 _day = bindparam("day")
 READ_DAY = (
-    select(Draft, Child, Period, version_query(),
-           select(func.count()).select_from(DraftLine)
-           .where(DraftLine.draft_id == Draft.id, DraftLine.action == bindparam("action")).correlate(Draft)
-           .scalar_subquery(),
-           DraftLine, Booking, DaySlot)
+    select(Draft, Child, Period, version_query(), cases_count(Draft.id, bindparam("action")), DraftLine, Booking, DaySlot)
     .join(Child, Child.id == Draft.child_id).join(Period, Period.id == Draft.period_id)
     .outerjoin(PeriodUnit, PeriodUnit.period_id == Period.id)
     .outerjoin(DraftLine, (DraftLine.draft_id == Draft.id) & (DraftLine.unit_id == PeriodUnit.unit_id) & (DraftLine.day == _day))
@@ -137,7 +139,7 @@ def apply_click(db: Session, planning: Planning, total: int, unit_id: int, day: 
     if unit_id not in planning.weekdays:
         raise PlanningError("Cette unité n'existe pas dans cette période.")
     mode, draft = planning.mode, planning.draft
-    action = Action.CANCEL if mode == "cancel" else Action.BOOK
+    action = mode_action(mode)
     unit = planning.unit(unit_id)
     cell = planning.cell(unit, day)
     change = Change(days={day}, units={unit_id})
@@ -176,11 +178,9 @@ def apply_click(db: Session, planning: Planning, total: int, unit_id: int, day: 
 def bump_revision(db: Session, draft: Draft, action: str) -> int:
     """The draft's next revision, written after its lines: one UPDATE that also counts its cases of ``action``."""
     db.flush()
-    selected = (select(func.count()).select_from(DraftLine)
-                .where(DraftLine.draft_id == draft.id, DraftLine.action == action).scalar_subquery())
     revision, updated_at, total = db.execute(
         update(Draft).where(Draft.id == draft.id).values(revision=Draft.revision + 1, updated_at=utcnow())
-        .returning(Draft.revision, Draft.updated_at, selected)).one()
+        .returning(Draft.revision, Draft.updated_at, cases_count(draft.id, action))).one()
     set_committed_value(draft, "revision", revision)
     set_committed_value(draft, "updated_at", updated_at)
     return total
@@ -209,7 +209,7 @@ def bulk(db: Session, child: Child, period: Period, unit_id: int, days: list[dat
         raise PlanningError("Cette unité n'existe pas dans cette période.")
     unit = planning.unit(unit_id)
     change = Change(units={unit_id})
-    action = "cancel" if mode == "cancel" else "book"
+    action = mode_action(mode)
     for day in days:
         line = planning.draft_lines.get((unit_id, day))
         if not select_days:
@@ -295,12 +295,3 @@ def click(db: Session, family_id: int, child_id: int, period_id: int, unit_id: i
     if unit is None:
         return None  # not a unit of this period: as a forged id, 404
     return Click(plan.child, plan.period, unit, day, change, message, ok, change.total)
-
-
-def selected_total(db: Session, child_id: int, period_id: int, mode: str = "book") -> int:
-    """How many cases the draft holds in this mode (the planning's counter)."""
-    return db.exec(
-        select(func.count()).select_from(DraftLine).join(Draft, Draft.id == DraftLine.draft_id)
-        .where(Draft.child_id == child_id, Draft.period_id == period_id,
-               DraftLine.action == (Action.CANCEL if mode == "cancel" else Action.BOOK))
-    ).one()

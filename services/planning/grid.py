@@ -185,6 +185,18 @@ class Planning:
         return sum(1 for line in self.draft_lines.values() if line.action == "book")
 
 
+def mode_action(mode: str) -> Action:
+    """What a click writes in ``mode``: a cancellation in "cancel" mode, else a booking."""
+    return Action.CANCEL if mode == "cancel" else Action.BOOK
+
+
+def cases_count(draft_id, action):
+    """How many of the draft's lines are of ``action`` (the planning's counter), as a scalar subquery;
+    ``draft_id`` a value, or ``Draft.id`` of the query around it."""
+    return (select(func.count()).select_from(DraftLine)
+            .where(DraftLine.draft_id == draft_id, DraftLine.action == action).correlate(Draft).scalar_subquery())
+
+
 @dataclass
 class OpenedPlanning:
     """What the planning page needs before its month: read in one query by ``open_planning``."""
@@ -200,10 +212,8 @@ class OpenedPlanning:
 def open_planning(db: Session, family_id: int, child_id: int, period_id: int, mode: str = "book") -> OpenedPlanning | None:
     """The child, the period, its establishment, the offer's version, the draft and its count, in one
     query; None when the child is not the family's or not enrolled where the period is (404)."""
-    action = Action.CANCEL if mode == "cancel" else Action.BOOK
-    selected = (select(func.count()).select_from(DraftLine)
-                .where(DraftLine.draft_id == Draft.id, DraftLine.action == action).scalar_subquery())
-    row = db.exec(select(Child, Period, Establishment, version_query(), Draft, selected).select_from(Child)
+    row = db.exec(select(Child, Period, Establishment, version_query(), Draft, cases_count(Draft.id, mode_action(mode)))
+                  .select_from(Child)
                   .join(Period, Period.id == period_id).join(Establishment, Establishment.id == Period.establishment_id)
                   .outerjoin(Draft, (Draft.child_id == Child.id) & (Draft.period_id == Period.id))
                   .where(Child.id == child_id, enrolled(family_id))).first()
