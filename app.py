@@ -120,10 +120,11 @@ SETTINGS = {
     # Invoices: days allowed to pay after the invoice is issued.
     "INVOICE_DUE_DAYS": 30,
     # Rate limits, "COUNT/SECONDS", counted in the database so every process and server shares them;
-    # empty turns one off. Logins per client address (a school or a town hall may put many parents
-    # behind one address: keep it generous; each login also has its own growing delays), and the
-    # "forgotten password" mails per client address and per login (no mailbox flooded).
-    "RATE_LIMIT_LOGIN": "60/300",
+    # empty turns one off. Failed logins per client address (credential stuffing; only failures count,
+    # so a school or a town hall with hundreds of parents behind one address logs them all in; each
+    # login also has its own growing delays), and the "forgotten password" mails per client address
+    # and per login (no mailbox flooded).
+    "RATE_LIMIT_LOGIN_FAILURES": "30/300",
     "RATE_LIMIT_FORGOT_IP": "10/3600",
     "RATE_LIMIT_FORGOT_EMAIL": "3/3600",
     # Level of the application and security logs, written to stderr (gunicorn's error log, journald).

@@ -50,8 +50,9 @@ def login():
     if request.method == "GET" and session.get("login_hint"):
         form.email.data = session.pop("login_hint")  # after a new password or a login change: the login filled in
     if form.validate_on_submit():
-        wait = ratelimit.check("login", request.remote_addr or "")
-        if wait:  # many logins from one address: credential stuffing, whatever the accounts tried
+        address = request.remote_addr or ""
+        wait = ratelimit.blocked("login_failures", address)
+        if wait:  # many failed logins from one address: credential stuffing, whatever the accounts tried
             log_event("login.throttled", login=form.email.data[:254], scope="address")
             form.form_errors.append("Trop de tentatives de connexion depuis votre connexion internet. Patientez "
                                     f"{ratelimit.wait_words(wait)} avant de réessayer.")
@@ -65,6 +66,7 @@ def login():
             log_event("login.success", result.user.id, role=result.user.role)
             home = "staff.queue" if result.user.is_staff else "account.home"
             return redirect(_safe_next(request.args.get("next")) or url_for(home))
+        ratelimit.check("login_failures", address)  # only failures count: a school's parents share one address
         log_event("login.throttled" if result.wait_seconds else "login.failure", login=form.email.data[:254],
                   **({"scope": "login"} if result.wait_seconds else {}))
         if result.wait_seconds:

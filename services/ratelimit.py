@@ -47,6 +47,26 @@ def hit(db: Session, key: str, rule: str, now: datetime | None = None) -> int:
     return max(int((start + window - now).total_seconds()) + 1, 1)
 
 
+def waiting(db: Session, key: str, rule: str, now: datetime | None = None) -> int:
+    """The seconds to wait if ``key`` has used up its quota, else 0; counts nothing (one read)."""
+    limit, window = parse(rule)
+    now = now or utcnow()
+    counter = db.get(RateCounter, key[:200])
+    if counter is None:
+        return 0
+    start = counter.window_start if counter.window_start.tzinfo else counter.window_start.replace(tzinfo=now.tzinfo)
+    if counter.count < limit or start <= now - window:
+        return 0
+    return max(int((start + window - now).total_seconds()) + 1, 1)
+
+
+def blocked(name: str, key: str) -> int:
+    """Under the setting ``RATE_LIMIT_<NAME>``: the seconds ``key`` must wait before it is counted again
+    (its quota is used up), else 0. Reads only: ``check`` counts."""
+    rule = current_app.config.get(f"RATE_LIMIT_{name.upper()}")
+    return waiting(get_db(), f"{name}:{key}", rule) if rule else 0
+
+
 def check(name: str, key: str) -> int:
     """Apply the setting ``RATE_LIMIT_<NAME>`` to ``key``; 0 when allowed (or when limits are off).
 

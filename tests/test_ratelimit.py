@@ -8,11 +8,12 @@ from sqlmodel import Session, select
 from models import OutboxMail, RateCounter, utcnow
 from services import ratelimit
 from tests.conftest import Client, csrf_from, page_text
+from tests.factories import OTHER_PARENT, PARENT, PARENT2, PASSWORDS
 
 
 @pytest.fixture
 def app_settings():
-    return {"RATE_LIMIT_LOGIN": "3/300", "RATE_LIMIT_FORGOT_IP": "3/3600", "RATE_LIMIT_FORGOT_EMAIL": "2/3600"}
+    return {"RATE_LIMIT_LOGIN_FAILURES": "3/300", "RATE_LIMIT_FORGOT_IP": "3/3600", "RATE_LIMIT_FORGOT_EMAIL": "2/3600"}
 
 
 def test_a_counter_resets_when_its_window_is_over(app, db):
@@ -25,7 +26,7 @@ def test_a_counter_resets_when_its_window_is_over(app, db):
     assert db.get(RateCounter, "essai").count == 1
 
 
-def test_logins_from_one_address_are_limited_across_two_app_processes(make_app, app, db, app_settings):
+def test_failed_logins_from_one_address_are_limited_across_two_app_processes(make_app, app, db, app_settings):
     second = make_app(**app_settings)  # another process on the same database
     one, two = Client(app.test_client()), Client(second.test_client())
     for client, email in ((one, "zoe.parent@tilleuls.test"), (two, "zoe.parent2@tilleuls.test"), (one, "rayan.parent@tilleuls.test")):
@@ -37,7 +38,23 @@ def test_logins_from_one_address_are_limited_across_two_app_processes(make_app, 
     assert "Trop de tentatives de connexion depuis votre connexion internet. Patientez 5 minutes" in page
     assert 'value="agent@tilleuls.test"' in page  # what was typed is kept
     assert "Dossiers à valider" not in page_text(two.get("/", follow_redirects=True))  # not logged in
-    assert db.exec(select(RateCounter)).one().count == 4
+    assert db.exec(select(RateCounter)).one().count == 3  # the refused attempt was not even tried
+
+
+def test_a_school_behind_one_address_logs_all_its_parents_in(make_app, app_settings, db):
+    """Successful logins never count: ten parents behind one NAT address (the limit is three failures)
+    all log in, two of them after mistyping once; only a third mistake from that address would block it."""
+    app = make_app(**app_settings)
+    parents = [PARENT, PARENT2, OTHER_PARENT]
+    for n in range(10):
+        email = parents[n % 3]
+        client = Client(app.test_client())
+        if n in (2, 7):
+            mistyped = client.submit("/", {"email": email, "password": "mauvais mot de passe"})
+            assert "Identifiant ou mot de passe incorrect." in page_text(mistyped)
+        response = client.submit("/", {"email": email, "password": PASSWORDS[email]})
+        assert response.status_code == 302 and response.headers["Location"].endswith("/compte/"), n
+    assert db.exec(select(RateCounter)).one().count == 2
 
 
 def test_behind_a_proxy_each_parent_has_its_own_count(make_app, app_settings):
