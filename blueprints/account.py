@@ -3,20 +3,17 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Blueprint, current_app, flash, redirect, render_template, session, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, session, url_for
 from flask_login import current_user
-from sqlmodel import select
 
-from blueprints.billing import family_invoices
 from blueprints.forms import ChangeLoginForm, ChangePasswordForm, FamilyForm, strip_all
 from blueprints.web import parent_required
 from db import get_db
-from models import AuthToken, Period, Reservation, User, utcnow
-from services import accounts, billing, outbox, passwords, planning
+from models import User, utcnow
+from services import accounts, billing, family_space, outbox, passwords, planning
 from services import family as family_service
 from services.calendar import paris_today
 from services.links import external_url
-from services.payments import family_credits
 from services.security import log_event, start_session
 
 bp = Blueprint("account", __name__, url_prefix="/compte")
@@ -25,36 +22,24 @@ bp = Blueprint("account", __name__, url_prefix="/compte")
 @bp.get("/")
 @parent_required
 def home():
-    """Page: the four blocks of the family space ("/" sends a logged-in parent here)."""
+    """Page: the four blocks of the family space ("/" sends a logged-in parent here), in three statements."""
     db = get_db()
-    fam = family_service.family_of(db, current_user)
+    file = family_space.family_file(db, current_user.family_id, current_user.id, utcnow())
+    if file is None:
+        abort(404)
+    account = family_space.family_account(db, file.family.id)
     return render_template(
         "account/home.html",
-        family=fam,
-        family_pending=family_service.pending_family_request(db, fam.id),
-        child_requests=family_service.pending_child_requests(db, fam.id),
-        login_change=pending_login_change(db, current_user),
-        reservations=planning.family_reservations(db, fam.id),
-        children_by_id={c.id: c for c in fam.children},
-        periods_by_id=_periods(db, fam.id),
-        states=planning.STATES,
-        reservation_states=planning.RESERVATION_STATES,
-        **_billing_block(db, fam.id),
+        file=file,
+        family=file.family,
+        reservations=family_space.family_reservations(db, file.family.id),
+        children_by_id={c.id: c for c in file.family.children},
+        states=planning.STATES, reservation_states=planning.RESERVATION_STATES,
+        account=account,
+        today=paris_today(utcnow()),
+        invoice_states=billing.INVOICE_STATES, payment_states=billing.PAYMENT_STATES,
+        payment_methods=billing.PAYMENT_METHODS, invoice_numbers={i.id: i.number for i in account.invoices},
     )
-
-
-def _billing_block(db, family_id: int) -> dict:
-    invoices, payments = family_invoices(db, family_id)
-    return dict(invoices=invoices, payments=payments, credits=family_credits(db, family_id),
-                today=paris_today(utcnow()),
-                invoice_states=billing.INVOICE_STATES, payment_states=billing.PAYMENT_STATES,
-                payment_methods=billing.PAYMENT_METHODS, invoice_numbers={i.id: i.number for i in invoices})
-
-
-def _periods(db, family_id: int) -> dict:
-    rows = db.exec(select(Period).join(Reservation, Reservation.period_id == Period.id)
-                   .where(Reservation.family_id == family_id)).all()
-    return {p.id: p for p in rows}
 
 
 @bp.route("/famille/modifier", methods=["GET", "POST"])
@@ -197,17 +182,3 @@ def change_password():
                 flash("Votre mot de passe a été modifié.", "success")
                 return redirect(url_for("account.home"))
     return render_template("account/change_password.html", form=form)
-
-
-def pending_login_change(db, user) -> AuthToken | None:
-    """The unconfirmed login change of ``user``, if any (shown in "Mes informations")."""
-    return db.exec(
-        select(AuthToken).where(
-            AuthToken.user_id == user.id,
-            AuthToken.purpose == "email",
-            AuthToken.used_at.is_(None),
-            AuthToken.superseded_at.is_(None),
-            AuthToken.expires_at > utcnow(),
-        )
-    ).first()
-

@@ -57,14 +57,6 @@ def render_pdf(invoice: Invoice):
     return pdf_response(html, f"facture-{invoice.number}.pdf", invoice.id)
 
 
-def family_invoices(db, family_id: int) -> tuple[list[Invoice], list[Payment]]:
-    invoices = db.exec(select(Invoice).where(Invoice.family_id == family_id)
-                       .order_by(Invoice.month.desc(), Invoice.id.desc())).all()
-    family_payments = db.exec(select(Payment).where(Payment.family_id == family_id)
-                       .order_by(Payment.created_at.desc())).all()
-    return list(invoices), list(family_payments)
-
-
 # --- online payment -----------------------------------------------------------------------------------
 
 

@@ -405,10 +405,6 @@ def reference_in(query_string: str, body: str = "") -> str | None:
     return None
 
 
-def family_credits(db: Session, family_id: int) -> list[Credit]:
-    return list(db.exec(select(Credit).where(Credit.family_id == family_id).order_by(Credit.created_at.desc())))
-
-
 def open_credits(db: Session) -> list[Credit]:
     """Every credit the régie has still to refund or carry over."""
     return list(db.exec(select(Credit).where(Credit.status == "open").order_by(Credit.created_at)))

@@ -9,7 +9,18 @@ from sqlalchemy import event
 from sqlmodel import select
 
 from models import DraftLine
-from tests.factories import centre, child, csrf_from, planning_url, post_cell, weekday_ahead
+from tests.conftest import page_text
+from tests.factories import (
+    billed_month,
+    centre,
+    child,
+    csrf_from,
+    family_change,
+    planning_url,
+    post_cell,
+    reservation_with_a_request,
+    weekday_ahead,
+)
 
 
 @contextlib.contextmanager
@@ -71,3 +82,19 @@ def test_the_planning_page_reads_its_head_in_one_query_and_its_month_in_three(ap
     assert "<strong>1</strong> case sélectionnée (à confirmer)" in page
     # the login session; the child, period, establishment, version, draft and count; lines, bookings, places
     assert sent == ["SELECT"] * 5
+
+
+
+def test_the_family_space_reads_each_block_in_one_query(app, db, auth):
+    reservation = reservation_with_a_request(db)  # two mornings accepted, a request and a full day waiting
+    invoice = billed_month(db)  # last month's périscolaire, partly paid by cheque
+    family_change(db, "Durand")
+    auth.login()
+    with statements_of(app) as sent:
+        page = page_text(auth.client.get("/compte/"))
+    # the login session; the family's file (guardians, children, pending changes, login change), its
+    # reservations with their lines counted, its invoices with their payments and credits
+    assert sent == ["SELECT"] * 4
+    assert "Modification en attente de validation" in page and "Zoé Durand" in page
+    assert f"<strong>Zoé</strong> — {reservation.number}" in page and "2 jours acceptés, 2 en attente" in page
+    assert invoice.number in page and "Chèque" in page

@@ -18,7 +18,6 @@ from services.planning.confirmation import (  # noqa: F401
     confirm,
     confirm_cancellation,
     drop_booking,
-    family_reservations,
     new_reservation,
     next_number,
     recap,
@@ -77,4 +76,5 @@ from services.planning.states import (  # noqa: F401
     line_words,
     reservation_status,
     state_summary,
+    summary_words,
 )

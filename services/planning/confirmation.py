@@ -277,8 +277,3 @@ def drop_booking(db: Session, booking: Booking, period: Period, now: datetime) -
     db.flush()
     if held:
         free_place(db, unit_id, day, period, now)
-
-
-def family_reservations(db: Session, family_id: int) -> list[Reservation]:
-    return list(db.exec(select(Reservation).where(Reservation.family_id == family_id)
-                        .order_by(Reservation.created_at.desc(), Reservation.id.desc())))

@@ -33,15 +33,22 @@ LINE_STATES = {
 def state_summary(lines: list[ReservationLine], cancellation: bool = False) -> str:
     """What the lines became, counted: "13 jours acceptés, 4 en attente" (the overall state alone would
     say "En attente de traitement" for 13 accepted days and 4 waiting)."""
+    counts = {state: sum(1 for l in lines if l.state == state) for state in LineState}
+    return summary_words(counts, len({l.day for l in lines}) == len(lines), cancellation)
+
+
+def summary_words(counts: dict[str, int], one_per_day: bool, cancellation: bool = False) -> str:
+    """``state_summary`` from the count of lines per state, as a query may give them (``one_per_day``:
+    no two lines on one day, so the boxes are days)."""
     if cancellation:
         noun, e = "annulation", "e"
-    elif len({l.day for l in lines}) == len(lines):
+    elif one_per_day:
         noun, e = "jour", ""
     else:  # several units on one day: count the boxes ticked, not the days
         noun, e = "case", "e"
     parts = []  # the noun said once, with the first count
     for state, word in ((LineState.ACCEPTED, f"accepté{e}"), (LineState.PENDING, None), (LineState.REFUSED, f"refusé{e}")):
-        n = sum(1 for l in lines if l.state == state)
+        n = counts.get(state, 0)
         if not n:
             continue
         if word is None:  # "en attente" does not take the plural
