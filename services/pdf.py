@@ -32,6 +32,9 @@ def invoice_pdf(db: Session, invoice_id: int, html: str) -> bytes:
                      .where(InvoicePdf.invoice_id == invoice_id, InvoicePdf.source_hash == digest)).first()
     if stored is not None:
         return stored
+    # End the read first: on SQLite a transaction that has read cannot then write once another download
+    # has written ("database is locked" at once, whatever the busy timeout); a new one waits its turn.
+    db.commit()
     content = html_to_pdf(html)
     row = {"source_hash": digest, "content": content, "made_at": utcnow()}
     db.execute(upsert_insert(db)(InvoicePdf).values(invoice_id=invoice_id, **row)

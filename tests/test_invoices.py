@@ -4,10 +4,10 @@ import re
 
 import pytest
 from pypdf import PdfReader
-from sqlmodel import select
+from sqlmodel import Session, select
 
-from models import InvoicePdf, Payment
-from services import pdf
+from models import Invoice, InvoicePdf, Payment
+from services import pdf, ratelimit
 from tests.conftest import csrf_from, page_text
 from tests.factories import family_invoice
 
@@ -116,3 +116,19 @@ def test_invoice_pdf_names_the_portal_by_its_public_address(client, auth, db):
     response = client.get(f"/factures/{invoice.id}.pdf")
     text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(response.data)).pages)
     assert "https://famille.ville.test/" in text and "localhost" not in text
+
+
+def test_a_first_download_stores_its_pdf_after_another_request_wrote(app, db):
+    """Parents downloading their new invoices at once (SQLite): a download that has read, then lays its
+    PDF out while another request writes, still stores it (its read ended before its write)."""
+    invoice = family_invoice(db)
+    engine = app.extensions["ribambelle.engine"]
+    download = Session(engine)  # a GET's session: its transaction begins with its first read
+    download.exec(select(Invoice.id)).all()
+    other = Session(engine)
+    ratelimit.hit(other, "un-autre-parent", "10/60")  # another request writes and commits meanwhile
+    other.close()
+    content = pdf.invoice_pdf(download, invoice.id, "<p>Facture</p>")
+    download.close()
+    assert content.startswith(b"%PDF")
+    assert db.exec(select(InvoicePdf.content).where(InvoicePdf.invoice_id == invoice.id)).one() == content
