@@ -21,6 +21,12 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# Locust, the load tool of bench-rush, in a virtualenv of its own (it only speaks HTTP to the portal).
+.venv-locust/.installed: requirements-bench.txt
+	test -x .venv-locust/bin/python || $(PYTHON) -m venv .venv-locust
+	.venv-locust/bin/python -m pip install --quiet -r requirements-bench.txt
+	touch $@
+
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
@@ -87,10 +93,11 @@ bench-wrk: install-dev wrk
 	$(BIN)/python -m tests.benchmarks.bench_wrk --database sqlite
 	$(BIN)/python -m tests.benchmarks.bench_wrk --database postgresql --pg-url $(BENCH_PG)
 
-# The registration-opening morning: gunicorn on PostgreSQL, then SQLite with one server.
-bench-rush: install-dev
+# The registration-opening morning: Locust's parents through nginx (deploy/nginx.conf) to gunicorn, on
+# PostgreSQL, then on SQLite with one server.
+bench-rush: install-dev browser .venv-locust/.installed
 	$(BIN)/python -m tests.benchmarks.bench_rush --families $${FAMILIES:-2000} --workers $${WORKERS:-4} --sqlite \
 	  --pg-url $(BENCH_PG)
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .venv-locust .pytest_cache

@@ -12,6 +12,10 @@ workers = 4
 threads = 4
 backlog = 2048
 timeout = 60
+# nginx keeps its connections to the app open (its upstream "keepalive"): gunicorn must not close an idle
+# one before nginx stops reusing it (keepalive_timeout 60s there), or a request nginx sends on it at that
+# moment is reset, and a POST is answered 502 (nginx retries only what may be sent twice).
+keepalive = 75
 
 # Access and error logs to stdout/stderr: journald under systemd (`journalctl -u ribambelle`). The app's
 # own lines (the security log, JSON) go to the error log.

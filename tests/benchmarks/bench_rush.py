@@ -1,51 +1,54 @@
-"""Benchmark (not a test): the registration-opening morning.
+"""Benchmark (not a test): the registration-opening morning, with Locust through nginx.
 
 Builds a town (FAMILIES families, 1 or 2 children each; an accueil de loisirs with 5 units over a
 6-week summer period, capacities that run out, and a périscolaire with 3 units over the school term;
-prices per QF bracket), serves it with gunicorn (WORKERS processes) and drives it from this separate
-process over loopback:
+prices per QF bracket) and serves it as deploy/ does: gunicorn (WORKERS processes x 4 threads, the
+settings of deploy/gunicorn.conf.py) behind nginx with deploy/nginx.conf (HTTPS, gzip). Locust
+(tests/benchmarks/locust_parents.py, in its own virtualenv) plays the parents over loopback:
 
-1. /healthz throughput and latency (the ceiling of the server itself);
-2. login, the family space, the planning page, one cell toggle and the confirmation of a 20-day
-   reservation, one family after another: median and 95th-percentile latency, bytes per response;
-   then CONCURRENCY logged-in parents repeating each kind of request at once: requests per second;
-3. the rush: every family logs in, opens the planning, selects 20 days and confirms, CONCURRENCY at a
-   time: confirmations per second, failed requests, and bookings over capacity (checked in the
-   database afterwards: must be 0);
-4. the billing run of the period's first month (in this process, on the same database), then invoice
-   PDFs fetched by logged-in parents through the server, CONCURRENCY at a time: PDFs per second.
+1. /healthz under load: what a request that does nothing costs through the whole stack;
+2. USERS parents logged in (logins not timed), all repeating one kind of request at once: family space,
+   planning page, cell toggle, a new visitor's login; requests per second as a ratio to /healthz;
+3. SAMPLE families one after another (latency alone), then the rush: every other family logs in, opens
+   the planning, selects 20 days and confirms, USERS at a time. Every failed request is counted and the
+   user goes on with the next family. Every tenth family is behind one school's NAT address, and some of
+   those mistype their password once: what the per-address login limit does to them is printed. Bookings
+   over capacity are counted in the database afterwards (must be 0);
+4. the billing run of the booked month (in this process, on the same database, mails to the outbox),
+   then USERS parents, logged in beforehand, fetching their invoice PDF at once: PDFs per second.
 
-Run on PostgreSQL (--pg-url or BENCH_DATABASE_URL, a database whose name ends in _bench; default
-ribambelle_bench on the local server) and on the SQLite default with one server
-(--sqlite). Prints Markdown tables, also written to bench-results/rush.md, and the figures to
-bench-results/rush.json.
+Bytes are those nginx sent (its access log: gzip as deployed), not the raw bodies. The cores the load tool
+and the server used are printed beside the figures. Run on PostgreSQL (--pg-url or BENCH_DATABASE_URL, a
+database whose name ends in _bench; default ribambelle_bench on the local server) and, with --sqlite, on
+the SQLite default with one server. Prints Markdown tables, also written to bench-results/rush.md, and the
+figures to bench-results/rush.json.
 
-    .venv/bin/python -m tests.benchmarks.bench_rush --families 2000 --workers 4
+    make bench-rush            # or: .venv/bin/python -m tests.benchmarks.bench_rush --families 2000 --sqlite
 """
 from __future__ import annotations
 
 import argparse
 import builtins
-import http.client
 import json
 import os
 import re
+import resource
+import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.parse
-from concurrent.futures import ThreadPoolExecutor
+import urllib.request
 from datetime import date, datetime, timedelta, timezone
-from http.cookies import SimpleCookie
 from pathlib import Path
 
-from tests.benchmarks.common import bench_database
+from tests.benchmarks.common import bench_database, free_port
+from tests.nginx import NGINX, nginx_config
 
 ROOT = Path(__file__).resolve().parents[2]
-PASSWORD = "mot-de-passe-du-banc-d-essai"
+LOCUST = ROOT / ".venv-locust" / "bin" / "python"
+PASSWORD = "mot-de-passe-du-banc-d-essai"  # the one of locust_parents.py
 UNITS = [("accueil-matin", "Accueil du matin"), ("matinee", "Matinée"), ("repas", "Repas"),
          ("apres-midi", "Après-midi"), ("accueil-soir", "Accueil du soir")]
 SCHOOL_UNITS = [("matin", "Accueil du matin"), ("cantine", "Restaurant scolaire"), ("soir", "Accueil du soir")]
@@ -130,204 +133,107 @@ def build_town(url: str, families: int) -> dict:
             "capacity": max(children_count // 3, 1)}
 
 
-class Client:
-    """One parent's browser: keep-alive connection, cookies, CSRF token."""
+class Stack:
+    """gunicorn behind nginx, as deploy/ sets them up, on 127.0.0.1; stopped by ``stop``."""
 
-    def __init__(self, port: int, timeout: float = 30, address: str = "10.0.0.1"):
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-        self.cookies: dict[str, str] = {}
-        self.token = ""
-        self.address = address  # the parent's own address, as a reverse proxy would forward it
+    def __init__(self, url: str, workers: int, work: Path):
+        if NGINX is None:
+            raise SystemExit("nginx manquant : make browser l'installe")
+        self.work, port, https, plain = work, free_port(), free_port(), free_port()
+        self.url = f"https://127.0.0.1:{https}"
+        # The parents' own addresses come in X-Forwarded-For as an outer proxy (a school's NAT, a town's
+        # front) writes them; nginx adds its own hop, so the app trusts two.
+        env = dict(os.environ, DATABASE_URL=url, FLASK_SECRET_KEY="bench-secret", FLASK_OUTBOX_INTERVAL="0",
+                   FLASK_PROXY_COUNT="2", FLASK_BASE_URL=self.url)
+        self.gunicorn = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
+             "--workers", str(workers), "app:create_app()"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(work / "gunicorn.log", "w"))
+        main = nginx_config(work, https, plain, [port])
+        site = work / "ribambelle.conf"
+        site.write_text(site.read_text().replace("server_name famille.ville.fr;", "server_name 127.0.0.1;"))
+        main.write_text(main.read_text().replace("worker_processes 1;", "worker_processes auto;")
+                        .replace("worker_connections 256;", "worker_connections 1024;"))
+        self.access_log = work / "nginx-access.log"
+        self.nginx = subprocess.Popen([NGINX, "-c", str(main)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"{self.url}/healthz", timeout=1, context=context)
+                return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("gunicorn or nginx did not start")
 
-    def request(self, method, path, data=None, headers=None):
-        body = urllib.parse.urlencode(data, doseq=True) if data is not None else None
-        h = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items()), "X-Forwarded-For": self.address}
-        if body is not None:
-            h["Content-Type"] = "application/x-www-form-urlencoded"
-        if self.token:
-            h["X-CSRFToken"] = self.token
-        h.update(headers or {})
-        started = time.perf_counter()
-        try:
-            self.conn.request(method, path, body=body, headers=h)
-            response = self.conn.getresponse()
-        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-            # gunicorn closes a keep-alive connection idle for 2 s; a browser opens a new one and sends again
-            self.conn.close()
-            self.conn.connect()
-            started = time.perf_counter()
-            self.conn.request(method, path, body=body, headers=h)
-            response = self.conn.getresponse()
-        content = response.read()
-        elapsed = time.perf_counter() - started
-        for header in response.headers.get_all("Set-Cookie") or []:
-            cookie = SimpleCookie(header)
-            for key, morsel in cookie.items():
-                self.cookies[key] = morsel.value
-        if response.status >= 400:
-            raise RuntimeError(f"{method} {path}: HTTP {response.status}")
-        return content, elapsed
-
-    def login(self, index: int):
-        page, _ = self.request("GET", "/")
-        self.token = re.search(rb'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1).decode()
-        return self.request("POST", "/", {"csrf_token": self.token, "email": f"famille{index}@banc.test",
-                                          "password": PASSWORD})
-
-
-def journey(port: int, town: dict, index: int, child: int, timings: dict | None = None) -> bool:
-    """Log in, open the family space and the planning, select 20 days (4 units x 5 days), confirm."""
-    client = Client(port, address=f"10.{index // 65536 % 256}.{index // 256 % 256}.{index % 256}")
-
-    def timed(name, *args, **kwargs):
-        content, elapsed = client.request(*args, **kwargs)
-        if timings is not None:
-            timings.setdefault(name, []).append((elapsed, len(content)))
-        return content
-
-    content, elapsed = client.login(index)
-    if timings is not None:
-        timings.setdefault("login (POST)", []).append((elapsed, len(content)))
-    home = timed("family space", "GET", "/")
-    client.token = re.search(rb'"X-CSRFToken": "([^"]+)"', home).group(1).decode()  # the session was renewed
-    base = f"/reservations/planning/{child}/{town['period']}"
-    month = town["days"][0][:7]
-    timed("planning page", "GET", f"{base}?mois={month}")
-    days = town["days"][(index * 3) % 20: (index * 3) % 20 + 5]
-    for n, day in enumerate(days):
-        for unit in town["units"][:4]:
-            name = "cell toggle (htmx)" if n == 0 and unit == town["units"][0] else "other toggles"
-            timed(name, "POST", f"{base}/cellule", {"cellule": f"{day}.{unit}", "mois": day[:7]},
-                  {"HX-Request": "true"})
-    recap = timed("recap page", "GET", f"{base}/recapitulatif")
-    revision = re.search(rb'name="revision" value="(\d+)"', recap).group(1).decode()
-    timed("confirmation (20 days)", "POST", f"{base}/confirmer", {"csrf_token": client.token, "revision": revision})
-    client.conn.close()
-    return True
-
-
-def serve(url: str, workers: int, port: int, log: Path):
-    # One reverse proxy in front (as in deploy/nginx.conf): each parent comes from its own address, so the
-    # login rate limit per address is counted (and costs its database upsert) but never trips.
-    env = dict(os.environ, DATABASE_URL=url, FLASK_SECRET_KEY="bench-secret", FLASK_OUTBOX_INTERVAL="0",
-               FLASK_PROXY_COUNT="1", FLASK_BASE_URL="http://127.0.0.1")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-         "--threads", "4", "--backlog", "2048", "app:create_app()"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
-    for _ in range(200):
-        try:
-            Client(port, 1).request("GET", "/healthz")
-            return process
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("gunicorn did not start")
-
-
-def percentile(values, p):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
-def healthz_load(port: int, requests: int, concurrency: int) -> dict:
-    latencies, lock = [], threading.Lock()
-
-    def worker(n):
-        client = Client(port)
-        local = [client.request("GET", "/healthz")[1] for _ in range(n)]
-        with lock:
-            latencies.extend(local)
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(worker, [requests // concurrency] * concurrency))
-    elapsed = time.perf_counter() - started
-    return {"requests_per_s": len(latencies) / elapsed, "median_ms": statistics.median(latencies) * 1000,
-            "p95_ms": percentile(latencies, 95) * 1000}
-
-
-def endpoint_load(port: int, town: dict, families: list, seconds: float) -> dict:
-    """Each of ``families`` logged in on its own connection, all hammering one kind of request at once
-    for ``seconds``: requests per second and latencies under load, per kind (login, family space,
-    planning page, cell toggle). Their toggles select and deselect one cell: nothing is confirmed."""
-    clients = []
-    for index, child in families:
-        client = Client(port, address=f"10.250.{index // 256 % 256}.{index % 256}")
-        client.login(index)
-        home, _ = client.request("GET", "/")
-        client.token = re.search(rb'"X-CSRFToken": "([^"]+)"', home).group(1).decode()
-        clients.append((client, index, child))
-    day, unit = town["days"][-1], town["units"][0]  # a day the rush journeys never book
-    logins = iter(range(10**9))
-
-    def fresh_login(client, index):
-        """A new visitor each time, from a new address (one address is limited to 60 logins in 5 minutes)."""
-        client.cookies.clear()
-        client.token = ""
-        n = next(logins)
-        client.address = f"10.{100 + n // 65536 % 100}.{n // 256 % 256}.{n % 256}"
-        return client.login(index)
-
-    month = town["days"][0][:7]
-    kinds = {
-        "login (POST)": lambda c, i, ch: fresh_login(c, i),
-        "family space": lambda c, i, ch: c.request("GET", "/"),
-        "planning page": lambda c, i, ch: c.request("GET", f"/reservations/planning/{ch}/{town['period']}?mois={month}"),
-        "cell toggle (htmx)": lambda c, i, ch: c.request(
-            "POST", f"/reservations/planning/{ch}/{town['period']}/cellule", {"cellule": f"{day}.{unit}", "mois": day[:7]},
-            {"HX-Request": "true"}),
-    }
-    results = {}
-    for name, call in kinds.items():
-        latencies, errors, lock = [], [], threading.Lock()
-        deadline = time.perf_counter() + seconds
-
-        def worker(args, call=call, deadline=deadline, lock=lock, latencies=latencies, errors=errors):
-            client, index, child = args
-            while time.perf_counter() < deadline:
+    def cpu_seconds(self) -> float:
+        """CPU time so far of gunicorn and nginx, their workers included (from /proc)."""
+        parents, times = {}, {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
                 try:
-                    _, elapsed = call(client, index, child)
-                    with lock:
-                        latencies.append(elapsed)
-                except Exception as exc:  # counted, never hidden
-                    with lock:
-                        errors.append(f"{type(exc).__name__}: {exc}")
-                    return
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                parents[int(entry.name)] = int(fields[1])
+                times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        roots, total = {self.gunicorn.pid, self.nginx.pid}, 0.0
+        for pid, seconds in times.items():
+            ancestor = pid
+            while ancestor > 1 and ancestor not in roots:
+                ancestor = parents.get(ancestor, 0)
+            total += seconds if ancestor in roots else 0
+        return total
 
-        started = time.perf_counter()
-        with ThreadPoolExecutor(len(clients)) as pool:
-            list(pool.map(worker, clients))
-        elapsed = time.perf_counter() - started
-        if name == "login (POST)":  # the sessions were renewed: take the new CSRF tokens
-            for client, _, _ in clients:
-                home, _ = client.request("GET", "/")
-                client.token = re.search(rb'"X-CSRFToken": "([^"]+)"', home).group(1).decode()
-        results[name] = {"requests_per_s": len(latencies) / elapsed,
-                         "median_ms": statistics.median(latencies) * 1000 if latencies else 0,
-                         "p95_ms": percentile(latencies, 95) * 1000 if latencies else 0, "errors": len(errors),
-                         "first_errors": errors[:3]}
-    for client, _, _ in clients:
-        client.conn.close()
-    return results
+    def stop(self):
+        for process in (self.nginx, self.gunicorn):
+            process.terminate()
+        for process in (self.nginx, self.gunicorn):
+            process.wait(30)
 
 
-def rush(port: int, town: dict, concurrency: int) -> dict:
-    errors, lock = [], threading.Lock()
+def locust(stack: Stack, scenario: str, town: dict, users: int, **options) -> dict:
+    """One Locust run (its own process); its figures, and the cores it and the server used meanwhile."""
+    town_file, out = stack.work / "town.json", stack.work / f"locust-{scenario}.json"
+    town_file.write_text(json.dumps(town))
+    command = [str(LOCUST), str(ROOT / "tests" / "benchmarks" / "locust_parents.py"), "--scenario", scenario,
+               "--host", stack.url, "--users", str(users), "--town", str(town_file), "--out", str(out)]
+    for key, value in options.items():
+        command += [f"--{key}", str(value)]
+    before, server_before, started = resource.getrusage(resource.RUSAGE_CHILDREN), stack.cpu_seconds(), time.monotonic()
+    subprocess.run(command, check=True, stderr=open(stack.work / f"locust-{scenario}.log", "a"))
+    wall, after = time.monotonic() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = json.loads(out.read_text())
+    result["load_cores"] = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / wall
+    result["server_cores"] = (stack.cpu_seconds() - server_before) / wall
+    return result
 
-    def one(pair):
-        index, child = pair
-        try:
-            journey(port, town, index, child)
-        except Exception as exc:  # counted, never hidden
-            with lock:
-                errors.append(f"{type(exc).__name__}: {exc}")
 
-    started = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(one, town["families"]))
-    elapsed = time.perf_counter() - started
-    return {"families": len(town["families"]), "seconds": elapsed, "errors": len(errors),
-            "confirmations_per_s": (len(town["families"]) - len(errors)) / elapsed, "first_errors": errors[:5]}
+LOG_LINE = re.compile(r'\[[^\]]+\] "(\S+) (\S+)" (\d+) (\d+) ')
+PLANNING = r"/reservations/planning/\d+/\d+"
+KINDS = [("GET", "/healthz", "/healthz"), ("GET", "/", "login page"), ("POST", "/", "login (POST)"),
+         ("GET", "/compte/", "family space"), ("GET", PLANNING + r"\?mois=.*", "planning page"),
+         ("POST", PLANNING + "/cellule", "cell toggle (htmx)"), ("GET", PLANNING + "/recapitulatif", "recap page"),
+         ("POST", PLANNING + "/confirmer", "confirmation (20 days)"), ("GET", r"/factures/\d+\.pdf", "invoice PDF")]
+KINDS = [(method, re.compile(pattern), name) for method, pattern, name in KINDS]
+
+
+def wire(access_log: Path) -> dict:
+    """From nginx's access log: the median bytes it sent per kind of request, and the answers by status."""
+    sizes, statuses = {}, {}
+    for line in access_log.read_text().splitlines():
+        match = LOG_LINE.search(line)
+        if not match:
+            continue
+        method, uri, status, sent = match.group(1), match.group(2), int(match.group(3)), int(match.group(4))
+        statuses[status] = statuses.get(status, 0) + 1
+        name = next((n for m, pattern, n in KINDS if m == method and pattern.fullmatch(uri)), None)
+        if name == "login (POST)" and status == 200:
+            name = "login, mistyped (POST)"
+        if name and status < 400:
+            sizes.setdefault(name, []).append(sent)
+    return {"bytes": {name: int(statistics.median(v)) for name, v in sizes.items()}, "statuses": statuses}
 
 
 def check_database(url: str) -> dict:
@@ -346,8 +252,8 @@ def check_database(url: str) -> dict:
     return {"bookings_over_capacity": len(over), "bookings": statuses, "unit_days_touched": full}
 
 
-def billing_and_pdfs(url: str, port: int, town: dict, concurrency: int, pdfs: int) -> dict:
-    """The month's billing run (in this process, mails to the outbox), then invoice PDFs through the server."""
+def billing(url: str, town: dict) -> tuple[dict, list]:
+    """The month's billing run, in this process (mails to the outbox); the families' invoices."""
     from sqlmodel import Session, select
 
     from app import create_app
@@ -361,69 +267,40 @@ def billing_and_pdfs(url: str, port: int, town: dict, concurrency: int, pdfs: in
     started = time.perf_counter()
     with app.app_context():
         report = billing.run(engine, month, date.today())
-    billing_s = time.perf_counter() - started
+    seconds = time.perf_counter() - started
     with Session(engine) as db:
         rows = db.exec(select(User.email, Invoice.id).join(Invoice, Invoice.family_id == User.family_id)
-                       .where(Invoice.month == month).order_by(Invoice.id).limit(concurrency)).all()
+                       .where(Invoice.month == month).order_by(Invoice.id)).all()
     engine.dispose()
-    latencies, sizes, errors, lock = [], [], [], threading.Lock()
-
-    def parent(email_invoice):
-        email, invoice_id = email_invoice
-        client = Client(port, address=f"10.200.{invoice_id // 256 % 256}.{invoice_id % 256}")
-        try:
-            client.login(int(re.search(r"famille(\d+)@", email).group(1)))
-            for _ in range(max(pdfs // max(len(rows), 1), 1)):
-                content, elapsed = client.request("GET", f"/factures/{invoice_id}.pdf")
-                assert content.startswith(b"%PDF")
-                with lock:
-                    latencies.append(elapsed)
-                    sizes.append(len(content))
-        except Exception as exc:  # counted, never hidden
-            with lock:
-                errors.append(f"{type(exc).__name__}: {exc}")
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(parent, rows))
-    elapsed = time.perf_counter() - started
-    return {"month": month.isoformat(), "billing_seconds": billing_s, "invoices": len(report.invoices),
-            "invoice_lines": report.lines, "missing_prices": sorted(report.missing_prices), "pdfs": len(latencies),
-            "pdfs_per_s": len(latencies) / elapsed if elapsed else 0,
-            "pdf_median_ms": statistics.median(latencies) * 1000 if latencies else 0,
-            "pdf_p95_ms": percentile(latencies, 95) * 1000 if latencies else 0,
-            "pdf_bytes": int(statistics.median(sizes)) if sizes else 0, "pdf_errors": len(errors),
-            "first_errors": errors[:3]}
+    invoices = [[int(re.search(r"famille(\d+)@", email).group(1)), 0, invoice] for email, invoice in rows]
+    return ({"month": month.isoformat(), "seconds": seconds, "invoices": len(report.invoices), "lines": report.lines,
+             "missing_prices": sorted(report.missing_prices)}, invoices)
 
 
-def run(label: str, url: str, families: int, workers: int, concurrency: int, sample: int) -> dict:
+def run(label: str, url: str, families: int, workers: int, users: int, sample: int, seconds: float) -> dict:
     print(f"\n## {label}: building {families} families…", file=sys.stderr)
     town = build_town(url, families)
-    port = int(os.environ.get("BENCH_PORT", "8765"))
-    log = ROOT / "bench-results" / f"gunicorn-{label}.log"
-    log.parent.mkdir(exist_ok=True)
-    server = serve(url, workers, port, log)
+    work = Path(tempfile.mkdtemp(prefix=f"rush-{label}-"))
+    stack = Stack(url, workers, work)
     try:
-        health = healthz_load(port, 4000, concurrency)
-        loaders, town["families"] = town["families"][-concurrency:], town["families"][:-concurrency]
-        under_load = endpoint_load(port, town, loaders, seconds=8)
-        timings: dict = {}
-        for index, child in town["families"][:sample]:
-            journey(port, town, index, child, timings)
-        town["families"] = town["families"][sample:]
-        rushed = rush(port, town, concurrency)
-        invoices = billing_and_pdfs(url, port, town, concurrency, pdfs=max(concurrency * 4, 40))
+        print(f"## {label}: /healthz, then {users} parents per kind of request…", file=sys.stderr)
+        health = locust(stack, "healthz", {}, users, seconds=seconds)
+        town["loaders"], town["families"] = [list(f) + [None] for f in town["families"][-users:]], town["families"][:-users]
+        kinds = locust(stack, "kinds", town, users, seconds=seconds)
+        print(f"## {label}: {sample} journeys one after another, then the rush…", file=sys.stderr)
+        alone = locust(stack, "rush", dict(town, families=town["families"][:sample]), 1)
+        rushed = locust(stack, "rush", dict(town, families=town["families"][sample:]), users)
+        bill, invoices = billing(url, town)
+        print(f"## {label}: billing done in {bill['seconds']:.1f} s; invoice PDFs…", file=sys.stderr)
+        pdfs = locust(stack, "kinds", dict(town, loaders=invoices[:users]), min(users, len(invoices)), seconds=seconds,
+                      kinds="invoice PDF")
     finally:
-        server.terminate()
-        server.wait(30)
-    endpoints = {name: {"median_ms": statistics.median(t for t, _ in v) * 1000,
-                        "p95_ms": percentile([t for t, _ in v], 95) * 1000,
-                        "bytes": int(statistics.median(b for _, b in v))} for name, v in timings.items()}
-    return {"label": label, "database": url.split(":")[0], "cores": os.cpu_count(), "workers": workers, "sample": sample,
-            "concurrency": concurrency, "families": families, "children": town["children"],
-            "capacity_per_unit_day": town["capacity"], "healthz": health, "endpoints": endpoints,
-            "under_load": under_load,
-            "rush": rushed, "database_check": check_database(url), "billing": invoices}
+        stack.stop()
+    return {"label": label, "database": url.split(":")[0], "cores": os.cpu_count(), "workers": workers, "users": users,
+            "sample": sample, "seconds": seconds, "families": families, "children": town["children"],
+            "capacity_per_unit_day": town["capacity"], "healthz": health, "kinds": kinds, "alone": alone,
+            "rush": rushed, "pdfs": pdfs, "billing": bill, "wire": wire(stack.access_log),
+            "database_check": check_database(url)}
 
 
 def report(result: dict, out) -> None:
@@ -431,58 +308,78 @@ def report(result: dict, out) -> None:
         builtins.print(*args, **kwargs)
         builtins.print(*args, **kwargs, file=out)
 
+    users, wire_bytes = result["users"], result["wire"]["bytes"]
     print(f"\n### {result['label']} — {result['cores']} cores, {result['database']}, gunicorn {result['workers']} "
-          f"worker(s) x 4 threads, {result['concurrency']} parents at once, {result['families']} families, "
-          f"{result['children']} children, {result['capacity_per_unit_day']} places per unit and day\n")
-    h = result["healthz"]
-    print(f"One parent after another ({result['sample']} journeys), then {result['concurrency']} parents at once "
-          "repeating one kind of request for 8 seconds:\n")
-    print("| request | bytes | median ms | p95 ms | under load: req/s | median ms | p95 ms | errors |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    print(f"| /healthz | 16 | | | {h['requests_per_s']:.0f} | {h['median_ms']:.1f} | {h['p95_ms']:.1f} | 0 |")
-    for name, e in result["endpoints"].items():
-        u = result["under_load"].get(name)
-        loaded = (f"{u['requests_per_s']:.0f} | {u['median_ms']:.1f} | {u['p95_ms']:.1f} | {u['errors']}" if u
-                  else "see the rush | | |")
-        print(f"| {name} | {e['bytes']} | {e['median_ms']:.1f} | {e['p95_ms']:.1f} | {loaded} |")
-    for name, u in result["under_load"].items():
-        for error in u["first_errors"]:
-            print(f"  error ({name} under load): {error}")
+          f"worker(s) x 4 threads behind nginx (HTTPS, gzip), {users} Locust parents at once, {result['families']} "
+          f"families, {result['children']} children, {result['capacity_per_unit_day']} places per unit and day\n")
+    health = result["healthz"]["figures"]["/healthz"]
+    print(f"Alone: {result['sample']} journeys one after another. Under load: {users} logged-in parents repeating one "
+          f"kind of request for {result['seconds']:.0f} s (their logins before, untimed). Bytes: what nginx sent.\n")
+    print("| request | bytes sent | alone: median ms | p95 ms | under load: req/s | × /healthz | median ms | p95 ms "
+          "| failed |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    rows = [("/healthz", None, health)] + [(name, result["alone"]["figures"].get(name), figures.get(name))
+                                           for name, figures in result["kinds"]["kinds"].items()]
+    rows += [(name, figures, None) for name, figures in result["alone"]["figures"].items()
+             if name not in result["kinds"]["kinds"] and name != "errors"]
+    rows.append(("invoice PDF", None, result["pdfs"]["kinds"]["invoice PDF"].get("invoice PDF")))
+    for name, alone, loaded in rows:
+        cells = [name, str(wire_bytes.get(name, "")),
+                 f"{alone['median_ms']:.0f}" if alone else "", f"{alone['p95_ms']:.0f}" if alone else ""]
+        if loaded:
+            cells += [f"{loaded['requests_per_s']:.0f}", f"{loaded['requests_per_s'] / health['requests_per_s']:.3f}",
+                      f"{loaded['median_ms']:.0f}", f"{loaded['p95_ms']:.0f}", str(loaded["failures"])]
+        else:
+            cells += ["", "", "", "", ""]
+        print("| " + " | ".join(cells) + " |")
+    for name, figures in [("kinds", result["kinds"]["kinds"][k]) for k in result["kinds"]["kinds"]] + \
+            [("rush", result["rush"]["figures"]), ("PDFs", result["pdfs"]["kinds"]["invoice PDF"])]:
+        for error in figures.get("errors", [])[:3]:
+            print(f"  error ({name}): {error['occurrences']} × {error['name']}: {error['error'][:200]}")
     r, d = result["rush"], result["database_check"]
-    print(f"\nRush: {r['families']} families in {r['seconds']:.1f} s — {r['confirmations_per_s']:.1f} confirmations/s, "
-          f"{r['errors']} failed journeys, {d['bookings_over_capacity']} bookings over capacity; bookings: {d['bookings']}")
-    for error in r["first_errors"]:
-        print(f"  error: {error}")
-    b = result["billing"]
-    print(f"\nBilling of {b['month'][:7]}: {b['invoices']} invoices, {b['invoice_lines']} lines in {b['billing_seconds']:.1f} s"
+    failed_requests = sum(f["failures"] for n, f in r["figures"].items() if n != "errors")
+    toggle = r["figures"].get("cell toggle (htmx)", {})
+    print(f"\nRush: {r['families']} families in {r['seconds']:.1f} s — **{r['confirmations_per_s']:.1f} confirmations/s**, "
+          f"{r['journeys_failed']} failed journeys, {failed_requests} failed requests, cell toggle p95 "
+          f"{toggle.get('p95_ms', 0):.0f} ms; {d['bookings_over_capacity']} bookings over capacity; bookings: {d['bookings']}")
+    print(f"Behind one school address: {r['school_families']} families, {r['school_failed']} failed journeys "
+          "(some mistyped their password once first); answers by status (nginx): "
+          + ", ".join(f"{status}: {count}" for status, count in sorted(result["wire"]["statuses"].items())))
+    b, p = result["billing"], result["pdfs"]["kinds"]["invoice PDF"].get("invoice PDF", {})
+    print(f"\nBilling of {b['month'][:7]}: {b['invoices']} invoices, {b['lines']} lines in {b['seconds']:.1f} s"
           + (f" (missing prices: {', '.join(b['missing_prices'])})" if b["missing_prices"] else "")
-          + f"; invoice PDFs through the server: {b['pdfs_per_s']:.1f} per second, median {b['pdf_median_ms']:.0f} ms, "
-          f"p95 {b['pdf_p95_ms']:.0f} ms, {b['pdf_bytes']} bytes, {b['pdf_errors']} errors")
-    for error in b["first_errors"]:
-        print(f"  error: {error}")
+          + f"; invoice PDFs, {result['pdfs']['users']} parents at once (logged in before): "
+          f"{p.get('requests_per_s', 0):.0f} per second, median {p.get('median_ms', 0):.0f} ms, p95 {p.get('p95_ms', 0):.0f} ms, "
+          f"{p.get('failures', 0)} failed")
+    print("\nCores used (of " + str(result["cores"]) + "), load tool / server (gunicorn + nginx): "
+          + "; ".join(f"{name} {result[key]['load_cores']:.2f} / {result[key]['server_cores']:.2f}"
+                      for name, key in (("/healthz", "healthz"), ("kinds", "kinds"), ("rush", "rush"), ("PDFs", "pdfs"))))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--users", type=int, default=32, help="Locust parents at once")
     parser.add_argument("--sample", type=int, default=30, help="families timed one after another")
+    parser.add_argument("--seconds", type=float, default=8, help="length of each request kind's window")
     parser.add_argument("--sqlite", action="store_true", help="also the same rush on SQLite with one server")
     parser.add_argument("--pg-url", default=os.environ.get("BENCH_DATABASE_URL",
                                                            "postgresql+psycopg://postgres@127.0.0.1:5432/ribambelle_bench"),
                         help="a PostgreSQL database whose name ends in _bench (emptied)")
     args = parser.parse_args()
+    if not LOCUST.exists():
+        raise SystemExit("Locust manquant : make bench-rush l'installe (.venv-locust)")
     results = []
     url = bench_database("postgresql", args.pg_url, Path(tempfile.mkdtemp()))
     (ROOT / "bench-results").mkdir(exist_ok=True)
     with open(ROOT / "bench-results" / "rush.md", "w") as markdown:
         markdown.write(f"# Registration-opening rush — {date.today().isoformat()}, {os.cpu_count()} cores\n")
-        results.append(run("postgresql", url, args.families, args.workers, args.concurrency, args.sample))
+        results.append(run("postgresql", url, args.families, args.workers, args.users, args.sample, args.seconds))
         report(results[-1], markdown)
         if args.sqlite:
             sqlite_url = f"sqlite:///{tempfile.mkdtemp()}/rush.sqlite"
-            results.append(run("sqlite", sqlite_url, args.families, 1, args.concurrency, args.sample))
+            results.append(run("sqlite", sqlite_url, args.families, 1, args.users, args.sample, args.seconds))
             report(results[-1], markdown)
     out = ROOT / "bench-results" / "rush.json"
     out.write_text(json.dumps(results, indent=1, default=str))

@@ -1,0 +1,279 @@
+"""The parents of bench_rush, as Locust users (Locust, the load tool, used as a library).
+
+Run by bench_rush in its own virtualenv (.venv-locust, requirements-bench.txt), never imported by the app
+or the suite: it only speaks HTTP, to nginx in front of gunicorn as in deploy/. Each scenario writes its
+figures, read from Locust's own statistics, to the JSON file --out names:
+
+- ``healthz``: every user asks /healthz, for --seconds;
+- ``kinds``: every user logs in first (not timed), then all of them repeat one kind of request at once for
+  --seconds each: family space, planning page, cell toggle, invoice PDF (with --invoices), then a new
+  visitor's login from a new address each time;
+- ``rush``: the families of the town, --users at a time, each logs in, opens the family space and the
+  planning, selects 20 days (4 units x 5 days), opens the recap and confirms. Every failed request counts
+  and ends that family's journey only: the user takes the next family. Families of the school (every
+  tenth) come from one NAT address, and one in five of them mistypes the password once first.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import re
+import time
+import urllib.parse
+
+import gevent
+from locust import FastHttpUser, constant, task
+from locust.env import Environment
+
+PASSWORD = "mot-de-passe-du-banc-d-essai"
+FORM_TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+HTMX_TOKEN = re.compile(r'"X-CSRFToken": "([^"]+)"')
+REVISION = re.compile(r'name="revision" value="(\d+)"')
+SCHOOL_ADDRESS = "192.0.2.10"  # one school's NAT address (a documentation address, RFC 5737)
+
+SETUP = {}  # the scenario's parameters, read by the users: town, kind, pools
+STATE = {"kind": None, "ready": 0, "done": 0, "journeys_failed": 0, "school_done": 0, "school_failed": 0}
+
+
+class Failed(Exception):
+    """A request failed (already counted by Locust): this family's journey stops here."""
+
+
+def address(index: int) -> str:
+    """A family's own address, as the outer proxy in front of nginx writes it in X-Forwarded-For."""
+    if index % 10 == 0:
+        return SCHOOL_ADDRESS
+    return f"10.{index // 65536 % 256}.{index // 256 % 256}.{index % 256}"
+
+
+class Parent(FastHttpUser):
+    abstract = True
+    wait_time = constant(0)
+
+    def on_start(self):
+        self.forwarded = "10.255.255.1"
+        self.token = ""
+
+    def call(self, method: str, path: str, name: str, data: dict | None = None, expect: int = 200,
+             htmx: bool = False) -> str:
+        headers = {"X-Forwarded-For": self.forwarded}
+        body = None
+        if method == "POST":  # as a browser: over HTTPS the app checks the form came from its own pages
+            headers["Referer"] = f"{self.host}/"
+        if data is not None:
+            body = urllib.parse.urlencode(data)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        if self.token:
+            headers["X-CSRFToken"] = self.token
+        if htmx:
+            headers["HX-Request"] = "true"
+        with self.client.request(method, path, name=name, data=body, headers=headers, catch_response=True,
+                                 allow_redirects=False) as response:
+            if response.status_code != expect:
+                response.failure(f"HTTP {response.status_code}, {expect} expected")
+                raise Failed(name)
+            return response.text or ""
+
+    def log_in(self, index: int, mistype: bool = False) -> None:
+        self.client.cookiejar.clear()
+        self.token = ""
+        self.forwarded = address(index)
+        login = f"famille{index}@banc.test"
+        page = self.call("GET", "/", "login page")
+        token = FORM_TOKEN.search(page)
+        if token is None:
+            raise Failed("login page without its form")
+        if mistype:  # a parent who mistypes first: the page again, with the message, and a failure counted
+            page = self.call("POST", "/", "login, mistyped (POST)", {"csrf_token": token.group(1), "email": login,
+                                                                     "password": "mauvais-mot-de-passe"})
+            if "Identifiant ou mot de passe incorrect" not in page:
+                raise Failed("mistyped login without its message")
+        self.call("POST", "/", "login (POST)", {"csrf_token": token.group(1), "email": login, "password": PASSWORD},
+                  expect=302)
+        home = self.call("GET", "/compte/", "family space")
+        token = HTMX_TOKEN.search(home)
+        if token is None:
+            raise Failed("family space without its token")
+        self.token = token.group(1)
+
+
+class LoadedParent(Parent):
+    """Logged in once, then repeating the request of the kind the scenario sets."""
+
+    def on_start(self):
+        super().on_start()
+        self.index, self.child, self.invoice = SETUP["loaders"].pop()
+        while True:
+            try:
+                self.log_in(self.index)
+                break
+            except Failed:
+                gevent.sleep(0.5)
+        STATE["ready"] += 1
+        self.logins = itertools.count()
+
+    @task
+    def repeat(self):
+        kind, town = STATE["kind"], SETUP["town"]
+        if kind is None:
+            gevent.sleep(0.05)
+            return
+        base = f"/reservations/planning/{self.child}/{town['period']}"
+        try:
+            if kind == "family space":
+                self.call("GET", "/compte/", kind)
+            elif kind == "planning page":
+                self.call("GET", f"{base}?mois={town['days'][0][:7]}", kind)
+            elif kind == "cell toggle (htmx)":  # selects and deselects a day the rush never books
+                day = town["days"][-1]
+                self.call("POST", f"{base}/cellule", kind, {"cellule": f"{day}.{town['units'][0]}", "mois": day[:7]},
+                          htmx=True)
+            elif kind == "invoice PDF":
+                with self.client.get(f"/factures/{self.invoice}.pdf", name=kind, catch_response=True,
+                                     headers={"X-Forwarded-For": self.forwarded}) as response:
+                    if response.status_code != 200 or not (response.content or b"").startswith(b"%PDF"):
+                        response.failure(f"HTTP {response.status_code}, not a PDF")
+            elif kind == "login (POST)":  # a new visitor each time, from a new address
+                self.client.cookiejar.clear()
+                self.token = ""
+                n = next(self.logins)
+                self.forwarded = f"10.{100 + self.index % 100}.{n // 256 % 256}.{n % 256}"
+                page = self.call("GET", "/", "login page (before the timed login)")
+                self.call("POST", "/", kind, {"csrf_token": FORM_TOKEN.search(page).group(1),
+                                              "email": f"famille{self.index}@banc.test", "password": PASSWORD},
+                          expect=302)
+        except Failed:
+            pass
+
+
+class RushParent(Parent):
+    """Takes the next family that has not booked yet and goes through its whole journey."""
+
+    @task
+    def next_family(self):
+        try:
+            index, child = next(SETUP["families"])
+        except StopIteration:
+            gevent.sleep(0.1)
+            return
+        school = address(index) == SCHOOL_ADDRESS
+        try:
+            self.journey(index, child, mistype=school and index % 50 == 0)
+        except Failed:
+            STATE["journeys_failed"] += 1
+            STATE["school_failed"] += school
+        STATE["done"] += 1
+        STATE["school_done"] += school
+
+    def journey(self, index: int, child: int, mistype: bool) -> None:
+        town = SETUP["town"]
+        self.log_in(index, mistype)
+        base = f"/reservations/planning/{child}/{town['period']}"
+        self.call("GET", f"{base}?mois={town['days'][0][:7]}", "planning page")
+        days = town["days"][(index * 3) % 20: (index * 3) % 20 + 5]
+        for day in days:
+            for unit in town["units"][:4]:
+                self.call("POST", f"{base}/cellule", "cell toggle (htmx)", {"cellule": f"{day}.{unit}", "mois": day[:7]},
+                          htmx=True)
+        recap = self.call("GET", f"{base}/recapitulatif", "recap page")
+        revision = REVISION.search(recap)
+        if revision is None:
+            raise Failed("recap without its revision")
+        self.call("POST", f"{base}/confirmer", "confirmation (20 days)",
+                  {"csrf_token": self.token, "revision": revision.group(1)}, expect=302)
+
+
+class HealthzUser(FastHttpUser):
+    wait_time = constant(0)
+
+    @task
+    def healthz(self):
+        self.client.get("/healthz", name="/healthz")
+
+
+def figures(env: Environment, seconds: float) -> dict:
+    """Locust's statistics of the window, per request name: every failure counted."""
+    out = {}
+    for (name, method), entry in env.stats.entries.items():
+        if entry.num_requests == 0:
+            continue
+        out[name] = {"method": method, "requests": entry.num_requests, "failures": entry.num_failures,
+                     "requests_per_s": entry.num_requests / seconds,
+                     "median_ms": entry.get_response_time_percentile(0.5),
+                     "p95_ms": entry.get_response_time_percentile(0.95),
+                     "max_ms": entry.max_response_time}
+    out["errors"] = [{"name": e.name, "error": str(e.error), "occurrences": e.occurrences}
+                     for e in env.stats.errors.values()]
+    return out
+
+
+def run_users(user_class, users: int, host: str) -> tuple[Environment, object]:
+    env = Environment(user_classes=[user_class], host=host)
+    runner = env.create_local_runner()
+    runner.start(users, spawn_rate=users)
+    return env, runner
+
+
+def wait_until(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        gevent.sleep(0.05)
+    return True
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", choices=["healthz", "kinds", "rush"], required=True)
+    parser.add_argument("--town", help="the JSON file bench_rush wrote")
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--users", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--kinds", default="family space,planning page,cell toggle (htmx),login (POST)")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    town = json.load(open(args.town)) if args.town else {}
+    SETUP["town"] = town
+    result = {"scenario": args.scenario, "users": args.users}
+    if args.scenario == "healthz":
+        env, runner = run_users(HealthzUser, args.users, args.host)
+        gevent.sleep(1)
+        env.stats.reset_all()
+        started = time.monotonic()
+        gevent.sleep(args.seconds)
+        result["figures"] = figures(env, time.monotonic() - started)
+        runner.quit()
+    elif args.scenario == "kinds":
+        SETUP["loaders"] = [tuple(x) for x in town["loaders"]]
+        env, runner = run_users(LoadedParent, args.users, args.host)
+        if not wait_until(lambda: STATE["ready"] == args.users, 120):
+            raise SystemExit(f"only {STATE['ready']} of {args.users} parents could log in")
+        result["kinds"] = {}
+        for kind in args.kinds.split(","):
+            STATE["kind"] = None
+            gevent.sleep(0.5)  # the previous kind's requests end
+            env.stats.reset_all()
+            STATE["kind"] = kind
+            started = time.monotonic()
+            gevent.sleep(args.seconds)
+            STATE["kind"] = None
+            result["kinds"][kind] = figures(env, time.monotonic() - started)
+        runner.quit()
+    else:
+        families = [tuple(x) for x in town["families"]]
+        SETUP["families"] = iter(families)
+        env, runner = run_users(RushParent, args.users, args.host)
+        started = time.monotonic()
+        wait_until(lambda: STATE["done"] == len(families), 3600)
+        elapsed = time.monotonic() - started
+        runner.quit()
+        result.update(figures=figures(env, elapsed), seconds=elapsed, families=len(families),
+                      journeys_failed=STATE["journeys_failed"], confirmations_per_s=(len(families) - STATE["journeys_failed"]) / elapsed,
+                      school_families=STATE["school_done"], school_failed=STATE["school_failed"])
+    json.dump(result, open(args.out, "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()
