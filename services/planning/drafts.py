@@ -5,7 +5,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, delete, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
@@ -132,13 +132,30 @@ READ_DAY = (
     .outerjoin(Booking, (Booking.child_id == Child.id) & (Booking.unit_id == PeriodUnit.unit_id) & (Booking.day == _day))
     .outerjoin(DaySlot, (DaySlot.unit_id == PeriodUnit.unit_id) & (DaySlot.day == _day))
     .where(Draft.id == bindparam("draft_id")).execution_options(populate_existing=True))
+# The click's write, without the unit of work's flush (the draft is locked: nothing else writes its lines).
+ADD_LINE = insert(DraftLine.__table__).values(draft_id=bindparam("draft"), unit_id=bindparam("unit"), day=bindparam("day"),
+                                              action=bindparam("action"), expected=bindparam("expected"))
+REMOVE_LINE = delete(DraftLine.__table__).where(DraftLine.__table__.c.id == bindparam("line"))
+
+
+def add_line(db: Session, planning: Planning, unit_id: int, day: date, action: str, expected: str) -> None:
+    """Write the draft line and show it in ``planning`` (the line there is not the session's)."""
+    db.execute(ADD_LINE, {"draft": planning.draft.id, "unit": unit_id, "day": day, "action": action, "expected": expected})
+    planning.draft_lines[(unit_id, day)] = DraftLine(draft_id=planning.draft.id, unit_id=unit_id, day=day, action=action,
+                                                     expected=expected)
+
+
+def remove_line(db: Session, planning: Planning, unit_id: int, day: date) -> DraftLine:
+    line = planning.draft_lines.pop((unit_id, day))
+    db.execute(REMOVE_LINE, {"line": line.id})
+    return line
 
 
 def apply_click(db: Session, planning: Planning, total: int, unit_id: int, day: date) -> Change:
     """The click on the planning ``locked_day`` read, written and committed; ``total``: the cases before."""
     if unit_id not in planning.weekdays:
         raise PlanningError("Cette unité n'existe pas dans cette période.")
-    mode, draft = planning.mode, planning.draft
+    mode = planning.mode
     action = mode_action(mode)
     unit = planning.unit(unit_id)
     cell = planning.cell(unit, day)
@@ -148,22 +165,18 @@ def apply_click(db: Session, planning: Planning, total: int, unit_id: int, day: 
     line = planning.draft_lines.get((unit_id, day))
     what = f"{unit.label} du {day:%d/%m/%Y}"
     if line is not None:
-        db.delete(planning.draft_lines.pop((unit_id, day)))
+        remove_line(db, planning, unit_id, day)
         total -= line.action == action
         change.message = f"{what} : {'annulation' if line.action == 'cancel' else 'sélection'} retirée."
     elif mode == "cancel":
         outcome = planning.cancel_outcome(unit, day)
-        line = DraftLine(draft_id=draft.id, unit_id=unit_id, day=day, action="cancel", expected=outcome)
-        db.add(line)
-        planning.draft_lines[(unit_id, day)] = line
+        add_line(db, planning, unit_id, day, "cancel", outcome)
         total += 1
         change.message = f"{what} : annulation sélectionnée, {CANCEL_OUTCOMES[outcome]} (à confirmer)."
     else:
         cleared = clear_excluded(db, planning, unit, day)
         outcome = planning.outcome(unit, day)
-        line = DraftLine(draft_id=draft.id, unit_id=unit_id, day=day, action="book", expected=outcome)
-        db.add(line)
-        planning.draft_lines[(unit_id, day)] = line
+        add_line(db, planning, unit_id, day, "book", outcome)
         total += 1 - len(cleared)
         change.units |= cleared
         change.message = f"{what} : sélectionné, {OUTCOMES[outcome]} (à confirmer)."
@@ -189,9 +202,9 @@ def bump_revision(db: Session, draft: Draft, action: str) -> int:
 def clear_excluded(db: Session, planning: Planning, unit: Unit, day: date) -> set[int]:
     cleared = set()
     for other_id in planning.excludes.get(unit.id, ()):
-        line = planning.draft_lines.pop((other_id, day), None)
+        line = planning.draft_lines.get((other_id, day))
         if line is not None and line.action == "book":
-            db.delete(line)
+            remove_line(db, planning, other_id, day)
             cleared.add(other_id)
     return cleared
 

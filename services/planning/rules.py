@@ -135,9 +135,8 @@ def bookable_periods(db: Session, child: Child, now: datetime,
 
 def period_for_child(db: Session, child: Child, period_id: int) -> Period | None:
     """The period, only when the child is enrolled in its establishment (else None: 404)."""
-    return db.exec(select(Period).join(Enrollment, (Enrollment.establishment_id == Period.establishment_id)
-                                       & (Enrollment.child_id == child.id))
-                   .where(Period.id == period_id)).first()
+    return db.exec(select(Period).join(Child, Child.id == child.id)
+                   .where(Period.id == period_id, enrolled(child.family_id))).first()
 
 
 def enrolled(family_id: int):
