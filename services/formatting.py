@@ -25,6 +25,7 @@ def date_long(value: date | None) -> str:
     return format_date(value, format="full", locale="fr_FR") if value else ""
 
 
+@lru_cache(maxsize=2048)
 def date_short(value: date | None) -> str:
     """'06/07/2027'."""
     return format_date(value, format="dd/MM/yyyy", locale="fr_FR") if value else ""
@@ -37,21 +38,25 @@ def datetime_short(value: datetime | None) -> str:
     return format_datetime(to_paris(value), "dd/MM/yyyy 'à' HH:mm", locale="fr_FR")
 
 
+@lru_cache(maxsize=2048)
 def day_month(value: date | None) -> str:
     """'6 juillet'."""
     return format_date(value, format="d MMMM", locale="fr_FR") if value else ""
 
 
+@lru_cache(maxsize=2048)
 def day_short(value: date | None) -> str:
     """'lun. 6'."""
     return format_date(value, format="EEE d", locale="fr_FR") if value else ""
 
 
+@lru_cache(maxsize=2048)
 def month_year(value: date | None) -> str:
     """'juillet 2027'."""
     return format_date(value, format="LLLL yyyy", locale="fr_FR") if value else ""
 
 
+@lru_cache(maxsize=2048)
 def month_short(value: date | None) -> str:
     """'juil. 2027': the month list of the planning, on a phone's width."""
     return format_date(value, format="LLL yyyy", locale="fr_FR") if value else ""

@@ -15,7 +15,8 @@ settings of deploy/gunicorn.conf.py) behind nginx with deploy/nginx.conf (HTTPS,
    those mistype their password once: what the per-address login limit does to them is printed. Bookings
    over capacity are counted in the database afterwards (must be 0);
 4. the billing run of the booked month (in this process, on the same database, mails to the outbox),
-   then USERS parents, logged in beforehand, fetching their invoice PDF at once: PDFs per second.
+   then USERS parents, logged in beforehand and whose PDF a first download stored, fetching their
+   invoice PDF at once: PDFs per second.
 
 Bytes are those nginx sent (its access log: gzip as deployed), not the raw bodies. The cores the load tool
 and the server used are printed beside the figures. Run on PostgreSQL (--pg-url or BENCH_DATABASE_URL, a

@@ -6,8 +6,8 @@ figures, read from Locust's own statistics, to the JSON file --out names:
 
 - ``healthz``: every user asks /healthz, for --seconds;
 - ``kinds``: every user logs in first (not timed), then all of them repeat one kind of request at once for
-  --seconds each: family space, planning page, cell toggle, invoice PDF (with --invoices), then a new
-  visitor's login from a new address each time;
+  --seconds each: family space, planning page, cell toggle, then a new visitor's login from a new address
+  each time; or (``--kinds "invoice PDF"``) the invoice PDF, stored by a first download before the window;
 - ``rush``: the families of the town, --users at a time, each logs in, opens the family space and the
   planning, selects 20 days (4 units x 5 days), opens the recap and confirms. Every failed request counts
   and ends that family's journey only: the user takes the next family. Families of the school (every
@@ -110,6 +110,9 @@ class LoadedParent(Parent):
                 break
             except Failed:
                 gevent.sleep(0.5)
+        if self.invoice is not None:  # its first download lays the PDF out and stores it, before the window
+            self.client.get(f"/factures/{self.invoice}.pdf", name="invoice PDF, first download",
+                            headers={"X-Forwarded-For": self.forwarded})
         STATE["ready"] += 1
         self.logins = itertools.count()
 
