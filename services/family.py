@@ -129,20 +129,6 @@ def pending_family_request(db: Session, family_id: int) -> ChangeRequest | None:
     ).first()
 
 
-def pending_child_requests(db: Session, family_id: int) -> list[ChangeRequest]:
-    return list(
-        db.exec(
-            select(ChangeRequest)
-            .where(
-                ChangeRequest.family_id == family_id,
-                ChangeRequest.target == "child",
-                ChangeRequest.status == ChangeStatus.PENDING,
-            )
-            .order_by(ChangeRequest.id)
-        )
-    )
-
-
 def request_family_change(db: Session, user: User, family: Family, after: dict) -> ChangeRequest | None:
     """File (or update) the family's pending change. None when nothing differs from the file."""
     before = family_snapshot(family)

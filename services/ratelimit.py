@@ -40,11 +40,7 @@ def hit(db: Session, key: str, rule: str, now: datetime | None = None) -> int:
     if count == 1 and random.random() < 0.01:  # now and then, forget the counters nobody uses
         db.execute(delete(RateCounter).where(RateCounter.window_start < now - timedelta(days=1)))
     db.commit()
-    if count <= limit:
-        return 0
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=now.tzinfo)
-    return max(int((start + window - now).total_seconds()) + 1, 1)
+    return 0 if count <= limit else _seconds_left(start, window, now)
 
 
 def waiting(db: Session, key: str, rule: str, now: datetime | None = None) -> int:
@@ -52,18 +48,28 @@ def waiting(db: Session, key: str, rule: str, now: datetime | None = None) -> in
     limit, window = parse(rule)
     now = now or utcnow()
     counter = db.get(RateCounter, key[:200])
-    if counter is None:
+    if counter is None or counter.count < limit:
         return 0
-    start = counter.window_start if counter.window_start.tzinfo else counter.window_start.replace(tzinfo=now.tzinfo)
-    if counter.count < limit or start <= now - window:
+    return _seconds_left(counter.window_start, window, now)
+
+
+def _seconds_left(start: datetime, window: timedelta, now: datetime) -> int:
+    """The whole seconds, at least one, until the window begun at ``start`` ends; 0 once it has."""
+    if start.tzinfo is None:  # SQLite gives the time back without its zone
+        start = start.replace(tzinfo=now.tzinfo)
+    if start <= now - window:
         return 0
     return max(int((start + window - now).total_seconds()) + 1, 1)
+
+
+def _rule(name: str) -> str | None:
+    return current_app.config.get(f"RATE_LIMIT_{name.upper()}")
 
 
 def blocked(name: str, key: str) -> int:
     """Under the setting ``RATE_LIMIT_<NAME>``: the seconds ``key`` must wait before it is counted again
     (its quota is used up), else 0. Reads only: ``check`` counts."""
-    rule = current_app.config.get(f"RATE_LIMIT_{name.upper()}")
+    rule = _rule(name)
     return waiting(get_db(), f"{name}:{key}", rule) if rule else 0
 
 
@@ -73,11 +79,8 @@ def check(name: str, key: str) -> int:
     Counted in the request's own session and committed at once (on SQLite a second connection
     could not write while the request holds the write lock): call it before the view writes.
     """
-    rule = current_app.config.get(f"RATE_LIMIT_{name.upper()}")
-    if not rule:
-        return 0
-
-    return hit(get_db(), f"{name}:{key}", rule)
+    rule = _rule(name)
+    return hit(get_db(), f"{name}:{key}", rule) if rule else 0
 
 
 def wait_words(seconds: int) -> str:

@@ -170,7 +170,7 @@ class Stack:
 
     def cpu_seconds(self) -> float:
         """CPU time so far of gunicorn and nginx, their workers included (from /proc)."""
-        parents, times = {}, {}
+        parents, times, tick = {}, {}, os.sysconf("SC_CLK_TCK")
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
                 try:
@@ -178,7 +178,7 @@ class Stack:
                 except OSError:
                     continue
                 parents[int(entry.name)] = int(fields[1])
-                times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+                times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
         roots, total = {self.gunicorn.pid, self.nginx.pid}, 0.0
         for pid, seconds in times.items():
             ancestor = pid
