@@ -142,8 +142,10 @@ class LoadedParent(Parent):
                 self.token = ""
                 n = next(self.logins)
                 self.forwarded = f"10.{100 + self.index % 100}.{n // 256 % 256}.{n % 256}"
-                page = self.call("GET", "/", "login page (before the timed login)")
-                self.call("POST", "/", kind, {"csrf_token": FORM_TOKEN.search(page).group(1),
+                token = FORM_TOKEN.search(self.call("GET", "/", "login page (before the timed login)"))
+                if token is None:
+                    raise Failed("login page without its form")
+                self.call("POST", "/", kind, {"csrf_token": token.group(1),
                                               "email": f"famille{self.index}@banc.test", "password": PASSWORD},
                           expect=302)
         except Failed:
