@@ -25,16 +25,23 @@ def own_invoice_or_404(invoice_id: int) -> Invoice:
     return invoice
 
 
-def invoice_context(invoice: Invoice) -> dict:
+def _printed(invoice: Invoice) -> dict:
+    """What the invoice prints: its family, and the children and units its lines name."""
     db = get_db()
     children = {c.id: c for c in db.exec(select(Child).where(Child.family_id == invoice.family_id))}
     units = {u.id: u for u in db.exec(select(Unit).where(Unit.id.in_({l.unit_id for l in invoice.lines})))}
+    return dict(invoice=invoice, children=children, units=units, kinds=billing.KIND_WORDS,
+                family=db.get(Family, invoice.family_id))
+
+
+def invoice_context(invoice: Invoice) -> dict:
+    db = get_db()
     invoice_payments = db.exec(select(Payment).where(Payment.invoice_id == invoice.id).order_by(Payment.created_at)).all()
     today = paris_today(utcnow())
-    return dict(invoice=invoice, children=children, units=units, payments=invoice_payments, state=invoice.state(today),
+    return dict(**_printed(invoice), payments=invoice_payments, state=invoice.state(today),
                 payable_problem=payments.payable_problem(invoice, today), staff_view=False,
                 states=billing.INVOICE_STATES, payment_states=billing.PAYMENT_STATES, methods=billing.PAYMENT_METHODS,
-                kinds=billing.KIND_WORDS, family=db.get(Family, invoice.family_id), today=today)
+                today=today)
 
 
 @bp.get("/<int:invoice_id>")
@@ -53,7 +60,8 @@ def pdf(invoice_id: int):
 
 
 def render_pdf(invoice: Invoice):
-    html = render_template("billing/invoice_pdf.html", **invoice_context(invoice), portal_url=portal_url())
+    """The invoice's PDF: it prints the family, the lines and the totals (no payments, no state)."""
+    html = render_template("billing/invoice_pdf.html", **_printed(invoice), portal_url=portal_url())
     return pdf_response(html, f"facture-{invoice.number}.pdf", invoice.id)
 
 
