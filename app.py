@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -31,6 +32,7 @@ from blueprints import (
     admin,
     auth,
     children,
+    debits,
     demo,
     reservations,
     simulator,
@@ -48,6 +50,7 @@ from services import (
     backup,
     billing,
     demo_data,
+    direct_debit,
     formatting,
     migrations,
     outbox,
@@ -119,6 +122,20 @@ SETTINGS = {
     "PAYMENT_SIMULATOR": False,
     # Invoices: days allowed to pay after the invoice is issued.
     "INVOICE_DUE_DAYS": 30,
+    # Direct debit (prélèvement automatique SEPA), offered to families once the town's creditor
+    # identifier (ICS, "FR72ZZZ123456", given by the Banque de France), and the IBAN and BIC of the
+    # account the debits are paid into (the régie's account at the Trésor public) are all set; the
+    # creditor's name is TOWN_NAME unless set. The portal refuses to start with an invalid one.
+    "SEPA_CREDITOR_ID": None,
+    "SEPA_CREDITOR_NAME": None,
+    "SEPA_CREDITOR_IBAN": None,
+    "SEPA_CREDITOR_BIC": None,
+    # Days between an invoice and its debit: the invoice mail tells the family the amount and the date
+    # (the SEPA pre-notification, 14 days unless the mandate says otherwise).
+    "DEBIT_NOTICE_DAYS": 14,
+    # Reminder mails of a past-due invoice: days after its due date (never two within a week; none
+    # once the invoice is paid or the régie marks it disputed). Sent by `flask billing remind` (cron).
+    "REMINDER_DAYS": [7, 21],
     # Rate limits, "COUNT/SECONDS", counted in the database so every process and server shares them;
     # empty turns one off. Failed logins per client address (credential stuffing; only failures count,
     # so a school or a town hall with hundreds of parents behind one address logs them all in; each
@@ -199,6 +216,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.session_interface = SessionInterface()
     _check_base_url(app)
     _check_payment_backend(app)
+    _check_creditor(app)
     _configure_logging(app)
     if app.config["PROXY_COUNT"]:
         n = int(app.config["PROXY_COUNT"])
@@ -245,6 +263,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     csrf.exempt(simulator.payfip_service)
     csrf.exempt(simulator.payfip_decision)
     app.register_blueprint(staff.bp)
+    app.register_blueprint(debits.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(demo.bp)
 
@@ -282,6 +301,22 @@ def _check_payment_backend(app: Flask) -> None:
     if kind not in SUPPORTED and not app.config.get("PAYMENT_SIMULATOR"):
         raise RuntimeError(f"PAYMENT_BACKEND {kind!r} n'est pas pris en charge : choisissez parmi "
                            f"{', '.join(SUPPORTED)} (README, « Paiement en ligne »).")
+
+
+def _check_creditor(app: Flask) -> None:
+    """Refuse to start with a creditor identifier or account the bank would refuse (nothing set: no debit)."""
+    cred = direct_debit.creditor(app.config)
+    if cred is None:
+        return
+    if not direct_debit.valid_ics(cred.ics):
+        raise RuntimeError(f"SEPA_CREDITOR_ID {cred.ics!r} n'est pas un identifiant créancier SEPA valide "
+                           "(ICS, par exemple FR72ZZZ123456).")
+    try:
+        direct_debit.read_iban(cred.iban)
+    except direct_debit.DebitError as error:
+        raise RuntimeError(f"SEPA_CREDITOR_IBAN : {error}") from None
+    if not re.fullmatch(r"[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?", cred.bic):
+        raise RuntimeError(f"SEPA_CREDITOR_BIC {cred.bic!r} n'est pas un BIC (8 ou 11 caractères).")
 
 
 def _configure_logging(app: Flask) -> None:
@@ -456,7 +491,7 @@ def _register_cli(app: Flask) -> None:
             raise click.BadParameter(str(exc)) from None
         with app.app_context():
             report = billing.run(app.extensions["ribambelle.engine"], first, paris_today(utcnow()),
-                                 app.config["INVOICE_DUE_DAYS"])
+                                 app.config["INVOICE_DUE_DAYS"], notice_days=direct_debit.notice_days(app.config))
         outbox.deliver_pending(app)
         click.echo(report.summary())
         for number in report.invoices:

@@ -8,7 +8,7 @@ from datetime import date, datetime, time, timezone
 from enum import StrEnum
 from typing import Optional
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint, text
 from sqlmodel import Field, Relationship, SQLModel
 
 
@@ -75,6 +75,19 @@ class PaymentStatus(StrEnum):
     REFUSED = "refused"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
+
+
+class MandateStatus(StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"  # two debits rejected in a row: no more debits until a new IBAN
+    REVOKED = "revoked"
+
+
+class DebitState(StrEnum):
+    """Invoice.debit_state: where the invoice's direct debit is ("" when it is paid otherwise)."""
+    PLANNED = "planned"  # announced to the family, not yet in a file
+    SENT = "sent"  # in a direct-debit file given to the bank
+    REJECTED = "rejected"  # returned by the bank: payable again online or at the counter
 
 
 class InvoiceState(StrEnum):
@@ -560,6 +573,11 @@ class Invoice(SQLModel, table=True):
     paid_cents: int = Field(default=0)
     cancelled: bool = Field(default=False)
     cancel_reason: str = Field(default="", max_length=300)
+    # Direct debit: the announced date (pre-notification) and where the debit is (DebitState, or "").
+    debit_on: Optional[date] = Field(default=None, index=True)
+    debit_state: str = Field(default="", max_length=10)
+    # Contested by the family (the régie says so): no reminder is sent while it is.
+    disputed: bool = Field(default=False)
     created_at: datetime = Field(default_factory=utcnow)
 
     lines: list["InvoiceLine"] = Relationship(
@@ -580,6 +598,19 @@ class Invoice(SQLModel, table=True):
     @property
     def left_cents(self) -> int:
         return max(self.total_cents - self.paid_cents, 0)
+
+    @property
+    def debit_note(self) -> str:
+        """What the family reads of the invoice's direct debit beside its state ("" when none)."""
+        if self.cancelled:
+            return ""
+        if self.debit_state == DebitState.PLANNED and self.debit_on:
+            return f"Prélèvement le {self.debit_on:%d/%m/%Y}"
+        if self.debit_state == DebitState.SENT:
+            return "Payée par prélèvement"
+        if self.debit_state == DebitState.REJECTED:
+            return "Prélèvement rejeté par la banque"
+        return ""
 
 
 class InvoicePdf(SQLModel, table=True):
@@ -646,6 +677,74 @@ class Credit(SQLModel, table=True):
     reference: str = Field(default="", max_length=100)  # the refund's reference, or the invoice it went to
     created_at: datetime = Field(default_factory=utcnow)
     settled_at: Optional[datetime] = Field(default=None)
+
+
+class Mandate(SQLModel, table=True):
+    """A SEPA Core direct-debit mandate of a family: signed online by a parent (the consenting login)
+    or on paper (recorded by an agent). ``rum``: its unique reference, printed in every debit.
+
+    One mandate per family that is not revoked; a new IBAN amends it (the RUM stays, the next debit is
+    a first one again), revoking it ends it for the next invoices.
+    """
+
+    __table_args__ = (Index("ix_mandate_family_live", "family_id", unique=True,
+                            sqlite_where=text("status != 'revoked'"), postgresql_where=text("status != 'revoked'")),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    family_id: int = Field(foreign_key="family.id", index=True)
+    rum: str = Field(max_length=35, unique=True)
+    holder: str = Field(max_length=70)
+    iban: str = Field(max_length=34)
+    bic: str = Field(default="", max_length=11)
+    bank_name: str = Field(default="", max_length=100)
+    signed_on: date
+    signed_by_id: Optional[int] = Field(default=None, foreign_key="user.id")  # the parent's login, online
+    recorded_by_id: Optional[int] = Field(default=None, foreign_key="user.id")  # the agent, on paper
+    status: str = Field(default=MandateStatus.ACTIVE, max_length=10)  # MandateStatus
+    first_debit: bool = Field(default=True)  # the next debit is the first (SEPA sequence FRST) or not (RCUR)
+    amended_at: Optional[datetime] = Field(default=None)
+    previous_iban: str = Field(default="", max_length=34)
+    revoked_at: Optional[datetime] = Field(default=None)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class DebitBatch(SQLModel, table=True):
+    """A direct-debit file (SEPA pain.008) the régie built for a collection date, as given to the bank."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    collection_on: date = Field(index=True)
+    message_id: str = Field(max_length=35, unique=True)
+    count: int
+    total_cents: int
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_by_id: int = Field(foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class DebitLine(SQLModel, table=True):
+    """One invoice debited in a file: its mandate, sequence and amount; a reject says why."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    batch_id: int = Field(foreign_key="debitbatch.id", index=True)
+    invoice_id: int = Field(foreign_key="invoice.id", index=True)
+    mandate_id: int = Field(foreign_key="mandate.id", index=True)
+    payment_id: int = Field(foreign_key="payment.id", unique=True)
+    end_to_end_id: str = Field(max_length=35, unique=True)
+    sequence: str = Field(max_length=4)  # FRST or RCUR
+    amount_cents: int
+    rejected_at: Optional[datetime] = Field(default=None)
+    reject_code: str = Field(default="", max_length=4)
+
+
+class InvoiceReminder(SQLModel, table=True):
+    """A reminder mailed for a past-due invoice: which step of the régie's schedule, and when."""
+
+    __table_args__ = (UniqueConstraint("invoice_id", "step"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    invoice_id: int = Field(foreign_key="invoice.id", index=True)
+    step: int  # the days after the due date of the schedule's step (7, 21...)
+    sent_on: date
 
 
 class AuditEntry(SQLModel, table=True):

@@ -6,10 +6,11 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user
 from sqlmodel import select
 
+from blueprints.forms import AccountForm, MandateForm
 from blueprints.web import page_or_fragment, parent_required, pdf_response
 from db import get_db, writing_session
 from models import Child, Credit, Family, Invoice, Payment, PaymentStatus, Unit, utcnow
-from services import billing, payments
+from services import billing, direct_debit, payments
 from services.calendar import paris_today
 from services.links import external_url, portal_url
 from services.security import log_event
@@ -57,6 +58,63 @@ def detail(invoice_id: int):
 def pdf(invoice_id: int):
     """The invoice as a PDF, to print or save."""
     return render_pdf(own_invoice_or_404(invoice_id))
+
+
+# --- direct debit ("Prélèvement automatique") ---------------------------------------------------------
+
+
+def _creditor_or_404():
+    cred = direct_debit.creditor(current_app.config)
+    if cred is None:
+        abort(404)  # the town does not offer direct debit
+    return cred
+
+
+@bp.route("/prelevement", methods=["GET", "POST"])
+@parent_required
+def direct_debit_page():
+    """Page: the family's mandate (RUM, account, state) with "Changer de compte" and "Arrêter le
+    prélèvement", or the mandate to sign: holder, IBAN, the SEPA consent, "Signer le mandat"."""
+    cred = _creditor_or_404()
+    db = get_db()
+    mandate = direct_debit.live_mandate(db, current_user.family_id)
+    form = MandateForm(prefix="mandat") if mandate is None else AccountForm(prefix="compte")
+    if form.validate_on_submit():
+        family = db.get(Family, current_user.family_id)
+        try:
+            if mandate is None:
+                direct_debit.sign(db, family, current_user, form.holder.data, form.iban.data, form.consent.data,
+                                  paris_today(utcnow()))
+                flash("Votre mandat de prélèvement est signé : vos prochaines factures seront prélevées.", "success")
+            else:
+                direct_debit.amend(db, mandate, form.holder.data, form.iban.data, current_user.id)
+                flash("Le compte de votre mandat de prélèvement est changé.", "success")
+            return redirect(url_for("billing.direct_debit_page"))
+        except direct_debit.DebitError as error:
+            db.rollback()
+            form.iban.errors.append(str(error))
+    elif request.method == "GET" and mandate is not None:
+        form.holder.data = mandate.holder
+    planned = db.exec(select(Invoice).where(Invoice.family_id == current_user.family_id,
+                                            Invoice.debit_state == "planned").order_by(Invoice.debit_on)).all()
+    return render_template("billing/direct_debit.html", creditor=cred, mandate=mandate, form=form, planned=planned,
+                           masked=direct_debit.masked, notice_days=current_app.config["DEBIT_NOTICE_DAYS"])
+
+
+@bp.post("/prelevement/arret")
+@parent_required
+def direct_debit_stop():
+    """Action: "Arrêter le prélèvement"; the next invoices are to pay online or at the counter."""
+    _creditor_or_404()
+    db = get_db()
+    mandate = direct_debit.live_mandate(db, current_user.family_id)
+    if mandate is None:
+        flash("Votre famille n'a pas de mandat de prélèvement en cours.", "error")
+    else:
+        direct_debit.revoke(db, mandate, current_user.id)
+        flash("Le prélèvement automatique est arrêté : vos prochaines factures seront à payer en ligne ou à la régie.",
+              "success")
+    return redirect(url_for("billing.direct_debit_page"))
 
 
 def render_pdf(invoice: Invoice):

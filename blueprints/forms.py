@@ -31,7 +31,7 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from services import passwords
+from services import direct_debit, passwords
 
 REQUIRED = "Ce champ est obligatoire."
 PHONE = Regexp(
@@ -352,3 +352,34 @@ class NewFamilyForm(FrenchForm):
     email = EmailField("Adresse mail (identifiant de connexion)", validators=[DataRequired(REQUIRED), length(254), EMAIL],
                        description="Le parent y reçoit un lien pour choisir son mot de passe (valable 7 jours).",
                        render_kw={"autocomplete": "off", "autocapitalize": "none"})
+
+
+def _debit_check(reader):
+    """A field validator from a direct_debit reader (its French message on the field)."""
+    def check(form, field):
+        try:
+            reader(field.data or "")
+        except direct_debit.DebitError as error:
+            raise ValidationError(str(error)) from None
+    return check
+
+
+class AccountForm(FrenchForm):
+    """The account a mandate debits: its holder and IBAN (checked with schwifty)."""
+
+    holder = StringField("Titulaire du compte", validators=[_debit_check(direct_debit.read_holder)],
+                         description="Nom et prénom tels qu'ils figurent sur le RIB.",
+                         render_kw={"autocomplete": "name", "maxlength": 70})
+    iban = StringField("IBAN", validators=[_debit_check(direct_debit.read_iban)],
+                       description="27 caractères pour un compte en France, par exemple FR76 3000 6000 0112 3456 7890 189.",
+                       render_kw={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "characters",
+                                  "maxlength": 50})
+
+
+class MandateForm(AccountForm):
+    consent = BooleanField("J'accepte le mandat de prélèvement SEPA ci-dessus",
+                           validators=[DataRequired("Cochez cette case pour signer le mandat.")])
+
+
+class PaperMandateForm(AccountForm):
+    signed_on = DateField("Date de signature du mandat papier", validators=[InputRequired(REQUIRED)])

@@ -9,7 +9,7 @@ from sqlalchemy import or_
 from sqlmodel import select
 
 from blueprints.billing import invoice_context
-from blueprints.forms import DecisionForm, strip_all
+from blueprints.forms import AccountForm, DecisionForm, PaperMandateForm, strip_all
 from blueprints.listing import matches, paginate, search_text
 from blueprints.web import pdf_response, staff_required
 from db import get_db, get_or_404, writing_session
@@ -32,7 +32,7 @@ from models import (
     utcnow,
 )
 from services import attendance as attendance_service
-from services import audit, billing, exports, outbox, payments, planning
+from services import audit, billing, direct_debit, exports, outbox, payments, planning
 from services import family as family_service
 from services.calendar import paris_today
 from services.formatting import PARIS, count_words, parse_euros
@@ -287,7 +287,8 @@ def billing_home():
             return redirect(url_for("staff.billing_home"))
         db.commit()  # each family is billed in its own transaction
         report = billing.run(current_app.extensions["ribambelle.engine"], month, today,
-                             current_app.config["INVOICE_DUE_DAYS"])
+                             current_app.config["INVOICE_DUE_DAYS"],
+                             notice_days=direct_debit.notice_days(current_app.config))
         outbox.send_soon(current_app._get_current_object())
         flash(report.summary(), "success")
         return redirect(url_for("staff.billing_home"))
@@ -385,8 +386,12 @@ def family(family_id: int):
     db = get_db()
     fam = get_or_404(Family, family_id)
     entries = db.exec(select(AuditEntry).where(AuditEntry.family_id == fam.id).order_by(AuditEntry.at.desc())).all()
+    mandate = direct_debit.live_mandate(db, fam.id)
+    mandate_form = None
+    if direct_debit.creditor(current_app.config):
+        mandate_form = AccountForm(prefix="compte") if mandate else PaperMandateForm(prefix="papier")
     return render_template(
-        "staff/family.html", family=fam,
+        "staff/family.html", family=fam, mandate=mandate, mandate_form=mandate_form, masked=direct_debit.masked,
         reservations=db.exec(select(Reservation).where(Reservation.family_id == fam.id).order_by(Reservation.id.desc())).all(),
         invoices=db.exec(select(Invoice).where(Invoice.family_id == fam.id).order_by(Invoice.month.desc())).all(),
         payments=db.exec(select(Payment).where(Payment.family_id == fam.id).order_by(Payment.created_at.desc())).all(),

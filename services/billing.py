@@ -33,7 +33,7 @@ from models import (
     Unit,
     utcnow,
 )
-from services import outbox
+from services import direct_debit, outbox
 from services.counters import next_values
 from services.formatting import euros, month_year
 
@@ -188,8 +188,11 @@ class Report:
 BATCH = 100  # families billed per transaction: a commit each, not one per family
 
 
-def run(engine, month: date, today: date, due_days: int = 30, mail: bool = True) -> Report:
+def run(engine, month: date, today: date, due_days: int = 30, mail: bool = True, notice_days: int | None = None) -> Report:
     """Make the invoices of ``month``: one per family that has something new to bill.
+
+    With ``notice_days`` (direct debit offered: ``direct_debit.notice_days``), the invoice of a family
+    with an active mandate is announced for debit that many days after today, in its mail.
 
     Families are billed a hundred at a time, each batch in one transaction that first locks its
     families' rows (in id order, so two runs never wait on each other in a circle) and then reads
@@ -208,10 +211,11 @@ def run(engine, month: date, today: date, due_days: int = 30, mail: bool = True)
             priced = [(families[family_id], lines, len(family_items))
                       for family_id, family_items in sorted(items.items())  # none left: another run billed them
                       if (lines := _priced_lines(pricing, families[family_id], family_items, report))]
-            made = _issue(db, month, today, due_days, priced)
+            mandates = direct_debit.active_mandates(db, [f.id for f, _, _ in priced]) if notice_days is not None else {}
+            made = _issue(db, month, today, due_days, priced, mandates, notice_days)
             if mail:
                 for (family, _, _), invoice in zip(priced, made):
-                    _mail_issued(db, family, invoice)
+                    _mail_issued(db, family, invoice, mandates.get(family.id))
             db.commit()
         for (_, _, billed), invoice in zip(priced, made):
             report.invoices.append(invoice.number)
@@ -243,7 +247,8 @@ def _priced_lines(pricing: Pricing, family: Family, items: list[Item], report: R
 
 
 def _issue(db: Session, month: date, today: date, due_days: int,
-           priced: list[tuple[Family, list[dict], int]]) -> list[Invoice]:
+           priced: list[tuple[Family, list[dict], int]], mandates: dict | None = None,
+           notice_days: int | None = None) -> list[Invoice]:
     """The batch's invoices, numbered in order, in three statements: the numbers, the invoices, their lines
     (building an ORM object per line cost more than the SQL)."""
     if not priced:
@@ -253,6 +258,8 @@ def _issue(db: Session, month: date, today: date, due_days: int,
                         issued_on=today, due_on=today + timedelta(days=due_days),
                         total_cents=sum(line["amount_cents"] for line in lines), created_at=utcnow())
                 for number, (family, lines, _) in zip(numbers, priced)]
+    for invoice in invoices if mandates else ():
+        direct_debit.announce(invoice, mandates.get(invoice.family_id), today, notice_days)
     rows = [invoice.model_dump(exclude={"id"}) for invoice in invoices]
     ids = db.execute(insert(Invoice).returning(Invoice.id, sort_by_parameter_order=True), rows).scalars().all()
     for invoice, invoice_id in zip(invoices, ids):
@@ -272,9 +279,11 @@ def invoices_to_follow(db: Session, show: str, today: date) -> list[Invoice]:
     return list(db.exec(query).all())
 
 
-def _mail_issued(db: Session, family: Family, invoice: Invoice) -> None:
+def _mail_issued(db: Session, family: Family, invoice: Invoice, mandate=None) -> None:
+    """The invoice's mail; for a debit, it is the pre-notification: amount, date, mandate and creditor."""
     outbox.queue_family(db, family.id, f"Votre facture {invoice.number} est disponible", "invoice_issued",
-                        invoice=invoice)
+                        invoice=invoice, mandate=mandate if invoice.debit_on else None,
+                        masked_iban=direct_debit.masked(mandate.iban) if mandate else "")
 
 
 # --- payments --------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from eopayment import payfip_ws
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from models import Credit, Invoice, InvoiceState, Payment, PaymentStatus, utcnow
+from models import Credit, DebitState, Invoice, InvoiceState, Payment, PaymentStatus, utcnow
 from services.billing import BillingError
 from services.links import external_url
 from services.security import log_event
@@ -218,6 +218,9 @@ def payable_problem(invoice: Invoice, today) -> str | None:
         return "Cette facture est annulée : il n'y a rien à payer."
     if state == InvoiceState.PAID:
         return "Cette facture est déjà payée."
+    if invoice.debit_state == DebitState.PLANNED:
+        return (f"Cette facture sera payée par prélèvement automatique le {invoice.debit_on:%d/%m/%Y} : "
+                "vous n'avez rien à payer en ligne.")
     if state == InvoiceState.OVERDUE:
         return ("La date limite de paiement en ligne est dépassée : réglez cette facture auprès de la régie "
                 "(espèces, chèque, CESU ou virement).")

@@ -155,18 +155,21 @@ def make_town(db, hasher=None, today: date | None = None) -> Establishment:
     return est
 
 
-def billed_month(db, name="Zoé", cheque_cents=1000) -> Invoice:
+def billed_month(db, name="Zoé", cheque_cents=1000, notice_days=None, mail=False, months_ago=1) -> Invoice:
     """The child's périscolaire last month (six days, lunch and evening), billed, and ``cheque_cents``
-    of it paid by cheque at the counter: the family's invoice."""
+    of it paid by cheque at the counter: the family's invoice. ``notice_days``: direct debit offered
+    (billing.run's), ``mail``: the invoice mails written, ``months_ago``: which month back is billed."""
     today = paris_today(utcnow())
     kid_, term = child(db, name), school_period(db)
     parent, agent = parent_id(db, name), db.exec(select(User).where(User.email == AGENT)).one()
-    last_month = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+    last_month = today.replace(day=1)
+    for _ in range(months_ago):
+        last_month = (last_month - timedelta(days=1)).replace(day=1)
     days = [d for d in (last_month + timedelta(days=i) for i in range(31))
             if d.month == last_month.month and d.weekday() in (0, 1, 3) and not planning.holiday_name(d)][:6]
     reservation = Reservation(number=planning.next_number(db, last_month.year), family_id=kid_.family_id,
                               child_id=kid_.id, period_id=term.id, kind="booking", status="accepted",
-                              confirm_key=f"billed-{kid_.id}", created_by_id=parent)
+                              confirm_key=f"billed-{kid_.id}-{months_ago}", created_by_id=parent)
     db.add(reservation)
     db.flush()
     for day in days:
@@ -177,8 +180,8 @@ def billed_month(db, name="Zoé", cheque_cents=1000) -> Invoice:
             db.flush()
             db.add(Booking(child_id=kid_.id, unit_id=unit.id, day=day, status="accepted", line_id=line.id))
     db.commit()
-    billing.run(db.get_bind(), last_month, today, mail=False)
-    invoice = db.exec(select(Invoice).where(Invoice.family_id == kid_.family_id)).one()
+    billing.run(db.get_bind(), last_month, today, mail=mail, notice_days=notice_days)
+    invoice = db.exec(select(Invoice).where(Invoice.family_id == kid_.family_id).order_by(Invoice.id.desc())).first()
     if cheque_cents:
         billing.record_counter_payment(db, agent.id, invoice, cheque_cents, "cheque", "Chèque n° 0001234")
     db.refresh(invoice)
