@@ -56,6 +56,7 @@ from services import (
     outbox,
     payments,
     planning,
+    reminders,
 )
 from services.calendar import paris_today
 from services.payments import SUPPORTED
@@ -495,6 +496,22 @@ def _register_cli(app: Flask) -> None:
         outbox.deliver_pending(app)
         click.echo(report.summary())
         for number in report.invoices:
+            click.echo(f"  {number}")
+
+    @billing_group.command("remind")
+    @click.option("--today", "on", default="", help="AAAA-MM-JJ : le jour à considérer (par défaut aujourd'hui)")
+    def billing_remind_command(on):
+        """Mail today's reminders of past-due invoices (REMINDER_DAYS); run it daily from cron."""
+        from datetime import date as date_type
+        try:
+            today = date_type.fromisoformat(on) if on else paris_today(utcnow())
+        except ValueError:
+            raise click.BadParameter(f"Date invalide : « {on[:20]} » (attendu : AAAA-MM-JJ).") from None
+        with app.app_context():
+            sent = reminders.send(get_db(), today, reminders.schedule(app.config))
+        outbox.deliver_pending(app)
+        click.echo(f"{len(sent)} rappel(s) envoyé(s).")
+        for number in sent:
             click.echo(f"  {number}")
 
     @app.cli.group("payments")

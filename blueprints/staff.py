@@ -341,6 +341,10 @@ def invoice(invoice_id: int):
             if request.form.get("action") == "annuler":
                 billing.cancel_invoice(db, inv, (request.form.get("motif") or "").strip()[:300])
                 flash(f"Facture {inv.number} annulée.", "success")
+            elif request.form.get("action") in ("contestee", "non-contestee"):
+                disputed = request.form["action"] == "contestee"
+                billing.set_disputed(db, current_user.id, inv, disputed)
+                flash(f"Facture {inv.number} : {'contestée, plus de rappel' if disputed else 'rappels repris'}.", "success")
             else:
                 amount = parse_euros(request.form.get("montant", ""))
                 if amount is None:

@@ -20,6 +20,7 @@ from models import (
     Attendance,
     Booking,
     Child,
+    Credit,
     Family,
     Invoice,
     InvoiceLine,
@@ -33,7 +34,7 @@ from models import (
     Unit,
     utcnow,
 )
-from services import direct_debit, outbox
+from services import audit, direct_debit, outbox
 from services.counters import next_values
 from services.formatting import euros, month_year
 
@@ -59,6 +60,7 @@ PAYMENT_METHODS = {
     "cesu": "CESU",
     "transfer": "Virement",
     "direct-debit": "Prélèvement",
+    "credit": "Trop-perçu reporté",
 }
 KIND_WORDS = {"booking": "Réservation", "walk-in": "Présence sans réservation", "late-cancel": "Annulation tardive"}
 
@@ -212,7 +214,8 @@ def run(engine, month: date, today: date, due_days: int = 30, mail: bool = True,
                       for family_id, family_items in sorted(items.items())  # none left: another run billed them
                       if (lines := _priced_lines(pricing, families[family_id], family_items, report))]
             mandates = direct_debit.active_mandates(db, [f.id for f, _, _ in priced]) if notice_days is not None else {}
-            made = _issue(db, month, today, due_days, priced, mandates, notice_days)
+            credits = _open_credits(db, [f.id for f, _, _ in priced])
+            made = _issue(db, month, today, due_days, priced, mandates, notice_days, credits)
             if mail:
                 for (family, _, _), invoice in zip(priced, made):
                     _mail_issued(db, family, invoice, mandates.get(family.id))
@@ -222,6 +225,15 @@ def run(engine, month: date, today: date, due_days: int = 30, mail: bool = True,
             report.total_cents += invoice.total_cents
             report.lines += billed
     return report
+
+
+def _open_credits(db: Session, family_ids: list[int]) -> dict[int, list[Credit]]:
+    """The families' credits still to refund or carry, oldest first."""
+    credits: dict[int, list[Credit]] = {}
+    for credit in db.exec(select(Credit).where(Credit.family_id.in_(family_ids), Credit.status == "open")
+                          .order_by(Credit.created_at, Credit.id)):
+        credits.setdefault(credit.family_id, []).append(credit)
+    return credits
 
 
 def _lock_families(db: Session, family_ids: list[int]) -> dict[int, Family]:
@@ -248,9 +260,10 @@ def _priced_lines(pricing: Pricing, family: Family, items: list[Item], report: R
 
 def _issue(db: Session, month: date, today: date, due_days: int,
            priced: list[tuple[Family, list[dict], int]], mandates: dict | None = None,
-           notice_days: int | None = None) -> list[Invoice]:
+           notice_days: int | None = None, credits: dict | None = None) -> list[Invoice]:
     """The batch's invoices, numbered in order, in three statements: the numbers, the invoices, their lines
-    (building an ORM object per line cost more than the SQL)."""
+    (building an ORM object per line cost more than the SQL). A family's open credits are carried to its
+    invoice first (each one whole, while it fits); what is left is announced for debit."""
     if not priced:
         return []
     numbers = next_values(db, f"invoice-{month.year}", len(priced))
@@ -258,12 +271,24 @@ def _issue(db: Session, month: date, today: date, due_days: int,
                         issued_on=today, due_on=today + timedelta(days=due_days),
                         total_cents=sum(line["amount_cents"] for line in lines), created_at=utcnow())
                 for number, (family, lines, _) in zip(numbers, priced)]
-    for invoice in invoices if mandates else ():
-        direct_debit.announce(invoice, mandates.get(invoice.family_id), today, notice_days)
+    carried = []
+    for invoice in invoices:
+        for credit in (credits or {}).get(invoice.family_id, []):
+            if credit.amount_cents <= invoice.left_cents:
+                invoice.paid_cents += credit.amount_cents
+                carried.append((invoice, credit))
+        if mandates and invoice.left_cents:
+            direct_debit.announce(invoice, mandates.get(invoice.family_id), today, notice_days)
     rows = [invoice.model_dump(exclude={"id"}) for invoice in invoices]
     ids = db.execute(insert(Invoice).returning(Invoice.id, sort_by_parameter_order=True), rows).scalars().all()
     for invoice, invoice_id in zip(invoices, ids):
         invoice.id = invoice_id
+    for invoice, credit in carried:
+        db.add(Payment(invoice_id=invoice.id, family_id=invoice.family_id, amount_cents=credit.amount_cents,
+                       method="credit", status=PaymentStatus.PAID, reference=f"Trop-perçu du {credit.created_at:%d/%m/%Y}",
+                       completed_at=utcnow()))
+        credit.status, credit.reference, credit.settled_at = "carried", invoice.number, utcnow()
+        db.add(credit)
     db.execute(insert(InvoiceLine), [dict(line, invoice_id=invoice.id)
                                      for invoice, (_, lines, _) in zip(invoices, priced) for line in lines])
     return invoices
@@ -299,7 +324,7 @@ def apply_payment(db: Session, payment: Payment) -> None:
 def record_counter_payment(db: Session, agent_id: int, invoice: Invoice, amount_cents: int, method: str,
                            reference: str) -> Payment:
     """A payment at the counter (espèces, chèque, CESU, virement, prélèvement)."""
-    if method not in PAYMENT_METHODS or method == "online":
+    if method not in PAYMENT_METHODS or method in ("online", "credit"):
         raise BillingError("Choisissez le moyen de paiement.")
     if invoice.cancelled:
         raise BillingError("Cette facture est annulée : aucun paiement ne peut y être enregistré.")
@@ -313,6 +338,18 @@ def record_counter_payment(db: Session, agent_id: int, invoice: Invoice, amount_
     apply_payment(db, payment)
     db.commit()
     return payment
+
+
+def set_disputed(db: Session, agent_id: int, invoice: Invoice, disputed: bool) -> None:
+    """The family contests the invoice (no reminder while it does), or no longer; committed."""
+    if invoice.disputed == disputed:
+        return
+    invoice.disputed = disputed
+    db.add(invoice)
+    audit.record(db, agent_id, "update", "invoice", invoice.id,
+                 f"Facture {invoice.number} {'contestée' if disputed else 'plus contestée'}",
+                 {"contestee": not disputed}, {"contestee": disputed}, family_id=invoice.family_id)
+    db.commit()
 
 
 def cancel_invoice(db: Session, invoice: Invoice, reason: str) -> None:
