@@ -134,6 +134,9 @@ SETTINGS = {
     # Days between an invoice and its debit: the invoice mail tells the family the amount and the date
     # (the SEPA pre-notification, 14 days unless the mandate says otherwise).
     "DEBIT_NOTICE_DAYS": 14,
+    # The tax certificate (attestation fiscale) counts childcare only: the codes of the units that are
+    # meals (lunch at the centre, the school canteen), left out as the tax office asks.
+    "TAX_CERTIFICATE_EXCLUDED_UNITS": ["repas", "cantine"],
     # Reminder mails of a past-due invoice: days after its due date (never two within a week; none
     # once the invoice is paid or the régie marks it disputed). Sent by `flask billing remind` (cron).
     "REMINDER_DAYS": [7, 21],

@@ -10,7 +10,7 @@ from blueprints.forms import ChangeLoginForm, ChangePasswordForm, FamilyForm, st
 from blueprints.web import parent_required
 from db import get_db
 from models import User, utcnow
-from services import accounts, billing, family_space, outbox, passwords, planning
+from services import accounts, billing, certificates, family_space, outbox, passwords, planning
 from services import family as family_service
 from services.calendar import paris_today
 from services.links import external_url
@@ -28,6 +28,7 @@ def home():
     if file is None:
         abort(404)
     account = family_space.family_account(db, file.family.id)
+    today = paris_today(utcnow())
     return render_template(
         "account/home.html",
         file=file,
@@ -36,7 +37,8 @@ def home():
         children_by_id={c.id: c for c in file.family.children},
         states=planning.STATES, reservation_states=planning.RESERVATION_STATES,
         account=account,
-        today=paris_today(utcnow()),
+        today=today,
+        tax_year=next((y for y in certificates.tax_years(file.family, today) if y < today.year), None),
         invoice_states=billing.INVOICE_STATES, payment_states=billing.PAYMENT_STATES,
         payment_methods=billing.PAYMENT_METHODS, invoice_numbers={i.id: i.number for i in account.invoices},
     )

@@ -9,8 +9,8 @@ from sqlmodel import select
 from blueprints.forms import AccountForm, MandateForm
 from blueprints.web import page_or_fragment, parent_required, pdf_response
 from db import get_db, writing_session
-from models import Child, Credit, Family, Invoice, Payment, PaymentStatus, Unit, utcnow
-from services import billing, direct_debit, payments
+from models import Child, Credit, Establishment, Family, Invoice, Payment, PaymentStatus, Period, Unit, utcnow
+from services import billing, certificates, direct_debit, payments
 from services.calendar import paris_today
 from services.links import external_url, portal_url
 from services.security import log_event
@@ -115,6 +115,49 @@ def direct_debit_stop():
         flash("Le prélèvement automatique est arrêté : vos prochaines factures seront à payer en ligne ou à la régie.",
               "success")
     return redirect(url_for("billing.direct_debit_page"))
+
+
+# --- certificates ("Attestation fiscale", "Attestation de présence") -------------------------------------
+
+
+@bp.get("/attestations")
+@parent_required
+def certificates_page():
+    """Page: the family's tax certificates (years with a child under 6) and attendance certificates
+    (each child and period with a day attended or billed)."""
+    db = get_db()
+    family = db.get(Family, current_user.family_id)
+    today = paris_today(utcnow())
+    return render_template("billing/certificates.html", years=certificates.tax_years(family, today), today=today,
+                           presences=certificates.presence_choices(db, family.id))
+
+
+@bp.get("/attestation-fiscale-<int:year>.pdf")
+@parent_required
+def tax_certificate_pdf(year: int):
+    """The "Attestation fiscale AAAA": childcare paid that year for each child under 6 on 1 January."""
+    db = get_db()
+    family = db.get(Family, current_user.family_id)
+    today = paris_today(utcnow())
+    if year not in certificates.tax_years(family, today):
+        abort(404)
+    made = certificates.tax_certificate(db, family, year, current_app.config["TAX_CERTIFICATE_EXCLUDED_UNITS"])
+    html = render_template("billing/tax_certificate_pdf.html", certificate=made, today=today)
+    return pdf_response(html, f"attestation-fiscale-{year}.pdf")
+
+
+@bp.get("/attestation-presence/<int:child_id>/<int:period_id>.pdf")
+@parent_required
+def presence_certificate_pdf(child_id: int, period_id: int):
+    """The "Attestation de présence" of a child of the family for a period: days attended, amount paid."""
+    db = get_db()
+    child, period = db.get(Child, child_id), db.get(Period, period_id)
+    if child is None or child.family_id != current_user.family_id or period is None:
+        abort(404)
+    made = certificates.presence_certificate(db, child, period)
+    html = render_template("billing/presence_pdf.html", certificate=made, family=db.get(Family, child.family_id),
+                           establishment=db.get(Establishment, period.establishment_id), today=paris_today(utcnow()))
+    return pdf_response(html, f"attestation-presence-{child.first_name.lower()}-{period.start_date}.pdf")
 
 
 def render_pdf(invoice: Invoice):
