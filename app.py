@@ -11,7 +11,7 @@ import logging
 import os
 import re
 import secrets
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -32,8 +32,8 @@ from blueprints import (
     admin,
     auth,
     children,
-    debits,
     demo,
+    regie,
     reservations,
     simulator,
     staff,
@@ -267,7 +267,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     csrf.exempt(simulator.payfip_service)
     csrf.exempt(simulator.payfip_decision)
     app.register_blueprint(staff.bp)
-    app.register_blueprint(debits.bp)
+    app.register_blueprint(regie.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(demo.bp)
 
@@ -505,9 +505,8 @@ def _register_cli(app: Flask) -> None:
     @click.option("--today", "on", default="", help="AAAA-MM-JJ : le jour à considérer (par défaut aujourd'hui)")
     def billing_remind_command(on):
         """Mail today's reminders of past-due invoices (REMINDER_DAYS); run it daily from cron."""
-        from datetime import date as date_type
         try:
-            today = date_type.fromisoformat(on) if on else paris_today(utcnow())
+            today = date.fromisoformat(on) if on else paris_today(utcnow())
         except ValueError:
             raise click.BadParameter(f"Date invalide : « {on[:20]} » (attendu : AAAA-MM-JJ).") from None
         with app.app_context():

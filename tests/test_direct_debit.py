@@ -1,6 +1,7 @@
 """Prélèvement automatique: IBANs checked with schwifty, mandates signed online or on paper, invoices
 announced for debit, the SEPA pain.008 file (validated against its XSD, read back, made once), rejects
 by hand and from the bank's pain.002 report, revocation."""
+import io
 import os
 from datetime import timedelta
 
@@ -158,7 +159,7 @@ def test_direct_debit_is_not_offered_when_the_town_has_not_set_it(app, client, a
     assert client.get("/factures/prelevement").status_code == 404
     auth.logout()
     auth.login(AGENT)
-    assert client.get("/agent/prelevements").status_code == 404
+    assert client.get("/regie/prelevements").status_code == 404
     assert "mandat papier" not in page_text(client.get(f"/agent/familles/{family_invoice_family(db)}"))
 
 
@@ -169,7 +170,7 @@ def test_another_family_never_sees_the_mandate(client, auth, db):
     auth.login(OTHER_PARENT)
     page = page_text(client.get("/factures/prelevement"))
     assert mandate.rum not in page and "Signer le mandat" in page
-    assert client.get("/agent/prelevements").status_code == 403
+    assert client.get("/regie/prelevements").status_code == 403
 
 
 def test_an_agent_records_a_paper_mandate(client, auth, db):
@@ -177,7 +178,7 @@ def test_an_agent_records_a_paper_mandate(client, auth, db):
     auth.login(AGENT)
     page = page_text(client.get(f"/agent/familles/{family_id}"))
     assert "Enregistrer un mandat papier" in page
-    response = client.post(f"/agent/prelevements/familles/{family_id}/mandat", data={
+    response = client.post(f"/regie/familles/{family_id}/mandat", data={
         "csrf_token": csrf_from(page), "papier-holder": "Claire Durand", "papier-iban": IBAN_BNP,
         "papier-signed_on": (today() - timedelta(days=3)).isoformat()})
     assert response.status_code == 302
@@ -205,8 +206,8 @@ def debited_invoice(client, auth, db, months_ago=1) -> Invoice:
 
 def build(client, auth, day):
     auth.login(AGENT)
-    page = page_text(client.get("/agent/prelevements"))
-    return client.post("/agent/prelevements", data={"csrf_token": csrf_from(page), "date": day.isoformat()})
+    page = page_text(client.get("/regie/prelevements"))
+    return client.post("/regie/prelevements", data={"csrf_token": csrf_from(page), "date": day.isoformat()})
 
 
 def test_the_invoice_announces_its_debit_and_is_not_paid_online(client, auth, db):
@@ -236,7 +237,7 @@ def test_the_direct_debit_file_is_valid_sepa_and_made_once(client, auth, db):
     response = build(client, auth, invoice.debit_on)
     assert response.status_code == 302
     batch = db.exec(select(DebitBatch)).one()
-    download = client.get(f"/agent/prelevements/{batch.id}.xml")
+    download = client.get(f"/regie/prelevements/{batch.id}.xml")
     assert download.headers["Content-Disposition"].startswith("attachment;")
     root = read_back(download.data)
     assert root.findtext(".//p:GrpHdr/p:NbOfTxs", namespaces=NS) == "1"
@@ -257,25 +258,25 @@ def test_the_direct_debit_file_is_valid_sepa_and_made_once(client, auth, db):
     assert payment.method == "direct-debit" and payment.status == "paid" and payment.reference == mandate.rum
     assert not db.get(Mandate, mandate.id).first_debit  # the next one is recurrent
     again = build(client, auth, invoice.debit_on)  # the same date again: the same file, nothing twice
-    assert again.headers["Location"].endswith(f"/agent/prelevements/{batch.id}")
+    assert again.headers["Location"].endswith(f"/regie/prelevements/{batch.id}")
     assert len(db.exec(select(DebitLine)).all()) == 1 and len(db.exec(select(Payment)).all()) == 1
-    page = page_text(client.get(f"/agent/prelevements/{batch.id}"))
+    page = page_text(client.get(f"/regie/prelevements/{batch.id}"))
     assert invoice.number in page and "Enregistrer le rejet" in page
 
 
 def test_a_file_for_a_date_with_nothing_to_debit_or_in_the_past_is_refused(client, auth, db):
     debited_invoice(client, auth, db)
     response = build(client, auth, today())
-    assert "doit être après aujourd'hui" in page_text(client.get("/agent/prelevements"))
+    assert "doit être après aujourd'hui" in page_text(client.get("/regie/prelevements"))
     assert response.status_code == 302 and db.exec(select(DebitBatch)).all() == []
     build(client, auth, today() + timedelta(days=2))  # before the announced date
-    assert "Aucune facture n'est à prélever" in page_text(client.get("/agent/prelevements"))
+    assert "Aucune facture n'est à prélever" in page_text(client.get("/regie/prelevements"))
     assert db.exec(select(DebitBatch)).all() == []
 
 
 def reject_by_hand(client, db, line, code="AM04"):
-    page = page_text(client.get(f"/agent/prelevements/{line.batch_id}"))
-    return client.post(f"/agent/prelevements/lignes/{line.id}/rejet", data={"csrf_token": csrf_from(page), "motif": code})
+    page = page_text(client.get(f"/regie/prelevements/{line.batch_id}"))
+    return client.post(f"/regie/prelevements/lignes/{line.id}/rejet", data={"csrf_token": csrf_from(page), "motif": code})
 
 
 def test_a_rejected_debit_makes_the_invoice_payable_again_and_tells_the_family(client, auth, db):
@@ -340,11 +341,10 @@ def test_the_banks_reject_report_is_imported_once(client, auth, db):
     build(client, auth, invoice.debit_on)
     batch = db.exec(select(DebitBatch)).one()
     report = PAIN_002.format(msg=batch.message_id, e2e=invoice.number, code="MS02").encode()
-    page = page_text(client.get("/agent/prelevements"))
+    page = page_text(client.get("/regie/prelevements"))
 
     def upload(content):
-        import io
-        return client.post("/agent/prelevements/rejets", data={"csrf_token": csrf_from(page),
+        return client.post("/regie/prelevements/rejets", data={"csrf_token": csrf_from(page),
                                                                 "releve": (io.BytesIO(content), "rejets.xml")},
                            content_type="multipart/form-data", follow_redirects=True)
 

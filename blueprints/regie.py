@@ -1,4 +1,4 @@
-"""The régie's direct debits: the file of a collection date, its download, rejects, paper mandates."""
+"""The régie's direct debits (/regie/): the file of a collection date, its download, rejects, paper mandates."""
 from __future__ import annotations
 
 from datetime import date, timedelta
@@ -11,10 +11,10 @@ from blueprints.forms import AccountForm, PaperMandateForm
 from blueprints.web import staff_required
 from db import get_db, get_or_404
 from models import DebitBatch, DebitLine, Family, Invoice, Mandate, utcnow
-from services import direct_debit
+from services import debit_file, direct_debit
 from services.calendar import paris_today
 
-bp = Blueprint("debits", __name__, url_prefix="/agent/prelevements")
+bp = Blueprint("regie", __name__, url_prefix="/regie")
 
 MAX_REPORT = 5 * 1024 * 1024  # a bank's reject report of a town is a few kilobytes
 
@@ -26,7 +26,7 @@ def _creditor():
     return cred
 
 
-@bp.route("", methods=["GET", "POST"])
+@bp.route("/prelevements", methods=["GET", "POST"])
 @staff_required
 def home():
     """Page: the debits announced per date, "Préparer le fichier de prélèvement", the files made."""
@@ -38,24 +38,24 @@ def home():
             collection_on = date.fromisoformat(request.form.get("date", ""))
         except ValueError:
             flash("Indiquez la date du prélèvement (JJ/MM/AAAA).", "error")
-            return redirect(url_for("debits.home"))
+            return redirect(url_for("regie.home"))
         try:
-            made = direct_debit.build_file(db, cred, current_user.id, collection_on, today)
+            made = debit_file.build_file(db, cred, current_user.id, collection_on, today)
             batch_id, count = made.id, made.count
         except direct_debit.DebitError as error:
             db.rollback()
             flash(str(error), "error")
-            return redirect(url_for("debits.home"))
+            return redirect(url_for("regie.home"))
         flash(f"Fichier de prélèvement prêt : {count} facture(s). Téléchargez-le pour le déposer à la banque.", "success")
-        return redirect(url_for("debits.batch", batch_id=batch_id))
-    planned = direct_debit.planned(db)
+        return redirect(url_for("regie.batch", batch_id=batch_id))
+    planned = debit_file.planned(db)
     upcoming = next((day for day, _, _ in planned if day and day > today), today + timedelta(days=1))
     batches = db.exec(select(DebitBatch).order_by(DebitBatch.id.desc()).limit(24)).all()
-    return render_template("staff/debits.html", creditor=cred, planned=planned, batches=batches, upcoming=upcoming,
+    return render_template("regie/debits.html", creditor=cred, planned=planned, batches=batches, upcoming=upcoming,
                            today=today)
 
 
-@bp.get("/<int:batch_id>")
+@bp.get("/prelevements/<int:batch_id>")
 @staff_required
 def batch(batch_id: int):
     """Page: a file's debits, each with its family, invoice, sequence and mandate, and its reject form."""
@@ -65,11 +65,11 @@ def batch(batch_id: int):
     rows = db.exec(select(DebitLine, Invoice, Mandate, Family).join(Invoice, Invoice.id == DebitLine.invoice_id)
                    .join(Mandate, Mandate.id == DebitLine.mandate_id).join(Family, Family.id == Invoice.family_id)
                    .where(DebitLine.batch_id == made.id).order_by(DebitLine.id)).all()
-    return render_template("staff/debit_batch.html", batch=made, rows=rows, reasons=direct_debit.REJECT_REASONS,
-                           reason_words=direct_debit.reason_words, masked=direct_debit.masked)
+    return render_template("regie/debit_batch.html", batch=made, rows=rows, reasons=debit_file.REJECT_REASONS,
+                           reason_words=debit_file.reason_words, masked=direct_debit.masked)
 
 
-@bp.get("/<int:batch_id>.xml")
+@bp.get("/prelevements/<int:batch_id>.xml")
 @staff_required
 def download(batch_id: int):
     """Download: the file as built (SEPA pain.008), to deposit on the bank's or the Trésor's site."""
@@ -82,7 +82,7 @@ def download(batch_id: int):
     return response
 
 
-@bp.post("/lignes/<int:line_id>/rejet")
+@bp.post("/prelevements/lignes/<int:line_id>/rejet")
 @staff_required
 def reject(line_id: int):
     """Action: "Enregistrer le rejet" of one debit, with the bank's reason."""
@@ -90,17 +90,17 @@ def reject(line_id: int):
     db = get_db()
     line = get_or_404(DebitLine, line_id)
     try:
-        direct_debit.reject(db, line, request.form.get("motif", ""), current_user.id, paris_today(utcnow()))
+        debit_file.reject(db, line, request.form.get("motif", ""), current_user.id, paris_today(utcnow()))
         db.commit()
         flash(f"Rejet enregistré : la facture {line.end_to_end_id} est de nouveau à payer ; la famille est prévenue.",
               "success")
     except direct_debit.DebitError as error:
         db.rollback()
         flash(str(error), "error")
-    return redirect(url_for("debits.batch", batch_id=line.batch_id))
+    return redirect(url_for("regie.batch", batch_id=line.batch_id))
 
 
-@bp.post("/rejets")
+@bp.post("/prelevements/rejets")
 @staff_required
 def import_report():
     """Action: "Importer le relevé de rejets" (the bank's pain.002 file)."""
@@ -114,7 +114,7 @@ def import_report():
         flash("Ce fichier est trop gros pour un relevé de rejets (5 Mo au plus).", "error")
     else:
         try:
-            result = direct_debit.import_report(db, content, current_user.id, paris_today(utcnow()))
+            result = debit_file.import_report(db, content, current_user.id, paris_today(utcnow()))
             words = f"{len(result.rejected)} rejet(s) enregistré(s)"
             if result.already:
                 words += f", {len(result.already)} déjà enregistré(s)"
@@ -124,7 +124,7 @@ def import_report():
         except direct_debit.DebitError as error:
             db.rollback()
             flash(str(error), "error")
-    return redirect(url_for("debits.home"))
+    return redirect(url_for("regie.home"))
 
 
 # --- a family's mandate, on its page -------------------------------------------------------------------
