@@ -9,6 +9,10 @@ export FLASK_APP := app
 # The portal's public address (links in mails, payment returns); a town sets its own in /etc/ribambelle.env.
 export FLASK_BASE_URL ?= http://127.0.0.1:$(PORT)
 
+# The demo town's direct debit: a valid creditor identifier and an account in the Trésor public's format.
+DEMO_SEPA := FLASK_SEPA_CREDITOR_ID=FR72ZZZ123456 FLASK_SEPA_CREDITOR_IBAN=FR7630001000000640000000084 \
+	FLASK_SEPA_CREDITOR_BIC=BDFEFRPPCCT
+
 .PHONY: run test sprite accessibility bench bench-wrk bench-rush wrk install install-dev migrate seed browser clean
 
 # Runtime packages only (what a server needs); the test tools come with `make test`.
@@ -38,7 +42,7 @@ seed: migrate
 
 run: seed
 	@echo "Portail famille : http://127.0.0.1:$(PORT)  (courriels de démo : http://127.0.0.1:$(PORT)/demo/courriels)"
-	FLASK_DEMO_MAILBOX=true FLASK_PAYMENT_SIMULATOR=$(SIMULATOR) $(BIN)/flask run --host 127.0.0.1 --port $(PORT)
+	FLASK_DEMO_MAILBOX=true FLASK_PAYMENT_SIMULATOR=$(SIMULATOR) $(DEMO_SEPA) $(BIN)/flask run --host 127.0.0.1 --port $(PORT)
 
 # Debian's Chromium for the browser journeys (Playwright drives it; its own download does not work here)
 # and nginx, which the deployment test runs with deploy/nginx.conf in front of two app processes.

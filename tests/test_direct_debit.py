@@ -9,13 +9,15 @@ import pytest
 import sepaxml
 import xmlschema
 from lxml import etree
+from playwright.sync_api import expect
+from pypdf import PdfReader
 from sqlmodel import select
 
 from models import AuditEntry, DebitBatch, DebitLine, Invoice, Mandate, OutboxMail, Payment, User, utcnow
 from services import direct_debit, payments
 from services.calendar import paris_today
-from tests.conftest import csrf_from, page_text
-from tests.factories import AGENT, OTHER_PARENT, PARENT, billed_month, parent_id
+from tests.conftest import csrf_from, page_text, require_axe
+from tests.factories import AGENT, OTHER_PARENT, PARENT, billed_month, login, parent_id, violations
 
 CREDITOR = {"SEPA_CREDITOR_ID": "FR72ZZZ123456", "SEPA_CREDITOR_NAME": "Régie enfance de Saint-Essai",
             "SEPA_CREDITOR_IBAN": "FR76 3000 1000 0000 0640 0000 084", "SEPA_CREDITOR_BIC": "BDFEFRPPCCT"}
@@ -378,3 +380,38 @@ def test_stopping_the_mandate_makes_announced_invoices_payable_online(client, au
     assert payments.payable_problem(again, today()) is None
     mails = db.exec(select(OutboxMail).where(OutboxMail.subject == "Votre prélèvement automatique est arrêté")).all()
     assert PARENT in {m.recipient for m in mails}
+
+
+def test_in_chromium_at_360px_a_parent_opts_in_sees_the_debit_and_downloads_the_certificate(browser, live_server, db):
+    require_axe()
+    context = browser.new_context(base_url=live_server, locale="fr-FR", viewport={"width": 360, "height": 740},
+)
+    page = context.new_page()
+    page.set_default_timeout(10000)
+    login(page)
+    page.get_by_role("link", name="Prélèvement automatique").click()
+    expect(page.get_by_role("heading", name="Mandat de prélèvement SEPA")).to_be_visible()
+    page.get_by_label("Titulaire du compte").fill("Anne Durand")
+    page.get_by_label("IBAN").fill("FR76 2004 1000 0101 0050 5000 107")  # one digit wrong
+    page.get_by_role("button", name="Signer le mandat").click()
+    expect(page.get_by_text("clé de contrôle ne correspond pas")).to_be_visible()
+    assert page.get_by_label("Titulaire du compte").input_value() == "Anne Durand"  # kept
+    page.get_by_label("IBAN").fill(IBAN_LA_POSTE)
+    page.get_by_label("J'accepte le mandat de prélèvement SEPA ci-dessus").check()
+    assert violations(page) == []
+    page.get_by_role("button", name="Signer le mandat").click()
+    expect(page.get_by_text("Votre mandat de prélèvement est signé")).to_be_visible()
+    rum = durand_mandate(db).rum
+    expect(page.get_by_text(rum)).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360  # nothing wider than the phone
+    invoice = billed_month(db, "Noé", cheque_cents=0, notice_days=14)  # the next billing announces the debit
+    page.goto("/compte/")
+    expect(page.get_by_text(f"Prélèvement le {invoice.debit_on:%d/%m/%Y}")).to_be_visible()
+    page.get_by_role("link", name="Attestations fiscales et de présence").click()
+    assert violations(page) == []
+    link = page.get_by_role("link", name=f"Attestation fiscale {today().year}")
+    certificate = page.request.get(link.get_attribute("href"))  # the PDF, with the parent's session
+    assert certificate.headers["content-type"] == "application/pdf"
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(certificate.body())).pages)
+    assert f"Attestation fiscale {today().year}" in text and "Noé Durand" in text
+    context.close()
