@@ -10,7 +10,7 @@ export FLASK_APP := app
 export FLASK_BASE_URL ?= http://127.0.0.1:$(PORT)
 
 # The demo town's direct debit: a valid creditor identifier and an account in the Trésor public's format.
-DEMO_SEPA := FLASK_SEPA_CREDITOR_ID=FR72ZZZ123456 FLASK_SEPA_CREDITOR_IBAN=FR7630001000000640000000084 \
+DEMO_SEPA := FLASK_SEPA_CREDITOR_ID=FR72ZZZ123456 FLASK_SEPA_CREDITOR_IBAN=FR7630001000000006400000084 \
 	FLASK_SEPA_CREDITOR_BIC=BDFEFRPPCCT
 
 .PHONY: run test sprite accessibility bench bench-wrk bench-rush wrk install install-dev migrate seed browser clean

@@ -208,6 +208,8 @@ class Child(SQLModel, table=True):
     doctor_phone: str = Field(default="", max_length=30)
     pickup_persons: str = Field(default="", max_length=2000)  # one "name - phone" per line
     image_rights: bool = Field(default=False)
+    # The private calendar link's version: "Renouveler le lien" moves it on, and the old link stops.
+    calendar_version: int = Field(default=0)
     created_at: datetime = Field(default_factory=utcnow)
 
     family: Optional[Family] = Relationship(back_populates="children")
@@ -339,6 +341,9 @@ class Unit(SQLModel, table=True):
     short_label: str = Field(default="", max_length=10)
     position: int = Field(default=0)
     capacity: int = Field(default=0)
+    # Its hours (in the children's calendar feed); empty: a whole-day event.
+    starts_at: Optional[time] = Field(default=None)
+    ends_at: Optional[time] = Field(default=None)
 
     establishment: Optional[Establishment] = Relationship(back_populates="units")
 

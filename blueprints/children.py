@@ -2,16 +2,20 @@
 from __future__ import annotations
 
 from datetime import date
+from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, url_for
 from flask_login import current_user
 from sqlmodel import select
 
 from blueprints.forms import ChildForm, strip_all
 from blueprints.web import parent_required
 from db import get_db
-from models import ChangeRequest, ChangeStatus
+from models import ChangeRequest, ChangeStatus, Child
+from services import calendar_feed
 from services import family as family_service
+from services.links import external_url
+from services.security import log_event
 
 bp = Blueprint("children", __name__, url_prefix="/enfants")
 
@@ -68,7 +72,42 @@ def view(child_id: int):
         {"label": label, "value": family_service.display_value(name, family_service.child_snapshot(child)[name])}
         for name, label in family_service.CHILD_FIELDS.items()
     ]
-    return render_template("children/view.html", child=child, rows=rows, pending=pending)
+    feed_url = external_url("children.calendar", child_id=child.id,
+                            token=calendar_feed.token(current_app.config["SECRET_KEY"], child))
+    return render_template("children/view.html", child=child, rows=rows, pending=pending, feed_url=feed_url,
+                           webcal_url="webcal://" + feed_url.split("://", 1)[1])
+
+
+@bp.get("/<int:child_id>/agenda/<token>.ics")
+def calendar(child_id: int, token: str):
+    """The child's private calendar feed (ICS), for the parent's calendar app: no login, the token is the key."""
+    db = get_db()
+    child = db.get(Child, child_id)
+    if not calendar_feed.valid(current_app.config["SECRET_KEY"], child, token):
+        abort(404)
+    host = urlsplit(current_app.config["BASE_URL"]).hostname
+    response = make_response(calendar_feed.feed(db, child, host))
+    response.mimetype = "text/calendar"
+    response.headers["Content-Disposition"] = f'inline; filename="planning-{child.id}.ics"'
+    response.headers["Cache-Control"] = "private, no-cache"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@bp.post("/<int:child_id>/agenda/renouveler")
+@parent_required
+def renew_calendar(child_id: int):
+    """Action: "Renouveler le lien": a new link; the old one stops working (a phone lost, a link shared)."""
+    db = get_db()
+    child = family_service.child_of_family(db, current_user.family_id, child_id)
+    if child is None:
+        abort(404)
+    child.calendar_version += 1
+    db.add(child)
+    db.commit()
+    log_event("calendar.renewed", user=current_user.id, child=child.id)
+    flash("Nouveau lien d'agenda créé : l'ancien ne fonctionne plus. Ajoutez ce nouveau lien à votre agenda.", "success")
+    return redirect(url_for("children.view", child_id=child.id) + "#agenda")
 
 
 @bp.route("/<int:child_id>/modifier", methods=["GET", "POST"])

@@ -259,6 +259,21 @@ class UnitForm(FrenchForm):
                             validators=[InputRequired(REQUIRED), NumberRange(0, 99, "Un nombre entre 0 et 99.")])
     capacity = IntegerField("Capacité (places par jour)", default=0,
                             validators=[InputRequired(REQUIRED), NumberRange(0, 100000, "La capacité est un nombre positif ou nul.")])
+    starts_at = TimeField("Heure de début", validators=[Optional()],
+                          description="Pour l'agenda des familles, par exemple 07:30 ; vide : toute la journée.")
+    ends_at = TimeField("Heure de fin", validators=[Optional()])
+
+    def validate(self, extra_validators=None):
+        valid = super().validate(extra_validators)
+        start, end = self.starts_at.data, self.ends_at.data
+        problem = None
+        if bool(start) != bool(end):  # the fields' Optional() stops their own checks when one is empty
+            problem = "Indiquez l'heure de début et l'heure de fin, ou aucune des deux."
+        elif start and end <= start:
+            problem = "L'heure de fin doit être après l'heure de début."
+        if problem:
+            self.ends_at.errors = [*self.ends_at.errors, problem]
+        return valid and problem is None
 
 
 DAYS = NumberRange(0, 365, "Un nombre de jours entre 0 et 365.")

@@ -1,7 +1,7 @@
 """The record of every change made by staff (who, when, what, before and after)."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, time
 
 from sqlmodel import Session, select
 
@@ -13,7 +13,7 @@ def snapshot(obj, fields) -> dict:
     values = {}
     for name in fields:
         value = getattr(obj, name)
-        values[name] = value.isoformat() if isinstance(value, date) else value
+        values[name] = value.isoformat() if isinstance(value, (date, time)) else value
     return values
 
 

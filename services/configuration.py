@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 from models import Child, Enrollment, Establishment, Price, QfBracket, Unit, UnitExclusion
 from services import audit
 
-UNIT_FIELDS = ("label", "short_label", "position", "capacity")
+UNIT_FIELDS = ("label", "short_label", "position", "capacity", "starts_at", "ends_at")
 MAX_BRACKETS = 12
 
 

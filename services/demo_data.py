@@ -151,13 +151,20 @@ def _seed_planning(db: Session, today: date, parent: User, children: list[Child]
                           address="2 rue de l'École, 00100 Démonstration", phone="01 23 00 00 02")
     db.add_all([lutins, ferry])
     db.flush()
-    matinee = Unit(establishment_id=lutins.id, code="matinee", label="Matinée", position=1, capacity=4)
-    repas = Unit(establishment_id=lutins.id, code="repas", label="Repas", position=2, capacity=4)
-    apres_midi = Unit(establishment_id=lutins.id, code="apres-midi", label="Après-midi", short_label="A.-midi", position=3, capacity=4)
-    journee = Unit(establishment_id=lutins.id, code="journee", label="Journée", position=4, capacity=3)
-    matin = Unit(establishment_id=ferry.id, code="accueil-matin", label="Accueil du matin", short_label="Matin", position=1, capacity=20)
-    cantine = Unit(establishment_id=ferry.id, code="repas", label="Repas", position=2, capacity=30)
-    soir = Unit(establishment_id=ferry.id, code="accueil-soir", label="Accueil du soir", short_label="Soir", position=3, capacity=20)
+    matinee = Unit(establishment_id=lutins.id, code="matinee", label="Matinée", position=1, capacity=4,
+                   starts_at=time(8, 30), ends_at=time(12, 0))
+    repas = Unit(establishment_id=lutins.id, code="repas", label="Repas", position=2, capacity=4,
+                 starts_at=time(12, 0), ends_at=time(13, 30))
+    apres_midi = Unit(establishment_id=lutins.id, code="apres-midi", label="Après-midi", short_label="A.-midi", position=3, capacity=4,
+                      starts_at=time(13, 30), ends_at=time(17, 30))
+    journee = Unit(establishment_id=lutins.id, code="journee", label="Journée", position=4, capacity=3,
+                   starts_at=time(8, 30), ends_at=time(17, 30))
+    matin = Unit(establishment_id=ferry.id, code="accueil-matin", label="Accueil du matin", short_label="Matin", position=1, capacity=20,
+                 starts_at=time(7, 30), ends_at=time(8, 20))
+    cantine = Unit(establishment_id=ferry.id, code="repas", label="Repas", position=2, capacity=30,
+                   starts_at=time(11, 45), ends_at=time(13, 20))
+    soir = Unit(establishment_id=ferry.id, code="accueil-soir", label="Accueil du soir", short_label="Soir", position=3, capacity=20,
+                starts_at=time(16, 30), ends_at=time(18, 30))
     db.add_all([matinee, repas, apres_midi, journee, matin, cantine, soir])
     db.flush()
     db.add_all([UnitExclusion(unit_id=journee.id, excluded_unit_id=matinee.id),

@@ -415,3 +415,11 @@ def test_in_chromium_at_360px_a_parent_opts_in_sees_the_debit_and_downloads_the_
     text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(certificate.body())).pages)
     assert f"Attestation fiscale {today().year}" in text and "Noé Durand" in text
     context.close()
+
+
+def test_the_demo_creditor_of_make_run_is_one_the_portal_starts_with(make_app):
+    makefile = open(os.path.join(os.path.dirname(__file__), "..", "Makefile")).read()
+    line = makefile.split("DEMO_SEPA :=", 1)[1].split("\n\n", 1)[0].replace("\\\n", " ")
+    settings = dict(part.removeprefix("FLASK_").split("=", 1) for part in line.split())
+    app = make_app(**settings)
+    assert direct_debit.creditor(app.config).ics == "FR72ZZZ123456"
