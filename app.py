@@ -33,6 +33,7 @@ from blueprints import (
     auth,
     children,
     demo,
+    documents,
     regie,
     reservations,
     simulator,
@@ -58,6 +59,7 @@ from services import (
     planning,
     reminders,
 )
+from services import documents as document_rules  # blueprints.documents is the pages
 from services.calendar import paris_today
 from services.payments import SUPPORTED
 from services.security import log_event
@@ -137,6 +139,11 @@ SETTINGS = {
     # The tax certificate (attestation fiscale) counts childcare only: the codes of the units that are
     # meals (lunch at the centre, the school canteen), left out as the tax office asks.
     "TAX_CERTIFICATE_EXCLUDED_UNITS": ["repas", "cantine"],
+    # The families' documents (pièces justificatives): the directory they are kept in, outside static/
+    # and never served by nginx (default: instance/documents; back it up with the database), and what
+    # one family may store, in bytes.
+    "DOCUMENTS_DIR": None,
+    "DOCUMENTS_FAMILY_QUOTA": 50 * 1024 * 1024,
     # Reminder mails of a past-due invoice: days after its due date (never two within a week; none
     # once the invoice is paid or the régie marks it disputed). Sent by `flask billing remind` (cron).
     "REMINDER_DAYS": [7, 21],
@@ -150,8 +157,9 @@ SETTINGS = {
     "RATE_LIMIT_FORGOT_EMAIL": "3/3600",
     # Level of the application and security logs, written to stderr (gunicorn's error log, journald).
     "LOG_LEVEL": "INFO",
-    # Largest request accepted, in bytes (a bigger one gets a French error page).
-    "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,
+    # Largest request accepted, in bytes (a bigger one gets a French error page): a 10 MB document and
+    # its form.
+    "MAX_CONTENT_LENGTH": 12 * 1024 * 1024,
 }
 
 
@@ -268,6 +276,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     csrf.exempt(simulator.payfip_decision)
     app.register_blueprint(staff.bp)
     app.register_blueprint(regie.bp)
+    app.register_blueprint(documents.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(demo.bp)
 
@@ -409,8 +418,8 @@ def _register_errors(app: Flask) -> None:
         return page(
             413,
             "Envoi trop volumineux",
-            "Les informations envoyées sont trop volumineuses. Raccourcissez les textes saisis "
-            "et recommencez.",
+            "Les informations envoyées sont trop volumineuses. Raccourcissez les textes saisis, ou, pour "
+            "un document, envoyez un fichier de 10 Mo au plus (une photo en qualité normale), et recommencez.",
         )
 
     @app.errorhandler(500)
@@ -515,6 +524,18 @@ def _register_cli(app: Flask) -> None:
         click.echo(f"{len(sent)} rappel(s) envoyé(s).")
         for number in sent:
             click.echo(f"  {number}")
+
+    @app.cli.group("documents")
+    def documents_group():
+        """The families' documents."""
+
+    @documents_group.command("remind")
+    def documents_remind_command():
+        """Mail the families whose documents stop being valid within 30 days (once each); run it daily."""
+        with app.app_context():
+            count = document_rules.remind_expiring(get_db(), paris_today(utcnow()))
+        outbox.deliver_pending(app)
+        click.echo(f"{count} rappel(s) de document envoyé(s).")
 
     @app.cli.group("payments")
     def payments_group():

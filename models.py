@@ -752,6 +752,48 @@ class InvoiceReminder(SQLModel, table=True):
     sent_on: date
 
 
+class DocumentType(SQLModel, table=True):
+    """A paper the town asks for (attestation de QF, carnet de vaccination, assurance, PAI, jugement de
+    garde), for the family or for each child, and how long one stays valid."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    per_child: bool = Field(default=True)
+    validity: str = Field(default="school_year", max_length=15)  # school_year, calendar_year, months, none
+    months: int = Field(default=0)  # with validity "months"
+
+
+class RequiredDocument(SQLModel, table=True):
+    """A document an establishment requires; ``blocking``: booking waits for it, else a warning."""
+
+    establishment_id: int = Field(foreign_key="establishment.id", primary_key=True)
+    document_type_id: int = Field(foreign_key="documenttype.id", primary_key=True)
+    blocking: bool = Field(default=False)
+
+
+class Document(SQLModel, table=True):
+    """A file a family sent (a PDF, or a photo re-encoded without its metadata), stored outside
+    ``static/`` under a random name; its state: pending, valid (until ``valid_until``) or refused."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    family_id: int = Field(foreign_key="family.id", index=True)
+    child_id: Optional[int] = Field(default=None, foreign_key="child.id", index=True)
+    document_type_id: int = Field(foreign_key="documenttype.id")
+    status: str = Field(default="pending", max_length=10, index=True)  # pending, valid, refused
+    valid_until: Optional[date] = Field(default=None)
+    file_name: str = Field(max_length=100)  # as the family named it, cleaned: shown, never a path
+    stored_name: str = Field(max_length=64, unique=True)
+    content_type: str = Field(max_length=30)
+    size: int
+    sha256: str = Field(max_length=64)
+    uploaded_by_id: int = Field(foreign_key="user.id")
+    uploaded_at: datetime = Field(default_factory=utcnow)
+    decided_by_id: Optional[int] = Field(default=None, foreign_key="user.id")
+    decided_at: Optional[datetime] = Field(default=None)
+    message: str = Field(default="", max_length=500)
+    reminded_on: Optional[date] = Field(default=None)  # the "expires soon" mail
+
+
 class AuditEntry(SQLModel, table=True):
     """A change made by staff: who, when, what, the values before and after."""
 

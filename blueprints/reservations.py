@@ -15,8 +15,8 @@ from sqlmodel import select
 from blueprints.web import is_htmx, page_or_fragment, parent_required, wants_fragment
 from db import get_db
 from models import Child, Establishment, Period, PeriodUnit, Reservation, Unit, utcnow
+from services import documents, outbox, planning
 from services import family as family_service
-from services import outbox, planning
 from services.calendar import paris_today
 from services.formatting import month_year
 
@@ -360,11 +360,14 @@ def recap(child_id: int, period_id: int, mode: str):
     period = _period_or_404(child, period_id)
     draft, lines = planning.recap(get_db(), child, period, utcnow(), mode)
     month = _month_arg(period, request.args.get("mois"))
+    blocking, warning = ([], []) if mode == "cancel" else documents.missing_for(
+        get_db(), child, period.establishment_id, paris_today(utcnow()))
     return render_template("reservations/recap.html", child=child, period=period, draft=draft, lines=lines,
                            month=month, establishment=get_db().get(Establishment, period.establishment_id),
                            summary=planning.recap_summary(lines, mode),
                            icons=planning.CANCEL_OUTCOME_ICONS if mode == "cancel" else planning.OUTCOME_ICONS,
-                           outcomes=planning.CANCEL_OUTCOMES if mode == "cancel" else planning.OUTCOMES, mode=mode)
+                           outcomes=planning.CANCEL_OUTCOMES if mode == "cancel" else planning.OUTCOMES, mode=mode,
+                           documents_blocking=blocking, documents_warning=warning)
 
 
 @both_modes("/planning/<int:child_id>/<int:period_id>/confirmer", methods=["POST"])

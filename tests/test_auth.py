@@ -272,7 +272,7 @@ def test_agent_logs_in_on_the_same_page_and_gets_the_back_office(client, auth):
 
 
 def test_oversized_request_gets_a_french_page(client):
-    response = client.post("/", data={"email": "x" * (11 * 1024 * 1024), "password": "x"})
+    response = client.post("/", data={"email": "x" * (13 * 1024 * 1024), "password": "x"})
     assert response.status_code == 413
     assert "Envoi trop volumineux" in response.get_data(as_text=True)
 

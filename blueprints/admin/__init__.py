@@ -7,6 +7,7 @@
     /admin/tranches               brackets.py
     /admin/comptes, /familles     accounts.py
     /admin/journal                journal.py
+    /admin/documents              documents.py (the papers asked for, the disk they take)
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ def home():
 from blueprints.admin import (  # noqa: E402, F401
     accounts,
     brackets,
+    documents,
     enrollments,
     establishments,
     journal,

@@ -21,6 +21,7 @@ from models import (
     Unit,
     utcnow,
 )
+from services import documents
 from services.calendar import paris_now, paris_today
 from services.counters import next_value
 from services.formatting import count_words, plural
@@ -120,6 +121,10 @@ def confirm(db: Session, user_id: int, child: Child, period: Period, revision: i
     ``db`` must be a ``writing_session``. Confirming the same revision twice (a double click, a
     replayed form) returns the first reservation. Raises PlanningError when nothing can be confirmed.
     """
+    blocking, _ = documents.missing_for(db, child, period.establishment_id, paris_today(now))
+    if blocking:
+        raise PlanningError(f"Pour réserver, envoyez d'abord dans « Mes documents » : {', '.join(blocking)}. "
+                            "Votre sélection est gardée.")
     claim = claim_draft(db, child, period, revision, "booking", "book")
     if isinstance(claim, Reservation):
         return claim
