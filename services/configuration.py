@@ -76,7 +76,7 @@ def save_unit(db: Session, admin_id: int, establishment: Establishment, unit: Un
         unit = Unit(establishment_id=establishment.id, label="", position=0, capacity=0,
                     code=unit_code(fields["label"], {u.code for u in siblings.values()}))
     for name in UNIT_FIELDS:
-        setattr(unit, name, fields[name])
+        setattr(unit, name, fields.get(name, getattr(unit, name)))  # the hours may be left out
     db.add(unit)
     db.flush()
     for other in before_excluded - excluded:
