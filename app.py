@@ -34,6 +34,7 @@ from blueprints import (
     children,
     demo,
     documents,
+    enrolments,
     regie,
     reservations,
     simulator,
@@ -277,6 +278,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(staff.bp)
     app.register_blueprint(regie.bp)
     app.register_blueprint(documents.bp)
+    app.register_blueprint(enrolments.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(demo.bp)
 

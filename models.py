@@ -322,6 +322,11 @@ class Establishment(SQLModel, table=True):
     address: str = Field(default="", max_length=300)
     phone: str = Field(default="", max_length=30)
     email: str = Field(default="", max_length=254)
+    # « Les Inscriptions »: parents may ask online (until ``enrolment_until``, if set); ``enrolment_cap``:
+    # the children it takes at most, beyond which requests wait on a list in order.
+    enrolment_open: bool = Field(default=False)
+    enrolment_until: Optional[date] = Field(default=None)
+    enrolment_cap: Optional[int] = Field(default=None)
 
     units: list["Unit"] = Relationship(
         back_populates="establishment", sa_relationship_kwargs={"order_by": "Unit.position"}
@@ -750,6 +755,31 @@ class InvoiceReminder(SQLModel, table=True):
     invoice_id: int = Field(foreign_key="invoice.id", index=True)
     step: int  # the days after the due date of the schedule's step (7, 21...)
     sent_on: date
+
+
+class EnrolmentRequest(SQLModel, table=True):
+    """A parent's request to enrol a child in an establishment: pending, waitlist, accepted, refused.
+
+    At most one request in progress (pending or on the waiting list) per child and establishment.
+    """
+
+    __table_args__ = (Index("ix_enrolmentrequest_live", "child_id", "establishment_id", unique=True,
+                            sqlite_where=text("status IN ('pending', 'waitlist')"),
+                            postgresql_where=text("status IN ('pending', 'waitlist')")),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    child_id: int = Field(foreign_key="child.id", index=True)
+    family_id: int = Field(foreign_key="family.id", index=True)
+    establishment_id: int = Field(foreign_key="establishment.id", index=True)
+    status: str = Field(default="pending", max_length=10, index=True)
+    rules_accepted: bool = Field(default=False)  # "J'ai lu le règlement intérieur"
+    photos_ok: bool = Field(default=False)
+    leave_alone: bool = Field(default=False)  # may leave alone at the end of the day (the older ones)
+    requested_by_id: int = Field(foreign_key="user.id")
+    requested_at: datetime = Field(default_factory=utcnow)
+    decided_by_id: Optional[int] = Field(default=None, foreign_key="user.id")
+    decided_at: Optional[datetime] = Field(default=None)
+    message: str = Field(default="", max_length=500)
 
 
 class DocumentType(SQLModel, table=True):

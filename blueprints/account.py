@@ -10,7 +10,7 @@ from blueprints.forms import ChangeLoginForm, ChangePasswordForm, FamilyForm, st
 from blueprints.web import parent_required
 from db import get_db
 from models import User, utcnow
-from services import accounts, billing, certificates, family_space, outbox, passwords, planning
+from services import accounts, billing, certificates, enrolments, family_space, outbox, passwords, planning
 from services import family as family_service
 from services.calendar import paris_today
 from services.links import external_url
@@ -29,6 +29,7 @@ def home():
         abort(404)
     account = family_space.family_account(db, file.family.id)
     today = paris_today(utcnow())
+    requests = enrolments.family_requests(db, file.family.id) if file.enrolment_requests else []
     return render_template(
         "account/home.html",
         file=file,
@@ -38,6 +39,8 @@ def home():
         states=planning.STATES, reservation_states=planning.RESERVATION_STATES,
         account=account,
         today=today,
+        enrolment_requests=requests, enrolment_states=enrolments.STATES,
+        establishment_names=enrolments.establishment_names(db, requests),
         tax_year=next((y for y in certificates.tax_years(file.family, today) if y < today.year), None),
         invoice_states=billing.INVOICE_STATES, payment_states=billing.PAYMENT_STATES,
         payment_methods=billing.PAYMENT_METHODS, invoice_numbers={i.id: i.number for i in account.invoices},

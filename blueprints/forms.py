@@ -248,6 +248,11 @@ class EstablishmentForm(FrenchForm):
     address = StringField("Adresse", validators=[length(300)])
     phone = StringField("Téléphone", validators=[Optional(), PHONE])
     email = EmailField("Adresse mail", validators=[Optional(), length(254), EMAIL])
+    enrolment_open = BooleanField("Les familles peuvent demander une inscription en ligne (« Inscrire mon enfant »)")
+    enrolment_until = DateField("Inscriptions en ligne jusqu'au", validators=[Optional()],
+                                description="Vide : sans date limite.")
+    enrolment_cap = IntegerField("Nombre d'enfants inscrits au plus", validators=[Optional(), NumberRange(1, 100000, "Un nombre positif.")],
+                                 description="Vide : sans limite ; au-delà, les demandes attendent sur une liste, dans l'ordre.")
 
 
 class UnitForm(FrenchForm):

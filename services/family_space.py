@@ -18,6 +18,7 @@ from models import (
     ChangeRequest,
     ChangeStatus,
     Credit,
+    EnrolmentRequest,
     Family,
     Invoice,
     LineState,
@@ -35,6 +36,7 @@ class FamilyFile:
     family_pending: ChangeRequest | None  # the change of the family's information waiting for an agent
     child_requests: list[ChangeRequest]  # changes of a child, or a new child, waiting for an agent
     login_change: str | None  # the new login waiting for its confirmation link
+    enrolment_requests: int = 0  # how many enrolment requests the family ever made (0: none to load)
 
 
 @dataclass
@@ -60,15 +62,17 @@ def family_file(db: Session, family_id: int, user_id: int, now: datetime) -> Fam
                     .order_by(AuthToken.id.desc()).limit(1).scalar_subquery())
     pending = and_(ChangeRequest.family_id == Family.id, ChangeRequest.status == ChangeStatus.PENDING,
                    ChangeRequest.target.in_(("family", "child")))
-    rows = db.exec(select(Family, ChangeRequest, login_change)
+    requests_count = (select(func.count(EnrolmentRequest.id)).where(EnrolmentRequest.family_id == Family.id)
+                      .scalar_subquery())
+    rows = db.exec(select(Family, ChangeRequest, login_change, requests_count)
                    .outerjoin(ChangeRequest, pending)
                    .where(Family.id == family_id)
                    .options(joinedload(Family.guardians), joinedload(Family.children))
                    .order_by(ChangeRequest.id)).unique().all()
     if not rows:
         return None
-    requests = [request for _, request, _ in rows if request is not None]
-    return FamilyFile(family=rows[0][0], login_change=rows[0][2],
+    requests = [request for _, request, _, _ in rows if request is not None]
+    return FamilyFile(family=rows[0][0], login_change=rows[0][2], enrolment_requests=rows[0][3] or 0,
                       family_pending=next((r for r in requests if r.target == "family"), None),
                       child_requests=[r for r in requests if r.target == "child"])
 

@@ -13,6 +13,7 @@ from models import Establishment, Period, Unit
 from services import audit, configuration
 
 ESTABLISHMENT_FIELDS = ("name", "kind", "address", "phone", "email")
+ENROLMENT_FIELDS = ("enrolment_open", "enrolment_until", "enrolment_cap")  # a box, a date, a number: no "" for them
 
 
 @bp.route("/etablissements/nouveau", methods=["GET", "POST"])
@@ -23,11 +24,12 @@ def new_establishment():
     if form.validate_on_submit():
         strip_all(form)
         db = get_db()
-        est = Establishment(**{name: form[name].data or "" for name in ESTABLISHMENT_FIELDS})
+        est = Establishment(**{name: form[name].data or "" for name in ESTABLISHMENT_FIELDS},
+                            **{name: form[name].data for name in ENROLMENT_FIELDS})
         db.add(est)
         db.flush()
         audit.record(db, current_user.id, "create", "establishment", est.id, f"Établissement créé : {est.name}",
-                     after=audit.snapshot(est, ESTABLISHMENT_FIELDS))
+                     after=audit.snapshot(est, ESTABLISHMENT_FIELDS + ENROLMENT_FIELDS))
         db.commit()
         flash(f"L'établissement « {est.name} » est créé. Ajoutez-lui ses unités.", "success")
         return redirect(url_for("admin.establishment", establishment_id=est.id))
@@ -43,10 +45,12 @@ def establishment(establishment_id: int):
     form = EstablishmentForm(obj=est)
     if form.validate_on_submit():
         strip_all(form)
-        before = audit.snapshot(est, ESTABLISHMENT_FIELDS)
+        before = audit.snapshot(est, ESTABLISHMENT_FIELDS + ENROLMENT_FIELDS)
         for name in ESTABLISHMENT_FIELDS:
             setattr(est, name, form[name].data or "")
-        after = audit.snapshot(est, ESTABLISHMENT_FIELDS)
+        for name in ENROLMENT_FIELDS:
+            setattr(est, name, form[name].data)
+        after = audit.snapshot(est, ESTABLISHMENT_FIELDS + ENROLMENT_FIELDS)
         if after != before:
             db.add(est)
             audit.record(db, current_user.id, "update", "establishment", est.id, f"Établissement modifié : {est.name}",
