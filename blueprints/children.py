@@ -11,9 +11,10 @@ from sqlmodel import select
 from blueprints.forms import ChildForm, strip_all
 from blueprints.web import parent_required
 from db import get_db
-from models import ChangeRequest, ChangeStatus, Child
-from services import calendar_feed
+from models import ChangeRequest, ChangeStatus, Child, utcnow
+from services import calendar_feed, documents
 from services import family as family_service
+from services.calendar import paris_today
 from services.links import external_url
 from services.security import log_event
 
@@ -74,7 +75,9 @@ def view(child_id: int):
     ]
     feed_url = external_url("children.calendar", child_id=child.id,
                             token=calendar_feed.token(current_app.config["SECRET_KEY"], child))
+    papers = [n for n in documents.needed(db, current_user.family_id, paris_today(utcnow())) if n.child and n.child.id == child.id]
     return render_template("children/view.html", child=child, rows=rows, pending=pending, feed_url=feed_url,
+                           papers=papers, paper_states=documents.STATES,
                            webcal_url="webcal://" + feed_url.split("://", 1)[1])
 
 

@@ -99,6 +99,8 @@ def test_the_family_sees_what_is_asked_and_sends_a_photo_stripped_of_exif(app, c
         assert kept.size == (40, 60)  # turned as the camera was held
         assert dict(kept.getexif()) == {} and "exif" not in kept.info  # no EXIF, no position
     assert document.stored_name != document.file_name and document.size == path.stat().st_size
+    on_the_child = page_text(client.get(f"/enfants/{child(db, 'Zoé').id}"))
+    assert "Documents de Zoé" in on_the_child and "Carnet de vaccination : En attente de validation" in on_the_child
 
 
 def zip_bomb_pdf() -> bytes:
