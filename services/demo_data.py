@@ -12,6 +12,7 @@ from models import (
     Child,
     ClosedDay,
     DaySlot,
+    DocumentType,
     Draft,
     Enrollment,
     Establishment,
@@ -22,6 +23,7 @@ from models import (
     PeriodUnit,
     Price,
     QfBracket,
+    RequiredDocument,
     Reservation,
     ReservationLine,
     Unit,
@@ -146,11 +148,19 @@ def _seed_planning(db: Session, today: date, parent: User, children: list[Child]
         now = datetime.combine(today, time(10, 0), tzinfo=PARIS)
     lutins = Establishment(name="Accueil de loisirs Les Lutins", kind="loisirs",
                            address="5 chemin des Écoliers, 00100 Démonstration", phone="01 23 00 00 01",
-                           email="lutins@demo.test")
+                           email="lutins@demo.test", enrolment_open=True, enrolment_cap=40)
     ferry = Establishment(name="Périscolaire école Jules-Ferry", kind="periscolaire",
                           address="2 rue de l'École, 00100 Démonstration", phone="01 23 00 00 02")
     db.add_all([lutins, ferry])
     db.flush()
+    # The papers the demo town asks for: each one warns, none blocks (the demo's bookings go through).
+    vaccines = DocumentType(name="Carnet de vaccination", per_child=True, validity="school_year")
+    insurance = DocumentType(name="Attestation d'assurance", per_child=False, validity="calendar_year")
+    db.add_all([vaccines, insurance])
+    db.flush()
+    db.add_all([RequiredDocument(establishment_id=lutins.id, document_type_id=vaccines.id),
+                RequiredDocument(establishment_id=lutins.id, document_type_id=insurance.id),
+                RequiredDocument(establishment_id=ferry.id, document_type_id=insurance.id)])
     matinee = Unit(establishment_id=lutins.id, code="matinee", label="Matinée", position=1, capacity=4,
                    starts_at=time(8, 30), ends_at=time(12, 0))
     repas = Unit(establishment_id=lutins.id, code="repas", label="Repas", position=2, capacity=4,

@@ -109,6 +109,12 @@ def test_parent_pages_and_dialogs_have_no_axe_violation(a11y_page, db, smtp):
     check(page, "fenêtre facture", found)
     page.goto(f"/factures/{invoice.id}")
     check(page, "page facture", found)
+    for path, name in (("/factures/attestations", "attestations"), ("/documents/", "mes documents"),
+                       ("/inscriptions/nouvelle", "inscrire mon enfant")):
+        page.goto(path)
+        check(page, name, found)
+    page.get_by_role("button", name="Continuer").click()
+    check(page, "inscrire mon enfant (documents et autorisations)", found)
     assert found == {}, "\n".join(f"{k}: {v}" for k, v in found.items())
 
 
@@ -133,7 +139,8 @@ def test_agent_pages_have_no_axe_violation(a11y_page, db):
                                                                      "nouvelle période"),
                        ("/admin/tranches", "tranches de QF"), ("/admin/unites/1", "unité avec tarifs"),
                        ("/admin/comptes", "comptes"), ("/admin/comptes/nouveau", "nouveau compte"),
-                       ("/admin/familles/nouvelle", "nouvelle famille")):
+                       ("/admin/familles/nouvelle", "nouvelle famille"), ("/documents/a-valider", "documents à valider"),
+                       ("/inscriptions/a-traiter", "demandes d'inscription"), ("/admin/documents", "documents demandés")):
         page.goto(path)
         check(page, name, found)
     page.goto(f"/agent/demandes/{request.id}")
@@ -163,14 +170,15 @@ def test_pages_reflow_at_320_px_without_horizontal_scrolling(browser, live_serve
         ("parent@demo.test", "parent-demo-ribambelle",
          ["/", "/compte/famille/modifier", "/enfants/ajouter", f"/enfants/{lea.id}", "/reservations/nouvelle",
           f"/reservations/planning/{lea.id}/{period.id}", "/reservations/absence", "/reservations/legende",
-          f"/factures/{db.exec(select(Invoice)).first().id}", f"/reservations/{db.exec(select(Reservation)).first().id}"]),
+          f"/factures/{db.exec(select(Invoice)).first().id}", f"/reservations/{db.exec(select(Reservation)).first().id}",
+          "/factures/attestations", "/documents/", "/inscriptions/nouvelle"]),
         ("agent@demo.test", "agent-demo-ribambelle",
          ["/agent/", "/agent/reservations", f"/agent/presences?etablissement={est.id}&jour={period.start_date}",
           "/agent/facturation", f"/agent/factures/{db.exec(select(Invoice)).first().id}", "/accessibilite",
-          "/agent/familles"]),
+          "/agent/familles", "/documents/a-valider", "/inscriptions/a-traiter"]),
         ("admin@demo.test", "admin-demo-ribambelle",
          [f"/admin/periodes/{period.id}", "/admin/comptes", "/admin/tranches", "/admin/unites/1",
-          f"/admin/etablissements/{est.id}/inscriptions"]),
+          f"/admin/etablissements/{est.id}/inscriptions", "/admin/documents"]),
     ]
     too_wide, skipped_levels, untitled, console = {}, {}, {}, []
     # The pages keep their CSP here: whatever it refuses (an inline style, a script) is said in the console.
