@@ -108,7 +108,7 @@ def renew_calendar(child_id: int):
     child.calendar_version += 1
     db.add(child)
     db.commit()
-    log_event("calendar.renewed", user=current_user.id, child=child.id)
+    log_event("calendar.renewed", current_user.id, child=child.id)
     flash("Nouveau lien d'agenda créé : l'ancien ne fonctionne plus. Ajoutez ce nouveau lien à votre agenda.", "success")
     return redirect(url_for("children.view", child_id=child.id) + "#agenda")
 

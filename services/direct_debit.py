@@ -166,7 +166,7 @@ def sign(db: Session, family: Family, user: User, holder: str, iban_text: str, c
                       bic=_bic(iban), bank_name=_bank(iban), signed_on=today, signed_by_id=user.id)
     db.add(mandate)
     db.flush()
-    log_event("mandate.signed", user=user.id, family=family.id, mandate=mandate.id)
+    log_event("mandate.signed", user.id, family=family.id, mandate=mandate.id)
     _mail(db, family.id, "Votre mandat de prélèvement SEPA", "mandate_signed", mandate=mandate, change="signed")
     db.commit()
     return mandate
@@ -207,7 +207,7 @@ def amend(db: Session, mandate: Mandate, holder: str, iban_text: str, by_id: int
         audit.record(db, by_id, "update", "mandate", mandate.id, f"IBAN du mandat {mandate.rum} changé", before,
                      {"iban": masked(mandate.iban), "titulaire": holder, "etat": mandate.status}, family_id=mandate.family_id)
     else:
-        log_event("mandate.amended", user=by_id, family=mandate.family_id, mandate=mandate.id)
+        log_event("mandate.amended", by_id, family=mandate.family_id, mandate=mandate.id)
     _mail(db, mandate.family_id, "Votre mandat de prélèvement SEPA est modifié", "mandate_signed", mandate=mandate,
           change="amended")
     db.commit()
@@ -229,7 +229,7 @@ def revoke(db: Session, mandate: Mandate, by_id: int, by_agent: bool = False) ->
         audit.record(db, by_id, "update", "mandate", mandate.id, f"Mandat de prélèvement {mandate.rum} arrêté",
                      {"etat": "active"}, {"etat": "revoked"}, family_id=mandate.family_id)
     else:
-        log_event("mandate.revoked", user=by_id, family=mandate.family_id, mandate=mandate.id)
+        log_event("mandate.revoked", by_id, family=mandate.family_id, mandate=mandate.id)
     _mail(db, mandate.family_id, "Votre prélèvement automatique est arrêté", "mandate_signed", mandate=mandate,
           change="revoked")
     db.commit()

@@ -28,6 +28,7 @@ from sqlmodel import Session, select
 
 from models import Child, Document, DocumentType, Enrollment, RequiredDocument, utcnow
 from services import audit, outbox
+from services.security import log_event
 
 MAX_SIZE = 10 * 1024 * 1024
 DECOMPRESSED_LIMIT = 100 * 1024 * 1024  # what the streams of one PDF may inflate to, all together
@@ -249,6 +250,7 @@ def upload(db: Session, directory: Path, quota: int, user, kind: DocumentType, c
     except Exception:
         (directory / stored).unlink(missing_ok=True)
         raise
+    log_event("document.uploaded", user.id, family=user.family_id, document=document.id, bytes=document.size)
     return document
 
 

@@ -3,6 +3,7 @@ announced for debit, the SEPA pain.008 file (validated against its XSD, read bac
 by hand and from the bank's pain.002 report, revocation."""
 import io
 import os
+import threading
 from datetime import timedelta
 
 import pytest
@@ -13,8 +14,9 @@ from playwright.sync_api import expect
 from pypdf import PdfReader
 from sqlmodel import select
 
+from db import writing_session
 from models import AuditEntry, DebitBatch, DebitLine, Invoice, Mandate, OutboxMail, Payment, User, utcnow
-from services import direct_debit, payments
+from services import debit_file, direct_debit, payments
 from services.calendar import paris_today
 from tests.conftest import csrf_from, page_text, require_axe
 from tests.factories import AGENT, OTHER_PARENT, PARENT, billed_month, login, parent_id, violations
@@ -423,3 +425,28 @@ def test_the_demo_creditor_of_make_run_is_one_the_portal_starts_with(make_app):
     settings = dict(part.removeprefix("FLASK_").split("=", 1) for part in line.split())
     app = make_app(**settings)
     assert direct_debit.creditor(app.config).ics == "FR72ZZZ123456"
+
+
+def test_two_agents_building_the_same_file_at_once_make_one(app, client, auth, db):
+    invoice = debited_invoice(client, auth, db)
+    agent = db.exec(select(User).where(User.email == AGENT)).one()
+    cred = direct_debit.Creditor("Régie", "FR72ZZZ123456", "FR7630001000000006400000084", "BDFEFRPPCCT")
+    made, errors, start = [], [], threading.Barrier(2)
+
+    def build_one():
+        try:
+            with writing_session(app.extensions["ribambelle.engine"]) as w:  # the app's: BEGIN IMMEDIATE
+                start.wait()
+                made.append(debit_file.build_file(w, cred, agent.id, invoice.debit_on, today()).id)
+        except Exception as error:  # noqa: BLE001  (the assertion below says which)
+            errors.append(repr(error))
+
+    threads = [threading.Thread(target=build_one) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == [] and len(made) == 2 and made[0] == made[1]
+    assert len(db.exec(select(DebitBatch)).all()) == 1 and len(db.exec(select(DebitLine)).all()) == 1
+    db.expire_all()
+    assert db.get(Invoice, invoice.id).paid_cents == invoice.total_cents  # paid once
