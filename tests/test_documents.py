@@ -2,6 +2,7 @@
 content, photos re-encoded without EXIF), every bad input refused with nothing stored, downloads for
 the family and staff only, the agents' decision, blocking booking, the expiry reminder."""
 import io
+import re
 import zlib
 from datetime import date, timedelta
 from pathlib import Path
@@ -259,3 +260,10 @@ def test_the_admin_lists_papers_requires_them_and_sees_the_space_used(client, au
     assert db.exec(select(RequiredDocument).where(RequiredDocument.document_type_id == pai.id)).one().blocking
     bad = client.post(f"/admin/documents/{pai.id}/structures", data={"csrf_token": csrf_from(page), f"structure-{centre.id}": "toujours"})
     assert bad.status_code == 400
+
+
+def test_nginx_lets_a_10_mb_document_reach_the_app(app):
+    """nginx's own limit above the app's: whatever is too big is refused by the app, in French."""
+    conf = (Path(__file__).resolve().parent.parent / "deploy" / "nginx.conf").read_text()
+    megabytes = int(re.search(r"client_max_body_size (\d+)m;", conf).group(1))
+    assert megabytes * 1024 * 1024 > app.config["MAX_CONTENT_LENGTH"] > documents.MAX_SIZE
