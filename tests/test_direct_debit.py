@@ -228,6 +228,8 @@ def test_the_invoice_announces_its_debit_and_is_not_paid_online(client, auth, db
     assert f"Prélèvement le {invoice.debit_on:%d/%m/%Y}" in home
     detail = page_text(client.get(f"/factures/{invoice.id}"))
     assert "Prélevé le" in detail and "Payer en ligne" not in detail
+    printed = "".join(p.extract_text() for p in PdfReader(io.BytesIO(client.get(f"/factures/{invoice.id}.pdf").data)).pages)
+    assert f"seront prélevés le {invoice.debit_on:%d/%m/%Y}" in printed and "Comment payer" not in printed
 
 
 def read_back(xml: bytes):
