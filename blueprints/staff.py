@@ -394,6 +394,8 @@ def family(family_id: int):
     mandate_form = None
     if direct_debit.creditor(current_app.config):
         mandate_form = AccountForm(prefix="compte") if mandate else PaperMandateForm(prefix="papier")
+        if mandate:
+            mandate_form.holder.data = mandate.holder
     return render_template(
         "staff/family.html", family=fam, mandate=mandate, mandate_form=mandate_form, masked=direct_debit.masked,
         reservations=db.exec(select(Reservation).where(Reservation.family_id == fam.id).order_by(Reservation.id.desc())).all(),
