@@ -466,10 +466,11 @@ def _register_cli(app: Flask) -> None:
         url = app.config["DATABASE_URL"]
         destination = destination or backup.default_destination(url, Path(app.instance_path) / "backups")
         try:
-            written = backup.backup(url, destination)
+            written = backup.backup(url, destination, document_rules.directory(app.config, app.instance_path))
         except backup.BackupError as exc:
             raise click.ClickException(str(exc)) from None
-        click.echo(f"Sauvegarde écrite et vérifiée : {written}")
+        click.echo(f"Sauvegarde écrite et vérifiée : {written} (documents des familles : "
+                   f"{backup.documents_archive(written)})")
 
     @app.cli.command("restore")
     @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -484,7 +485,7 @@ def _register_cli(app: Flask) -> None:
         if own_lock:
             own_lock.close()  # this command's own process is not "the portal in service"
         try:
-            backup.restore(app.config["DATABASE_URL"], source)
+            backup.restore(app.config["DATABASE_URL"], source, document_rules.directory(app.config, app.instance_path))
         except backup.BackupError as exc:
             raise click.ClickException(f"{exc} Les données actuelles n'ont pas été modifiées.") from None
         finally:

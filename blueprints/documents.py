@@ -19,7 +19,7 @@ bp = Blueprint("documents", __name__, url_prefix="/documents")
 
 
 def _directory() -> Path:
-    return Path(current_app.config["DOCUMENTS_DIR"] or Path(current_app.instance_path) / "documents")
+    return documents.directory(current_app.config, current_app.instance_path)
 
 
 @bp.route("/", methods=["GET", "POST"])

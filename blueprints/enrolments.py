@@ -2,8 +2,6 @@
 requires, the consents, "Envoyer la demande d'inscription"), the family's requests, the agents' queue."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlmodel import select
@@ -66,7 +64,7 @@ def new():
                     raise documents.DocumentError(f"Joignez le document « {kind.name} ».")
             made = enrolments.ask(db, current_user, child, establishment, today, bool(request.form.get("reglement")),
                                   request.form.get("photos") == "oui", request.form.get("seul") == "oui")
-            directory = Path(current_app.config["DOCUMENTS_DIR"] or Path(current_app.instance_path) / "documents")
+            directory = documents.directory(current_app.config, current_app.instance_path)
             for kind, name, data in files.values():
                 documents.upload(db, directory, current_app.config["DOCUMENTS_FAMILY_QUOTA"], current_user, kind, child,
                                  name, data)

@@ -1,10 +1,16 @@
-"""`flask backup` and `flask restore`: the SQLite online backup API, or pg_dump / pg_restore.
+"""`flask backup` and `flask restore`: the SQLite online backup API, or pg_dump / pg_restore, and beside the
+database's file the families' documents (``<file>.documents.tar``).
 
 A backup is verified once written (SQLite: an integrity check of the copy; PostgreSQL: the dump restored
 into a scratch database). A restore is all or nothing: the file is checked before anything is replaced,
 PostgreSQL's restore runs in one transaction that stops at the first error, and the tool's own message
 is shown. It is refused while the portal is running, and the number counters never go back: a
 reservation or invoice number already shown to a family is never handed out again.
+
+The documents are archived after the database is copied (a stored file is never changed, only added): every
+document the copy knows is in the archive, which is checked so. A restore unpacks the archive beside the
+live directory first, then restores the database, then swaps the directories; the directory it replaces
+is kept, renamed, until an administrator removes it.
 """
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ import fcntl
 import os
 import sqlite3
 import subprocess
+import tarfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -95,8 +102,47 @@ def running_problem(url: str) -> str | None:
 # --- backup -------------------------------------------------------------------------------------------
 
 
-def backup(url: str, destination: Path) -> Path:
-    """A consistent copy of the database, taken while the portal keeps running, then verified."""
+def documents_archive(backup_file: Path) -> Path:
+    return backup_file.with_name(backup_file.name + ".documents.tar")
+
+
+def _stored_names(url: str) -> set[str]:
+    """The files the database at ``url`` says are stored (its ``document`` rows)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return set(conn.execute(text("SELECT stored_name FROM document")).scalars())
+    finally:
+        engine.dispose()
+
+
+def _archive_documents(folder: Path, archive: Path, expected: set[str]) -> None:
+    partial = archive.with_name(archive.name + ".part")
+    with tarfile.open(partial, "w") as tar:
+        for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+            if path.is_file() and not path.name.startswith("."):
+                tar.add(path, arcname=path.name, recursive=False)
+    _check_archive(partial, expected)
+    os.replace(partial, archive)
+
+
+def _check_archive(archive: Path, expected: set[str]) -> None:
+    """Plain files only, no folder or path in a name, and every one ``expected``; BackupError if not."""
+    try:
+        with tarfile.open(archive) as tar:
+            members = tar.getmembers()
+    except (tarfile.TarError, OSError) as exc:
+        raise BackupError(f"L'archive des documents {archive} est illisible : {exc}.") from None
+    if any(not m.isfile() or "/" in m.name or m.name.startswith(".") for m in members):
+        raise BackupError(f"L'archive des documents {archive} contient autre chose que des documents.")
+    missing = expected - {m.name for m in members}
+    if missing:
+        raise BackupError(f"L'archive des documents {archive} n'a pas {len(missing)} document(s) de la base.")
+
+
+def backup(url: str, destination: Path, documents: Path | None = None) -> Path:
+    """A consistent copy of the database, taken while the portal keeps running, then verified; and the
+    documents of ``documents`` (a directory) beside it."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     if url.startswith("sqlite"):
         source = sqlite3.connect(_sqlite_path(url))
@@ -108,6 +154,10 @@ def backup(url: str, destination: Path) -> Path:
     else:
         _run(["pg_dump", "--format=custom", "--no-owner", f"--file={destination}", _libpq_url(url)], "pg_dump")
     check(url, destination)
+    if documents is not None:
+        # What the copy knows: the copy itself (SQLite), or the live database, read after the dump (PostgreSQL).
+        known = _stored_names(f"sqlite:///{destination}" if url.startswith("sqlite") else url)
+        _archive_documents(documents, documents_archive(destination), known)
     return destination
 
 
@@ -158,10 +208,23 @@ def _check_postgresql(url: str, source: Path) -> None:
 # --- restore ------------------------------------------------------------------------------------------
 
 
-def restore(url: str, source: Path) -> None:
-    """Put a backup back in place of the current data: all or nothing, with the portal stopped."""
+def restore(url: str, source: Path, documents: Path | None = None) -> None:
+    """Put a backup back in place of the current data: all or nothing, with the portal stopped; its
+    documents (when the backup has them) in place of ``documents``."""
     if not source.exists():
         raise BackupError(f"Sauvegarde introuvable : {source}.")
+    archive = documents_archive(source)
+    unpacked = None
+    if documents is not None and archive.exists():
+        expected = _stored_names(f"sqlite:///{source}") if url.startswith("sqlite") else set()
+        _check_archive(archive, expected)  # before anything is replaced
+        unpacked = documents.with_name(documents.name + ".restauration")
+        if unpacked.exists():
+            for path in unpacked.iterdir():
+                path.unlink()
+        unpacked.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(archive) as tar:
+            tar.extractall(unpacked, filter="data")
     problem = running_problem(url)
     if problem:
         raise BackupError(f"Restauration refusée : {problem}. Arrêtez le portail (systemctl stop ribambelle) "
@@ -182,6 +245,10 @@ def restore(url: str, source: Path) -> None:
         _run(["pg_restore", "--clean", "--if-exists", "--no-owner", "--single-transaction", "--exit-on-error",
               f"--dbname={_libpq_url(url)}", str(source)], "pg_restore")
     _keep_counters_ahead(url, counters)
+    if unpacked is not None:
+        if documents.exists():
+            documents.rename(documents.with_name(f"{documents.name}.avant-restauration-{time.strftime('%Y%m%d-%H%M%S')}"))
+        unpacked.rename(documents)
 
 
 def _counters(url: str) -> dict[str, int]:

@@ -220,6 +220,11 @@ def missing_for(db: Session, child: Child, establishment_id: int, today: date) -
 # --- sending, deciding, storing ------------------------------------------------------------------------
 
 
+def directory(config, instance_path: str) -> Path:
+    """Where the documents are kept: DOCUMENTS_DIR, else instance/documents."""
+    return Path(config.get("DOCUMENTS_DIR") or Path(instance_path) / "documents")
+
+
 def used_bytes(db: Session, family_id: int | None = None) -> int:
     query = select(func.coalesce(func.sum(Document.size), 0))
     if family_id is not None:

@@ -1,10 +1,12 @@
 """Operations: backup and restore on both backends, migrations over a database holding data, and two
 app processes on one database (sessions, bookings and capacity seen through either)."""
 import http.cookiejar
+import io
 import os
 import re
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.parse
 import urllib.request
@@ -15,7 +17,19 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 from sqlmodel import Session, func, select
 
-from models import Child, DaySlot, Establishment, Family, Period, Reservation, Unit, User, utcnow
+from models import (
+    Child,
+    DaySlot,
+    Document,
+    DocumentType,
+    Establishment,
+    Family,
+    Period,
+    Reservation,
+    Unit,
+    User,
+    utcnow,
+)
 from services import backup, counters, migrations, planning
 from tests.conftest import check_invariants, free_port, place_drift
 
@@ -249,3 +263,49 @@ def test_after_a_restore_no_number_already_shown_is_handed_out_again(app, databa
         db.commit()
         check_invariants(db, drift)
     engine.dispose()
+
+
+def test_the_families_documents_are_saved_and_restored_with_the_database(app, database_url, tmp_path):
+    folder = tmp_path / "pieces"
+    app.config["DOCUMENTS_DIR"] = str(folder)
+    folder.mkdir()
+    (folder / "a1.jpg").write_bytes(b"photo du carnet")
+    engine = create_engine(database_url)
+    with Session(engine) as db:
+        family = db.exec(select(Family)).first()
+        parent = db.exec(select(User).where(User.family_id == family.id)).first()
+        kind = DocumentType(name="Carnet de vaccination")
+        db.add(kind)
+        db.flush()
+        db.add(Document(family_id=family.id, document_type_id=kind.id, file_name="carnet.jpg", stored_name="a1.jpg",
+                        content_type="image/jpeg", size=15, sha256="0" * 64, uploaded_by_id=parent.id))
+        db.commit()
+    runner = app.test_cli_runner()
+    dump = tmp_path / "sauvegarde.bin"
+    result = runner.invoke(args=["backup", str(dump)])
+    assert result.exit_code == 0, result.output
+    assert backup.documents_archive(dump).is_file() and "documents des familles" in result.output
+    (folder / "a1.jpg").unlink()  # lost after the backup
+    (folder / "b2.jpg").write_bytes(b"sent after the backup")
+    result = runner.invoke(args=["restore", str(dump), "--yes"])
+    assert result.exit_code == 0, result.output
+    assert (folder / "a1.jpg").read_bytes() == b"photo du carnet" and not (folder / "b2.jpg").exists()
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("pieces.avant-restauration-")]
+    assert len(kept) == 1 and (kept[0] / "b2.jpg").exists()  # the directory it replaced, kept aside
+    engine.dispose()
+
+
+def test_a_backup_whose_documents_are_missing_or_tampered_is_refused(app, database_url, tmp_path):
+    folder = tmp_path / "pieces"
+    app.config["DOCUMENTS_DIR"] = str(folder)
+    runner = app.test_cli_runner()
+    dump = tmp_path / "sauvegarde.bin"
+    assert runner.invoke(args=["backup", str(dump)]).exit_code == 0
+    archive = backup.documents_archive(dump)
+    with tarfile.open(archive, "w") as tar:  # a folder, a path: not documents
+        info = tarfile.TarInfo("../../etc/cron.d/x")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    result = runner.invoke(args=["restore", str(dump), "--yes"])
+    assert result.exit_code != 0 and "autre chose que des documents" in result.output
+    assert "n'ont pas été modifiées" in result.output and not (tmp_path / "etc").exists()
