@@ -16,6 +16,7 @@ from functools import lru_cache
 import pycountry
 from schwifty import IBAN
 from schwifty import exceptions as iban_errors
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from models import (
@@ -164,8 +165,7 @@ def sign(db: Session, family: Family, user: User, holder: str, iban_text: str, c
         raise DebitError("Votre famille a déjà un mandat de prélèvement : changez son IBAN ou arrêtez-le.")
     mandate = Mandate(family_id=family.id, rum=_new_rum(db, family.id, today), holder=holder, iban=iban.compact,
                       bic=_bic(iban), bank_name=_bank(iban), signed_on=today, signed_by_id=user.id)
-    db.add(mandate)
-    db.flush()
+    _add_once(db, mandate)
     log_event("mandate.signed", user.id, family=family.id, mandate=mandate.id)
     _mail(db, family.id, "Votre mandat de prélèvement SEPA", "mandate_signed", mandate=mandate, change="signed")
     db.commit()
@@ -183,14 +183,24 @@ def record_paper(db: Session, agent_id: int, family: Family, holder: str, iban_t
         raise DebitError("Cette famille a déjà un mandat de prélèvement : changez son IBAN ou arrêtez-le d'abord.")
     mandate = Mandate(family_id=family.id, rum=_new_rum(db, family.id, today), holder=holder, iban=iban.compact,
                       bic=_bic(iban), bank_name=_bank(iban), signed_on=signed_on, recorded_by_id=agent_id)
-    db.add(mandate)
-    db.flush()
+    _add_once(db, mandate)
     audit.record(db, agent_id, "create", "mandate", mandate.id, f"Mandat de prélèvement papier enregistré ({mandate.rum})",
                  after={"rum": mandate.rum, "iban": masked(mandate.iban), "signe_le": signed_on.isoformat()},
                  family_id=family.id)
     _mail(db, family.id, "Votre mandat de prélèvement SEPA", "mandate_signed", mandate=mandate, change="signed")
     db.commit()
     return mandate
+
+
+def _add_once(db: Session, mandate: Mandate) -> None:
+    """Write the new mandate; the family's second one at the same moment (two guardians, a double
+    submit) meets the unique index of live mandates and is refused in French."""
+    db.add(mandate)
+    try:
+        db.flush()
+    except IntegrityError:
+        db.rollback()
+        raise DebitError("Votre famille a déjà un mandat de prélèvement : changez son IBAN ou arrêtez-le.") from None
 
 
 def amend(db: Session, mandate: Mandate, holder: str, iban_text: str, by_id: int, by_agent: bool = False) -> Mandate:

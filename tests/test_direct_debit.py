@@ -15,7 +15,7 @@ from pypdf import PdfReader
 from sqlmodel import select
 
 from db import writing_session
-from models import AuditEntry, DebitBatch, DebitLine, Invoice, Mandate, OutboxMail, Payment, User, utcnow
+from models import AuditEntry, DebitBatch, DebitLine, Family, Invoice, Mandate, OutboxMail, Payment, User, utcnow
 from services import debit_file, direct_debit, payments
 from services.calendar import paris_today
 from tests.conftest import csrf_from, page_text, require_axe
@@ -452,3 +452,15 @@ def test_two_agents_building_the_same_file_at_once_make_one(app, client, auth, d
     assert len(db.exec(select(DebitBatch)).all()) == 1 and len(db.exec(select(DebitLine)).all()) == 1
     db.expire_all()
     assert db.get(Invoice, invoice.id).paid_cents == invoice.total_cents  # paid once
+
+
+def test_a_second_live_mandate_written_at_the_same_moment_is_refused_by_the_database(app, db):
+    family_id = family_invoice_family(db)
+    user = db.get(User, parent_id(db))
+    family = db.get(Family, family_id)
+    with app.test_request_context():  # its confirmation mail is written
+        direct_debit.sign(db, family, user, "Anne Durand", IBAN_LA_POSTE, True, today())
+    with pytest.raises(direct_debit.DebitError, match="déjà un mandat"):
+        direct_debit._add_once(db, Mandate(family_id=family_id, rum="RBL-DOUBLE", holder="Paul Durand",
+                                           iban="FR7630004000010001000123486", signed_on=today()))
+    assert len(db.exec(select(Mandate)).all()) == 1
