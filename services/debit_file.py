@@ -47,7 +47,6 @@ def reason_words(code: str) -> str:
     return REJECT_REASONS.get(code, f"motif bancaire {code}")
 
 
-
 # --- the file --------------------------------------------------------------------------------------
 
 
@@ -74,17 +73,17 @@ def build_file(db: Session, cred: Creditor | None, agent_id: int, collection_on:
                          f"{date_short(today + timedelta(days=1))}) : la banque doit recevoir le fichier avant.")
     if collection_on > today + timedelta(days=365):
         raise DebitError("La date de prélèvement doit être dans l'année qui vient.")
+    # Locked on PostgreSQL (SQLite renders no FOR UPDATE: its BEGIN IMMEDIATE already serializes writers).
     query = (select(Invoice).where(Invoice.debit_state == DebitState.PLANNED, Invoice.debit_on <= collection_on,
-                                   Invoice.cancelled == False).order_by(Invoice.number))  # noqa: E712
-    if db.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
+                                   Invoice.cancelled == False).order_by(Invoice.number).with_for_update())  # noqa: E712
     invoices = [i for i in db.exec(query).all() if i.left_cents > 0]
+    nothing = DebitError(f"Aucune facture n'est à prélever au {date_short(collection_on)}.")
     if not invoices:
         stored = db.exec(select(DebitBatch).where(DebitBatch.collection_on == collection_on)
                          .order_by(DebitBatch.id.desc())).first()
         if stored is not None:
             return stored
-        raise DebitError(f"Aucune facture n'est à prélever au {date_short(collection_on)}.")
+        raise nothing
     mandates = active_mandates(db, {i.family_id for i in invoices})
     sepa = SepaDD({"name": cred.name, "IBAN": cred.iban, "BIC": cred.bic, "batch": True, "creditor_id": cred.ics,
                    "currency": "EUR"}, schema=SCHEMA)
@@ -104,8 +103,8 @@ def build_file(db: Session, cred: Creditor | None, agent_id: int, collection_on:
         sepa.add_payment(payment)
         lines.append((invoice, mandate, sequence))
     if not lines:
-        db.commit()
-        raise DebitError(f"Aucune facture n'est à prélever au {date_short(collection_on)}.")
+        db.commit()  # the invoices of suspended mandates are no longer announced
+        raise nothing
     content = sepa.export(validate=True, pretty_print=True)
     total = sum(invoice.left_cents for invoice, _, _ in lines)
     check_totals(content, len(lines), total)

@@ -161,13 +161,9 @@ def sign(db: Session, family: Family, user: User, holder: str, iban_text: str, c
     iban, holder = read_iban(iban_text), read_holder(holder)
     if not consent:
         raise DebitError("Cochez la case « J'accepte le mandat de prélèvement SEPA » pour signer le mandat.")
-    if live_mandate(db, family.id) is not None:
-        raise DebitError("Votre famille a déjà un mandat de prélèvement : changez son IBAN ou arrêtez-le.")
-    mandate = Mandate(family_id=family.id, rum=_new_rum(db, family.id, today), holder=holder, iban=iban.compact,
-                      bic=_bic(iban), bank_name=_bank(iban), signed_on=today, signed_by_id=user.id)
-    _add_once(db, mandate)
+    mandate = _create(db, family, iban, holder, today, "Votre famille a déjà un mandat de prélèvement : changez son "
+                      "IBAN ou arrêtez-le.", signed_on=today, signed_by_id=user.id)
     log_event("mandate.signed", user.id, family=family.id, mandate=mandate.id)
-    _mail(db, family.id, "Votre mandat de prélèvement SEPA", "mandate_signed", mandate=mandate, change="signed")
     db.commit()
     return mandate
 
@@ -179,28 +175,35 @@ def record_paper(db: Session, agent_id: int, family: Family, holder: str, iban_t
     if signed_on is None or signed_on > today or signed_on < today - timedelta(days=36 * 30):
         raise DebitError("Indiquez la date de signature écrite sur le mandat (au plus tard aujourd'hui, "
                          "et un mandat inutilisé depuis 36 mois n'est plus valable).")
-    if live_mandate(db, family.id) is not None:
-        raise DebitError("Cette famille a déjà un mandat de prélèvement : changez son IBAN ou arrêtez-le d'abord.")
-    mandate = Mandate(family_id=family.id, rum=_new_rum(db, family.id, today), holder=holder, iban=iban.compact,
-                      bic=_bic(iban), bank_name=_bank(iban), signed_on=signed_on, recorded_by_id=agent_id)
-    _add_once(db, mandate)
+    mandate = _create(db, family, iban, holder, today, "Cette famille a déjà un mandat de prélèvement : changez son "
+                      "IBAN ou arrêtez-le d'abord.", signed_on=signed_on, recorded_by_id=agent_id)
     audit.record(db, agent_id, "create", "mandate", mandate.id, f"Mandat de prélèvement papier enregistré ({mandate.rum})",
                  after={"rum": mandate.rum, "iban": masked(mandate.iban), "signe_le": signed_on.isoformat()},
                  family_id=family.id)
-    _mail(db, family.id, "Votre mandat de prélèvement SEPA", "mandate_signed", mandate=mandate, change="signed")
     db.commit()
     return mandate
 
 
-def _add_once(db: Session, mandate: Mandate) -> None:
-    """Write the new mandate; the family's second one at the same moment (two guardians, a double
-    submit) meets the unique index of live mandates and is refused in French."""
+def _create(db: Session, family: Family, iban: IBAN, holder: str, today: date, already: str, **signature) -> Mandate:
+    """The family's new mandate, written and confirmed by mail (the caller commits). One live mandate per
+    family: a second one, even at the same moment (two guardians, a double submit), is refused (``already``)."""
+    if live_mandate(db, family.id) is not None:
+        raise DebitError(already)
+    mandate = Mandate(family_id=family.id, rum=_new_rum(db, family.id, today), holder="", iban="", **signature)
+    _set_account(mandate, iban, holder)
     db.add(mandate)
     try:
         db.flush()
-    except IntegrityError:
+    except IntegrityError:  # the unique index of live mandates
         db.rollback()
-        raise DebitError("Votre famille a déjà un mandat de prélèvement : changez son IBAN ou arrêtez-le.") from None
+        raise DebitError(already) from None
+    _mail(db, mandate, "Votre mandat de prélèvement SEPA", "signed")
+    return mandate
+
+
+def _set_account(mandate: Mandate, iban: IBAN, holder: str) -> None:
+    mandate.iban, mandate.holder = iban.compact, holder
+    mandate.bic, mandate.bank_name = _bic(iban), _bank(iban)
 
 
 def amend(db: Session, mandate: Mandate, holder: str, iban_text: str, by_id: int, by_agent: bool = False) -> Mandate:
@@ -209,17 +212,13 @@ def amend(db: Session, mandate: Mandate, holder: str, iban_text: str, by_id: int
     if mandate.status == MandateStatus.REVOKED:
         raise DebitError("Ce mandat est arrêté : signez-en un nouveau.")
     before = {"iban": masked(mandate.iban), "titulaire": mandate.holder, "etat": mandate.status}
-    mandate.previous_iban, mandate.iban, mandate.holder = mandate.iban, iban.compact, holder
-    mandate.bic, mandate.bank_name = _bic(iban), _bank(iban)
+    mandate.previous_iban = mandate.iban
+    _set_account(mandate, iban, holder)
     mandate.amended_at, mandate.first_debit, mandate.status = utcnow(), True, MandateStatus.ACTIVE
     db.add(mandate)
-    if by_agent:
-        audit.record(db, by_id, "update", "mandate", mandate.id, f"IBAN du mandat {mandate.rum} changé", before,
-                     {"iban": masked(mandate.iban), "titulaire": holder, "etat": mandate.status}, family_id=mandate.family_id)
-    else:
-        log_event("mandate.amended", by_id, family=mandate.family_id, mandate=mandate.id)
-    _mail(db, mandate.family_id, "Votre mandat de prélèvement SEPA est modifié", "mandate_signed", mandate=mandate,
-          change="amended")
+    _record(db, mandate, by_id, by_agent, "mandate.amended", f"IBAN du mandat {mandate.rum} changé", before,
+            {"iban": masked(mandate.iban), "titulaire": holder, "etat": mandate.status})
+    _mail(db, mandate, "Votre mandat de prélèvement SEPA est modifié", "amended")
     db.commit()
     return mandate
 
@@ -235,15 +234,20 @@ def revoke(db: Session, mandate: Mandate, by_id: int, by_agent: bool = False) ->
                                                  Invoice.debit_state == DebitState.PLANNED)):
         invoice.debit_state, invoice.debit_on = "", None
         db.add(invoice)
-    if by_agent:
-        audit.record(db, by_id, "update", "mandate", mandate.id, f"Mandat de prélèvement {mandate.rum} arrêté",
-                     {"etat": "active"}, {"etat": "revoked"}, family_id=mandate.family_id)
-    else:
-        log_event("mandate.revoked", by_id, family=mandate.family_id, mandate=mandate.id)
-    _mail(db, mandate.family_id, "Votre prélèvement automatique est arrêté", "mandate_signed", mandate=mandate,
-          change="revoked")
+    _record(db, mandate, by_id, by_agent, "mandate.revoked", f"Mandat de prélèvement {mandate.rum} arrêté",
+            {"etat": "active"}, {"etat": "revoked"})
+    _mail(db, mandate, "Votre prélèvement automatique est arrêté", "revoked")
     db.commit()
     return mandate
+
+
+def _record(db: Session, mandate: Mandate, by_id: int, by_agent: bool, event: str, summary: str, before: dict,
+            after: dict) -> None:
+    """An agent's change goes to the staff journal, a parent's to the security log."""
+    if by_agent:
+        audit.record(db, by_id, "update", "mandate", mandate.id, summary, before, after, family_id=mandate.family_id)
+    else:
+        log_event(event, by_id, family=mandate.family_id, mandate=mandate.id)
 
 
 def _bic(iban: IBAN) -> str:
@@ -260,8 +264,10 @@ def _bank(iban: IBAN) -> str:
         return ""
 
 
-def _mail(db: Session, family_id: int, subject: str, template: str, **context) -> None:
-    outbox.queue_family(db, family_id, subject, template, masked_iban=masked(context["mandate"].iban), **context)
+def _mail(db: Session, mandate: Mandate, subject: str, change: str) -> None:
+    """Every guardian is told of the mandate signed, amended or stopped (mail/mandate_signed)."""
+    outbox.queue_family(db, mandate.family_id, subject, "mandate_signed", mandate=mandate, change=change,
+                        masked_iban=masked(mandate.iban))
 
 
 # --- at billing ------------------------------------------------------------------------------------
