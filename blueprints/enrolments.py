@@ -8,28 +8,11 @@ from sqlmodel import select
 
 from blueprints.web import parent_required, staff_required
 from db import get_db, get_or_404
-from models import Child, Document, DocumentType, EnrolmentRequest, Establishment, Family, RequiredDocument, utcnow
+from models import Child, Document, DocumentType, EnrolmentRequest, Establishment, Family, utcnow
 from services import documents, enrolments
 from services.calendar import paris_today
 
 bp = Blueprint("enrolments", __name__, url_prefix="/inscriptions")
-
-
-def _required(db, establishment: Establishment, child: Child, today):
-    """(document type, blocking, the valid document the family has already or None) for the establishment."""
-    rows = db.exec(select(DocumentType, RequiredDocument.blocking)
-                   .join(RequiredDocument, RequiredDocument.document_type_id == DocumentType.id)
-                   .where(RequiredDocument.establishment_id == establishment.id).order_by(DocumentType.name)).all()
-    found = []
-    for kind, blocking in rows:
-        query = select(Document).where(Document.family_id == child.family_id, Document.document_type_id == kind.id,
-                                       Document.status.in_(["valid", "pending"]))
-        if kind.per_child:
-            query = query.where(Document.child_id == child.id)
-        have = [d for d in db.exec(query.order_by(Document.uploaded_at.desc()))
-                if d.valid_until is None or d.valid_until >= today]
-        found.append((kind, blocking, have[0] if have else None))
-    return found
 
 
 @bp.route("/nouvelle", methods=["GET", "POST"])
@@ -50,7 +33,8 @@ def new():
         if establishment not in places:
             flash(f"{establishment.name} ne prend pas d'inscription en ligne en ce moment.", "error")
             return redirect(url_for("enrolments.new"))
-    required = _required(db, establishment, child, today) if child else []
+    required = [(kind, blocking, found[0] if found else None)  # the newest one still good, if any
+                for kind, blocking, found in documents.required_for(db, child, establishment.id, today)] if child else []
     if request.method == "POST" and child:
         files = {}
         try:

@@ -197,22 +197,30 @@ def needed(db: Session, family_id: int, today: date) -> list[Needed]:
     return sorted(wanted.values(), key=lambda n: (n.child.first_name if n.child else "", n.kind.name))
 
 
+def required_for(db: Session, child: Child, establishment_id: int,
+                 today: date) -> list[tuple[DocumentType, bool, list[Document]]]:
+    """What ``establishment_id`` requires of ``child`` (or its family): each paper, whether it blocks
+    booking, and the family's documents of it still good (valid and not expired, or waiting), newest first."""
+    required = db.exec(select(DocumentType, RequiredDocument.blocking)
+                       .join(RequiredDocument, RequiredDocument.document_type_id == DocumentType.id)
+                       .where(RequiredDocument.establishment_id == establishment_id).order_by(DocumentType.name)).all()
+    if not required:
+        return []
+    usable: dict[tuple[int, int | None], list[Document]] = {}
+    for document in db.exec(select(Document).where(
+            Document.family_id == child.family_id, Document.document_type_id.in_([kind.id for kind, _ in required]),
+            Document.status.in_(["valid", "pending"]), (Document.valid_until.is_(None)) | (Document.valid_until >= today))
+            .order_by(Document.uploaded_at.desc())):
+        usable.setdefault((document.document_type_id, document.child_id), []).append(document)
+    return [(kind, blocks, usable.get((kind.id, child.id if kind.per_child else None), [])) for kind, blocks in required]
+
+
 def missing_for(db: Session, child: Child, establishment_id: int, today: date) -> tuple[list[str], list[str]]:
     """The papers ``establishment_id`` requires that ``child`` (or its family) has no valid one of:
     (those that block booking, those that only warn), by name."""
-    required = db.exec(select(DocumentType, RequiredDocument.blocking)
-                       .join(RequiredDocument, RequiredDocument.document_type_id == DocumentType.id)
-                       .where(RequiredDocument.establishment_id == establishment_id)).all()
-    if not required:
-        return [], []
-    valid = db.exec(select(Document.document_type_id, Document.child_id).where(
-        Document.family_id == child.family_id, Document.status == "valid",
-        Document.document_type_id.in_([kind.id for kind, _ in required]),
-        (Document.valid_until.is_(None)) | (Document.valid_until >= today))).all()
-    have = {(kind_id, child_id) for kind_id, child_id in valid}
     blocking, warning = [], []
-    for kind, blocks in required:
-        if (kind.id, child.id if kind.per_child else None) not in have:
+    for kind, blocks, documents in required_for(db, child, establishment_id, today):
+        if not any(d.status == "valid" for d in documents):
             (blocking if blocks else warning).append(kind.name)
     return blocking, warning
 
