@@ -26,10 +26,6 @@ def under_six(child: Child, year: int) -> bool:
     return child.birth_date is not None and date(year - TAX_AGE, 1, 1) < child.birth_date <= date(year, 12, 31)
 
 
-def _year_bounds(year: int) -> tuple[datetime, datetime]:
-    return (datetime.combine(date(year, 1, 1), time(), PARIS), datetime.combine(date(year + 1, 1, 1), time(), PARIS))
-
-
 def _shares(db: Session, invoice_paid: dict[int, int], counted) -> dict[int, int]:
     """Per child, the cents of ``invoice_paid`` (invoice id -> cents received) that went to the lines
     ``counted(line, unit)`` accepts, each invoice's money shared by line amount (rounded per child)."""
@@ -50,13 +46,17 @@ def _shares(db: Session, invoice_paid: dict[int, int], counted) -> dict[int, int
     return dict(result)
 
 
-def _received(db: Session, family_id: int, start: datetime, end: datetime) -> dict[int, int]:
-    """Invoice id -> cents received from the family between ``start`` and ``end``."""
-    when = func.coalesce(Payment.completed_at, Payment.created_at)
+def _received(db: Session, *where) -> dict[int, int]:
+    """Invoice id -> cents received by the payments that ``where`` selects (validated ones only)."""
     return {invoice_id: cents or 0 for invoice_id, cents in db.exec(
         select(Payment.invoice_id, func.sum(Payment.amount_cents))
-        .where(Payment.family_id == family_id, Payment.status == PaymentStatus.PAID, when >= start, when < end)
-        .group_by(Payment.invoice_id)).all()}
+        .where(Payment.status == PaymentStatus.PAID, *where).group_by(Payment.invoice_id)).all()}
+
+
+def _in_year(year: int):
+    start, end = (datetime.combine(date(y, 1, 1), time(), PARIS) for y in (year, year + 1))
+    when = func.coalesce(Payment.completed_at, Payment.created_at)
+    return (when >= start) & (when < end)
 
 
 @dataclass
@@ -78,7 +78,7 @@ def tax_certificate(db: Session, family: Family, year: int, excluded_units: list
     if not children:
         return certificate
     eligible = {c.id for c in children}
-    shares = _shares(db, _received(db, family.id, *_year_bounds(year)),
+    shares = _shares(db, _received(db, Payment.family_id == family.id, _in_year(year)),
                      lambda line, unit: line.child_id in eligible and unit.code not in excluded_units)
     certificate.rows = [(child, shares.get(child.id, 0)) for child in children]
     return certificate
@@ -100,20 +100,14 @@ class PresenceCertificate:
 
 def presence_certificate(db: Session, child: Child, period: Period) -> PresenceCertificate:
     """The days ``child`` attended in ``period`` (any unit of its establishment) and what was paid for them."""
-    units = select(Unit.id).where(Unit.establishment_id == period.establishment_id)
+    unit_ids = set(db.exec(select(Unit.id).where(Unit.establishment_id == period.establishment_id)).all())
     days = sorted(set(db.exec(select(Attendance.day).where(
-        Attendance.child_id == child.id, Attendance.present == True, Attendance.unit_id.in_(units),  # noqa: E712
+        Attendance.child_id == child.id, Attendance.present == True, Attendance.unit_id.in_(unit_ids),  # noqa: E712
         Attendance.day >= period.start_date, Attendance.day <= period.end_date)).all()))
     invoice_ids = set(db.exec(select(InvoiceLine.invoice_id).where(
-        InvoiceLine.child_id == child.id, InvoiceLine.unit_id.in_(units),
+        InvoiceLine.child_id == child.id, InvoiceLine.unit_id.in_(unit_ids),
         InvoiceLine.day >= period.start_date, InvoiceLine.day <= period.end_date)).all())
-    received = {}
-    if invoice_ids:
-        received = {invoice_id: cents or 0 for invoice_id, cents in db.exec(
-            select(Payment.invoice_id, func.sum(Payment.amount_cents))
-            .where(Payment.invoice_id.in_(invoice_ids), Payment.status == PaymentStatus.PAID)
-            .group_by(Payment.invoice_id)).all()}
-    unit_ids = set(db.exec(units).all())
+    received = _received(db, Payment.invoice_id.in_(invoice_ids)) if invoice_ids else {}
     shares = _shares(db, received, lambda line, unit: line.child_id == child.id and unit.id in unit_ids
                      and period.start_date <= line.day <= period.end_date)
     return PresenceCertificate(child, period, days, shares.get(child.id, 0))
