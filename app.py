@@ -258,6 +258,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     formatting.init_app(app)
     assets.init_app(app)
     app.add_template_global(planning.state_summary, "state_summary")
+    # Whether the town offers direct debit (its links shown): the same test as its pages' own.
+    app.add_template_global(lambda: direct_debit.creditor(app.config) is not None, "debit_offered")
     # Said in every footer, as RGAA asks: the statement's status, from the grid and the published run.
     app.jinja_env.globals["accessibility_status"] = accessibility.audit(accessibility.load_results()).status
     web.init_app(app)

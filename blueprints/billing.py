@@ -63,7 +63,8 @@ def pdf(invoice_id: int):
 # --- direct debit ("Prélèvement automatique") ---------------------------------------------------------
 
 
-def _creditor_or_404():
+def creditor_or_404() -> direct_debit.Creditor:
+    """The town as SEPA creditor; a 404 when it does not offer direct debit (its pages do not exist)."""
     cred = direct_debit.creditor(current_app.config)
     if cred is None:
         abort(404)  # the town does not offer direct debit
@@ -75,7 +76,7 @@ def _creditor_or_404():
 def direct_debit_page():
     """Page: the family's mandate (RUM, account, state) with "Changer de compte" and "Arrêter le
     prélèvement", or the mandate to sign: holder, IBAN, the SEPA consent, "Signer le mandat"."""
-    cred = _creditor_or_404()
+    cred = creditor_or_404()
     db = get_db()
     mandate = direct_debit.live_mandate(db, current_user.family_id)
     form = MandateForm(prefix="mandat") if mandate is None else AccountForm(prefix="compte")
@@ -105,7 +106,7 @@ def direct_debit_page():
 @parent_required
 def direct_debit_stop():
     """Action: "Arrêter le prélèvement"; the next invoices are to pay online or at the counter."""
-    _creditor_or_404()
+    creditor_or_404()
     db = get_db()
     mandate = direct_debit.live_mandate(db, current_user.family_id)
     if mandate is None:

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlmodel import select
 
+from blueprints.billing import creditor_or_404
 from blueprints.forms import AccountForm, PaperMandateForm
 from blueprints.web import staff_required
 from db import get_db, get_or_404
@@ -19,18 +20,11 @@ bp = Blueprint("regie", __name__, url_prefix="/regie")
 MAX_REPORT = 5 * 1024 * 1024  # a bank's reject report of a town is a few kilobytes
 
 
-def _creditor():
-    cred = direct_debit.creditor(current_app.config)
-    if cred is None:
-        abort(404)
-    return cred
-
-
 @bp.route("/prelevements", methods=["GET", "POST"])
 @staff_required
 def home():
     """Page: the debits announced per date, "Préparer le fichier de prélèvement", the files made."""
-    cred = _creditor()
+    cred = creditor_or_404()
     db = get_db()
     today = paris_today(utcnow())
     if request.method == "POST":
@@ -59,7 +53,7 @@ def home():
 @staff_required
 def batch(batch_id: int):
     """Page: a file's debits, each with its family, invoice, sequence and mandate, and its reject form."""
-    _creditor()
+    creditor_or_404()
     db = get_db()
     made = get_or_404(DebitBatch, batch_id)
     rows = db.exec(select(DebitLine, Invoice, Mandate, Family).join(Invoice, Invoice.id == DebitLine.invoice_id)
@@ -73,7 +67,7 @@ def batch(batch_id: int):
 @staff_required
 def download(batch_id: int):
     """Download: the file as built (SEPA pain.008), to deposit on the bank's or the Trésor's site."""
-    _creditor()
+    creditor_or_404()
     made = get_or_404(DebitBatch, batch_id)
     response = make_response(made.content)
     response.mimetype = "application/xml"
@@ -86,7 +80,7 @@ def download(batch_id: int):
 @staff_required
 def reject(line_id: int):
     """Action: "Enregistrer le rejet" of one debit, with the bank's reason."""
-    _creditor()
+    creditor_or_404()
     db = get_db()
     line = get_or_404(DebitLine, line_id)
     try:
@@ -104,7 +98,7 @@ def reject(line_id: int):
 @staff_required
 def import_report():
     """Action: "Importer le relevé de rejets" (the bank's pain.002 file)."""
-    _creditor()
+    creditor_or_404()
     db = get_db()
     upload = request.files.get("releve")
     content = upload.read(MAX_REPORT + 1) if upload else b""
@@ -134,7 +128,7 @@ def import_report():
 @staff_required
 def family_mandate(family_id: int):
     """Action: record the family's paper mandate, or change its account."""
-    _creditor()
+    creditor_or_404()
     db = get_db()
     family = get_or_404(Family, family_id)
     mandate = direct_debit.live_mandate(db, family.id)
@@ -162,7 +156,7 @@ def family_mandate(family_id: int):
 @staff_required
 def family_mandate_stop(family_id: int):
     """Action: stop the family's mandate (its written revocation came to the town hall)."""
-    _creditor()
+    creditor_or_404()
     db = get_db()
     family = get_or_404(Family, family_id)
     mandate = direct_debit.live_mandate(db, family.id)
