@@ -35,6 +35,7 @@ from blueprints import (
     demo,
     documents,
     enrolments,
+    households,
     regie,
     reservations,
     simulator,
@@ -281,6 +282,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(regie.bp)
     app.register_blueprint(documents.bp)
     app.register_blueprint(enrolments.bp)
+    app.register_blueprint(households.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(demo.bp)
 

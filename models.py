@@ -120,10 +120,19 @@ class Family(SQLModel, table=True):
         back_populates="family",
         sa_relationship_kwargs={"order_by": "Guardian.position", "cascade": "all, delete-orphan"},
     )
-    children: list["Child"] = Relationship(
+    # The children whose file this household opened, and those it shares with another household
+    # (shared custody, ``ChildHousehold``): ``children`` is both, as every screen lists them.
+    own_children: list["Child"] = Relationship(
         back_populates="family", sa_relationship_kwargs={"order_by": "Child.birth_date"}
     )
+    shared_children: list["Child"] = Relationship(
+        sa_relationship_kwargs={"secondary": "childhousehold", "order_by": "Child.birth_date", "viewonly": True}
+    )
     users: list["User"] = Relationship(back_populates="family")
+
+    @property
+    def children(self) -> list["Child"]:
+        return sorted([*self.own_children, *self.shared_children], key=lambda c: (c.birth_date, c.id))
 
 
 class Guardian(SQLModel, table=True):
@@ -212,11 +221,31 @@ class Child(SQLModel, table=True):
     calendar_version: int = Field(default=0)
     created_at: datetime = Field(default_factory=utcnow)
 
-    family: Optional[Family] = Relationship(back_populates="children")
+    family: Optional[Family] = Relationship(back_populates="own_children")
+    # The second household of a child in shared custody (none for most children).
+    other_households: list["Family"] = Relationship(
+        sa_relationship_kwargs={"secondary": "childhousehold", "order_by": "Family.name", "viewonly": True}
+    )
 
     @property
     def full_name(self) -> str:
         return f"{self.first_name} {self.last_name}"
+
+
+class ChildHousehold(SQLModel, table=True):
+    """Shared custody ("garde alternée"): a second household of a child, whose file stays the first
+    household's (``Child.family_id``). Each household books and pays for its own days; the child's
+    record is shared, except the persons allowed to pick the child up, which are each household's."""
+
+    __table_args__ = (UniqueConstraint("child_id", "family_id"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    child_id: int = Field(foreign_key="child.id", index=True)
+    family_id: int = Field(foreign_key="family.id", index=True)
+    pickup_persons: str = Field(default="", max_length=2000)  # this household's, one "name - phone" per line
+    calendar_version: int = Field(default=0)  # this household's calendar link (see Child.calendar_version)
+    created_by_id: Optional[int] = Field(default=None, foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class ChangeRequest(SQLModel, table=True):
@@ -430,11 +459,12 @@ class Draft(SQLModel, table=True):
     ``revision`` grows with every change, so a confirmation knows which selection it confirms.
     """
 
-    __table_args__ = (UniqueConstraint("child_id", "period_id"),)
+    __table_args__ = (UniqueConstraint("child_id", "period_id", "family_id", name="uq_draft_child_period_family"),)
 
     id: Optional[int] = Field(default=None, primary_key=True)
     child_id: int = Field(foreign_key="child.id", index=True)
     period_id: int = Field(foreign_key="period.id")
+    family_id: int = Field(foreign_key="family.id")  # the household editing it (shared custody: one each)
     revision: int = Field(default=0)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -512,6 +542,7 @@ class Booking(SQLModel, table=True):
     unit_id: int = Field(foreign_key="unit.id")
     day: date
     status: str = Field(max_length=10)
+    family_id: int = Field(foreign_key="family.id", index=True)  # the household that booked it and pays for it
     line_id: int = Field(foreign_key="reservationline.id")
     cancel_line_id: Optional[int] = Field(default=None, foreign_key="reservationline.id")  # a cancellation asked
     created_at: datetime = Field(default_factory=utcnow)

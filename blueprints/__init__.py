@@ -8,6 +8,7 @@
 | `/reservations/`         | `reservations.py` (planning, cancellations, absences) | `reservations/`, `partials/reservations/` |
 | `/factures/`             | `billing.py` (invoices, online payment) | `billing/`, `partials/billing/` |
 | `/agent/`                | `staff.py` (validations, attendance lists, billing run) | `staff/` |
+| `/foyers/`               | `households.py` (shared custody: a child's second household) | `households/` |
 | `/admin/`                | `admin/` package (establishments, units, periods, brackets, enrolments, accounts, journal) | `admin/` |
 | `/simulateur-paiement/`  | `simulator.py` (demo and tests only) | `simulator/`     |
 | `/demo/`                 | `demo.py` (demo mailbox)  | `demo/`                       |

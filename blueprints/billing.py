@@ -9,8 +9,9 @@ from sqlmodel import select
 from blueprints.forms import AccountForm, MandateForm
 from blueprints.web import page_or_fragment, parent_required, pdf_response
 from db import get_db, writing_session
-from models import Child, Credit, Establishment, Family, Invoice, Payment, PaymentStatus, Period, Unit, utcnow
+from models import Credit, Establishment, Family, Invoice, Payment, PaymentStatus, Period, Unit, utcnow
 from services import billing, certificates, direct_debit, payments
+from services import family as family_service
 from services.calendar import paris_today
 from services.links import external_url, portal_url
 from services.security import log_event
@@ -29,7 +30,7 @@ def own_invoice_or_404(invoice_id: int) -> Invoice:
 def _printed(invoice: Invoice) -> dict:
     """What the invoice prints: its family, and the children and units its lines name."""
     db = get_db()
-    children = {c.id: c for c in db.exec(select(Child).where(Child.family_id == invoice.family_id))}
+    children = family_service.household_children(db, invoice.family_id)
     units = {u.id: u for u in db.exec(select(Unit).where(Unit.id.in_({l.unit_id for l in invoice.lines})))}
     return dict(invoice=invoice, children=children, units=units, kinds=billing.KIND_WORDS,
                 family=db.get(Family, invoice.family_id))
@@ -152,11 +153,12 @@ def tax_certificate_pdf(year: int):
 def presence_certificate_pdf(child_id: int, period_id: int):
     """The "Attestation de présence" of a child of the family for a period: days attended, amount paid."""
     db = get_db()
-    child, period = db.get(Child, child_id), db.get(Period, period_id)
-    if child is None or child.family_id != current_user.family_id or period is None:
+    child = family_service.child_of_family(db, current_user.family_id, child_id)
+    period = db.get(Period, period_id)
+    if child is None or period is None:
         abort(404)
-    made = certificates.presence_certificate(db, child, period)
-    html = render_template("billing/presence_pdf.html", certificate=made, family=db.get(Family, child.family_id),
+    made = certificates.presence_certificate(db, child, period, current_user.family_id)
+    html = render_template("billing/presence_pdf.html", certificate=made, family=db.get(Family, current_user.family_id),
                            establishment=db.get(Establishment, period.establishment_id), today=paris_today(utcnow()))
     return pdf_response(html, f"attestation-presence-{child.first_name.lower()}-{period.start_date}.pdf")
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 from datetime import date
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlmodel import select
 
 from blueprints.forms import ChildForm, strip_all
 from blueprints.web import parent_required
 from db import get_db
-from models import ChangeRequest, ChangeStatus, Child, utcnow
+from models import ChangeRequest, Child, utcnow
 from services import calendar_feed, documents
 from services import family as family_service
 from services.calendar import paris_today
@@ -68,15 +67,16 @@ def view(child_id: int):
     child = family_service.child_of_family(db, current_user.family_id, child_id)
     if child is None:
         abort(404)
-    pending = _pending_for(db, child.id)
-    rows = [
-        {"label": label, "value": family_service.display_value(name, family_service.child_snapshot(child)[name])}
-        for name, label in family_service.CHILD_FIELDS.items()
-    ]
-    feed_url = external_url("children.calendar", child_id=child.id,
-                            token=calendar_feed.token(current_app.config["SECRET_KEY"], child))
+    pending = family_service.pending_child_request(db, child.id, current_user.family_id)
+    snapshot = family_service.child_snapshot(child, family_service.household_link(db, child, current_user.family_id))
+    shared = bool(child.other_households) or child.family_id != current_user.family_id
+    rows = [{"label": label, "value": family_service.display_value(name, snapshot[name])}
+            for name, label in family_service.CHILD_FIELDS.items()]
+    link = family_service.household_link(db, child, current_user.family_id)
+    feed_url = external_url("children.calendar", child_id=child.id, foyer=link.family_id if link else None,
+                            token=calendar_feed.token(current_app.config["SECRET_KEY"], child, link))
     papers = [n for n in documents.needed(db, current_user.family_id, paris_today(utcnow())) if n.child and n.child.id == child.id]
-    return render_template("children/view.html", child=child, rows=rows, pending=pending, feed_url=feed_url,
+    return render_template("children/view.html", child=child, rows=rows, pending=pending, feed_url=feed_url, shared=shared,
                            papers=papers, paper_states=documents.STATES,
                            webcal_url="webcal://" + feed_url.split("://", 1)[1])
 
@@ -86,10 +86,12 @@ def calendar(child_id: int, token: str):
     """The child's private calendar feed (ICS), for the parent's calendar app: no login, the token is the key."""
     db = get_db()
     child = db.get(Child, child_id)
-    if not calendar_feed.valid(current_app.config["SECRET_KEY"], child, token):
+    household = request.args.get("foyer", type=int)  # a second household's link (shared custody)
+    link = family_service.household_link(db, child, household) if child and household else None
+    if (household and link is None) or not calendar_feed.valid(current_app.config["SECRET_KEY"], child, token, link):
         abort(404)
     host = urlsplit(current_app.config["BASE_URL"]).hostname
-    response = make_response(calendar_feed.feed(db, child, host))
+    response = make_response(calendar_feed.feed(db, child, host, link.family_id if link else None))
     response.mimetype = "text/calendar"
     response.headers["Content-Disposition"] = f'inline; filename="planning-{child.id}.ics"'
     response.headers["Cache-Control"] = "private, no-cache"
@@ -105,8 +107,10 @@ def renew_calendar(child_id: int):
     child = family_service.child_of_family(db, current_user.family_id, child_id)
     if child is None:
         abort(404)
-    child.calendar_version += 1
-    db.add(child)
+    link = family_service.household_link(db, child, current_user.family_id)
+    renewed = link or child  # each household renews its own link
+    renewed.calendar_version += 1
+    db.add(renewed)
     db.commit()
     log_event("calendar.renewed", current_user.id, child=child.id)
     flash("Nouveau lien d'agenda créé : l'ancien ne fonctionne plus. Ajoutez ce nouveau lien à votre agenda.", "success")
@@ -122,10 +126,11 @@ def edit(child_id: int):
     child = family_service.child_of_family(db, fam.id, child_id)
     if child is None:
         abort(404)
-    pending = _pending_for(db, child.id)
+    pending = family_service.pending_child_request(db, child.id, fam.id)
     form = ChildForm()
     if not form.is_submitted():
-        _fill(form, pending.after if pending else family_service.child_snapshot(child))
+        _fill(form, pending.after if pending else family_service.child_snapshot(
+            child, family_service.household_link(db, child, fam.id)))
     if form.validate_on_submit():
         strip_all(form)
         req = family_service.request_child_change(db, current_user, fam, child, _payload(form))
@@ -155,8 +160,3 @@ def new_child_request(request_id: int):
     ]
     return render_template("children/request.html", req=req, rows=rows)
 
-
-def _pending_for(db, child_id: int) -> ChangeRequest | None:
-    return db.exec(
-        select(ChangeRequest).where(ChangeRequest.child_id == child_id, ChangeRequest.status == ChangeStatus.PENDING)
-    ).first()

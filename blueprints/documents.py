@@ -13,6 +13,7 @@ from blueprints.web import parent_required, staff_required
 from db import get_db, get_or_404
 from models import Child, Document, DocumentType, Family, utcnow
 from services import documents
+from services import family as family_service
 from services.calendar import paris_today
 
 bp = Blueprint("documents", __name__, url_prefix="/documents")
@@ -33,8 +34,8 @@ def family_documents():
         kind = db.get(DocumentType, request.form.get("type", type=int) or 0)
         child = None
         if request.form.get("enfant"):
-            child = db.get(Child, request.form.get("enfant", type=int) or 0)
-            if child is None or child.family_id != current_user.family_id:
+            child = family_service.child_of_family(db, current_user.family_id, request.form.get("enfant", type=int) or 0)
+            if child is None:
                 abort(404)
         wanted = {(n.kind.id, n.child.id if n.child else None) for n in documents.needed(db, current_user.family_id, today)}
         if kind is None or (kind.id, child.id if child else None) not in wanted:
@@ -58,9 +59,11 @@ def family_documents():
 @login_required
 def download(document_id: int):
     """Download: the file, as an attachment, never cached; for its family and staff only (else 404)."""
-    document = get_db().get(Document, document_id)
-    if document is None or not (current_user.is_staff or document.family_id == current_user.family_id):
-        abort(404)
+    db = get_db()
+    document = db.get(Document, document_id)
+    if document is None or not (current_user.is_staff or document.family_id == current_user.family_id or (
+            document.child_id and family_service.child_of_family(db, current_user.family_id, document.child_id))):
+        abort(404)  # a child's paper is also its other household's (shared custody)
     path = documents.path_of(_directory(), document)
     if not path.is_file():
         abort(404)

@@ -10,6 +10,7 @@ from blueprints.web import parent_required, staff_required
 from db import get_db, get_or_404
 from models import Child, Document, DocumentType, EnrolmentRequest, Establishment, Family, utcnow
 from services import documents, enrolments
+from services import family as family_service
 from services.calendar import paris_today
 
 bp = Blueprint("enrolments", __name__, url_prefix="/inscriptions")
@@ -26,15 +27,15 @@ def new():
     places = enrolments.open_establishments(db, today)
     child = establishment = None
     if request.values.get("enfant") and request.values.get("structure"):
-        child = db.get(Child, request.values.get("enfant", type=int) or 0)
+        child = family_service.child_of_family(db, family.id, request.values.get("enfant", type=int) or 0)
         establishment = db.get(Establishment, request.values.get("structure", type=int) or 0)
-        if child is None or child.family_id != family.id or establishment is None:
+        if child is None or establishment is None:
             abort(404)
         if establishment not in places:
             flash(f"{establishment.name} ne prend pas d'inscription en ligne en ce moment.", "error")
             return redirect(url_for("enrolments.new"))
     required = [(kind, blocking, found[0] if found else None)  # the newest one still good, if any
-                for kind, blocking, found in documents.required_for(db, child, establishment.id, today)] if child else []
+                for kind, blocking, found in documents.required_for(db, child, establishment.id, today, family.id)] if child else []
     if request.method == "POST" and child:
         files = {}
         try:

@@ -141,7 +141,7 @@ def _month_context(child: Child, period: Period, month: date, mode: str, message
     db = get_db()
     days = planning.month_days(period, month)
     if opened is None:
-        opened = planning.open_planning(db, child.family_id, child.id, period.id, mode)
+        opened = planning.open_planning(db, current_user.family_id, child.id, period.id, mode)
     plan = planning.load_planning(db, child, period, days, utcnow(), mode, draft=opened.draft, version=opened.version)
     months = planning.period_months(period)
     index = months.index(month)
@@ -229,7 +229,8 @@ def _apply_bulk(child, period, unit, month, days, select_days, mode="book", ask_
     """Select or deselect ``days``, then the month fragment (htmx) or a redirect to it with a message;
     or, when the service held a large selection back, the question (a dialog, or a page without JS)."""
     try:
-        change = planning.bulk(get_db(), child, period, unit.id, days, select_days, utcnow(), mode, ask_above)
+        change = planning.bulk(get_db(), child, period, unit.id, days, select_days, utcnow(), mode, ask_above,
+                               family_id=current_user.family_id)
         message = change.message
     except planning.PlanningError as exc:
         change, message = None, str(exc)
@@ -328,7 +329,7 @@ def absence():
         except ValueError:
             abort(400)
         try:
-            made = planning.declare_absence(db, current_user.id, child, day, utcnow())
+            made = planning.declare_absence(db, current_user.id, child, day, utcnow(), current_user.family_id)
         except planning.PlanningError as exc:
             flash(str(exc), "error")
             return redirect(url_for("reservations.absence"))
@@ -337,7 +338,7 @@ def absence():
         flash(f"L'absence de {child.first_name} le {day:%d/%m/%Y} est signalée à la structure ({numbers}). "
               "Elle décidera si l'absence est justifiée (non facturée).", "success")
         return redirect(url_for("account.home", _anchor="inscriptions"))
-    options = planning.absence_options(db, [c.id for c in family.children], today)
+    options = planning.absence_options(db, family.id, today)
     children = {c.id: c for c in family.children}
     return render_template("reservations/absence.html", options=options, children=children, today=today)
 
@@ -358,10 +359,10 @@ def recap(child_id: int, period_id: int, mode: str):
     """Page: "Valider le planning" — the days to check before "Confirmer la réservation"."""
     child = _child_or_404(child_id)
     period = _period_or_404(child, period_id)
-    draft, lines = planning.recap(get_db(), child, period, utcnow(), mode)
+    draft, lines = planning.recap(get_db(), child, period, utcnow(), mode, current_user.family_id)
     month = _month_arg(period, request.args.get("mois"))
     blocking, warning = ([], []) if mode == "cancel" else documents.missing_for(
-        get_db(), child, period.establishment_id, paris_today(utcnow()))
+        get_db(), child, period.establishment_id, paris_today(utcnow()), current_user.family_id)
     return render_template("reservations/recap.html", child=child, period=period, draft=draft, lines=lines,
                            month=month, establishment=get_db().get(Establishment, period.establishment_id),
                            summary=planning.recap_summary(lines, mode),
@@ -382,7 +383,7 @@ def confirm(child_id: int, period_id: int, mode: str):
         abort(400)
     try:
         confirm_ = planning.confirm_cancellation if mode == "cancel" else planning.confirm
-        reservation = confirm_(db, current_user.id, child, period, revision, utcnow())
+        reservation = confirm_(db, current_user.id, child, period, revision, utcnow(), current_user.family_id)
     except planning.PlanningError as exc:
         flash(str(exc), "error")
         return redirect(url_for("reservations.recap", child_id=child.id, period_id=period.id, mode=mode))

@@ -6,7 +6,19 @@ from datetime import date
 
 from sqlmodel import Session, select
 
-from models import Attendance, Booking, Child, Enrollment, Family, Guardian, Period, PeriodUnit, Unit, utcnow
+from models import (
+    Attendance,
+    Booking,
+    Child,
+    ChildHousehold,
+    Enrollment,
+    Family,
+    Guardian,
+    Period,
+    PeriodUnit,
+    Unit,
+    utcnow,
+)
 from services import csvfile
 
 
@@ -17,6 +29,7 @@ class Row:
     cancel_pending: bool
     present: bool | None
     phones: str
+    pickup: str = ""  # who may pick the child up: the persons of the household whose day it is
 
     @property
     def expected(self) -> bool:
@@ -47,19 +60,25 @@ def sheet(db: Session, establishment_id: int, day: date) -> list[UnitList]:
                        .where(Booking.unit_id.in_(unit_ids), Booking.day == day)).all()
     marks = {(a.child_id, a.unit_id): a for a in db.exec(
         select(Attendance).where(Attendance.unit_id.in_(unit_ids), Attendance.day == day))}
-    family_ids = {c.family_id for _, c in bookings} | {db.get(Child, a.child_id).family_id for a in marks.values()}
+    # A child in shared custody is picked up, and its parents called, by the household that booked the day.
+    family_ids = {b.family_id for b, _ in bookings} | {db.get(Child, a.child_id).family_id for a in marks.values()}
     phones = _phones(db, family_ids)
+    second = {(h.child_id, h.family_id): h.pickup_persons for h in db.exec(
+        select(ChildHousehold).where(ChildHousehold.child_id.in_({b.child_id for b, _ in bookings})))}
     lists = {u.id: UnitList(u) for u in units}
     seen = set()
     for booking, child in bookings:
         mark = marks.get((child.id, booking.unit_id))
+        pickup = second.get((child.id, booking.family_id), child.pickup_persons)
         lists[booking.unit_id].rows.append(Row(child, booking.status, booking.cancel_line_id is not None,
-                                               mark.present if mark else None, phones.get(child.family_id, "")))
+                                               mark.present if mark else None, phones.get(booking.family_id, ""),
+                                               pickup))
         seen.add((child.id, booking.unit_id))
     for (child_id, unit_id), mark in marks.items():
         if (child_id, unit_id) not in seen and not mark.booked:
             child = db.get(Child, child_id)
-            lists[unit_id].rows.append(Row(child, "walk-in", False, mark.present, phones.get(child.family_id, "")))
+            lists[unit_id].rows.append(Row(child, "walk-in", False, mark.present, phones.get(child.family_id, ""),
+                                           child.pickup_persons))
     order = {"accepted": 0, "walk-in": 1, "request": 2, "waitlist": 3}
     for unit_list in lists.values():
         unit_list.rows.sort(key=lambda r: (order[r.status], r.child.last_name, r.child.first_name))
@@ -111,7 +130,7 @@ def to_csv(lists: list[UnitList], day: date) -> str:
          STATUS_WORDS[r.status], "oui" if r.cancel_pending else "",
          {True: "présent", False: "absent", None: ""}[r.present], r.child.allergies,
          (r.child.pai_details or "oui") if r.child.has_pai else "", r.child.medical_notes,
-         r.child.pickup_persons.replace("\n", " / "), r.phones]
+         r.pickup.replace("\n", " / "), r.phones]
         for unit_list in lists for r in unit_list.rows
     )
     return csvfile.to_csv(header, rows)

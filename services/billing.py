@@ -102,12 +102,13 @@ def billable_items(db: Session, month: date, family_ids: list[int] | None = None
     """(family id, item) for everything of ``month`` not yet on an invoice (of these families only)."""
     first, last = month_bounds(month)
     items: list[tuple[int, Item]] = []
-    q = (select(Child.family_id, Booking.child_id, Booking.unit_id, Booking.day)
-         .join(Child, Child.id == Booking.child_id)
+    # A booking is billed to the household that made it (shared custody: each at its own QF), a walk-in
+    # to the child's file's household.
+    q = (select(Booking.family_id, Booking.child_id, Booking.unit_id, Booking.day)
          .where(Booking.status == "accepted", Booking.day >= first, Booking.day <= last)
          .where(~_already_invoiced(Booking.child_id, Booking.unit_id, Booking.day, "booking")))
     if family_ids is not None:
-        q = q.where(Child.family_id.in_(family_ids))
+        q = q.where(Booking.family_id.in_(family_ids))
     items += [(f, Item(c, u, d, "booking")) for f, c, u, d in db.exec(q)]
     q = (select(Child.family_id, Attendance.child_id, Attendance.unit_id, Attendance.day)
          .join(Child, Child.id == Attendance.child_id)

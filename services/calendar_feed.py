@@ -16,27 +16,34 @@ from datetime import datetime, timedelta
 from icalendar import Calendar, Event
 from sqlmodel import Session, select
 
-from models import Booking, Child, Establishment, Unit, utcnow
+from models import Booking, Child, ChildHousehold, Establishment, Unit, utcnow
 from services.formatting import PARIS
 
 PAST_DAYS = 92  # the feed keeps three months of the past: a calendar app has them already
 
 
-def token(secret: str, child: Child) -> str:
-    digest = hmac.new(secret.encode(), f"calendar:{child.id}:{child.calendar_version}".encode(), hashlib.sha256).digest()
+def token(secret: str, child: Child, link: ChildHousehold | None = None) -> str:
+    """The link's secret: of the child's file's household, or of its second household (``link``, shared
+    custody), each with its own version, so that one renewing its link leaves the other's working."""
+    message = (f"calendar:{child.id}:{child.calendar_version}" if link is None
+               else f"calendar:{child.id}:household:{link.family_id}:{link.calendar_version}")
+    digest = hmac.new(secret.encode(), message.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest[:24]).decode()
 
 
-def valid(secret: str, child: Child | None, typed: str) -> bool:
-    return child is not None and hmac.compare_digest(token(secret, child), typed or "")
+def valid(secret: str, child: Child | None, typed: str, link: ChildHousehold | None = None) -> bool:
+    return child is not None and hmac.compare_digest(token(secret, child, link), typed or "")
 
 
-def feed(db: Session, child: Child, host: str) -> bytes:
-    """The child's accepted bookings from three months ago on, one event per day and unit."""
+def feed(db: Session, child: Child, host: str, family_id: int | None = None) -> bytes:
+    """The child's accepted bookings from three months ago on, one event per day and unit: those of the
+    household ``family_id`` (the child's file's by default; shared custody: the other home's days are
+    not in it)."""
     since = utcnow().astimezone(PARIS).date() - timedelta(days=PAST_DAYS)
     rows = db.exec(select(Booking, Unit, Establishment).join(Unit, Unit.id == Booking.unit_id)
                    .join(Establishment, Establishment.id == Unit.establishment_id)
-                   .where(Booking.child_id == child.id, Booking.status == "accepted", Booking.day >= since)
+                   .where(Booking.child_id == child.id, Booking.status == "accepted", Booking.day >= since,
+                          Booking.family_id == (family_id or child.family_id))
                    .order_by(Booking.day, Unit.position)).all()
     calendar = Calendar()
     calendar.add("prodid", "-//Ribambelle//Portail famille//FR")

@@ -12,10 +12,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
-from sqlalchemy import func
+from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
-from models import Attendance, Child, Family, Invoice, InvoiceLine, Payment, PaymentStatus, Period, Unit
+from models import Attendance, Booking, Child, Family, Invoice, InvoiceLine, Payment, PaymentStatus, Period, Unit
+from services.family import household_children, in_household
 from services.formatting import PARIS
 
 TAX_AGE = 6  # the tax credit for childcare is for children under 6 on 1 January of the year
@@ -98,14 +99,21 @@ class PresenceCertificate:
     paid_cents: int  # received for the child's days of the period
 
 
-def presence_certificate(db: Session, child: Child, period: Period) -> PresenceCertificate:
-    """The days ``child`` attended in ``period`` (any unit of its establishment) and what was paid for them."""
+def presence_certificate(db: Session, child: Child, period: Period, family_id: int | None = None) -> PresenceCertificate:
+    """The days ``child`` attended in ``period`` (any unit of its establishment) and what was paid for them,
+    by the household ``family_id`` (the child's file's by default; shared custody: each its own days)."""
+    family_id = family_id or child.family_id
     unit_ids = set(db.exec(select(Unit.id).where(Unit.establishment_id == period.establishment_id)).all())
+    booked_by = (select(Booking.family_id).where(Booking.child_id == Attendance.child_id, Booking.unit_id == Attendance.unit_id,
+                                                 Booking.day == Attendance.day).scalar_subquery())
+    # a day booked by the household, or, for the child's file's household, a walk-in
+    household_day = (booked_by == family_id) if family_id != child.family_id else or_(booked_by == family_id,
+                                                                                     booked_by.is_(None))
     days = sorted(set(db.exec(select(Attendance.day).where(
         Attendance.child_id == child.id, Attendance.present == True, Attendance.unit_id.in_(unit_ids),  # noqa: E712
-        Attendance.day >= period.start_date, Attendance.day <= period.end_date)).all()))
-    invoice_ids = set(db.exec(select(InvoiceLine.invoice_id).where(
-        InvoiceLine.child_id == child.id, InvoiceLine.unit_id.in_(unit_ids),
+        Attendance.day >= period.start_date, Attendance.day <= period.end_date, household_day)).all()))
+    invoice_ids = set(db.exec(select(InvoiceLine.invoice_id).join(Invoice, Invoice.id == InvoiceLine.invoice_id).where(
+        InvoiceLine.child_id == child.id, InvoiceLine.unit_id.in_(unit_ids), Invoice.family_id == family_id,
         InvoiceLine.day >= period.start_date, InvoiceLine.day <= period.end_date)).all())
     received = _received(db, Payment.invoice_id.in_(invoice_ids)) if invoice_ids else {}
     shares = _shares(db, received, lambda line, unit: line.child_id == child.id and unit.id in unit_ids
@@ -118,13 +126,13 @@ def presence_choices(db: Session, family_id: int) -> list[tuple[Child, Period]]:
     pairs = set()
     for child_id, unit_id, day in db.exec(
             select(Attendance.child_id, Attendance.unit_id, Attendance.day).join(Child, Child.id == Attendance.child_id)
-            .where(Child.family_id == family_id, Attendance.present == True)  # noqa: E712
+            .where(in_household(family_id), Attendance.present == True)  # noqa: E712
             .union(select(InvoiceLine.child_id, InvoiceLine.unit_id, InvoiceLine.day)
                    .join(Invoice, Invoice.id == InvoiceLine.invoice_id).where(Invoice.family_id == family_id))).all():
         pairs.add((child_id, unit_id, day))
     if not pairs:
         return []
-    children = {c.id: c for c in db.exec(select(Child).where(Child.family_id == family_id))}
+    children = household_children(db, family_id)
     establishments = dict(db.exec(select(Unit.id, Unit.establishment_id).where(Unit.id.in_({u for _, u, _ in pairs}))).all())
     periods = db.exec(select(Period).where(Period.establishment_id.in_(set(establishments.values())))
                       .order_by(Period.start_date)).all()

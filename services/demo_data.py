@@ -259,7 +259,8 @@ def _seed_last_month(db: Session, today: date, now: datetime, parent: User, lea:
                                    outcome="accepted", state="accepted")
             db.add(line)
             db.flush()
-            db.add(Booking(child_id=lea.id, unit_id=unit.id, day=day, status="accepted", line_id=line.id))
+            db.add(Booking(child_id=lea.id, unit_id=unit.id, day=day, status="accepted", line_id=line.id,
+                           family_id=lea.family_id))
     db.commit()
     billing.run(db.get_bind(), last_month, today, mail=False)
     invoice = db.exec(select(Invoice).where(Invoice.family_id == lea.family_id)).one()

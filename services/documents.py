@@ -28,6 +28,7 @@ from sqlmodel import Session, select
 
 from models import Child, Document, DocumentType, Enrollment, RequiredDocument, utcnow
 from services import audit, outbox
+from services.family import household_children
 from services.security import log_event
 
 MAX_SIZE = 10 * 1024 * 1024
@@ -175,7 +176,7 @@ def _state(document: Document | None, today: date) -> str:
 
 def needed(db: Session, family_id: int, today: date) -> list[Needed]:
     """Every paper the establishments of the family's children require, with where each stands."""
-    children = {c.id: c for c in db.exec(select(Child).where(Child.family_id == family_id).order_by(Child.birth_date))}
+    children = household_children(db, family_id)
     if not children:
         return []
     rows = db.exec(select(Enrollment.child_id, RequiredDocument, DocumentType)
@@ -183,7 +184,8 @@ def needed(db: Session, family_id: int, today: date) -> list[Needed]:
                    .join(DocumentType, DocumentType.id == RequiredDocument.document_type_id)
                    .where(Enrollment.child_id.in_(list(children)))).all()
     latest: dict[tuple[int, int | None], Document] = {}
-    for document in db.exec(select(Document).where(Document.family_id == family_id).order_by(Document.uploaded_at)):
+    for document in db.exec(select(Document).where(_household_papers(family_id, list(children)))
+                            .order_by(Document.uploaded_at)):
         latest[(document.document_type_id, document.child_id)] = document
     wanted: dict[tuple[int, int | None], Needed] = {}
     for child_id, required, kind in rows:
@@ -197,10 +199,17 @@ def needed(db: Session, family_id: int, today: date) -> list[Needed]:
     return sorted(wanted.values(), key=lambda n: (n.child.first_name if n.child else "", n.kind.name))
 
 
-def required_for(db: Session, child: Child, establishment_id: int,
-                 today: date) -> list[tuple[DocumentType, bool, list[Document]]]:
-    """What ``establishment_id`` requires of ``child`` (or its family): each paper, whether it blocks
-    booking, and the family's documents of it still good (valid and not expired, or waiting), newest first."""
+def _household_papers(family_id: int, child_ids: list[int]):
+    """The household's own papers, and those of its children sent by their other household (shared
+    custody: a child's papers are the child's, whichever home sent them)."""
+    return (Document.family_id == family_id) | Document.child_id.in_(child_ids)
+
+
+def required_for(db: Session, child: Child, establishment_id: int, today: date,
+                 family_id: int | None = None) -> list[tuple[DocumentType, bool, list[Document]]]:
+    """What ``establishment_id`` requires of ``child`` (or of the household ``family_id``, the child's
+    file's by default): each paper, whether it blocks booking, and the documents of it still good (valid
+    and not expired, or waiting), newest first."""
     required = db.exec(select(DocumentType, RequiredDocument.blocking)
                        .join(RequiredDocument, RequiredDocument.document_type_id == DocumentType.id)
                        .where(RequiredDocument.establishment_id == establishment_id).order_by(DocumentType.name)).all()
@@ -208,18 +217,20 @@ def required_for(db: Session, child: Child, establishment_id: int,
         return []
     usable: dict[tuple[int, int | None], list[Document]] = {}
     for document in db.exec(select(Document).where(
-            Document.family_id == child.family_id, Document.document_type_id.in_([kind.id for kind, _ in required]),
+            _household_papers(family_id or child.family_id, [child.id]),
+            Document.document_type_id.in_([kind.id for kind, _ in required]),
             Document.status.in_(["valid", "pending"]), (Document.valid_until.is_(None)) | (Document.valid_until >= today))
             .order_by(Document.uploaded_at.desc())):
         usable.setdefault((document.document_type_id, document.child_id), []).append(document)
     return [(kind, blocks, usable.get((kind.id, child.id if kind.per_child else None), [])) for kind, blocks in required]
 
 
-def missing_for(db: Session, child: Child, establishment_id: int, today: date) -> tuple[list[str], list[str]]:
-    """The papers ``establishment_id`` requires that ``child`` (or its family) has no valid one of:
+def missing_for(db: Session, child: Child, establishment_id: int, today: date,
+                family_id: int | None = None) -> tuple[list[str], list[str]]:
+    """The papers ``establishment_id`` requires that ``child`` (or the household) has no valid one of:
     (those that block booking, those that only warn), by name."""
     blocking, warning = [], []
-    for kind, blocks, documents in required_for(db, child, establishment_id, today):
+    for kind, blocks, documents in required_for(db, child, establishment_id, today, family_id):
         if not any(d.status == "valid" for d in documents):
             (blocking if blocks else warning).append(kind.name)
     return blocking, warning

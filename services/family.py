@@ -5,7 +5,7 @@ from datetime import date
 
 from sqlmodel import Session, select
 
-from models import ChangeRequest, ChangeStatus, Child, Family, Guardian, User, utcnow
+from models import ChangeRequest, ChangeStatus, Child, ChildHousehold, Family, Guardian, User, utcnow
 from services import accounts, audit, outbox
 from services.formatting import date_short
 from services.security import log_event
@@ -67,10 +67,29 @@ def family_snapshot(family: Family) -> dict:
     }
 
 
-def child_snapshot(child: Child | None) -> dict:
+def child_snapshot(child: Child | None, household: ChildHousehold | None = None) -> dict:
+    """The child's record as plain JSON values; ``household``: the link of a second household (shared
+    custody), whose own pick-up persons are shown instead of the first household's."""
     if child is None:
         return {}
-    return {name: _plain(getattr(child, name)) for name in CHILD_FIELDS}
+    snapshot = {name: _plain(getattr(child, name)) for name in CHILD_FIELDS}
+    if household is not None:
+        snapshot["pickup_persons"] = household.pickup_persons
+    return snapshot
+
+
+def household_link(db: Session, child: Child, family_id: int) -> ChildHousehold | None:
+    """The shared-custody link when ``family_id`` is the child's second household, else None."""
+    if child.family_id == family_id:
+        return None
+    return db.exec(select(ChildHousehold).where(ChildHousehold.child_id == child.id,
+                                                ChildHousehold.family_id == family_id)).first()
+
+
+def pending_child_request(db: Session, child_id: int, family_id: int) -> ChangeRequest | None:
+    """The household's change of this child waiting for an agent (each household files its own)."""
+    return db.exec(select(ChangeRequest).where(ChangeRequest.child_id == child_id, ChangeRequest.family_id == family_id,
+                                               ChangeRequest.status == ChangeStatus.PENDING)).first()
 
 
 def display_value(name: str, value) -> str:
@@ -149,15 +168,12 @@ def request_family_change(db: Session, user: User, family: Family, after: dict) 
 def request_child_change(
     db: Session, user: User, family: Family, child: Child | None, after: dict
 ) -> ChangeRequest | None:
-    """File a new child (``child`` None) or a change to one; updates a pending change of that child."""
-    before = child_snapshot(child)
+    """File a new child (``child`` None) or a change to one; updates the household's pending change of
+    that child (a child in shared custody: each household files its own, the same agents decide)."""
+    before = child_snapshot(child, household_link(db, child, family.id) if child is not None else None)
     pending = None
     if child is not None:
-        pending = db.exec(
-            select(ChangeRequest).where(
-                ChangeRequest.child_id == child.id, ChangeRequest.status == ChangeStatus.PENDING
-            )
-        ).first()
+        pending = pending_child_request(db, child.id, family.id)
         if after == before:
             if pending:
                 db.delete(pending)
@@ -211,10 +227,16 @@ def validate(db: Session, agent: User, req: ChangeRequest, message: str = "") ->
         db.add(family)
     else:
         child = db.get(Child, req.child_id) if req.child_id else Child(family_id=family.id, first_name="", last_name="", birth_date=date.today())
+        link = household_link(db, child, family.id) if req.child_id else None
+        before = req.before or {}
         for name, value in req.after.items():
-            if name in CHILD_FIELDS:
-                setattr(child, name, _from_plain(name, value))
+            # only what the parent changed: the other household's change validated meanwhile stays
+            if name not in CHILD_FIELDS or (req.child_id and before.get(name) == value):
+                continue
+            setattr(link if link is not None and name == "pickup_persons" else child, name, _from_plain(name, value))
         db.add(child)
+        if link is not None:
+            db.add(link)
         db.flush()
         req.child_id = child.id
     _decide(db, agent, req, "validated", message)
@@ -240,9 +262,16 @@ def _decide(db: Session, agent: User, req: ChangeRequest, status: str, message: 
     }
     what = subject_of[req.target]
     verdict = "validée" if status == "validated" else "refusée"
+    rows = [r for r in diff_rows(req) if r["changed"]]
     outbox.queue_family(db, family.id, f"Votre modification a été {verdict}", "change_decided", what=what,
-                        validated=status == "validated", message=message,
-                        rows=[r for r in diff_rows(req) if r["changed"]])
+                        validated=status == "validated", message=message, rows=rows)
+    if req.target == "child" and req.child_id and status == "validated":
+        # shared custody: the other household is told what changed in the record it shares
+        shared = [r for r in rows if r["label"] != CHILD_FIELDS["pickup_persons"]]
+        for other in households_of(db, req.child_id):
+            if other != family.id and shared:
+                outbox.queue_family(db, other, f"La fiche de {req.after.get('first_name', 'votre enfant')} a été modifiée",
+                                    "child_changed_by_other", what=what, rows=shared)
     db.commit()
 
 
@@ -250,10 +279,28 @@ def family_of(db: Session, user: User) -> Family | None:
     return db.get(Family, user.family_id) if user.family_id else None
 
 
+def in_household(family_id):
+    """The condition that the ``Child`` of a query is this household's: its own file, or shared with it
+    (shared custody). ``family_id`` a value or a bound parameter."""
+    return (Child.family_id == family_id) | Child.id.in_(
+        select(ChildHousehold.child_id).where(ChildHousehold.family_id == family_id))
+
+
 def child_of_family(db: Session, family_id: int, child_id: int) -> Child | None:
-    """The child, only when it belongs to the family (else None: the view answers 404)."""
+    """The child, only when it belongs to the household (else None: the view answers 404)."""
+    return db.exec(select(Child).where(Child.id == child_id, in_household(family_id))).first()
+
+
+def household_children(db: Session, family_id: int) -> dict[int, Child]:
+    """The household's children by id, those it shares with another household included."""
+    return {c.id: c for c in db.exec(select(Child).where(in_household(family_id)).order_by(Child.birth_date))}
+
+
+def households_of(db: Session, child_id: int) -> list[int]:
+    """The ids of the child's households: its file's first, then the one it shares custody with."""
     child = db.get(Child, child_id)
-    return child if child is not None and child.family_id == family_id else None
+    return [child.family_id, *db.exec(select(ChildHousehold.family_id).where(ChildHousehold.child_id == child_id)
+                                      .order_by(ChildHousehold.id))]
 
 
 def open_family(db: Session, hasher, admin_id: int, name: str, guardian: dict, email: str,

@@ -67,7 +67,7 @@ def family_file(db: Session, family_id: int, user_id: int, now: datetime) -> Fam
     rows = db.exec(select(Family, ChangeRequest, login_change, requests_count)
                    .outerjoin(ChangeRequest, pending)
                    .where(Family.id == family_id)
-                   .options(joinedload(Family.guardians), joinedload(Family.children))
+                   .options(joinedload(Family.guardians), joinedload(Family.own_children), joinedload(Family.shared_children))
                    .order_by(ChangeRequest.id)).unique().all()
     if not rows:
         return None

@@ -178,7 +178,8 @@ def billed_month(db, name="Zoé", cheque_cents=1000, notice_days=None, mail=Fals
                                    outcome="accepted", state="accepted")
             db.add(line)
             db.flush()
-            db.add(Booking(child_id=kid_.id, unit_id=unit.id, day=day, status="accepted", line_id=line.id))
+            db.add(Booking(child_id=kid_.id, unit_id=unit.id, day=day, status="accepted", line_id=line.id,
+                           family_id=kid_.family_id))
     db.commit()
     billing.run(db.get_bind(), last_month, today, mail=mail, notice_days=notice_days)
     invoice = db.exec(select(Invoice).where(Invoice.family_id == kid_.family_id).order_by(Invoice.id.desc())).first()

@@ -108,7 +108,8 @@ def test_absence_in_two_taps(client, auth, db, smtp, booked):
     today = planning.paris_now(utcnow()).date()
     # Zoé is booked today (made directly: its reservation's days are further ahead)
     line = db.exec(select(ReservationLine)).first()
-    db.add(Booking(child_id=zoe.id, unit_id=units["repas"].id, day=today, status="accepted", line_id=line.id))
+    db.add(Booking(child_id=zoe.id, unit_id=units["repas"].id, day=today, status="accepted", line_id=line.id,
+                   family_id=zoe.family_id))
     db.commit()
     auth.login()
     page = page_text(client.get("/compte/"))
@@ -137,7 +138,8 @@ def test_agent_accepts_a_late_cancellation_as_justified(client, auth, db, smtp, 
     _, period, units = centre(db)
     today = planning.paris_now(utcnow()).date()
     line = db.exec(select(ReservationLine)).first()
-    db.add(Booking(child_id=zoe.id, unit_id=units["repas"].id, day=today + timedelta(days=1), status="accepted", line_id=line.id))
+    db.add(Booking(child_id=zoe.id, unit_id=units["repas"].id, day=today + timedelta(days=1), status="accepted", line_id=line.id,
+                   family_id=zoe.family_id))
     db.commit()
     auth.login()
     client.submit("/reservations/absence", {"enfant": zoe.id, "jour": (today + timedelta(days=1)).isoformat()})
@@ -238,7 +240,8 @@ def test_the_check_screen_warns_that_a_late_cancellation_is_billed(client, auth,
                 and (units["repas"].id, d) not in plan.bookings
                 and planning.cancel_rule(period, "accepted", d, now)[0] == "request")
     line = db.exec(select(ReservationLine)).first()
-    db.add(Booking(child_id=zoe.id, unit_id=units["repas"].id, day=late, status="accepted", line_id=line.id))
+    db.add(Booking(child_id=zoe.id, unit_id=units["repas"].id, day=late, status="accepted", line_id=line.id,
+                   family_id=zoe.family_id))
     db.commit()
     auth.login()
     token = csrf_from(client.get(f"{CANCEL}/planning/{zoe.id}/{period.id}?mois={late:%Y-%m}").get_data(as_text=True))

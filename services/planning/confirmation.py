@@ -49,10 +49,16 @@ class RecapLine:
         return self.day - timedelta(days=self.day.weekday())
 
 
+def household_draft(db: Session, child: Child, period: Period, family_id: int | None) -> Draft | None:
+    """The draft of the household (the child's file's by default; shared custody: one per household)."""
+    return db.exec(select(Draft).where(Draft.child_id == child.id, Draft.period_id == period.id,
+                                       Draft.family_id == (family_id or child.family_id))).first()
+
+
 def recap(db: Session, child: Child, period: Period, now: datetime,
-          mode: str = "book") -> tuple[Draft | None, list[RecapLine]]:
+          mode: str = "book", family_id: int | None = None) -> tuple[Draft | None, list[RecapLine]]:
     """The selected days (or cancellations) with their outcome if confirmed now, and why it changed."""
-    draft = db.exec(select(Draft).where(Draft.child_id == child.id, Draft.period_id == period.id)).first()
+    draft = household_draft(db, child, period, family_id)
     if draft is None:
         return None, []
     action = mode_action(mode)
@@ -60,7 +66,7 @@ def recap(db: Session, child: Child, period: Period, now: datetime,
                     .order_by(DraftLine.day)).all()
     if not lines:
         return draft, []
-    planning = load_planning(db, child, period, sorted({l.day for l in lines}), now, mode)
+    planning = load_planning(db, child, period, sorted({l.day for l in lines}), now, mode, draft=draft)
     result = []
     for line in lines:
         unit = planning.unit(line.unit_id)
@@ -69,19 +75,26 @@ def recap(db: Session, child: Child, period: Period, now: datetime,
             outcome = planning.cancel_outcome(unit, line.day)
             booking = planning.bookings.get((unit.id, line.day))
             if outcome is None:
-                note = (cancel_rule(period, booking.status, line.day, now)[1] if booking and not booking.cancel_line_id
+                note = (cancel_rule(period, booking.status, line.day, now)[1]
+                        if booking and not booking.cancel_line_id and booking.family_id == planning.family_id
                         else "Plus de réservation à annuler ce jour")
             elif line.expected and outcome != line.expected:
                 note = "Le délai d'annulation immédiate est passé : ce sera une demande d'annulation"
         else:
             outcome = planning.outcome(unit, line.day)
-            if outcome is None:
+            other = planning.bookings.get((unit.id, line.day))
+            if other is not None and other.family_id != planning.family_id:
+                outcome, note = None, OTHER_HOUSEHOLD
+            elif outcome is None:
                 note = booking_rule(period, line.day, now)[1] or "Ce jour n'est plus réservable"
             elif line.expected and outcome != line.expected:
                 note = why_changed(line.expected, outcome)
         result.append(RecapLine(line.day, unit, line.expected or (outcome or ""), outcome, note))
     result.sort(key=lambda r: (r.day, r.unit.position))
     return draft, result
+
+
+OTHER_HOUSEHOLD = "Réservé par l'autre foyer entre-temps"
 
 
 def why_changed(expected: str, outcome: str | None) -> str:
@@ -115,22 +128,28 @@ def recap_summary(lines: list[RecapLine], mode: str = "book") -> str:
     return ", ".join(say(counts[outcome]) for outcome, say in words.items() if counts[outcome])
 
 
-def confirm(db: Session, user_id: int, child: Child, period: Period, revision: int, now: datetime) -> Reservation:
-    """Record the draft as a numbered reservation, re-checking every rule and place now.
+def confirm(db: Session, user_id: int, child: Child, period: Period, revision: int, now: datetime,
+            family_id: int | None = None) -> Reservation:
+    """Record the household's draft as a numbered reservation, re-checking every rule and place now.
 
     ``db`` must be a ``writing_session``. Confirming the same revision twice (a double click, a
     replayed form) returns the first reservation. Raises PlanningError when nothing can be confirmed.
+    ``family_id``: the household confirming (the child's file's by default); a day the other household
+    of a child in shared custody holds is refused. Two households confirming at once are taken one
+    after the other (the reservation number's counter is locked by the first until it commits; SQLite
+    writes one at a time), so the second reads the first's booking; the booking's unique key stays the
+    last guard.
     """
-    blocking, _ = documents.missing_for(db, child, period.establishment_id, paris_today(now))
+    blocking, _ = documents.missing_for(db, child, period.establishment_id, paris_today(now), family_id)
     if blocking:
         raise PlanningError(f"Pour réserver, envoyez d'abord dans « Mes documents » : {', '.join(blocking)}. "
                             "Votre sélection est gardée.")
-    claim = claim_draft(db, child, period, revision, "booking", "book")
+    claim = claim_draft(db, child, period, revision, "booking", "book", family_id)
     if isinstance(claim, Reservation):
         return claim
     draft, lines, key = claim
-    reservation = new_reservation(db, user_id, child, period, "booking", key, now)
-    planning = load_planning(db, child, period, sorted({l.day for l in lines}), now)
+    reservation = new_reservation(db, user_id, child, period, "booking", key, now, family_id=draft.family_id)
+    planning = load_planning(db, child, period, sorted({l.day for l in lines}), now, draft=draft)
     booked_today: dict[date, set[int]] = defaultdict(set)
     records, wanted = [], []
     for line in lines:  # first the rules; the places are then taken all at once
@@ -143,7 +162,9 @@ def confirm(db: Session, user_id: int, child: Child, period: Period, revision: i
         if closed or rule is None:
             record.outcome, record.state, record.note = "refused", "refused", closed or why
         elif (unit.id, line.day) in planning.bookings:
-            record.outcome, record.state, record.note = "refused", "refused", "Déjà réservé pour cet enfant"
+            mine = planning.bookings[(unit.id, line.day)].family_id == draft.family_id
+            record.outcome, record.state = "refused", "refused"
+            record.note = "Déjà réservé pour cet enfant" if mine else OTHER_HOUSEHOLD
         elif conflict is not None:
             record.outcome, record.state, record.note = "refused", "refused", f"Non cumulable avec {conflict.label}"
         else:
@@ -166,19 +187,22 @@ def confirm(db: Session, user_id: int, child: Child, period: Period, revision: i
     for record in records:
         if record.state != "refused":
             status = {"accepted": "accepted", "request": "request", "waitlist": "waitlist"}[record.outcome]
-            db.add(Booking(child_id=child.id, unit_id=record.unit_id, day=record.day, status=status, line_id=record.id))
+            db.add(Booking(child_id=child.id, unit_id=record.unit_id, day=record.day, status=status, line_id=record.id,
+                           family_id=reservation.family_id))
     reservation.status = reservation_status(records)
     db.execute(delete(DraftLine).where(DraftLine.draft_id == draft.id, DraftLine.action == "book"))
     return commit_or_existing(db, reservation, key)
 
 
-def claim_draft(db: Session, child: Child, period: Period, revision: int, kind: str, action: str):
-    """Claim this revision of the draft: (draft, lines, key), or the reservation that already confirmed it.
+def claim_draft(db: Session, child: Child, period: Period, revision: int, kind: str, action: str,
+                family_id: int | None = None):
+    """Claim this revision of the household's draft: (draft, lines, key), or the reservation that already
+    confirmed it.
 
     The conditional UPDATE of the revision is the first write: a second confirmation of the same
     revision (a double click, a replayed form) waits for the first, then finds its reservation.
     """
-    draft = db.exec(select(Draft).where(Draft.child_id == child.id, Draft.period_id == period.id)).first()
+    draft = household_draft(db, child, period, family_id)
     nothing = "Aucun jour n'est sélectionné." if action == "book" else "Aucune annulation n'est sélectionnée."
     if draft is None:
         raise PlanningError(nothing)
@@ -200,9 +224,10 @@ def claim_draft(db: Session, child: Child, period: Period, revision: int, kind: 
 
 
 def new_reservation(db: Session, user_id: int, child: Child, period: Period, kind: str, key: str, now: datetime,
-                     absence: bool = False) -> Reservation:
+                     absence: bool = False, family_id: int | None = None) -> Reservation:
+    """A numbered record of the household ``family_id`` (the child's file's by default)."""
     reservation = Reservation(
-        number=next_number(db, paris_now(now).year), family_id=child.family_id, child_id=child.id,
+        number=next_number(db, paris_now(now).year), family_id=family_id or child.family_id, child_id=child.id,
         period_id=period.id, kind=kind, confirm_key=key, created_by_id=user_id, created_at=now, absence=absence,
     )
     db.add(reservation)
@@ -224,16 +249,16 @@ def commit_or_existing(db: Session, reservation: Reservation, key: str) -> Reser
 
 
 def confirm_cancellation(db: Session, user_id: int, child: Child, period: Period, revision: int,
-                         now: datetime) -> Reservation:
+                         now: datetime, family_id: int | None = None) -> Reservation:
     """Record the selected cancellations as a new numbered record (the guide: every cancellation
     request is a new reservation). Only booked days are touched; replays return the first record.
     ``db`` must be a ``writing_session``.
     """
-    claim = claim_draft(db, child, period, revision, "cancellation", "cancel")
+    claim = claim_draft(db, child, period, revision, "cancellation", "cancel", family_id)
     if isinstance(claim, Reservation):
         return claim
     draft, lines, key = claim
-    reservation = new_reservation(db, user_id, child, period, "cancellation", key, now)
+    reservation = new_reservation(db, user_id, child, period, "cancellation", key, now, family_id=draft.family_id)
     records = [cancel_line(db, reservation, period, child, line.unit_id, line.day, line.expected, now)
                for line in lines]
     reservation.status = reservation_status(records)
@@ -243,9 +268,10 @@ def confirm_cancellation(db: Session, user_id: int, child: Child, period: Period
 
 def cancel_line(db: Session, reservation: Reservation, period: Period, child: Child, unit_id: int, day: date,
                  expected: str, now: datetime, absence: bool = False) -> ReservationLine:
-    """One cancellation: accepted at once (the place is freed), a request for an agent, or refused."""
+    """One cancellation: accepted at once (the place is freed), a request for an agent, or refused.
+    Only the household that holds the booking can cancel it."""
     booking = db.exec(select(Booking).where(Booking.child_id == child.id, Booking.unit_id == unit_id,
-                                            Booking.day == day)).first()
+                                            Booking.day == day, Booking.family_id == reservation.family_id)).first()
     record = ReservationLine(reservation_id=reservation.id, unit_id=unit_id, day=day, action="cancel")
     if booking is None:
         record.outcome, record.state, record.note = "refused", "refused", "Ce jour n'était pas réservé"

@@ -35,17 +35,19 @@ from services.planning.offer import period_offer, version_query
 from services.planning.rules import PlanningError, enrolled
 
 
-def draft_for(db: Session, child: Child, period: Period) -> Draft:
-    """The draft of this child and period, created if need be, and locked until the caller commits.
+def draft_for(db: Session, child: Child, period: Period, family_id: int) -> Draft:
+    """The household's draft of this child and period, created if need be, and locked until the caller
+    commits (a child in shared custody has one per household: each books its own days).
 
     Two clicks at the same moment on one draft (the parent's phone and PC, the family's two guardians)
     are applied one after the other, each on what the other left: on PostgreSQL by the row lock taken
     here, on SQLite by the write lock a POST's transaction takes at its start.
     """
-    query = select(Draft).where(Draft.child_id == child.id, Draft.period_id == period.id).with_for_update()
+    query = (select(Draft).where(Draft.child_id == child.id, Draft.period_id == period.id, Draft.family_id == family_id)
+             .with_for_update())
     draft = db.exec(query).first()
     if draft is None:
-        draft = Draft(child_id=child.id, period_id=period.id)
+        draft = Draft(child_id=child.id, period_id=period.id, family_id=family_id)
         db.add(draft)
         try:
             db.flush()
@@ -70,14 +72,14 @@ class Change:
 
 
 def toggle(db: Session, child: Child, period: Period, unit_id: int, day: date, now: datetime,
-           mode: str = "book") -> Change:
+           mode: str = "book", family_id: int | None = None) -> Change:
     """A click on a cell: select it (clearing units it excludes that day) or clear it; committed.
 
     In "cancel" mode, a click on a booked cell selects its cancellation instead. Raises PlanningError
     (nothing written) when the cell cannot be clicked; ``change.total`` says how many cases the draft
-    now holds in this mode.
+    now holds in this mode. ``family_id``: the household clicking (the child's file's by default).
     """
-    day_state = locked_day(db, child.family_id, child.id, period.id, day, now, mode)
+    day_state = locked_day(db, family_id or child.family_id, child.id, period.id, day, now, mode)
     if day_state is None:
         raise PlanningError("Cet enfant n'est pas inscrit dans cette structure.")
     return apply_click(db, *day_state, unit_id, day)
@@ -101,7 +103,7 @@ def locked_day(db: Session, family_id: int, child_id: int, period_id: int, day: 
                                                     enrolled(family_id))).first()
         if owned is None:
             return None
-        draft_for(db, *owned)
+        draft_for(db, *owned, family_id)
         draft_id = db.execute(LOCK_DRAFT, lock).scalar_one()
     rows = db.exec(READ_DAY, params={"draft_id": draft_id, "day": day, "action": mode_action(mode)}).all()
     draft, child, period, version, total = rows[0][:5]
@@ -111,7 +113,7 @@ def locked_day(db: Session, family_id: int, child_id: int, period_id: int, day: 
     slots = [slot for *_, slot in rows if slot is not None]
     return Planning(child, period, list(offer.units), offer.weekdays, offer.excludes, offer.closed, draft, lines,
                     bookings, {(s.unit_id, s.day): s.taken for s in slots}, now, [day], mode,
-                    {(s.unit_id, s.day): s.capacity for s in slots if s.capacity is not None}), total
+                    {(s.unit_id, s.day): s.capacity for s in slots if s.capacity is not None}, family_id), total
 
 
 # The two statements of a click, built once (it is the registration morning's hottest route): the ids,
@@ -119,6 +121,7 @@ def locked_day(db: Session, family_id: int, child_id: int, period_id: int, day: 
 LOCK_DRAFT = (
     update(Draft)
     .where(Draft.child_id == bindparam("child"), Draft.period_id == bindparam("period"),
+           Draft.family_id == bindparam("family"),
            select(Child.id).join(Period, Period.id == Draft.period_id)
            .where(Child.id == Draft.child_id, enrolled(bindparam("family"))).exists())
     .values(revision=Draft.revision + 1, updated_at=bindparam("now")).returning(Draft.id)
@@ -210,13 +213,13 @@ def clear_excluded(db: Session, planning: Planning, unit: Unit, day: date) -> se
 
 
 def bulk(db: Session, child: Child, period: Period, unit_id: int, days: list[date], select_days: bool,
-         now: datetime, mode: str = "book", ask_above: int | None = None) -> Change:
+         now: datetime, mode: str = "book", ask_above: int | None = None, family_id: int | None = None) -> Change:
     """Select (or deselect) ``unit_id`` on every given day; only bookable days are selected.
 
     In "cancel" mode, selecting marks every cancellable booked day for cancellation. With ``ask_above``,
     a selection of more days than that writes nothing: its days come back in ``to_confirm``.
     """
-    draft = draft_for(db, child, period)  # locked first, as for a click
+    draft = draft_for(db, child, period, family_id or child.family_id)  # locked first, as for a click
     planning = load_planning(db, child, period, days, now, mode, draft=draft)
     if unit_id not in planning.weekdays:
         raise PlanningError("Cette unité n'existe pas dans cette période.")
@@ -303,7 +306,7 @@ def click(db: Session, family_id: int, child_id: int, period_id: int, unit_id: i
     except PlanningError as exc:
         db.rollback()
         change, message, ok = Change(days={day}, units={unit_id}, total=total), str(exc), False
-        change.planning = load_planning(db, plan.child, plan.period, [day], now, mode)
+        change.planning = load_planning(db, plan.child, plan.period, [day], now, mode, family_id=family_id)
     unit = next((u for u in change.planning.units if u.id == unit_id), None)
     if unit is None:
         return None  # not a unit of this period: as a forged id, 404

@@ -25,6 +25,7 @@ STATES = {
     "cancel_selected": ("Annulation sélectionnée (à confirmer)", "cancel-selected"),
     "full": ("Complet", "full"),
     "locked": ("Verrouillé (délai dépassé)", "locked"),
+    "other": ("Réservé par l'autre foyer", "other"),  # shared custody: nothing of the other home is shown
 }
 
 
@@ -99,6 +100,10 @@ class Planning:
     days: list[date] = field(default_factory=list)
     mode: str = "book"  # "book" or "cancel": what a click on a cell does
     capacities: dict[tuple[int, date], int] = field(default_factory=dict)  # days with their own capacity
+    family_id: int | None = None  # the household looking (shared custody); the child's file's by default
+
+    def __post_init__(self):
+        self.family_id = self.family_id or self.child.family_id
 
     def unit(self, unit_id: int) -> OfferedUnit:
         return next(u for u in self.units if u.id == unit_id)
@@ -118,6 +123,8 @@ class Planning:
             return Cell(day, unit, "closed", reason)
         booking = self.bookings.get((unit.id, day))
         line = self.draft_lines.get((unit.id, day))
+        if booking is not None and booking.family_id != self.family_id:
+            return self._other_cell(unit, day, line)
         if booking is not None:
             return self._booked_cell(unit, day, booking, line)
         if self.mode == "cancel":
@@ -149,15 +156,22 @@ class Planning:
         if rule is None:
             return Cell(day, unit, "locked", why)
         conflict = self.excluded_booking(unit, day)
+        if conflict and self.bookings[(conflict.id, day)].family_id != self.family_id:
+            return self._other_cell(unit, day, line)
         if conflict:
             return Cell(day, unit, "locked", f"{conflict.label} est déjà réservé ce jour", conflict=conflict.label)
         if self.is_full(unit, day):
             return Cell(day, unit, "full", "Plus de place : un clic fait une demande en liste d'attente", clickable=True)
         return Cell(day, unit, "available", why, clickable=True)
 
+    def _other_cell(self, unit: OfferedUnit, day: date, line: DraftLine | None) -> Cell:
+        """A day the child's other household holds (shared custody): locked, and nothing more said of it;
+        a selection made before it was taken can still be cleared."""
+        return Cell(day, unit, "other", "Ce jour est réservé par l'autre foyer de l'enfant", clickable=line is not None)
+
     def cancel_outcome(self, unit: OfferedUnit, day: date) -> str | None:
         booking = self.bookings.get((unit.id, day))
-        if booking is None or booking.cancel_line_id:
+        if booking is None or booking.cancel_line_id or booking.family_id != self.family_id:
             return None
         return cancel_rule(self.period, booking.status, day, self.now)[0]
 
@@ -215,7 +229,8 @@ def open_planning(db: Session, family_id: int, child_id: int, period_id: int, mo
     row = db.exec(select(Child, Period, Establishment, version_query(), Draft, cases_count(Draft.id, mode_action(mode)))
                   .select_from(Child)
                   .join(Period, Period.id == period_id).join(Establishment, Establishment.id == Period.establishment_id)
-                  .outerjoin(Draft, (Draft.child_id == Child.id) & (Draft.period_id == Period.id))
+                  .outerjoin(Draft, (Draft.child_id == Child.id) & (Draft.period_id == Period.id)
+                             & (Draft.family_id == family_id))
                   .where(Child.id == child_id, enrolled(family_id))).first()
     if row is None:
         return None
@@ -224,15 +239,20 @@ def open_planning(db: Session, family_id: int, child_id: int, period_id: int, mo
 
 
 def load_planning(db: Session, child: Child, period: Period, days: list[date], now: datetime,
-                  mode: str = "book", draft: Draft | None = None, version: int | None = None) -> Planning:
-    """Load what the cells of ``days`` need: the period's offer (from memory, see ``offer``), the draft
-    (``draft`` when the caller holds it already), the child's bookings and the places taken."""
+                  mode: str = "book", draft: Draft | None = None, version: int | None = None,
+                  family_id: int | None = None) -> Planning:
+    """Load what the cells of ``days`` need: the period's offer (from memory, see ``offer``), the
+    household's draft (``draft`` when the caller holds it already), the child's bookings (both
+    households', for a child in shared custody) and the places taken. ``family_id``: the household
+    looking, the child's file's by default."""
+    family_id = draft.family_id if draft is not None else family_id or child.family_id
     offer = period_offer(db, period.id, version)
     units = list(offer.units)
     unit_ids = [u.id for u in units]
     first, last = (min(days), max(days)) if days else (period.start_date, period.start_date)
     if draft is None:
-        draft = db.exec(select(Draft).where(Draft.child_id == child.id, Draft.period_id == period.id)).first()
+        draft = db.exec(select(Draft).where(Draft.child_id == child.id, Draft.period_id == period.id,
+                                            Draft.family_id == family_id)).first()
     draft_lines = {}
     if draft is not None and draft.id is not None:
         draft_lines = {(l.unit_id, l.day): l for l in db.exec(
@@ -244,4 +264,4 @@ def load_planning(db: Session, child: Child, period: Period, days: list[date], n
     taken = {(s.unit_id, s.day): s.taken for s in slots}
     capacities = {(s.unit_id, s.day): s.capacity for s in slots if s.capacity is not None}
     return Planning(child, period, units, offer.weekdays, offer.excludes, offer.closed, draft, draft_lines, bookings,
-                    taken, now, days, mode, capacities)
+                    taken, now, days, mode, capacities, family_id)

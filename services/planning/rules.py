@@ -16,6 +16,7 @@ from models import (
     Unit,
 )
 from services.calendar import holiday_name, paris_now, paris_today
+from services.family import in_household
 
 
 class PlanningError(Exception):
@@ -140,9 +141,9 @@ def period_for_child(db: Session, child: Child, period_id: int) -> Period | None
 
 
 def enrolled(family_id: int):
-    """The condition that the child is the family's and enrolled in the period's establishment, for a
+    """The condition that the child is the household's (shared custody included) and enrolled in the period's establishment, for a
     query that has Child and Period in its FROM (or correlates them)."""
-    return (Child.family_id == family_id) & (
+    return in_household(family_id) & (
         select(Enrollment.id).where(Enrollment.child_id == Child.id,
                                     Enrollment.establishment_id == Period.establishment_id).exists())
 
