@@ -45,10 +45,12 @@ run: seed
 	FLASK_DEMO_MAILBOX=true FLASK_PAYMENT_SIMULATOR=$(SIMULATOR) $(DEMO_SEPA) $(BIN)/flask run --host 127.0.0.1 --port $(PORT)
 
 # Debian's Chromium for the browser journeys (Playwright drives it; its own download does not work here)
-# and nginx, which the deployment test runs with deploy/nginx.conf in front of two app processes.
+# and nginx with its brotli module, which the deployment test runs with deploy/nginx.conf in front of two
+# app processes.
 browser:
 	@missing=""; test -x /usr/bin/chromium || missing="chromium"; \
 	command -v nginx >/dev/null || test -x /usr/sbin/nginx || missing="$$missing nginx"; \
+	test -e /usr/lib/nginx/modules/ngx_http_brotli_filter_module.so || missing="$$missing libnginx-mod-http-brotli-filter"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

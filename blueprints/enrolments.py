@@ -80,8 +80,8 @@ def queue():
     papers = {}
     for req, child, _, _ in rows:
         papers[req.id] = db.exec(select(Document, DocumentType).join(DocumentType, DocumentType.id == Document.document_type_id)
-                                 .where(Document.family_id == child.family_id,
-                                        (Document.child_id == child.id) | (Document.child_id.is_(None)))
+                                 .where((Document.child_id == child.id)  # either household's, in shared custody
+                                        | ((Document.family_id == req.family_id) & Document.child_id.is_(None)))
                                  .order_by(Document.uploaded_at.desc())).all()
     return render_template("enrolments/queue.html", rows=rows, papers=papers, states=enrolments.STATES,
                            counts={e.id: enrolments.enrolled_count(db, e.id) for _, _, e, _ in rows})

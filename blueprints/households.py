@@ -41,9 +41,11 @@ def child_households(child_id: int, form: NewFamilyForm | None = None):
                            second=second, q=q, found=found, form=form), 422 if form.errors else 200
 
 
-def _done(child: Child, message: str):
-    outbox.send_soon(current_app._get_current_object())
-    flash(message, "success")
+def _back(child: Child, message: str, category: str = "success"):
+    """Back to the child's households with what happened (a done change may have mails to send)."""
+    if category == "success":
+        outbox.send_soon(current_app._get_current_object())
+    flash(message, category)
     return redirect(url_for("households.child_households", child_id=child.id))
 
 
@@ -56,9 +58,8 @@ def link(child_id: int):
     try:
         households.link(db, current_user.id, child, family)
     except households.HouseholdError as exc:
-        flash(str(exc), "error")
-        return redirect(url_for("households.child_households", child_id=child.id))
-    return _done(child, f"{child.first_name} est rattaché(e) aussi à la famille {family.name} : "
+        return _back(child, str(exc), "error")
+    return _back(child, f"{child.first_name} est rattaché(e) aussi à la famille {family.name} : "
                         "chaque foyer réserve et paie ses propres jours.")
 
 
@@ -81,9 +82,8 @@ def link_new(child_id: int):
         family = households.link_new(db, current_app.extensions["ribambelle.hasher"], current_user.id, child,
                                      form.name.data, guardian, form.email.data, current_app.config["TOWN_NAME"])
     except households.HouseholdError as exc:
-        flash(str(exc), "error")
-        return redirect(url_for("households.child_households", child_id=child.id))
-    return _done(child, f"Le dossier de la famille {family.name} est ouvert et {child.first_name} y est rattaché(e) : "
+        return _back(child, str(exc), "error")
+    return _back(child, f"Le dossier de la famille {family.name} est ouvert et {child.first_name} y est rattaché(e) : "
                         f"{form.email.data} reçoit un lien pour choisir son mot de passe.")
 
 
@@ -96,6 +96,5 @@ def unlink(child_id: int, family_id: int):
     try:
         households.unlink(db, current_user.id, child, family)
     except households.HouseholdError as exc:
-        flash(str(exc), "error")
-        return redirect(url_for("households.child_households", child_id=child.id))
-    return _done(child, f"{child.first_name} n'est plus rattaché(e) à la famille {family.name}.")
+        return _back(child, str(exc), "error")
+    return _back(child, f"{child.first_name} n'est plus rattaché(e) à la famille {family.name}.")

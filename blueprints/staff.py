@@ -18,6 +18,7 @@ from models import (
     ChangeRequest,
     ChangeStatus,
     Child,
+    ChildHousehold,
     Credit,
     Establishment,
     Family,
@@ -378,6 +379,8 @@ def families():
             Family.id.in_(select(User.family_id).where(matches(q, User.email))),
             Family.id.in_(select(Guardian.family_id).where(matches(q, Guardian.first_name, Guardian.last_name))),
             Family.id.in_(select(Child.family_id).where(matches(q, Child.first_name, Child.last_name))),
+            Family.id.in_(select(ChildHousehold.family_id).join(Child, Child.id == ChildHousehold.child_id)
+                          .where(matches(q, Child.first_name, Child.last_name))),  # shared custody
         ))
     page = paginate(db, query, Family.name, Family.id, size=PAGE_SIZE)
     return render_template("staff/families.html", page=page, q=q)

@@ -10,6 +10,7 @@ from db import writing_session
 from models import (
     Booking,
     Child,
+    ChildHousehold,
     ClosedDay,
     DaySlot,
     DocumentType,
@@ -41,6 +42,7 @@ DEMO_ACCOUNTS = {
     "parent@demo.test": "parent-demo-ribambelle",
     "parent2@demo.test": "parent2-demo-ribambelle",
     "famille2@demo.test": "famille2-demo-ribambelle",
+    "famille3@demo.test": "famille3-demo-ribambelle",
     "agent@demo.test": "agent-demo-ribambelle",
     "admin@demo.test": "admin-demo-ribambelle",
 }
@@ -91,8 +93,17 @@ def seed(db: Session, hasher: PasswordHasher, force: bool = False, today: date |
         Guardian(position=1, title="Mme", first_name="Samira", last_name="Benali", relationship="Mère",
                  phone_mobile="07 11 22 33 44", email="famille2@demo.test"),
     ]
+    # Yanis lives between two homes (garde alternée): his father's household books and pays its own days.
+    father = Family(name="Benali (foyer du père)", address_line="27 avenue de la Gare", postcode="00100",
+                    city="Démonstration", qf=950, qf_valid_until=end_of_next_year, allowance_scheme="CAF",
+                    allowance_number="7654321", payer_position=1)
+    father.guardians = [
+        Guardian(position=1, title="M.", first_name="Karim", last_name="Benali", relationship="Père",
+                 phone_mobile="06 21 43 65 87", email="famille3@demo.test"),
+    ]
     db.add(martin)
     db.add(benali)
+    db.add(father)
     db.flush()
 
     db.add_all([
@@ -118,9 +129,14 @@ def seed(db: Session, hasher: PasswordHasher, force: bool = False, today: date |
         claire,
         account("parent2@demo.test", "parent", "Julien", "Martin", martin),
         samira,
+        account("famille3@demo.test", "parent", "Karim", "Benali", father),
         account("agent@demo.test", "agent", "Sophie", "Leroy"),
         account("admin@demo.test", "admin", "Marc", "Dubois"),
     ])
+    db.flush()
+    yanis = db.exec(select(Child).where(Child.family_id == benali.id)).one()
+    db.add(ChildHousehold(child_id=yanis.id, family_id=father.id,
+                          pickup_persons="Nadia Benali, tante, 06 31 42 53 64"))
     db.commit()
 
     # Something for the agent to validate on the first visit: a new phone number for the Benali family.

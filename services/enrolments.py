@@ -55,7 +55,7 @@ def ask(db: Session, user, child: Child, establishment: Establishment, today: da
     if live_request(db, child.id, establishment.id):
         raise EnrolmentError(f"Une demande d'inscription de {child.first_name} à {establishment.name} est déjà en cours.")
     full = establishment.enrolment_cap is not None and enrolled_count(db, establishment.id) >= establishment.enrolment_cap
-    request = EnrolmentRequest(child_id=child.id, family_id=child.family_id, establishment_id=establishment.id,
+    request = EnrolmentRequest(child_id=child.id, family_id=user.family_id, establishment_id=establishment.id,
                                status="waitlist" if full else "pending", requested_by_id=user.id,
                                rules_accepted=True, photos_ok=photos,
                                leave_alone=leave_alone and age_on(child, today) >= LEAVE_ALONE_AGE)

@@ -26,14 +26,19 @@ def second_household(db: Session, child: Child) -> Family | None:
                    .where(ChildHousehold.child_id == child.id)).first()
 
 
-def link(db: Session, agent_id: int, child: Child, family: Family) -> ChildHousehold:
-    """Make ``family`` the child's second household; both households are told. Committed."""
-    if family.id == child.family_id:
-        raise HouseholdError(f"{child.first_name} est déjà dans le dossier de la famille {family.name}.")
+def _none_yet(db: Session, child: Child) -> None:
+    """A child has two households at most: refused when it has its second already."""
     current = second_household(db, child)
     if current is not None:
         raise HouseholdError(f"{child.first_name} a déjà un second foyer (famille {current.name}) : "
                              "retirez-le avant d'en rattacher un autre.")
+
+
+def link(db: Session, agent_id: int, child: Child, family: Family) -> ChildHousehold:
+    """Make ``family`` the child's second household; both households are told. Committed."""
+    if family.id == child.family_id:
+        raise HouseholdError(f"{child.first_name} est déjà dans le dossier de la famille {family.name}.")
+    _none_yet(db, child)
     made = ChildHousehold(child_id=child.id, family_id=family.id, created_by_id=agent_id)
     db.add(made)
     try:
@@ -57,10 +62,7 @@ def link(db: Session, agent_id: int, child: Child, family: Family) -> ChildHouse
 def link_new(db: Session, hasher, agent_id: int, child: Child, name: str, guardian: dict, email: str,
              town_name: str) -> Family:
     """Open the second household's file with its first parent (invited by mail), then link the child."""
-    current = second_household(db, child)
-    if current is not None:
-        raise HouseholdError(f"{child.first_name} a déjà un second foyer (famille {current.name}) : "
-                             "retirez-le avant d'en rattacher un autre.")
+    _none_yet(db, child)
     family, _ = open_family(db, hasher, agent_id, name, guardian, email, town_name)
     link(db, agent_id, child, family)
     return family

@@ -113,7 +113,7 @@ def lost_bookings(db: Session, period: Period, start: date, end: date, weekdays:
         select(Booking, Child, Unit, Family)
         .join(Child, Child.id == Booking.child_id)
         .join(Unit, Unit.id == Booking.unit_id)
-        .join(Family, Family.id == Child.family_id)
+        .join(Family, Family.id == Booking.family_id)  # the household that booked it
         .where(Booking.unit_id.in_(unit_ids), Booking.day >= period.start_date, Booking.day <= period.end_date)
         .order_by(Booking.day, Unit.position, Child.last_name, Child.first_name)
     ).all()

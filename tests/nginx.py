@@ -6,6 +6,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+# Debian's libnginx-mod-http-brotli-filter, which deploy/nginx.conf needs (make browser installs it)
+BROTLI = Path("/usr/lib/nginx/modules/ngx_http_brotli_filter_module.so")
 
 
 def nginx_config(tmp_path: Path, https: int, http: int, upstreams: list[int]) -> Path:
@@ -28,6 +30,7 @@ def nginx_config(tmp_path: Path, https: int, http: int, upstreams: list[int]) ->
     main = tmp_path / "nginx.conf"
     main.write_text(f"""
 {"user root;" if os.getuid() == 0 else ""}
+load_module {BROTLI};  # Debian's nginx.conf loads it from /etc/nginx/modules-enabled
 worker_processes 1;
 daemon off;
 pid {tmp_path}/nginx.pid;

@@ -22,12 +22,14 @@ def test_demo_families_and_children(db):
     assert {u.email for u in martin.users} == {"parent@demo.test", "parent2@demo.test"}
     benali = db.exec(select(Family).where(Family.name == "Benali")).one()
     assert [c.first_name for c in benali.children] == ["Yanis"]
+    father = db.exec(select(Family).where(Family.name == "Benali (foyer du père)")).one()
+    assert [c.first_name for c in father.children] == ["Yanis"] and father.own_children == []  # shared custody
     assert db.exec(select(User).where(User.email == "agent@demo.test")).one().role == "agent"
 
 
 def test_seeding_again_loads_nothing(app, db):
     assert demo_data.seed(db, app.extensions["ribambelle.hasher"]) is False
-    assert db.exec(select(func.count()).select_from(User)).one() == 5
+    assert db.exec(select(func.count()).select_from(User)).one() == 6
 
 
 def test_demo_is_relative_to_today(app, make_app, db):

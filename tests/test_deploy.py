@@ -1,6 +1,6 @@
 """deploy/nginx.conf, run for real (issue 7): nginx with TLS in front of two gunicorn processes on one
 database. Static files come from nginx (gzip, cache), pages from either process, the session cookie is
-Secure behind the proxy, a login made through one process holds on the other, and a process that
+Secure behind the proxy, brotli to the browsers that ask for it, a login made through one process holds on the other, and a process that
 stops is skipped."""
 import gzip
 import http.client
@@ -18,10 +18,11 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import brotli
 import pytest
 
 from tests.conftest import free_port, missing
-from tests.nginx import NGINX, nginx_config
+from tests.nginx import BROTLI, NGINX, nginx_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,6 +60,12 @@ class Browser:
             text = gzip.decompress(raw) if response.headers.get("Content-Encoding") == "gzip" else raw
             return response, text.decode("utf-8", "replace")
 
+    def raw(self, url, headers):
+        """The body as the wire carried it (not decompressed)."""
+        request = urllib.request.Request(url, headers={"Host": self.host, **headers})
+        with self.opener.open(request, timeout=10) as response:
+            return response, response.read()
+
 
 def wait_for(url: str, opener=None):
     for _ in range(150):
@@ -73,6 +80,8 @@ def wait_for(url: str, opener=None):
 def test_nginx_in_front_of_two_app_processes(app, database_url, tmp_path):
     if NGINX is None:
         missing("nginx missing: make browser installs it")
+    if not BROTLI.exists():
+        missing("nginx's brotli module missing (libnginx-mod-http-brotli-filter): make browser installs it")
     ports = [free_port(), free_port()]
     https, http_port = free_port(), free_port()
     main = nginx_config(tmp_path, https, http_port, ports)
@@ -111,6 +120,10 @@ def test_nginx_in_front_of_two_app_processes(app, database_url, tmp_path):
         response, css = browser.open(base + "/static/ribambelle.css")
         assert response.status == 200 and ".cell" in css
         assert response.headers["Content-Encoding"] == "gzip" and response.headers["Cache-Control"] == "public, max-age=86400"
+        # brotli to a browser that asks for it: the same file, smaller than gzip's
+        response, squeezed = browser.raw(base + "/static/ribambelle.css", {"Accept-Encoding": "br, gzip"})
+        assert response.headers["Content-Encoding"] == "br" and brotli.decompress(squeezed).decode() == css
+        assert len(squeezed) < len(gzip.compress(css.encode(), 6))
         _, login_page = browser.open(base + "/")
         css_url = re.search(r'href="(/static/ribambelle\.css\?v=[0-9a-f]{12})"', login_page).group(1)
         response, _ = browser.open(base + css_url)

@@ -19,12 +19,14 @@ from models import (
     DocumentType,
     Draft,
     Establishment,
+    Family,
     OutboxMail,
     Period,
     RequiredDocument,
+    User,
     utcnow,
 )
-from services import documents, pdf, planning
+from services import documents, households, pdf, planning
 from services.calendar import paris_today
 from services.planning.rules import PlanningError
 from tests.conftest import csrf_from, page_text
@@ -174,6 +176,27 @@ def test_only_the_family_and_staff_download_it_as_an_attachment(client, auth, db
     auth.logout()
     auth.login(AGENT)
     assert client.get(f"/documents/{document.id}").status_code == 200
+
+
+def test_in_shared_custody_the_childs_papers_are_both_households_and_the_familys_its_own(app, client, auth, db, asked):
+    with app.test_request_context():
+        households.link(db, db.exec(select(User.id).where(User.email == AGENT)).one(), child(db),
+                        db.exec(select(Family).where(Family.name == "Haddad")).one())
+    auth.login(PARENT)
+    send(client, db, asked["vaccines"], photo())
+    send(client, db, asked["insurance"], photo(), name="assurance.jpg", kid=None)
+    vaccines = db.exec(select(Document).where(Document.document_type_id == asked["vaccines"].id)).one()
+    insurance = db.exec(select(Document).where(Document.document_type_id == asked["insurance"].id)).one()
+    auth.logout()
+    auth.login(OTHER_PARENT)
+    page = page_text(client.get("/documents/"))
+    assert re.search(r"Carnet de vaccination\W+Zoé</h2>\s*<p>[^<]*<img[^>]*> <strong>En attente de validation", page)
+    assert "Noé" not in page  # the Durand household's other child is not the Haddad's
+    assert client.get(f"/documents/{vaccines.id}").status_code == 200
+    assert client.get(f"/documents/{insurance.id}").status_code == 404  # the Durand household's own paper
+    kinds = [(n.kind.name, n.child.first_name if n.child else None, n.state)
+             for n in documents.needed(db, db.exec(select(Family.id).where(Family.name == "Haddad")).one(), paris_today(utcnow()))]
+    assert ("Attestation d'assurance", None, "missing") in kinds and ("Carnet de vaccination", "Zoé", "pending") in kinds
 
 
 def test_an_agent_accepts_or_refuses_with_a_message_mailed_and_journaled(client, auth, db, asked):

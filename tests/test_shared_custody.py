@@ -256,6 +256,7 @@ def test_an_agent_links_a_child_to_a_new_household_whose_parent_is_invited(clien
     shown = page_text(client.get(f"/foyers/enfant/{zoe.id}"))
     assert "Famille Durand" in shown and "Famille Martin" in shown
     assert "Garde alternée" in page_text(client.get(f"/agent/familles/{martin.id}"))
+    assert "Martin" in page_text(client.get("/agent/familles?q=Zoé"))  # found by the child it shares
     # a third household is refused
     third = client.post(f"/foyers/enfant/{zoe.id}/rattacher", data={"csrf_token": csrf_from(shown),
                                                                       "famille": family(db, "Haddad").id})
