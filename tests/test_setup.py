@@ -17,7 +17,7 @@ def test_migrate_and_seed_a_fresh_sqlite_file(tmp_path):
     assert "Données de démonstration chargées." in runner.invoke(args=["seed-demo"]).output
     assert "rien chargé" in runner.invoke(args=["seed-demo"]).output
     with Session(app.extensions["ribambelle.engine"]) as db:
-        assert db.exec(select(func.count()).select_from(models.User)).one() == 5
+        assert db.exec(select(func.count()).select_from(models.User)).one() == 6
     app.extensions["ribambelle.engine"].dispose()
 
 
