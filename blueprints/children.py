@@ -68,11 +68,11 @@ def view(child_id: int):
     if child is None:
         abort(404)
     pending = family_service.pending_child_request(db, child.id, current_user.family_id)
-    snapshot = family_service.child_snapshot(child, family_service.household_link(db, child, current_user.family_id))
-    shared = bool(child.other_households) or child.family_id != current_user.family_id
+    link = family_service.household_link(db, child, current_user.family_id)
+    snapshot = family_service.child_snapshot(child, link)
+    shared = link is not None or bool(child.other_households)
     rows = [{"label": label, "value": family_service.display_value(name, snapshot[name])}
             for name, label in family_service.CHILD_FIELDS.items()]
-    link = family_service.household_link(db, child, current_user.family_id)
     feed_url = external_url("children.calendar", child_id=child.id, foyer=link.family_id if link else None,
                             token=calendar_feed.token(current_app.config["SECRET_KEY"], child, link))
     papers = [n for n in documents.needed(db, current_user.family_id, paris_today(utcnow())) if n.child and n.child.id == child.id]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlmodel import or_, select
+from sqlmodel import select
 
 from blueprints.forms import NewFamilyForm, strip_all
-from blueprints.listing import matches, search_text
+from blueprints.listing import family_matches, search_text
 from blueprints.web import staff_required
 from db import get_db, get_or_404
-from models import Child, Family, Guardian, User
+from models import Child, Family
 from services import accounts, households, outbox
 
 bp = Blueprint("households", __name__, url_prefix="/foyers")
@@ -29,11 +29,8 @@ def child_households(child_id: int, form: NewFamilyForm | None = None):
     q = search_text()
     found = []
     if q and second is None:
-        found = db.exec(select(Family).where(Family.id != child.family_id, or_(
-            matches(q, Family.name),
-            Family.id.in_(select(User.family_id).where(matches(q, User.email))),
-            Family.id.in_(select(Guardian.family_id).where(matches(q, Guardian.first_name, Guardian.last_name))),
-        )).order_by(Family.name).limit(FOUND)).all()
+        found = db.exec(select(Family).where(Family.id != child.family_id, family_matches(q, children=False))
+                        .order_by(Family.name).limit(FOUND)).all()
     if form is None:
         form = NewFamilyForm(prefix="foyer")
         form.name.data = form.name.data or child.last_name

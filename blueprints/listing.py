@@ -7,6 +7,8 @@ from flask import abort, request
 from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
+from models import Child, ChildHousehold, Family, Guardian, User
+
 
 @dataclass
 class Page:
@@ -25,6 +27,23 @@ def matches(text: str, *columns):
     """Rows where any of ``columns`` contains ``text``, whatever the case."""
     like = f"%{text.lower()}%"
     return or_(*(func.lower(column).like(like) for column in columns))
+
+
+def family_matches(text: str, children: bool = True):
+    """Families whose name, a login, a guardian's name or (``children``) a child's, shared custody
+    included, contains ``text``: the staff's family search."""
+    found = [
+        matches(text, Family.name),
+        Family.id.in_(select(User.family_id).where(matches(text, User.email))),
+        Family.id.in_(select(Guardian.family_id).where(matches(text, Guardian.first_name, Guardian.last_name))),
+    ]
+    if children:
+        found += [
+            Family.id.in_(select(Child.family_id).where(matches(text, Child.first_name, Child.last_name))),
+            Family.id.in_(select(ChildHousehold.family_id).join(Child, Child.id == ChildHousehold.child_id)
+                          .where(matches(text, Child.first_name, Child.last_name))),
+        ]
+    return or_(*found)
 
 
 def paginate(db: Session, query, *order_by, size: int = 20) -> Page:

@@ -5,24 +5,20 @@ from datetime import date, timedelta
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import or_
 from sqlmodel import select
 
 from blueprints.billing import invoice_context
 from blueprints.forms import AccountForm, DecisionForm, PaperMandateForm, strip_all
-from blueprints.listing import matches, paginate, search_text
+from blueprints.listing import family_matches, paginate, search_text
 from blueprints.web import pdf_response, staff_required
 from db import get_db, get_or_404, writing_session
 from models import (
     AuditEntry,
     ChangeRequest,
     ChangeStatus,
-    Child,
-    ChildHousehold,
     Credit,
     Establishment,
     Family,
-    Guardian,
     Invoice,
     LineState,
     Payment,
@@ -374,14 +370,7 @@ def families():
     q = search_text()
     query = select(Family)
     if q:
-        query = query.where(or_(
-            matches(q, Family.name),
-            Family.id.in_(select(User.family_id).where(matches(q, User.email))),
-            Family.id.in_(select(Guardian.family_id).where(matches(q, Guardian.first_name, Guardian.last_name))),
-            Family.id.in_(select(Child.family_id).where(matches(q, Child.first_name, Child.last_name))),
-            Family.id.in_(select(ChildHousehold.family_id).join(Child, Child.id == ChildHousehold.child_id)
-                          .where(matches(q, Child.first_name, Child.last_name))),  # shared custody
-        ))
+        query = query.where(family_matches(q))
     page = paginate(db, query, Family.name, Family.id, size=PAGE_SIZE)
     return render_template("staff/families.html", page=page, q=q)
 

@@ -10,6 +10,7 @@ never from each other.
   their tests are marked ``demo``.
 - Forms (the CSRF token), axe-core and a few clock values."""
 import re
+import threading
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
@@ -273,6 +274,27 @@ def confirm(app, name, period, now=NOW, revision=None):
             draft_rev = draft.revision
     with writing_session(app.extensions["ribambelle.engine"]) as w:
         return planning.confirm(w, parent, w.get(Child, c.id), w.get(Period, period.id), draft_rev, now)
+
+
+def at_once(calls: dict) -> dict:
+    """Run each of ``calls`` (name -> function) in its own thread, all released at the same instant; their
+    results by name. Every failure shows: none may vanish in a thread."""
+    results, errors, barrier = {}, [], threading.Barrier(len(calls))
+
+    def go(name, call):
+        try:
+            barrier.wait()
+            results[name] = call()
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go, args=item) for item in calls.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    return results
 
 
 def enroll_everyone(db, period):

@@ -10,7 +10,7 @@ from db import writing_session
 from models import Booking, DaySlot, Reservation, ReservationLine, User
 from services import planning
 from services.planning import state_summary
-from tests.factories import NOW, child, confirm, enroll_everyone, paris, units
+from tests.factories import NOW, at_once, child, confirm, enroll_everyone, paris, units
 
 
 def cell(db, period, code, day, now=NOW, name="Zoé"):
@@ -195,23 +195,7 @@ def test_a_booked_day_cannot_be_booked_twice(db, summer, app):
 
 def confirm_at_once(app, names, period):
     """Each named child's parent confirms at the same instant, in threads; every failure shows."""
-    results, errors = {}, []
-    barrier = threading.Barrier(len(names))
-
-    def go(name):
-        try:
-            barrier.wait()
-            results[name] = confirm(app, name, period)
-        except Exception as exc:  # a failure must show, not vanish in the thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=go, args=(n,)) for n in names]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
-    return results
+    return at_once({name: (lambda name=name: confirm(app, name, period)) for name in names})
 
 
 def test_two_parents_confirming_the_last_place_at_once(app, db, summer):

@@ -2,7 +2,6 @@
 own days, the child never booked twice for one day and unit, even by both at the same second; agents
 link the second household; the attendance list shows the pick-up persons of the household of the day."""
 import re
-import threading
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -32,10 +31,12 @@ from tests.factories import (
     NOW,
     OTHER_PARENT,
     PARENT,
+    at_once,
     bookable_day,
     centre,
     child,
     login,
+    open_planning_from_the_window,
     planning_url,
     post_cell,
     units,
@@ -138,21 +139,8 @@ def test_two_households_confirming_one_day_at_the_same_second_book_it_once(app, 
     line refused as the other household's, no error."""
     for name in ("Durand", "Haddad"):
         toggle_as(db, name, summer, "journee", DAY)
-    results, errors, barrier = {}, [], threading.Barrier(2)
-
-    def go(name):
-        try:
-            barrier.wait()
-            results[name] = confirm_as(app, name, shared.id, summer.id)
-        except Exception as exc:  # a failure must show, not vanish in the thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=go, args=(n,)) for n in ("Durand", "Haddad")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    results = at_once({name: (lambda name=name: confirm_as(app, name, shared.id, summer.id))
+                       for name in ("Durand", "Haddad")})
     db.expire_all()
     bookings = db.exec(select(Booking).where(Booking.child_id == shared.id)).all()
     assert len(bookings) == 1
@@ -357,15 +345,7 @@ def test_a_second_household_books_its_week_on_a_phone(page, app, db):
     page.set_viewport_size({"width": 360, "height": 780})
     login(page, OTHER_PARENT)
     expect(page.get_by_role("heading", name="Mon compte famille")).to_be_visible()
-    page.wait_for_load_state("load")
-    page.get_by_role("link", name="Nouvelle réservation").click()
-    dialog = page.get_by_role("dialog", name="Nouvelle réservation")
-    dialog.get_by_label("Zoé Durand").check()
-    dialog.get_by_label("Centre de loisirs Les Tilleuls").check()
-    expect(dialog.get_by_text("3. La période")).to_be_visible()
-    dialog.locator("input[name=periode]").first.check()
-    dialog.get_by_role("button", name="Continuer").click()
-    expect(page.get_by_role("heading", name="Planning de Zoé Durand")).to_be_visible()
+    open_planning_from_the_window(page)
     # the week after the first one that can be booked, on its month
     est, period, unit_by_code = centre(db)
     first = bookable_day(db, period, unit_by_code["matinee"], child(db), outcome="request")
