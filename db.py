@@ -56,6 +56,24 @@ def writing_session(engine) -> Session:
     return Session(engine.execution_options(sqlite_immediate=True), expire_on_commit=False)
 
 
+def read_before_writing(db: Session, statement, params: dict):
+    """The first row of a read that opens a writing session's request (who is logged in), without its
+    write lock: on SQLite the read runs in a plain BEGIN, ended at once, so the lock is taken by the
+    request's own transaction and held only while it reads and writes what it changes. On PostgreSQL,
+    which locks rows and not the database, the read is the transaction's first statement.
+    """
+    if db.in_transaction() or db.get_bind().dialect.name != "sqlite" or not _immediate(db):
+        return db.exec(statement, params=params).first()
+    db.connection(execution_options={"sqlite_immediate": False})
+    row = db.exec(statement, params=params).first()
+    db.commit()
+    return row
+
+
+def _immediate(db: Session) -> bool:
+    return db.get_bind().get_execution_options().get("sqlite_immediate", False)
+
+
 def upsert_insert(db: Session):
     """The ``insert`` of the session's database, the one with ON CONFLICT (PostgreSQL or SQLite)."""
     return postgresql_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert

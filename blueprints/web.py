@@ -9,7 +9,7 @@ from flask_login import current_user
 from sqlalchemy import bindparam
 from sqlmodel import select
 
-from db import get_db
+from db import get_db, read_before_writing
 from extensions import login_manager
 from models import LoginSession, User
 from services import security
@@ -73,7 +73,7 @@ def init_app(app) -> None:
         if not key:
             return None
         # One query: the account, only while this session's row exists (logout deletes it).
-        user = get_db().exec(SESSION_USER, params={"user": uid, "key_hash": security.key_hash(key)}).first()
+        user = read_before_writing(get_db(), SESSION_USER, {"user": uid, "key_hash": security.key_hash(key)})
         if user is None or not user.active or user.session_version != version:
             return None
         return user
