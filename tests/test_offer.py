@@ -4,10 +4,11 @@ from datetime import timedelta
 from sqlalchemy import event
 from sqlmodel import select
 
-from models import ClosedDay, PeriodUnit
+from db import get_db
+from models import ClosedDay, Draft, DraftLine, Period, PeriodUnit, utcnow
 from services.planning import offer
 from tests.conftest import Auth, Client, page_text
-from tests.factories import ADMIN, centre, child, planning_url, weekday_ahead
+from tests.factories import ADMIN, HX, centre, child, csrf_from, planning_url, weekday_ahead
 
 
 def test_a_closed_day_added_on_another_server_shows_on_the_next_page(make_app, app, db):
@@ -58,3 +59,30 @@ def test_the_planning_columns_keep_their_short_names_for_the_phone(app, db, auth
     page = page_text(auth.client.get(planning_url(child(db, "Zoé"), period, weekday_ahead(12))))
     assert '<span class="unit-full">Journée</span><span class="unit-short" aria-hidden="true">Jour.</span>' in page
     assert '<span class="unit-full">Après-midi</span><span class="unit-short" aria-hidden="true">Après-m.</span>' in page
+
+
+def test_a_click_obeys_a_deadline_another_server_just_moved(make_app, app, db):
+    """A click reads its period's rules with the offer, from memory: a period changed on another server
+    (the booking window closed by an admin) is obeyed by the very next click, and the click writes nothing."""
+    _, period, units = centre(db)
+    zoe, day = child(db, "Zoé"), weekday_ahead(12)
+    parent = Client(app.test_client())
+    Auth(parent).login()
+    token = csrf_from(parent.get(planning_url(zoe, period, day)).get_data(as_text=True))
+
+    def click(unit):  # straight from the page already on the screen: no page load in between
+        return page_text(parent.post(f"/reservations/planning/{zoe.id}/{period.id}/cellule", headers=HX, data={
+            "csrf_token": token, "cellule": f"{day.isoformat()}.{unit.id}", "mois": f"{day:%Y-%m}"}))
+
+    assert "sélectionné" in click(units["matinee"])  # the offer is in memory
+    with make_app().app_context():  # another server's session
+        other = get_db()
+        moved = other.get(Period, period.id)
+        moved.booking_closes_at = utcnow() - timedelta(hours=1)
+        other.add(moved)
+        other.commit()
+    answer = click(units["repas"])
+    assert "Période de réservation terminée" in answer
+    db.expire_all()
+    lines = db.exec(select(DraftLine.unit_id).join(Draft).where(Draft.child_id == zoe.id)).all()
+    assert lines == [units["matinee"].id]

@@ -27,11 +27,12 @@ from services.planning.grid import (
     OUTCOMES,
     STATES,
     Planning,
+    Ref,
     cases_count,
     load_planning,
     mode_action,
 )
-from services.planning.offer import period_offer, version_query
+from services.planning.offer import OfferedPeriod, period_offer, version_query
 from services.planning.rules import PlanningError, enrolled
 
 
@@ -91,8 +92,9 @@ def locked_day(db: Session, family_id: int, child_id: int, period_id: int, day: 
     is not the family's or not enrolled where the period is.
 
     Two statements: the UPDATE of the revision, which checks ownership and takes the draft's row lock,
-    then one read of the day (the child, the period, the offer's version, the day's draft lines,
-    bookings and places, and how many cases the draft holds). The read comes after the lock, so a click
+    then one read of the day (the offer's version, the day's draft lines, bookings and places, and how
+    many cases the draft holds); the period comes with its offer, from memory. The child and the draft
+    are known by their ids only (``Ref``). The read comes after the lock, so a click
     in flight on the same draft (the parent's phone and PC, the family's two guardians) is seen whole:
     clicks on one draft apply one after the other. The draft's first click creates it first.
     """
@@ -105,15 +107,17 @@ def locked_day(db: Session, family_id: int, child_id: int, period_id: int, day: 
             return None
         draft_for(db, *owned, family_id)
         draft_id = db.connection().execute(LOCK_DRAFT, lock).scalar_one()
-    rows = db.exec(READ_DAY, params={"draft_id": draft_id, "day": day, "action": mode_action(mode)}).all()
-    draft, child, period, version, total = rows[0][:5]
-    offer = period_offer(db, period.id, version or 0)
-    lines = {(line.unit_id, line.day): line for *_, line, _, _ in rows if line is not None}
-    bookings = {(b.unit_id, b.day): b for *_, b, _ in rows if b is not None}
-    slots = [slot for *_, slot in rows if slot is not None]
-    return Planning(child, period, list(offer.units), offer.weekdays, offer.excludes, offer.closed, draft, lines,
-                    bookings, {(s.unit_id, s.day): s.taken for s in slots}, now, [day], mode,
-                    {(s.unit_id, s.day): s.capacity for s in slots if s.capacity is not None}, family_id), total
+    rows = db.connection().execute(READ_DAY, {"draft_id": draft_id, "day": day, "action": mode_action(mode)}).all()
+    first = rows[0]
+    offer = period_offer(db, first.period_id, first.version or 0)
+    # The rows stand for the day's draft lines, bookings and places: the cells read their columns.
+    lines = {(r.line_unit, day): r for r in rows if r.id is not None}
+    bookings = {(r.booking_unit, day): r for r in rows if r.booking_unit is not None}
+    slots = [r for r in rows if r.slot_unit is not None]
+    return Planning(Ref(child_id), offer.period, list(offer.units), offer.weekdays, offer.excludes,
+                    offer.closed, Ref(draft_id), lines, bookings,
+                    {(s.slot_unit, day): s.taken for s in slots}, now, [day], mode,
+                    {(s.slot_unit, day): s.capacity for s in slots if s.capacity is not None}, family_id), first.total
 
 
 # The statements of a click, built once (it is the registration morning's hottest route): the ids, the
@@ -129,14 +133,21 @@ LOCK_DRAFT = (
            .where(Child.id == _draft.child_id, enrolled(bindparam("family"))).exists())
     .values(revision=_draft.revision + 1, updated_at=bindparam("now")).returning(_draft.id))  # READ_DAY rereads it
 _day = bindparam("day")
-READ_DAY = (
-    select(Draft, Child, Period, version_query(), cases_count(Draft.id, bindparam("action")), DraftLine, Booking, DaySlot)
-    .join(Child, Child.id == Draft.child_id).join(Period, Period.id == Draft.period_id)
-    .outerjoin(PeriodUnit, PeriodUnit.period_id == Period.id)
-    .outerjoin(DraftLine, (DraftLine.draft_id == Draft.id) & (DraftLine.unit_id == PeriodUnit.unit_id) & (DraftLine.day == _day))
-    .outerjoin(Booking, (Booking.child_id == Child.id) & (Booking.unit_id == PeriodUnit.unit_id) & (Booking.day == _day))
-    .outerjoin(DaySlot, (DaySlot.unit_id == PeriodUnit.unit_id) & (DaySlot.day == _day))
-    .where(Draft.id == bindparam("draft_id")).execution_options(populate_existing=True))
+_line, _booking, _slot = DraftLine.__table__.c, Booking.__table__.c, DaySlot.__table__.c
+READ_DAY = (  # one row per unit of the period, with that unit's line, booking and places on the day
+    select(_draft.period_id, version_query().label("version"),
+           cases_count(_draft.id, bindparam("action")).label("total"),
+           _line.id, _line.unit_id.label("line_unit"), _line.action, _line.expected,
+           _booking.unit_id.label("booking_unit"), _booking.status, _booking.family_id, _booking.cancel_line_id,
+           _slot.unit_id.label("slot_unit"), _slot.taken, _slot.capacity)
+    .select_from(Draft.__table__)
+    .outerjoin(PeriodUnit.__table__, PeriodUnit.__table__.c.period_id == _draft.period_id)
+    .outerjoin(DraftLine.__table__, (_line.draft_id == _draft.id) & (_line.unit_id == PeriodUnit.__table__.c.unit_id)
+               & (_line.day == _day))
+    .outerjoin(Booking.__table__, (_booking.child_id == _draft.child_id)
+               & (_booking.unit_id == PeriodUnit.__table__.c.unit_id) & (_booking.day == _day))
+    .outerjoin(DaySlot.__table__, (_slot.unit_id == PeriodUnit.__table__.c.unit_id) & (_slot.day == _day))
+    .where(_draft.id == bindparam("draft_id")))
 # The click's writes, without the unit of work's flush (the draft is locked: nothing else writes its lines).
 ADD_LINE = insert(DraftLine.__table__).values(draft_id=bindparam("draft"), unit_id=bindparam("unit"), day=bindparam("day"),
                                               action=bindparam("action"), expected=bindparam("expected"))
@@ -281,8 +292,8 @@ class OutsidePeriod(PlanningError):
 class Click:
     """What a click on a cell did, and everything its fragment needs."""
 
-    child: Child
-    period: Period
+    child: Ref
+    period: OfferedPeriod
     unit: Unit
     day: date
     change: Change

@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from models import Action, Booking, Child, DaySlot, Draft, DraftLine, Establishment, Period
 from services.calendar import WEEKDAYS
-from services.planning.offer import OfferedUnit, period_offer, version_query
+from services.planning.offer import OfferedPeriod, OfferedUnit, period_offer, version_query
 from services.planning.rules import booking_rule, cancel_rule, enrolled
 from services.planning.states import OUTCOME_ICONS
 
@@ -82,18 +82,25 @@ class Cell:
         return text
 
 
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A child or a draft known by its id only: what a click needs of them (``drafts.locked_day``)."""
+
+    id: int
+
+
 @dataclass
 class Planning:
-    """Everything needed to draw one month, loaded in a fixed number of queries."""
+    """Everything needed to draw one month, loaded in a fixed number of queries (a click's: its day)."""
 
-    child: Child
-    period: Period
+    child: Child | Ref
+    period: Period | OfferedPeriod
     units: list[OfferedUnit]
     weekdays: dict[int, str]  # unit id -> open weekdays
     excludes: dict[int, frozenset[int]]
     closed: dict[date, str]
-    draft: Draft | None
-    draft_lines: dict[tuple[int, date], DraftLine]
+    draft: Draft | Ref | None
+    draft_lines: dict[tuple[int, date], DraftLine]  # or the rows a click read, with the same columns
     bookings: dict[tuple[int, date], Booking]
     taken: dict[tuple[int, date], int]
     now: datetime

@@ -1,4 +1,5 @@
-"""What a period offers: its units and their weekdays, the units that exclude each other, its closed days.
+"""What a period offers: its rules, its units and their weekdays, the units that exclude each other, its
+closed days.
 
 It almost never changes, and every planning page and every click needs it: each process keeps it in
 memory, keyed by the configuration's version. Any change of a period, a unit, an exclusion or a closed
@@ -11,7 +12,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, make_dataclass
 from datetime import date
 
 from sqlalchemy import event
@@ -38,8 +39,14 @@ class OfferedUnit:
     capacity: int
 
 
+# The period as the rules read it (its dates, deadlines and thresholds): a copy with Period's columns,
+# kept with the offer, so that a click need not load the period at all.
+OfferedPeriod = make_dataclass("OfferedPeriod", [c.name for c in Period.__table__.columns], frozen=True, slots=True)
+
+
 @dataclass(frozen=True)
 class Offer:
+    period: OfferedPeriod
     units: tuple[OfferedUnit, ...]
     weekdays: dict[int, str]  # unit id -> open weekdays ("01234")
     excludes: dict[int, frozenset[int]]
@@ -79,6 +86,7 @@ def _offers(db: Session) -> dict:
 
 
 def load_offer(db: Session, period_id: int) -> Offer:
+    period = db.get(Period, period_id)
     rows = db.exec(select(Unit, PeriodUnit.weekdays).join(PeriodUnit, PeriodUnit.unit_id == Unit.id)
                    .where(PeriodUnit.period_id == period_id).order_by(Unit.position, Unit.id)).all()
     units = tuple(OfferedUnit(u.id, u.establishment_id, u.code, u.label, u.short, u.position, u.capacity)
@@ -89,7 +97,8 @@ def load_offer(db: Session, period_id: int) -> Offer:
         excludes[unit_id].add(other_id)
         excludes[other_id].add(unit_id)
     closed = dict(db.exec(select(ClosedDay.day, ClosedDay.reason).where(ClosedDay.period_id == period_id)).all())
-    return Offer(units, {u.id: wd for u, wd in rows}, {k: frozenset(v) for k, v in excludes.items()}, closed)
+    return Offer(OfferedPeriod(**{c.name: getattr(period, c.name) for c in Period.__table__.columns}),
+                 units, {u.id: wd for u, wd in rows}, {k: frozenset(v) for k, v in excludes.items()}, closed)
 
 
 @event.listens_for(OrmSession, "before_flush")
