@@ -59,7 +59,7 @@ BRACKETS = [(0, 450), (451, 800), (801, 1200), (1201, None)]
 def build_town(url: str, families: int) -> dict:
     """Insert the town in bulk; returns what the load needs (ids, the days on offer)."""
     from argon2 import PasswordHasher
-    from sqlalchemy import insert
+    from sqlalchemy import func, insert
     from sqlmodel import Session, select
 
     from app import create_app
@@ -109,16 +109,17 @@ def build_town(url: str, families: int) -> dict:
                 db.add(Price(unit_id=unit.id, qf_min=low, qf_max=high, amount_cents=150 + 100 * n + 10 * unit.position))
         db.add_all([QfBracket(qf_min=low, qf_max=high) for low, high in BRACKETS])
         db.commit()
+        before = db.exec(select(func.max(Family.id))).one() or 0  # a database may hold others (bench_wrk's demo)
         db.execute(insert(Family), [dict(name=f"Famille {i}", created_at=now, qf=(i * 37) % 1600,
                                          qf_valid_until=start + timedelta(days=365)) for i in range(families)])
-        family_ids = db.exec(select(Family.id).order_by(Family.id)).all()
+        family_ids = db.exec(select(Family.id).where(Family.id > before).order_by(Family.id)).all()
         db.execute(insert(User), [dict(email=f"famille{i}@banc.test", password_hash=password_hash, role="parent",
                                        family_id=f, active=True, session_version=1, created_at=now, first_name="",
                                        last_name="") for i, f in enumerate(family_ids)])
         db.execute(insert(Child), [dict(family_id=f, first_name=f"Enfant{k}", last_name=f"F{f}",
                                         birth_date=date(2018, 1, 1), created_at=now)
                                    for i, f in enumerate(family_ids) for k in range(1 + (i % 2 == 0))])
-        children = db.exec(select(Child.id, Child.family_id).order_by(Child.id)).all()
+        children = db.exec(select(Child.id, Child.family_id).where(Child.family_id > before).order_by(Child.id)).all()
         db.execute(insert(Enrollment), [dict(child_id=c, establishment_id=e, created_at=now)
                                         for c, _ in children for e in (est.id, school.id)])
         db.commit()

@@ -8,10 +8,15 @@ SECONDS each, on loopback:
 - ``/healthz`` of the portal (a request that does nothing);
 - the floor's click, on one row (the toggle below writes one draft too: the same contention);
 - the demo parent toggling one cell of the planning (htmx POST, session cookie and CSRF header);
-- the same parent's planning page (GET).
+- the same parent's planning page (GET);
+- then a registration morning's shape: the floor's click on a row per request, beside PARENTS parents
+  of a town of their own (``bench_rush.build_town``), logged in, each toggling a cell of their own child
+  (a draft each), one after the other in turn. Here the clicks do not wait for each other's lock: what
+  is left is what a click costs.
 
 Prints requests per second, latency (median, 90th and 99th percentiles), every answer that is not
-a 200 (errors, redirects to the login, 204s) and every socket error, and the ratios to /healthz and to the floor of the same run; writes
+a 200 (errors, redirects to the login, 204s) and every socket error, and the ratios to /healthz and to
+the floor of the same run (the one-row floor for the one parent, the row-per-request floor for the many); writes
 ``bench-results/wrk-<database>.md`` and ``.json``. On PostgreSQL the database must be one of the
 benchmark's own: its name ends in ``_bench`` (created if missing, emptied), never ``DATABASE_URL``.
 
@@ -30,6 +35,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+from tests.benchmarks.bench_rush import PASSWORD, build_town
 from tests.benchmarks.common import (
     ROOT,
     BenchClient,
@@ -41,11 +47,18 @@ from tests.benchmarks.common import (
 )
 from tests.benchmarks.floor import prepare
 
-# Every answer but a 200 counted, redirects and 204s included (wrk itself only counts 4xx and 5xx).
+# Every answer but a 200 counted, redirects and 204s included (wrk itself only counts 4xx and 5xx); with
+# several requests, each thread sends them in turn, from its own starting point.
 COUNT_STATUSES = """
 local threads = {}
-function setup(thread) table.insert(threads, thread) end
-function init(args) not_ok = 0 end
+function setup(thread) table.insert(threads, thread); thread:set("first", #threads * 5) end
+function init(args)
+  not_ok = 0
+  turn = first
+  built = {}
+  for i, r in ipairs(requests) do built[i] = wrk.format(r[1], r[2], r[3], r[4]) end
+end
+function request() turn = turn % #built + 1; return built[turn] end
 function response(status, headers, body) if status ~= 200 then not_ok = not_ok + 1 end end
 function done(summary, latency, requests)
   local total = 0
@@ -53,6 +66,7 @@ function done(summary, latency, requests)
   io.write(string.format("Not 200: %d\\n", total))
 end
 """
+ONE_ROW, ROWS = "floor: click (one row)", "floor: click (a row per request)"
 WRK_LINE = re.compile(r"^\s*(\d+)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
 UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
@@ -66,13 +80,17 @@ def gunicorn(app: str, env: dict, port: int, workers: int, log: Path) -> subproc
     return process
 
 
-def lua(directory: Path, name: str, method: str, path: str, headers: dict, body: str = "") -> Path:
+def lua(directory: Path, name: str, requests: list[tuple[str, str, dict, str]]) -> Path:
+    """A wrk script sending ``requests`` (method, path, headers, body) in turn."""
+    def text(value: str) -> str:
+        return json.dumps(value)  # a JSON string is a Lua string literal
+
+    def table(headers: dict) -> str:
+        return "{" + ", ".join(f"[{text(k)}] = {text(v)}" for k, v in headers.items()) + "}"
+
+    entries = ",\n".join(f"  {{{text(m)}, {text(p)}, {table(h)}, {text(b) if b else 'nil'}}}" for m, p, h, b in requests)
     script = directory / f"{name}.lua"
-    lines = [f'wrk.method = "{method}"', f'wrk.path = "{path}"']
-    lines += [f'wrk.headers["{key}"] = "{value}"' for key, value in headers.items()]
-    if body:
-        lines.append(f'wrk.body = "{body}"')
-    script.write_text("\n".join(lines) + "\n" + COUNT_STATUSES)
+    script.write_text("requests = {\n" + entries + "\n}\n" + COUNT_STATUSES)
     return script
 
 
@@ -100,12 +118,14 @@ def main():
     parser.add_argument("--connections", default="8,16")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--wrk-threads", type=int, default=2)
+    parser.add_argument("--parents", type=int, default=16, help="parents clicking each their own child's cell")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-wrk-"))
     url = bench_database(args.database, args.pg_url, work)
     prepare(url)  # the floor's table, in the same database as the portal's
     client = BenchClient.demo(url)
+    town = build_town(url, args.parents)  # beside the demo, in the same database
     results_dir = ROOT / "bench-results"
     results_dir.mkdir(exist_ok=True)
     portal_port, floor_port = free_port(), free_port()
@@ -119,17 +139,28 @@ def main():
         cell = demo_cell(url)
         cookie = {"Cookie": session.cookie}
         toggle_body = f"cellule={cell['day']}.{cell['unit_id']}&mois={cell['month']}"
-        requests = {  # name -> port, method, path, headers, body
-            "/healthz": (portal_port, "GET", "/healthz", {}, ""),
-            "floor: click (one row)": (floor_port, "POST", "/click?row=0", {}, ""),
-            "cell toggle (htmx)": (portal_port, "POST", cell["toggle_path"], {
-                **cookie, "X-CSRFToken": session.csrf, "HX-Request": "true",
-                "Content-Type": "application/x-www-form-urlencoded"}, toggle_body),
-            f"planning page ({cell['cells']} cells)": (portal_port, "GET", cell["planning_path"], cookie, ""),
+        form = {"HX-Request": "true", "Content-Type": "application/x-www-form-urlencoded"}
+        day, unit = town["days"][0], town["units"][0]
+        parents = []
+        for index, child in town["families"]:
+            parent = BenchClient(f"famille{index}@banc.test", PASSWORD).login(portal_port)
+            parents.append(("POST", f"/reservations/planning/{child}/{town['period']}/cellule",
+                            {"Cookie": parent.cookie, "X-CSRFToken": parent.csrf, **form},
+                            f"cellule={day}.{unit}&mois={day[:7]}"))
+        many = f"cell toggle, {len(parents)} parents (a draft each)"
+        requests = {  # name -> port, [(method, path, headers, body)]: sent in turn
+            "/healthz": (portal_port, [("GET", "/healthz", {}, "")]),
+            ONE_ROW: (floor_port, [("POST", "/click?row=0", {}, "")]),
+            "cell toggle (htmx)": (portal_port, [("POST", cell["toggle_path"], {
+                **cookie, "X-CSRFToken": session.csrf, **form}, toggle_body)]),
+            f"planning page ({cell['cells']} cells)": (portal_port, [("GET", cell["planning_path"], cookie, "")]),
+            ROWS: (floor_port, [("POST", f"/click?row={n}", {}, "") for n in range(len(parents))]),
+            many: (portal_port, parents),
         }
-        sizes = {name: len(session.fetch(*request)) for name, request in requests.items()}
-        scripts = {name: (port, lua(work, f"script{i}", method, path, headers, body))
-                   for i, (name, (port, method, path, headers, body)) in enumerate(requests.items())}
+        sizes = {name: len(session.fetch(port, *sent[0])) for name, (port, sent) in requests.items()
+                 if name != many}
+        sizes[many] = len(session.fetch(portal_port, *parents[0]))
+        scripts = {name: (port, lua(work, f"script{i}", sent)) for i, (name, (port, sent)) in enumerate(requests.items())}
         runs = []
         for connections in [int(c) for c in args.connections.split(",")]:
             figures = {name: wrk(port, script, connections, args.seconds, args.wrk_threads)
@@ -158,11 +189,12 @@ def report(result: dict) -> str:
              f"Command: `{result['command']}`", ""]
     for run in result["runs"]:
         figures = run["figures"]
-        healthz, floor = figures["/healthz"]["requests_per_s"], figures["floor: click (one row)"]["requests_per_s"]
+        healthz = figures["/healthz"]["requests_per_s"]
         lines += [f"{run['connections']} connections:", "",
                   "| request | bytes | req/s | × /healthz | × floor | median ms | p90 ms | p99 ms | not 200 | socket errors |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for name, f in figures.items():
+            floor = figures[ROWS if name == ROWS or "parents" in name else ONE_ROW]["requests_per_s"]
             lines.append(f"| {name} | {result['bytes'][name]} | {f['requests_per_s']:.0f} | {f['requests_per_s'] / healthz:.3f} | "
                          f"{f['requests_per_s'] / floor:.2f} | {f['median_ms']:.1f} | {f['p90_ms']:.1f} | {f['p99_ms']:.1f} | "
                          f"{f['not_200']} | {f['socket_errors']} |")
