@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlmodel import Session, select
 
 from models import Action, Booking, Child, DaySlot, Draft, DraftLine, Establishment, Period
@@ -230,15 +230,27 @@ class OpenedPlanning:
     selected: int  # cases the draft holds in the page's mode
 
 
+# The page's statements, built once (each request only gives their values).
+_family, _units, _first, _last = bindparam("family"), bindparam("units", expanding=True), bindparam("first"), bindparam("last")
+OPEN_PLANNING = (
+    select(Child, Period, Establishment, version_query(), Draft, cases_count(Draft.id, bindparam("action")))
+    .select_from(Child)
+    .join(Period, Period.id == bindparam("period")).join(Establishment, Establishment.id == Period.establishment_id)
+    .outerjoin(Draft, (Draft.child_id == Child.id) & (Draft.period_id == Period.id) & (Draft.family_id == _family))
+    .where(Child.id == bindparam("child"), enrolled(_family)))
+DRAFT_OF = select(Draft).where(Draft.child_id == bindparam("child"), Draft.period_id == bindparam("period"),
+                               Draft.family_id == _family)
+DRAFT_LINES = select(DraftLine).where(DraftLine.draft_id == bindparam("draft"), DraftLine.day >= _first, DraftLine.day <= _last)
+BOOKINGS = select(Booking).where(Booking.child_id == bindparam("child"), Booking.unit_id.in_(_units),
+                                 Booking.day >= _first, Booking.day <= _last)
+SLOTS = select(DaySlot).where(DaySlot.unit_id.in_(_units), DaySlot.day >= _first, DaySlot.day <= _last)
+
+
 def open_planning(db: Session, family_id: int, child_id: int, period_id: int, mode: str = "book") -> OpenedPlanning | None:
     """The child, the period, its establishment, the offer's version, the draft and its count, in one
     query; None when the child is not the family's or not enrolled where the period is (404)."""
-    row = db.exec(select(Child, Period, Establishment, version_query(), Draft, cases_count(Draft.id, mode_action(mode)))
-                  .select_from(Child)
-                  .join(Period, Period.id == period_id).join(Establishment, Establishment.id == Period.establishment_id)
-                  .outerjoin(Draft, (Draft.child_id == Child.id) & (Draft.period_id == Period.id)
-                             & (Draft.family_id == family_id))
-                  .where(Child.id == child_id, enrolled(family_id))).first()
+    row = db.exec(OPEN_PLANNING, params={"family": family_id, "child": child_id, "period": period_id,
+                                         "action": mode_action(mode)}).first()
     if row is None:
         return None
     child, period, establishment, version, draft, count = row
@@ -258,16 +270,13 @@ def load_planning(db: Session, child: Child, period: Period, days: list[date], n
     unit_ids = [u.id for u in units]
     first, last = (min(days), max(days)) if days else (period.start_date, period.start_date)
     if draft is None:
-        draft = db.exec(select(Draft).where(Draft.child_id == child.id, Draft.period_id == period.id,
-                                            Draft.family_id == family_id)).first()
+        draft = db.exec(DRAFT_OF, params={"child": child.id, "period": period.id, "family": family_id}).first()
+    days_of = {"first": first, "last": last}
     draft_lines = {}
     if draft is not None and draft.id is not None:
-        draft_lines = {(l.unit_id, l.day): l for l in db.exec(
-            select(DraftLine).where(DraftLine.draft_id == draft.id, DraftLine.day >= first, DraftLine.day <= last))}
-    bookings = {(b.unit_id, b.day): b for b in db.exec(
-        select(Booking).where(Booking.child_id == child.id, Booking.unit_id.in_(unit_ids),
-                              Booking.day >= first, Booking.day <= last))}
-    slots = db.exec(select(DaySlot).where(DaySlot.unit_id.in_(unit_ids), DaySlot.day >= first, DaySlot.day <= last)).all()
+        draft_lines = {(l.unit_id, l.day): l for l in db.exec(DRAFT_LINES, params={"draft": draft.id, **days_of})}
+    bookings = {(b.unit_id, b.day): b for b in db.exec(BOOKINGS, params={"child": child.id, "units": unit_ids, **days_of})}
+    slots = db.exec(SLOTS, params={"units": unit_ids, **days_of}).all()
     taken = {(s.unit_id, s.day): s.taken for s in slots}
     capacities = {(s.unit_id, s.day): s.capacity for s in slots if s.capacity is not None}
     return Planning(child, period, units, offer.weekdays, offer.excludes, offer.closed, draft, draft_lines, bookings,
