@@ -1,7 +1,12 @@
-"""The benchmarks only ever empty a database of their own."""
-import pytest
+"""The benchmarks only ever empty a database of their own, and still run after a change of the schema."""
+import subprocess
+import sys
 
-from tests.benchmarks.common import NotABenchDatabase, bench_database
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.benchmarks.bench_rush import build_town
+from tests.benchmarks.common import ROOT, BenchClient, NotABenchDatabase, bench_database
 
 
 @pytest.mark.parametrize("url", ["postgresql+psycopg://postgres@127.0.0.1:5432/ribambelle",
@@ -10,3 +15,25 @@ from tests.benchmarks.common import NotABenchDatabase, bench_database
 def test_a_benchmark_refuses_a_database_not_named_bench(url, tmp_path):
     with pytest.raises(NotABenchDatabase, match="ne finit pas par _bench"):
         bench_database("postgresql", url, tmp_path)
+
+
+def test_the_billing_benchmark_builds_its_town_and_bills_it(tmp_path):
+    """Run small, so that a change of the schema cannot leave `make bench` broken unseen."""
+    done = subprocess.run([sys.executable, "-m", "tests.benchmarks.bench_billing", "--families", "12", "--pdfs", "2"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| families / children / bookings | 12 / 18 /" in done.stdout
+    assert "| billing run (12 invoices," in done.stdout
+
+
+def test_the_rush_town_holds_its_families_beside_the_demo(tmp_path):
+    """bench_wrk builds the rush's town in the demo's database: its parents are its own families only."""
+    url = bench_database("sqlite", "", tmp_path)
+    BenchClient.demo(url)
+    town = build_town(url, 5)
+    assert len(town["families"]) == 5 and town["children"] == 8
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        logins = conn.execute(text("SELECT email FROM user WHERE email LIKE '%@banc.test' ORDER BY id")).scalars().all()
+    engine.dispose()
+    assert logins == [f"famille{i}@banc.test" for i in range(5)]

@@ -95,8 +95,9 @@ def main():
         db.execute(insert(ReservationLine), line_rows)
         lines = db.exec(select(ReservationLine.id, ReservationLine.reservation_id, ReservationLine.unit_id, ReservationLine.day)).all()
         child_of = {r: c for c, r in reservations.items()}
-        db.execute(insert(Booking), [dict(child_id=child_of[r], unit_id=u, day=d, status="accepted", line_id=i, created_at=now)
-                                     for i, r, u, d in lines])
+        family_of = dict(children)
+        db.execute(insert(Booking), [dict(child_id=child_of[r], family_id=family_of[child_of[r]], unit_id=u, day=d,
+                                          status="accepted", line_id=i, created_at=now) for i, r, u, d in lines])
         db.commit()
     built = time.perf_counter() - started
 
