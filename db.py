@@ -111,12 +111,34 @@ def close_db(exc=None) -> None:
     db = g.pop("db", None)
     if db is None:
         return
-    if exc is None and not _writing(db) and db.in_transaction() and not (db.new or db.dirty or db.deleted):
+    if exc is None and not _writing(db) and db.in_transaction() and not _wrote(db):
         try:
             db.commit()
         except Exception:  # the database went away: closing below rolls back what is left
             current_app.logger.warning("Fin de lecture impossible à valider", exc_info=True)
     db.close()
+
+
+def _wrote(db: Session) -> bool:
+    """The session's transaction has written, or holds changes it would write: only a ROLLBACK ends it."""
+    return bool(db.info.get("wrote") or db.new or db.dirty or db.deleted)
+
+
+@event.listens_for(Session, "after_flush")
+def _flushed(session, flush_context) -> None:
+    session.info["wrote"] = True
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _executed(state) -> None:
+    if not state.is_select:  # an UPDATE, INSERT, DELETE or text() run through the session
+        state.session.info["wrote"] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _ended(session, transaction) -> None:
+    if transaction.parent is None:  # the outermost: committed or rolled back
+        session.info.pop("wrote", None)
 
 
 def _writing(db: Session) -> bool:

@@ -5,10 +5,12 @@ draft in one statement, reads its day in one, writes in one. A change that adds 
 """
 import contextlib
 
-from sqlalchemy import event
+import pytest
+from sqlalchemy import event, text
 from sqlmodel import select
 
-from models import DraftLine
+from db import get_db
+from models import DraftLine, Family
 from tests.conftest import page_text
 from tests.factories import (
     billed_month,
@@ -98,3 +100,37 @@ def test_the_family_space_reads_each_block_in_one_query(app, db, auth):
     assert "Modification en attente de validation" in page and "Zoé Durand" in page
     assert f"<strong>Zoé</strong> — {reservation.number}" in page and "2 jours acceptés, 2 en attente" in page
     assert invoice.number in page and "Chèque" in page
+
+
+def test_a_reading_request_never_commits_what_it_changed_without_committing(app, db):
+    """A GET ends its transaction with a COMMIT only when it wrote nothing: a change it flushed and left
+    uncommitted is rolled back, as before."""
+    family = db.exec(select(Family)).first()
+    name = family.name
+
+    @app.get("/essai/ecrit-sans-valider")
+    def writes_without_committing():
+        reading = get_db()
+        reading.get(Family, family.id).name = "Changé en lisant"
+        reading.exec(select(Family)).all()  # the change is flushed, never committed
+        return "lu"
+
+    assert app.test_client().get("/essai/ecrit-sans-valider").get_data(as_text=True) == "lu"
+    db.expire_all()
+    assert db.get(Family, family.id).name == name
+
+
+@pytest.mark.backends("postgresql")
+def test_pages_keep_their_statements_prepared_on_postgresql(app, db, auth):
+    """psycopg prepares a statement run five times on a connection and forgets all of them at a ROLLBACK:
+    a page that ends its reading transaction with one would have PostgreSQL plan its statements again at
+    every request. After a few visits of the family space, the connection holds them prepared."""
+    auth.login()
+    for _ in range(8):
+        assert auth.client.get("/compte/").status_code == 200
+    engine = app.extensions["ribambelle.engine"]
+    pooled = [engine.connect() for _ in range(engine.pool.checkedin())]
+    prepared = [c.execute(text("SELECT statement FROM pg_prepared_statements")).scalars().all() for c in pooled]
+    for c in pooled:
+        c.close()
+    assert any(any("FROM invoice" in s for s in statements) for statements in prepared), prepared
