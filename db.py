@@ -62,16 +62,12 @@ def read_before_writing(db: Session, statement, params: dict):
     request's own transaction and held only while it reads and writes what it changes. On PostgreSQL,
     which locks rows and not the database, the read is the transaction's first statement.
     """
-    if db.in_transaction() or db.get_bind().dialect.name != "sqlite" or not _immediate(db):
+    if db.in_transaction() or db.get_bind().dialect.name != "sqlite" or not _writing(db):
         return db.exec(statement, params=params).first()
     db.connection(execution_options={"sqlite_immediate": False})
     row = db.exec(statement, params=params).first()
     db.commit()
     return row
-
-
-def _immediate(db: Session) -> bool:
-    return db.get_bind().get_execution_options().get("sqlite_immediate", False)
 
 
 def upsert_insert(db: Session):
@@ -142,4 +138,5 @@ def _ended(session, transaction) -> None:
 
 
 def _writing(db: Session) -> bool:
-    return _immediate(db) if db.get_bind().dialect.name == "sqlite" else db.info.get("writing", False)
+    """A ``writing_session`` (on SQLite, one whose transactions begin IMMEDIATE)."""
+    return db.info.get("writing", False)

@@ -157,9 +157,7 @@ def main():
             ROWS: (floor_port, [("POST", f"/click?row={n}", {}, "") for n in range(len(parents))]),
             many: (portal_port, parents),
         }
-        sizes = {name: len(session.fetch(port, *sent[0])) for name, (port, sent) in requests.items()
-                 if name != many}
-        sizes[many] = len(session.fetch(portal_port, *parents[0]))
+        sizes = {name: len(session.fetch(port, *sent[0])) for name, (port, sent) in requests.items()}  # its own headers
         scripts = {name: (port, lua(work, f"script{i}", sent)) for i, (name, (port, sent)) in enumerate(requests.items())}
         runs = []
         for connections in [int(c) for c in args.connections.split(",")]:
