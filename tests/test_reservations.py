@@ -5,7 +5,7 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from models import Booking, DraftLine, Establishment, Period, Reservation, ReservationLine, Unit
+from models import Booking, DraftLine, Establishment, Period, Reservation, ReservationLine, Unit, utcnow
 from services import planning
 from tests.conftest import csrf_from, page_text
 from tests.factories import (
@@ -160,7 +160,8 @@ def test_locked_and_forged_cells_change_nothing(client, auth, db):
     auth.login()
     zoe = child(db, "Zoé")
     _, period, units = centre(db)
-    past = period.start_date  # a week ago
+    plan = planning.load_planning(db, zoe, period, planning.all_period_days(period), utcnow())
+    past = next(d for d in plan.days if plan.cell(units["repas"], d).reason == "Date passée")  # a weekday gone by
     html = page_text(post_cell(client, zoe, period, units["repas"], past))
     assert "Date passée" in html and "planning-message--error" in html
     token = csrf_from(client.get("/compte/").get_data(as_text=True))
