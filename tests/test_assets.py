@@ -24,7 +24,7 @@ def test_the_sprite_is_made_from_the_icons_beside_it():
 
 def test_every_state_icon_a_page_names_is_in_the_sprite():
     sprite = (ICONS / assets.SPRITE).read_text()
-    named = {icon for _, icon in STATES.values()} | set(OUTCOME_ICONS.values())
+    named = {icon for _, icon, _ in STATES.values()} | set(OUTCOME_ICONS.values())
     for table in (RESERVATION_STATES, INVOICE_STATES, PAYMENT_STATES):
         named |= {icon for _, icon in table.values()}
     css = (ROOT / "static" / "ribambelle.css").read_text()

@@ -9,23 +9,24 @@ from sqlmodel import Session, select
 
 from models import Action, Booking, Child, DaySlot, Draft, DraftLine, Establishment, Period
 from services.calendar import WEEKDAYS
+from services.formatting import date_long
 from services.planning.offer import OfferedPeriod, OfferedUnit, period_offer, version_query
 from services.planning.rules import booking_rule, cancel_rule, enrolled
 from services.planning.states import OUTCOME_ICONS
 
-# Cell states: code -> (words shown to the parent, icon file). Never colour alone.
+# Cell states: code -> (words said to the parent, icon file, the short word the cell shows). Never colour alone.
 STATES = {
-    "closed": ("Fermé", "closed"),
-    "available": ("Disponible", "available"),
-    "selected": ("Sélectionné (à confirmer)", "selected"),
-    "booked": ("Réservé (réservation acceptée)", "booked"),
-    "request": ("Demande de réservation", "request"),
-    "waitlist": ("Liste d'attente", "waitlist"),
-    "cancel_request": ("Demande d'annulation", "cancel-request"),
-    "cancel_selected": ("Annulation sélectionnée (à confirmer)", "cancel-selected"),
-    "full": ("Complet", "full"),
-    "locked": ("Verrouillé (délai dépassé)", "locked"),
-    "other": ("Réservé par l'autre foyer", "other"),  # shared custody: nothing of the other home is shown
+    "closed": ("Fermé", "closed", "Fermé"),
+    "available": ("Disponible", "available", "Libre"),
+    "selected": ("Sélectionné (à confirmer)", "selected", "Choisi"),
+    "booked": ("Réservé (réservation acceptée)", "booked", "Réservé"),
+    "request": ("Demande de réservation", "request", "Demande"),
+    "waitlist": ("Liste d'attente", "waitlist", "Attente"),
+    "cancel_request": ("Demande d'annulation", "cancel-request", "Annul. dem."),
+    "cancel_selected": ("Annulation sélectionnée (à confirmer)", "cancel-selected", "À annuler"),
+    "full": ("Complet", "full", "Complet"),
+    "locked": ("Verrouillé (délai dépassé)", "locked", "Verrouillé"),
+    "other": ("Réservé par l'autre foyer", "other", "Autre foyer"),  # shared custody: nothing of the other home is shown
 }
 
 
@@ -56,6 +57,26 @@ class Cell:
     @property
     def id(self) -> str:
         return f"cell-{self.day.isoformat()}-{self.unit.code}"
+
+    @property
+    def css(self) -> str:
+        """The cell's classes: its state, and for a selection what confirming will give."""
+        return f"cell cell--{self.state} will-{self.outcome}" if self.outcome else f"cell cell--{self.state}"
+
+    @property
+    def value(self) -> str:
+        """What its button posts: "2027-07-06.3" (the day, the unit's id)."""
+        return f"{self.day.isoformat()}.{self.unit.id}"
+
+    @property
+    def short(self) -> str:
+        """The word shown in the cell (its icon drawn by the CSS)."""
+        return "Non cumul." if self.conflict else STATES[self.state][2]
+
+    @property
+    def spoken(self) -> str:
+        """The cell's whole name for a screen reader: the day, the unit, the state and the reason."""
+        return f"{date_long(self.day)}, {self.unit.label} : {self.words}"
 
     @property
     def label(self) -> str:
@@ -108,9 +129,17 @@ class Planning:
     mode: str = "book"  # "book" or "cancel": what a click on a cell does
     capacities: dict[tuple[int, date], int] = field(default_factory=dict)  # days with their own capacity
     family_id: int | None = None  # the household looking (shared custody); the child's file's by default
+    _rules: dict[date, tuple[str | None, str]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
         self.family_id = self.family_id or self.child.family_id
+
+    def booking_rule(self, day: date) -> tuple[str | None, str]:
+        """``rules.booking_rule`` of ``day``, the same for each of its units: worked out once a day."""
+        rule = self._rules.get(day)
+        if rule is None:
+            rule = self._rules[day] = booking_rule(self.period, day, self.now)
+        return rule
 
     def unit(self, unit_id: int) -> OfferedUnit:
         return next(u for u in self.units if u.id == unit_id)
@@ -157,9 +186,9 @@ class Planning:
         if line is not None and line.action == "book":
             outcome = self.outcome(unit, day)
             if outcome is None:  # the deadline passed since the selection: shown, then refused
-                return Cell(day, unit, "locked", booking_rule(self.period, day, self.now)[1], clickable=True)
+                return Cell(day, unit, "locked", self.booking_rule(day)[1], clickable=True)
             return Cell(day, unit, "selected", outcome=outcome, clickable=True)
-        rule, why = booking_rule(self.period, day, self.now)
+        rule, why = self.booking_rule(day)
         if rule is None:
             return Cell(day, unit, "locked", why)
         conflict = self.excluded_booking(unit, day)
@@ -183,7 +212,7 @@ class Planning:
         return cancel_rule(self.period, booking.status, day, self.now)[0]
 
     def outcome(self, unit: OfferedUnit, day: date) -> str | None:
-        rule, _ = booking_rule(self.period, day, self.now)
+        rule, _ = self.booking_rule(day)
         if rule is None:
             return None
         return "waitlist" if self.is_full(unit, day) else rule
