@@ -4,7 +4,9 @@ The budget of each route is part of its design (issue 16): a click checks owners
 draft in one statement, reads its day in one, writes in one. A change that adds a query fails here.
 """
 import contextlib
+import tempfile
 
+import psycopg
 import pytest
 from sqlalchemy import event, text
 from sqlmodel import select
@@ -61,6 +63,55 @@ def test_a_click_locks_reads_and_writes_once_each(app, db, auth):
     assert clearing == ["SELECT", "UPDATE", "SELECT", "DELETE"]
     lines = db.exec(select(DraftLine.unit_id).where(DraftLine.day == day)).all()
     assert lines == [units["repas"].id]
+
+
+@contextlib.contextmanager
+def protocol_of(app):
+    """What the portal's connections said to PostgreSQL and heard back in the block (libpq's trace), as
+    lines "F|B <message> ..." once the block is over."""
+    engine = app.extensions["ribambelle.engine"]
+    trace, traced, lines = tempfile.TemporaryFile(), [], []
+
+    def checkout(dbapi_connection, record, proxy):
+        dbapi_connection.pgconn.trace(trace.fileno())
+        dbapi_connection.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+        traced.append(dbapi_connection)
+
+    event.listen(engine, "checkout", checkout)
+    try:
+        yield lines
+    finally:
+        event.remove(engine, "checkout", checkout)
+        for connection in traced:
+            connection.pgconn.untrace()
+        trace.seek(0)
+        for line in trace.read().decode().splitlines():
+            if line[:2] in ("F\t", "B\t"):  # else the rest of a statement written on several lines
+                direction, _length, message, *arguments = line.split("\t")
+                lines.append(" ".join([direction, message, *arguments]))
+
+
+@pytest.mark.backends("postgresql")
+def test_a_click_holds_its_draft_locked_for_two_round_trips_on_postgresql(app, db, auth):
+    """The lock and the day's read travel together, then the write and the COMMIT: between the draft's
+    UPDATE and the end of its transaction, the portal waits for PostgreSQL twice (as the stack's floor,
+    whose click is one UPDATE and its COMMIT), not once per statement."""
+    _, period, units = centre(db)
+    zoe, day = child(db, "Zoé"), weekday_ahead(12)
+    auth.login()
+    post_cell(auth.client.raw, zoe, period, units["repas"], day)  # the draft's first click creates it
+    token = csrf_from(auth.client.get(planning_url(zoe, period, day)).get_data(as_text=True))
+    form = {"csrf_token": token, "cellule": f"{day.isoformat()}.{units['matinee'].id}", "mois": f"{day:%Y-%m}"}
+    with protocol_of(app) as protocol:
+        response = auth.client.post(f"/reservations/planning/{zoe.id}/{period.id}/cellule", data=form,
+                                    headers={"HX-Request": "true"})
+    assert "sélectionné, réservation acceptée" in response.get_data(as_text=True)
+    lock = next(i for i, line in enumerate(protocol) if line.startswith("F Parse") and "UPDATE draft" in line)
+    end = next(i for i, line in enumerate(protocol) if i > lock and line.startswith("B CommandComplete") and "COMMIT" in line)
+    end = next(i for i, line in enumerate(protocol) if i > end and line.startswith("B ReadyForQuery"))
+    waits = [line for line in protocol[lock:end + 1] if line.startswith("B ReadyForQuery")]
+    assert len(waits) == 2, protocol[lock:end + 1]
+    assert db.exec(select(DraftLine.unit_id).where(DraftLine.day == day)).all() == [units["repas"].id, units["matinee"].id]
 
 
 def test_a_click_on_another_familys_child_is_refused_by_the_lock_itself(app, db, auth):

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
+from db import in_one_trip
 from models import (
     Booking,
     Child,
@@ -91,23 +92,24 @@ def locked_day(db: Session, family_id: int, child_id: int, period_id: int, day: 
     """The draft locked, its revision moved on, and what the cells of ``day`` need; None when the child
     is not the family's or not enrolled where the period is.
 
-    Two statements: the UPDATE of the revision, which checks ownership and takes the draft's row lock,
-    then one read of the day (the offer's version, the day's draft lines, bookings and places, and how
+    Two statements, sent together (``db.in_one_trip``): the UPDATE of the revision, which checks
+    ownership and takes the draft's row lock, then one read of the day (the offer's version, the day's draft lines, bookings and places, and how
     many cases the draft holds); the period comes with its offer, from memory. The child and the draft
     are known by their ids only (``Ref``). The read comes after the lock, so a click
     in flight on the same draft (the parent's phone and PC, the family's two guardians) is seen whole:
     clicks on one draft apply one after the other. The draft's first click creates it first.
     """
     lock = {"family": family_id, "child": child_id, "period": period_id, "now": utcnow()}
-    draft_id = db.connection().execute(LOCK_DRAFT, lock).scalar_one_or_none()
-    if draft_id is None:
+    read = {"family": family_id, "child": child_id, "period": period_id, "day": day, "action": mode_action(mode)}
+    locked, rows = in_one_trip(db, [(LOCK_DRAFT, lock), (READ_DAY, read)])
+    if not locked:
         owned = db.exec(select(Child, Period).join(Period, Period.id == period_id).where(Child.id == child_id,
                                                     enrolled(family_id))).first()
         if owned is None:
             return None
         draft_for(db, *owned, family_id)
-        draft_id = db.connection().execute(LOCK_DRAFT, lock).scalar_one()
-    rows = db.connection().execute(READ_DAY, {"draft_id": draft_id, "day": day, "action": mode_action(mode)}).all()
+        locked, rows = in_one_trip(db, [(LOCK_DRAFT, lock), (READ_DAY, read)])
+    draft_id = locked[0].id
     first = rows[0]
     offer = period_offer(db, first.period_id, first.version or 0)
     # The rows stand for the day's draft lines, bookings and places: the cells read their columns.
@@ -147,23 +149,24 @@ READ_DAY = (  # one row per unit of the period, with that unit's line, booking a
     .outerjoin(Booking.__table__, (_booking.child_id == _draft.child_id)
                & (_booking.unit_id == PeriodUnit.__table__.c.unit_id) & (_booking.day == _day))
     .outerjoin(DaySlot.__table__, (_slot.unit_id == PeriodUnit.__table__.c.unit_id) & (_slot.day == _day))
-    .where(_draft.id == bindparam("draft_id")))
+    .where(_draft.child_id == bindparam("child"), _draft.period_id == bindparam("period"),
+           _draft.family_id == bindparam("family")))
 # The click's writes, without the unit of work's flush (the draft is locked: nothing else writes its lines).
 ADD_LINE = insert(DraftLine.__table__).values(draft_id=bindparam("draft"), unit_id=bindparam("unit"), day=bindparam("day"),
                                               action=bindparam("action"), expected=bindparam("expected"))
 REMOVE_LINE = delete(DraftLine.__table__).where(DraftLine.__table__.c.id == bindparam("line"))
 
 
-def add_line(db: Session, planning: Planning, unit_id: int, day: date, action: str, expected: str) -> None:
-    """Write the draft line and show it in ``planning`` (the line there is not the session's)."""
-    db.connection().execute(ADD_LINE, {"draft": planning.draft.id, "unit": unit_id, "day": day, "action": action, "expected": expected})
+def add_line(writes: list, planning: Planning, unit_id: int, day: date, action: str, expected: str) -> None:
+    """Add the draft line's INSERT to ``writes`` and show the line in ``planning`` (it is not the session's)."""
+    writes.append((ADD_LINE, {"draft": planning.draft.id, "unit": unit_id, "day": day, "action": action, "expected": expected}))
     planning.draft_lines[(unit_id, day)] = DraftLine(draft_id=planning.draft.id, unit_id=unit_id, day=day, action=action,
                                                      expected=expected)
 
 
-def remove_line(db: Session, planning: Planning, unit_id: int, day: date) -> DraftLine:
+def remove_line(writes: list, planning: Planning, unit_id: int, day: date) -> DraftLine:
     line = planning.draft_lines.pop((unit_id, day))
-    db.connection().execute(REMOVE_LINE, {"line": line.id})
+    writes.append((REMOVE_LINE, {"line": line.id}))
     return line
 
 
@@ -180,26 +183,27 @@ def apply_click(db: Session, planning: Planning, total: int, unit_id: int, day: 
         raise PlanningError(f"{unit.label} du {day:%d/%m/%Y} : {cell.words}")
     line = planning.draft_lines.get((unit_id, day))
     what = f"{unit.label} du {day:%d/%m/%Y}"
+    writes = []  # sent with the COMMIT, in one round trip on PostgreSQL: the draft stays locked until then
     if line is not None:
-        remove_line(db, planning, unit_id, day)
+        remove_line(writes, planning, unit_id, day)
         total -= line.action == action
         change.message = f"{what} : {'annulation' if line.action == 'cancel' else 'sélection'} retirée."
     elif mode == "cancel":
         outcome = planning.cancel_outcome(unit, day)
-        add_line(db, planning, unit_id, day, "cancel", outcome)
+        add_line(writes, planning, unit_id, day, "cancel", outcome)
         total += 1
         change.message = f"{what} : annulation sélectionnée, {CANCEL_OUTCOMES[outcome]} (à confirmer)."
     else:
-        cleared = clear_excluded(db, planning, unit, day)
+        cleared = clear_excluded(writes, planning, unit, day)
         outcome = planning.outcome(unit, day)
-        add_line(db, planning, unit_id, day, "book", outcome)
+        add_line(writes, planning, unit_id, day, "book", outcome)
         total += 1 - len(cleared)
         change.units |= cleared
         change.message = f"{what} : sélectionné, {OUTCOMES[outcome]} (à confirmer)."
         if cleared:
             labels = ", ".join(planning.unit(u).label for u in cleared)
             change.message += f" {labels} retiré (non cumulable)."
-    db.commit()
+    in_one_trip(db, writes, commit=True)
     change.total, change.planning = total, planning
     return change
 
@@ -215,12 +219,13 @@ def bump_revision(db: Session, draft: Draft, action: str) -> int:
     return total
 
 
-def clear_excluded(db: Session, planning: Planning, unit: Unit, day: date) -> set[int]:
+def clear_excluded(writes: list, planning: Planning, unit: Unit, day: date) -> set[int]:
+    """The units ``unit`` excludes that are selected on ``day``: their lines' DELETEs added to ``writes``."""
     cleared = set()
     for other_id in planning.excludes.get(unit.id, ()):
         line = planning.draft_lines.get((other_id, day))
         if line is not None and line.action == "book":
-            remove_line(db, planning, other_id, day)
+            remove_line(writes, planning, other_id, day)
             cleared.add(other_id)
     return cleared
 
@@ -239,6 +244,7 @@ def bulk(db: Session, child: Child, period: Period, unit_id: int, days: list[dat
     unit = planning.unit(unit_id)
     change = Change(units={unit_id})
     action = mode_action(mode)
+    writes = []  # the lines of units the selected ones exclude, cleared
     for day in days:
         line = planning.draft_lines.get((unit_id, day))
         if not select_days:
@@ -259,7 +265,7 @@ def bulk(db: Session, child: Child, period: Period, unit_id: int, days: list[dat
         else:
             if cell.state != "available":
                 continue
-            change.units |= clear_excluded(db, planning, unit, day)
+            change.units |= clear_excluded(writes, planning, unit, day)
             expected = planning.outcome(unit, day)
         new = DraftLine(draft_id=draft.id, unit_id=unit_id, day=day, action=action, expected=expected)
         db.add(new)
@@ -270,6 +276,7 @@ def bulk(db: Session, child: Child, period: Period, unit_id: int, days: list[dat
         db.rollback()  # nothing marked until the parent confirms
         change.to_confirm = sorted(change.days)
         return change
+    in_one_trip(db, writes)
     change.total = bump_revision(db, draft, action)
     db.commit()
     n = change.selected
