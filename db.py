@@ -158,6 +158,7 @@ def in_one_trip(db: Session, steps: list[tuple], commit: bool = False) -> list[l
     """
     if not steps and not commit:
         return []
+    db.flush()  # what the session holds, written first: the steps see it, as its own queries would
     connection = db.connection()
     if connection.dialect.name != "postgresql":
         results = [connection.execute(statement, params) for statement, params in steps]

@@ -261,23 +261,30 @@ def test_whole_booking_journey_with_the_keyboard_only(browser, live_server, db):
     # Each choice redraws the window (htmx) with the next step below; the focus stays on the choice
     # (RGAA 7.4: no change of context on a radio, arrows only move between its options). Wait for
     # the redraw before the next key, or the key would land in the window being replaced.
+    def choose(key):  # the key, then the window redrawn with its answer (a page's "networkidle" is long past)
+        with page.expect_response(lambda r: "/reservations/nouvelle?" in r.url) as answer:
+            page.keyboard.press(key)
+        answer.value.finished()
+        page.wait_for_function("() => !document.querySelector('#new-reservation-body.htmx-request, .htmx-settling')")
+
     tab_to(page, dialog.get_by_label("Léa Martin"))
-    page.keyboard.press("Space")
+    choose("Space")
     expect(dialog.get_by_text("2. L'établissement")).to_be_visible(timeout=15000)
-    page.wait_for_load_state("networkidle")
     expect(dialog.get_by_label("Léa Martin")).to_be_focused()
-    page.keyboard.press("ArrowDown")
+    choose("ArrowDown")
     expect(dialog.get_by_label("Hugo Martin")).to_be_checked()
-    page.wait_for_load_state("networkidle")
     expect(dialog.get_by_label("Hugo Martin")).to_be_focused()
-    page.keyboard.press("ArrowUp")
+    choose("ArrowUp")
     expect(dialog.get_by_label("Léa Martin")).to_be_checked()
-    page.wait_for_load_state("networkidle")
     expect(dialog.get_by_label("Léa Martin")).to_be_focused()
-    tab_to(page, dialog.get_by_label("Accueil de loisirs Les Lutins"))
-    page.keyboard.press("Space")
+    lutins = dialog.get_by_label("Accueil de loisirs Les Lutins")
+    expect(lutins).to_be_checked()  # Hugo's only centre, ticked for him, is Léa's too: kept
+    tab_to(page, lutins)
+    choose("ArrowDown")  # the school instead, then back
+    expect(dialog.get_by_label("Périscolaire école Jules-Ferry")).to_be_checked()
+    expect(dialog.get_by_label("Périscolaire école Jules-Ferry")).to_be_focused()
+    choose("ArrowUp")
     expect(dialog.get_by_text("3. La période")).to_be_visible(timeout=15000)
-    page.wait_for_load_state("networkidle")
     expect(dialog.get_by_label("Accueil de loisirs Les Lutins")).to_be_focused()
     expect(dialog.locator("input[name=periode]")).to_have_count(1)
     expect(dialog.locator("input[name=periode]")).to_be_checked()  # the only open period comes ticked

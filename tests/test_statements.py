@@ -1,7 +1,8 @@
 """What the hot routes of the registration morning send to the database, statement by statement.
 
 The budget of each route is part of its design (issue 16): a click checks ownership and locks the
-draft in one statement, reads its day in one, writes in one. A change that adds a query fails here.
+draft in one statement, reads its day in one, writes in one; on PostgreSQL the lock and the read travel
+together, then the write and the COMMIT (``db.in_one_trip``). A change that adds a query fails here.
 """
 import contextlib
 import tempfile

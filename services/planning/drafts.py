@@ -244,12 +244,12 @@ def bulk(db: Session, child: Child, period: Period, unit_id: int, days: list[dat
     unit = planning.unit(unit_id)
     change = Change(units={unit_id})
     action = mode_action(mode)
-    writes = []  # the lines of units the selected ones exclude, cleared
+    writes = []  # the lines cleared: deselected, or of units the selected ones exclude
     for day in days:
         line = planning.draft_lines.get((unit_id, day))
         if not select_days:
             if line is not None and line.action == action:
-                db.delete(planning.draft_lines.pop((unit_id, day)))
+                remove_line(writes, planning, unit_id, day)
                 change.days.add(day)
                 change.selected += 1
             continue

@@ -7,7 +7,8 @@ from datetime import date, datetime
 from sqlalchemy import bindparam, func
 from sqlmodel import Session, select
 
-from models import Action, Booking, Child, DaySlot, Draft, DraftLine, Establishment, Period
+from db import in_one_trip
+from models import Action, Booking, Child, DaySlot, Draft, DraftLine, Establishment, Period, PeriodUnit
 from services.calendar import WEEKDAYS
 from services.formatting import date_long
 from services.planning.offer import OfferedPeriod, OfferedUnit, period_offer, version_query
@@ -260,7 +261,7 @@ class OpenedPlanning:
 
 
 # The page's statements, built once (each request only gives their values).
-_family, _units, _first, _last = bindparam("family"), bindparam("units", expanding=True), bindparam("first"), bindparam("last")
+_family, _first, _last = bindparam("family"), bindparam("first"), bindparam("last")
 OPEN_PLANNING = (
     select(Child, Period, Establishment, version_query(), Draft, cases_count(Draft.id, bindparam("action")))
     .select_from(Child)
@@ -269,10 +270,14 @@ OPEN_PLANNING = (
     .where(Child.id == bindparam("child"), enrolled(_family)))
 DRAFT_OF = select(Draft).where(Draft.child_id == bindparam("child"), Draft.period_id == bindparam("period"),
                                Draft.family_id == _family)
-DRAFT_LINES = select(DraftLine).where(DraftLine.draft_id == bindparam("draft"), DraftLine.day >= _first, DraftLine.day <= _last)
-BOOKINGS = select(Booking).where(Booking.child_id == bindparam("child"), Booking.unit_id.in_(_units),
-                                 Booking.day >= _first, Booking.day <= _last)
-SLOTS = select(DaySlot).where(DaySlot.unit_id.in_(_units), DaySlot.day >= _first, DaySlot.day <= _last)
+# The month's three reads, sent together (``db.in_one_trip``): Core statements, whose rows stand in for
+# the draft's lines, the child's bookings and the days' places (the cells read their columns).
+_line, _booking, _slot = DraftLine.__table__.c, Booking.__table__.c, DaySlot.__table__.c
+_of_period = select(PeriodUnit.unit_id).where(PeriodUnit.period_id == bindparam("period"))
+DRAFT_LINES = select(DraftLine.__table__).where(_line.draft_id == bindparam("draft"), _line.day >= _first, _line.day <= _last)
+BOOKINGS = select(Booking.__table__).where(_booking.child_id == bindparam("child"), _booking.unit_id.in_(_of_period),
+                                           _booking.day >= _first, _booking.day <= _last)
+SLOTS = select(DaySlot.__table__).where(_slot.unit_id.in_(_of_period), _slot.day >= _first, _slot.day <= _last)
 
 
 def open_planning(db: Session, family_id: int, child_id: int, period_id: int, mode: str = "book") -> OpenedPlanning | None:
@@ -296,16 +301,16 @@ def load_planning(db: Session, child: Child, period: Period, days: list[date], n
     family_id = draft.family_id if draft is not None else family_id or child.family_id
     offer = period_offer(db, period.id, version)
     units = list(offer.units)
-    unit_ids = [u.id for u in units]
     first, last = (min(days), max(days)) if days else (period.start_date, period.start_date)
     if draft is None:
         draft = db.exec(DRAFT_OF, params={"child": child.id, "period": period.id, "family": family_id}).first()
-    days_of = {"first": first, "last": last}
-    draft_lines = {}
+    days_of = {"first": first, "last": last, "period": period.id}
+    reads = [(BOOKINGS, {"child": child.id, **days_of}), (SLOTS, days_of)]
     if draft is not None and draft.id is not None:
-        draft_lines = {(l.unit_id, l.day): l for l in db.exec(DRAFT_LINES, params={"draft": draft.id, **days_of})}
-    bookings = {(b.unit_id, b.day): b for b in db.exec(BOOKINGS, params={"child": child.id, "units": unit_ids, **days_of})}
-    slots = db.exec(SLOTS, params={"units": unit_ids, **days_of}).all()
+        reads.append((DRAFT_LINES, {"draft": draft.id, "first": first, "last": last}))
+    booked, slots, *lined = in_one_trip(db, reads)
+    draft_lines = {(l.unit_id, l.day): l for l in lined[0]} if lined else {}
+    bookings = {(b.unit_id, b.day): b for b in booked}
     taken = {(s.unit_id, s.day): s.taken for s in slots}
     capacities = {(s.unit_id, s.day): s.capacity for s in slots if s.capacity is not None}
     return Planning(child, period, units, offer.weekdays, offer.excludes, offer.closed, draft, draft_lines, bookings,
