@@ -93,8 +93,9 @@ def locked_day(db: Session, family_id: int, child_id: int, period_id: int, day: 
     is not the family's or not enrolled where the period is.
 
     Two statements, sent together (``db.in_one_trip``): the UPDATE of the revision, which checks
-    ownership and takes the draft's row lock, then one read of the day (the offer's version, the day's draft lines, bookings and places, and how
-    many cases the draft holds); the period comes with its offer, from memory. The child and the draft
+    ownership and takes the draft's row lock, then one read of the day (the offer's version, the day's
+    draft lines, bookings and places, and how many cases the draft holds); the period comes with its
+    offer, from memory. The child and the draft
     are known by their ids only (``Ref``). The read comes after the lock, so a click
     in flight on the same draft (the parent's phone and PC, the family's two guardians) is seen whole:
     clicks on one draft apply one after the other. The draft's first click creates it first.
