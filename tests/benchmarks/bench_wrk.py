@@ -15,7 +15,10 @@ SECONDS each, on loopback:
   is left is what a click costs.
 
 Prints requests per second, latency (median, 90th and 99th percentiles), every answer that is not
-a 200 (errors, redirects to the login, 204s) and every socket error, and the ratios to /healthz and to
+a 200 (errors, redirects to the login, 204s) and every socket error, the share of the line's CPU the
+busiest gunicorn worker took (wrk opens its connections at once, and one worker may accept them all:
+the line then runs on one process, and a page that needs a core is served at half speed; 50 % is an
+even split between two), and the ratios to /healthz and to
 the floor of the same run (the one-row floor for the one parent, the row-per-request floor for the many); writes
 ``bench-results/wrk-<database>.md`` and ``.json``. On PostgreSQL the database must be one of the
 benchmark's own: its name ends in ``_bench`` (created if missing, emptied), never ``DATABASE_URL``.
@@ -78,6 +81,21 @@ def gunicorn(app: str, env: dict, port: int, workers: int, log: Path) -> subproc
         cwd=ROOT, env=dict(os.environ, **env), stdout=subprocess.DEVNULL, stderr=open(log, "w"))
     wait_for(port)
     return process
+
+
+def workers_of(server: subprocess.Popen) -> list[int]:
+    """The worker processes of a gunicorn master."""
+    return [int(pid) for pid in Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()]
+
+
+def cpu_seconds(pids: list[int]) -> list[float]:
+    """The CPU time (user and system) each process has used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    times = []
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        times.append((int(fields[11]) + int(fields[12])) / ticks)
+    return times
 
 
 def lua(directory: Path, name: str, requests: list[tuple[str, str, dict, str]]) -> Path:
@@ -159,10 +177,15 @@ def main():
         }
         sizes = {name: len(session.fetch(port, *sent[0])) for name, (port, sent) in requests.items()}  # its own headers
         scripts = {name: (port, lua(work, f"script{i}", sent)) for i, (name, (port, sent)) in enumerate(requests.items())}
+        workers = {portal_port: workers_of(servers[0]), floor_port: workers_of(servers[1])}
         runs = []
         for connections in [int(c) for c in args.connections.split(",")]:
-            figures = {name: wrk(port, script, connections, args.seconds, args.wrk_threads)
-                       for name, (port, script) in scripts.items()}
+            figures = {}
+            for name, (port, script) in scripts.items():
+                before = cpu_seconds(workers[port])
+                figures[name] = wrk(port, script, connections, args.seconds, args.wrk_threads)
+                used = [after - then for after, then in zip(cpu_seconds(workers[port]), before)]
+                figures[name]["busiest_worker_share"] = max(used) / sum(used) if sum(used) else 0
             runs.append({"connections": connections, "figures": figures})
     finally:
         for server in servers:
@@ -189,13 +212,14 @@ def report(result: dict) -> str:
         figures = run["figures"]
         healthz = figures["/healthz"]["requests_per_s"]
         lines += [f"{run['connections']} connections:", "",
-                  "| request | bytes | req/s | × /healthz | × floor | median ms | p90 ms | p99 ms | not 200 | socket errors |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| request | bytes | req/s | × /healthz | × floor | median ms | p90 ms | p99 ms | not 200 | socket errors "
+                  "| busiest worker's CPU |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for name, f in figures.items():
             floor = figures[ROWS if name == ROWS or "parents" in name else ONE_ROW]["requests_per_s"]
             lines.append(f"| {name} | {result['bytes'][name]} | {f['requests_per_s']:.0f} | {f['requests_per_s'] / healthz:.3f} | "
                          f"{f['requests_per_s'] / floor:.2f} | {f['median_ms']:.1f} | {f['p90_ms']:.1f} | {f['p99_ms']:.1f} | "
-                         f"{f['not_200']} | {f['socket_errors']} |")
+                         f"{f['not_200']} | {f['socket_errors']} | {f['busiest_worker_share']:.0%} |")
         lines.append("")
     return "\n".join(lines)
 
