@@ -1,10 +1,12 @@
 """The database: the engine for SQLite or PostgreSQL, the request's session, the writing session."""
+import psycopg
 from flask import abort, current_app, g, has_request_context, request
 from psycopg.rows import namedtuple_row
 from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, create_engine
 
 # --- engine --------------------------------------------------------------------------
@@ -167,18 +169,25 @@ def in_one_trip(db: Session, steps: list[tuple], commit: bool = False) -> list[l
             db.commit()
         return rows
     raw = connection.connection.dbapi_connection
-    cursors = []
-    with raw.pipeline():
-        for statement, params in steps:
-            sql, defaults = _compiled(statement, connection.dialect)
-            cursor, params = raw.cursor(row_factory=namedtuple_row), {**defaults, **params}
-            # seen by the engine's listeners as any other statement (echo, the benchmarks' counts)
-            connection.dispatch.before_cursor_execute(connection, cursor, sql, params, None, False)
-            cursor.execute(sql, params)
-            cursors.append(cursor)
-        if commit:  # a statement of the batch (psycopg's commit() would wait for its own round trip)
-            raw.cursor().execute(b"COMMIT")
-    rows = [cursor.fetchall() if cursor.description else [] for cursor in cursors]
+    cursors, sql, params = [], "", {}
+    try:
+        with raw.pipeline():
+            for statement, values in steps:
+                sql, defaults = _compiled(statement, connection.dialect)
+                cursor, params = raw.cursor(row_factory=namedtuple_row), {**defaults, **values}
+                # seen by the engine's listeners as any other statement (echo, the benchmarks' counts)
+                connection.dispatch.before_cursor_execute(connection, cursor, sql, params, None, False)
+                cursor.execute(sql, params)
+                cursors.append(cursor)
+            if commit:  # a statement of the batch (psycopg's commit() would wait for its own round trip)
+                raw.cursor().execute(b"COMMIT")
+        rows = [cursor.fetchall() if cursor.description else [] for cursor in cursors]
+    except psycopg.Error as error:  # as SQLAlchemy raises it (IntegrityError, OperationalError…)
+        lost = connection.dialect.is_disconnect(error, raw, None)
+        if lost:  # never handed out again: the pool opens a new one
+            connection.invalidate(error)
+        raise DBAPIError.instance(sql, params, error, psycopg.Error, connection_invalidated=lost,
+                                  dialect=connection.dialect) from error
     if commit:
         db.commit()  # the session's end of the transaction the pipeline committed (psycopg sends nothing)
     return rows

@@ -2,8 +2,10 @@
 import re
 import threading
 
+import psycopg
+import pytest
 from playwright.sync_api import expect
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, event
 from sqlmodel import select
 
 from db import get_db
@@ -100,3 +102,46 @@ def test_two_guardians_clicking_one_cell_at_the_same_moment(app, db):
                                                 DraftLine.day == day)).all()
         assert lines == [], round_  # one click selected it, the other cleared it: as before the round
         check_invariants(db, drift)
+
+
+@pytest.mark.backends("postgresql")
+def test_a_click_whose_connection_dies_in_flight_writes_nothing_and_the_next_click_works(make_app):
+    """PostgreSQL ends the portal's connection while a click's write and COMMIT are on their way (one
+    batch, ``db.in_one_trip``): the parent gets the error page, nothing is half written, the broken
+    connection is thrown away, and the same click a moment later selects the cell."""
+    app = make_app(PROPAGATE_EXCEPTIONS=False)
+    with app.app_context():
+        db = get_db()
+        make_town(db, app.extensions["ribambelle.hasher"])
+        _, period, units = centre(db)
+        zoe = child(db, "Zoé")
+        day = bookable_day(db, period, units["repas"], zoe)
+        ids = (zoe.id, period.id, units["repas"].id)
+    client = Client(app.test_client())
+    Auth(client).login()
+    engine = app.extensions["ribambelle.engine"]
+    killed = []
+
+    def kill_before_the_write(conn, cursor, statement, *args):
+        if statement.startswith("INSERT INTO draftline") and not killed:
+            pid = conn.connection.dbapi_connection.info.backend_pid
+            with psycopg.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
+                                 autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+            killed.append(pid)
+
+    event.listen(engine, "before_cursor_execute", kill_before_the_write)
+    url = f"/reservations/planning/{ids[0]}/{ids[1]}/cellule"
+    page = client.get(planning_url(zoe, period, day)).get_data(as_text=True)
+    token = re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
+    form = {"csrf_token": token, "cellule": f"{day.isoformat()}.{ids[2]}", "mois": f"{day:%Y-%m}"}
+    lost = client.post(url, data=form, headers={"HX-Request": "true"})
+    assert killed and lost.status_code == 500
+    assert "Erreur du serveur" in page_text(lost)
+    with app.app_context():
+        assert get_db().exec(select(DraftLine).where(DraftLine.day == day)).all() == []
+    again = client.post(url, data=form, headers={"HX-Request": "true"})
+    assert again.status_code == 200 and "sélectionné" in page_text(again)
+    with app.app_context():
+        assert [line.unit_id for line in get_db().exec(select(DraftLine).where(DraftLine.day == day))] == [ids[2]]
+    event.remove(engine, "before_cursor_execute", kill_before_the_write)

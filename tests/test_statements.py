@@ -9,11 +9,12 @@ import tempfile
 
 import psycopg
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import bindparam, event, insert, text
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from db import get_db
-from models import DraftLine, Family
+from db import get_db, in_one_trip
+from models import Counter, DraftLine, Family
 from tests.conftest import page_text
 from tests.factories import (
     billed_month,
@@ -186,3 +187,25 @@ def test_pages_keep_their_statements_prepared_on_postgresql(app, db, auth):
     for c in pooled:
         c.close()
     assert any(any("FROM invoice" in s for s in statements) for statements in prepared), prepared
+
+
+ADD_COUNTER = insert(Counter.__table__).values(name=bindparam("name"), value=bindparam("value"))
+READ_COUNTER = select(Counter.__table__.c.value).where(Counter.__table__.c.name == bindparam("name"))
+
+
+def test_statements_sent_together_run_in_order_and_fail_together(app, db, backend):
+    """``db.in_one_trip``: each statement sees the one before it, rows come back by column name; a batch
+    whose second write breaks a constraint raises SQLAlchemy's IntegrityError (on PostgreSQL too, where
+    psycopg sends it as one batch) and, rolled back, keeps nothing of the first."""
+    with app.test_request_context("/", method="POST"):
+        session = get_db()
+        added, read = in_one_trip(session, [(ADD_COUNTER, {"name": "essai", "value": 41}), (READ_COUNTER, {"name": "essai"})],
+                                  commit=True)
+        assert added == [] and [row.value for row in read] == [41]
+        with pytest.raises(IntegrityError):
+            in_one_trip(session, [(ADD_COUNTER, {"name": "lot", "value": 1}), (ADD_COUNTER, {"name": "essai", "value": 2})],
+                        commit=True)
+        session.rollback()
+    db.expire_all()
+    mine = db.exec(select(Counter).where(Counter.name.in_(["essai", "lot"]))).all()
+    assert {c.name: c.value for c in mine} == {"essai": 41}
