@@ -14,7 +14,7 @@ from sqlmodel import select
 
 from blueprints.web import is_htmx, page_or_fragment, parent_required, wants_fragment
 from db import get_db
-from models import Child, Establishment, Period, PeriodUnit, Reservation, Unit, utcnow
+from models import Child, Period, PeriodUnit, Reservation, Unit, utcnow
 from services import documents, outbox, planning
 from services import family as family_service
 from services.calendar import paris_today
@@ -357,14 +357,17 @@ def legend():
 @parent_required
 def recap(child_id: int, period_id: int, mode: str):
     """Page: "Valider le planning" — the days to check before "Confirmer la réservation"."""
-    child = _child_or_404(child_id)
-    period = _period_or_404(child, period_id)
-    draft, lines = planning.recap(get_db(), child, period, utcnow(), mode, current_user.family_id)
+    opened = planning.open_planning(get_db(), current_user.family_id, child_id, period_id, mode)
+    if opened is None:
+        abort(404)
+    child, period = opened.child, opened.period
+    draft, lines = planning.recap(get_db(), child, period, utcnow(), mode, current_user.family_id,
+                                  opened=opened)
     month = _month_arg(period, request.args.get("mois"))
     blocking, warning = ([], []) if mode == "cancel" else documents.missing_for(
         get_db(), child, period.establishment_id, paris_today(utcnow()), current_user.family_id)
     return render_template("reservations/recap.html", child=child, period=period, draft=draft, lines=lines,
-                           month=month, establishment=get_db().get(Establishment, period.establishment_id),
+                           month=month, establishment=opened.establishment,
                            summary=planning.recap_summary(lines, mode),
                            icons=planning.CANCEL_OUTCOME_ICONS if mode == "cancel" else planning.OUTCOME_ICONS,
                            outcomes=planning.CANCEL_OUTCOMES if mode == "cancel" else planning.OUTCOMES, mode=mode,

@@ -140,6 +140,19 @@ def test_the_planning_page_reads_its_head_in_one_query_and_its_month_in_three(ap
 
 
 
+def test_the_recap_reads_its_head_in_one_query(app, db, auth):
+    _, period, units = centre(db)
+    zoe, day = child(db, "Zoé"), weekday_ahead(12)
+    auth.login()
+    post_cell(auth.client.raw, zoe, period, units["matinee"], day)
+    with statements_of(app) as sent:
+        page = auth.client.get(f"/reservations/planning/{zoe.id}/{period.id}/recapitulatif").get_data(as_text=True)
+    assert "Confirmer la réservation" in page and "Matinée" in page
+    # the login session; the child, period, establishment, version and draft; the selected lines; the
+    # days' lines, bookings and places; the documents the centre asks (none here: no family's to read)
+    assert sent == ["SELECT"] * 7
+
+
 def test_the_family_space_reads_each_block_in_one_query(app, db, auth):
     reservation = reservation_with_a_request(db)  # two mornings accepted, a request and a full day waiting
     invoice = billed_month(db)  # last month's périscolaire, partly paid by cheque

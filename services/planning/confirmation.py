@@ -25,7 +25,7 @@ from services import documents
 from services.calendar import paris_now, paris_today
 from services.counters import next_value
 from services.formatting import count_words, plural
-from services.planning.grid import load_planning, mode_action
+from services.planning.grid import OpenedPlanning, load_planning, mode_action
 from services.planning.places import free_place, take_places
 from services.planning.rules import PlanningError, booking_rule, cancel_rule
 from services.planning.states import reservation_status
@@ -55,10 +55,11 @@ def household_draft(db: Session, child: Child, period: Period, family_id: int | 
                                        Draft.family_id == (family_id or child.family_id))).first()
 
 
-def recap(db: Session, child: Child, period: Period, now: datetime,
-          mode: str = "book", family_id: int | None = None) -> tuple[Draft | None, list[RecapLine]]:
-    """The selected days (or cancellations) with their outcome if confirmed now, and why it changed."""
-    draft = household_draft(db, child, period, family_id)
+def recap(db: Session, child: Child, period: Period, now: datetime, mode: str = "book",
+          family_id: int | None = None, opened: OpenedPlanning | None = None) -> tuple[Draft | None, list[RecapLine]]:
+    """The selected days (or cancellations) with their outcome if confirmed now, and why it changed.
+    ``opened``: what ``grid.open_planning`` read already (the household's draft, the offer's version)."""
+    draft = opened.draft if opened is not None else household_draft(db, child, period, family_id)
     if draft is None:
         return None, []
     action = mode_action(mode)
@@ -66,7 +67,8 @@ def recap(db: Session, child: Child, period: Period, now: datetime,
                     .order_by(DraftLine.day)).all()
     if not lines:
         return draft, []
-    planning = load_planning(db, child, period, sorted({l.day for l in lines}), now, mode, draft=draft)
+    planning = load_planning(db, child, period, sorted({l.day for l in lines}), now, mode, draft=draft,
+                             version=opened.version if opened is not None else None)
     result = []
     for line in lines:
         unit = planning.unit(line.unit_id)
