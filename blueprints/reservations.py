@@ -379,14 +379,16 @@ def recap(child_id: int, period_id: int, mode: str):
 def confirm(child_id: int, period_id: int, mode: str):
     """Record the reservation (once, whatever the clicks), then show its summary."""
     db = get_db()
-    child = _child_or_404(child_id)
-    period = _period_or_404(child, period_id)
+    opened = planning.open_planning(db, current_user.family_id, child_id, period_id, mode)
+    if opened is None:
+        abort(404)
+    child, period = opened.child, opened.period
     revision = request.form.get("revision", type=int)
     if revision is None:
         abort(400)
     try:
         confirm_ = planning.confirm_cancellation if mode == "cancel" else planning.confirm
-        reservation = confirm_(db, current_user.id, child, period, revision, utcnow(), current_user.family_id)
+        reservation = confirm_(db, current_user.id, child, period, revision, utcnow(), current_user.family_id, opened)
     except planning.PlanningError as exc:
         flash(str(exc), "error")
         return redirect(url_for("reservations.recap", child_id=child.id, period_id=period.id, mode=mode))

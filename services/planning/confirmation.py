@@ -131,7 +131,7 @@ def recap_summary(lines: list[RecapLine], mode: str = "book") -> str:
 
 
 def confirm(db: Session, user_id: int, child: Child, period: Period, revision: int, now: datetime,
-            family_id: int | None = None) -> Reservation:
+            family_id: int | None = None, opened: OpenedPlanning | None = None) -> Reservation:
     """Record the household's draft as a numbered reservation, re-checking every rule and place now.
 
     ``db`` must be a ``writing_session``. Confirming the same revision twice (a double click, a
@@ -140,18 +140,19 @@ def confirm(db: Session, user_id: int, child: Child, period: Period, revision: i
     of a child in shared custody holds is refused. Two households confirming at once are taken one
     after the other (the reservation number's counter is locked by the first until it commits; SQLite
     writes one at a time), so the second reads the first's booking; the booking's unique key stays the
-    last guard.
+    last guard. ``opened``: what ``grid.open_planning`` read already (the draft, the offer's version).
     """
     blocking, _ = documents.missing_for(db, child, period.establishment_id, paris_today(now), family_id)
     if blocking:
         raise PlanningError(f"Pour réserver, envoyez d'abord dans « Mes documents » : {', '.join(blocking)}. "
                             "Votre sélection est gardée.")
-    claim = claim_draft(db, child, period, revision, "booking", "book", family_id)
+    claim = claim_draft(db, child, period, revision, "booking", "book", family_id, opened)
     if isinstance(claim, Reservation):
         return claim
     draft, lines, key = claim
     reservation = new_reservation(db, user_id, child, period, "booking", key, now, family_id=draft.family_id)
-    planning = load_planning(db, child, period, sorted({l.day for l in lines}), now, draft=draft)
+    planning = load_planning(db, child, period, sorted({l.day for l in lines}), now, draft=draft,
+                             version=opened.version if opened is not None else None)
     booked_today: dict[date, set[int]] = defaultdict(set)
     records, wanted = [], []
     for line in lines:  # first the rules; the places are then taken all at once
@@ -197,14 +198,14 @@ def confirm(db: Session, user_id: int, child: Child, period: Period, revision: i
 
 
 def claim_draft(db: Session, child: Child, period: Period, revision: int, kind: str, action: str,
-                family_id: int | None = None):
-    """Claim this revision of the household's draft: (draft, lines, key), or the reservation that already
-    confirmed it.
+                family_id: int | None = None, opened: OpenedPlanning | None = None):
+    """Claim this revision of the household's draft (``opened``'s when the caller read it): (draft, lines,
+    key), or the reservation that already confirmed it.
 
     The conditional UPDATE of the revision is the first write: a second confirmation of the same
     revision (a double click, a replayed form) waits for the first, then finds its reservation.
     """
-    draft = household_draft(db, child, period, family_id)
+    draft = opened.draft if opened is not None else household_draft(db, child, period, family_id)
     nothing = "Aucun jour n'est sélectionné." if action == "book" else "Aucune annulation n'est sélectionnée."
     if draft is None:
         raise PlanningError(nothing)
@@ -251,12 +252,13 @@ def commit_or_existing(db: Session, reservation: Reservation, key: str) -> Reser
 
 
 def confirm_cancellation(db: Session, user_id: int, child: Child, period: Period, revision: int,
-                         now: datetime, family_id: int | None = None) -> Reservation:
+                         now: datetime, family_id: int | None = None,
+                         opened: OpenedPlanning | None = None) -> Reservation:
     """Record the selected cancellations as a new numbered record (the guide: every cancellation
     request is a new reservation). Only booked days are touched; replays return the first record.
     ``db`` must be a ``writing_session``.
     """
-    claim = claim_draft(db, child, period, revision, "cancellation", "cancel", family_id)
+    claim = claim_draft(db, child, period, revision, "cancellation", "cancel", family_id, opened)
     if isinstance(claim, Reservation):
         return claim
     draft, lines, key = claim
