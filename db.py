@@ -156,11 +156,14 @@ def in_one_trip(db: Session, steps: list[tuple], commit: bool = False) -> list[l
     draft's row lock from its first statement to its COMMIT, and each wait for an answer also waits for
     the interpreter lock, which the server's other threads hold while they draw pages. Each statement
     still runs after the one before it has ended, so a read sees what the lock before it protects.
-    On SQLite, where a round trip costs nothing, they run one after the other.
+    On SQLite, where a round trip costs nothing, they run one after the other. The statements are
+    built once (a module's constants): each is compiled once, and kept.
     """
     if not steps and not commit:
         return []
     db.flush()  # what the session holds, written first: the steps see it, as its own queries would
+    if any(statement.is_dml for statement, _ in steps):
+        db.info["wrote"] = True  # so that close_db never commits writes left uncommitted (``_wrote``)
     connection = db.connection()
     if connection.dialect.name != "postgresql":
         results = [connection.execute(statement, params) for statement, params in steps]

@@ -181,9 +181,16 @@ def test_a_reading_request_never_commits_what_it_changed_without_committing(app,
         reading.exec(select(Family)).all()  # the change is flushed, never committed
         return "lu"
 
+    @app.get("/essai/lot-sans-valider")
+    def sends_a_write_without_committing():
+        in_one_trip(get_db(), [(ADD_COUNTER, {"name": "en-lisant", "value": 1})])  # a batch's write, uncommitted
+        return "lu"
+
     assert app.test_client().get("/essai/ecrit-sans-valider").get_data(as_text=True) == "lu"
+    assert app.test_client().get("/essai/lot-sans-valider").get_data(as_text=True) == "lu"
     db.expire_all()
     assert db.get(Family, family.id).name == name
+    assert db.get(Counter, "en-lisant") is None
 
 
 @pytest.mark.backends("postgresql")
