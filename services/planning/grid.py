@@ -122,7 +122,9 @@ class Planning:
     excludes: dict[int, frozenset[int]]
     closed: dict[date, str]
     draft: Draft | Ref | None
-    draft_lines: dict[tuple[int, date], DraftLine]  # or the rows a click read, with the same columns
+    # Rows read with the columns of DraftLine and Booking (read-only: a click writes with its own
+    # statements), and the DraftLine a click has just added.
+    draft_lines: dict[tuple[int, date], DraftLine]
     bookings: dict[tuple[int, date], Booking]
     taken: dict[tuple[int, date], int]
     now: datetime
