@@ -11,7 +11,16 @@ from sqlmodel import select
 from db import get_db
 from models import Draft, DraftLine
 from tests.conftest import Auth, Client, check_invariants, page_text, place_drift
-from tests.factories import bookable_day, centre, child, login, make_town, open_planning_from_the_window, planning_url
+from tests.factories import (
+    bookable_day,
+    centre,
+    child,
+    csrf_from,
+    login,
+    make_town,
+    open_planning_from_the_window,
+    planning_url,
+)
 
 UNREACHABLE = "postgresql+psycopg://nobody@127.0.0.1:1/none"
 
@@ -133,8 +142,7 @@ def test_a_click_whose_connection_dies_in_flight_writes_nothing_and_the_next_cli
     event.listen(engine, "before_cursor_execute", kill_before_the_write)
     url = f"/reservations/planning/{ids[0]}/{ids[1]}/cellule"
     page = client.get(planning_url(zoe, period, day)).get_data(as_text=True)
-    token = re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
-    form = {"csrf_token": token, "cellule": f"{day.isoformat()}.{ids[2]}", "mois": f"{day:%Y-%m}"}
+    form = {"csrf_token": csrf_from(page), "cellule": f"{day.isoformat()}.{ids[2]}", "mois": f"{day:%Y-%m}"}
     lost = client.post(url, data=form, headers={"HX-Request": "true"})
     assert killed and lost.status_code == 500
     assert "Erreur du serveur" in page_text(lost)

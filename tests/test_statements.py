@@ -46,14 +46,20 @@ def statements_of(app):
         event.remove(engine, "before_cursor_execute", record)
 
 
-def test_a_click_locks_reads_and_writes_once_each(app, db, auth):
+def second_click(db, auth):
+    """Zoé's parent logged in, her draft made by a first click (the lunch): the units, the day, and the
+    URL and form of a click on that day's morning."""
     _, period, units = centre(db)
     zoe, day = child(db, "Zoé"), weekday_ahead(12)
     auth.login()
     post_cell(auth.client.raw, zoe, period, units["repas"], day)  # the draft's first click creates it
     token = csrf_from(auth.client.get(planning_url(zoe, period, day)).get_data(as_text=True))
     form = {"csrf_token": token, "cellule": f"{day.isoformat()}.{units['matinee'].id}", "mois": f"{day:%Y-%m}"}
-    url = f"/reservations/planning/{zoe.id}/{period.id}/cellule"
+    return units, day, f"/reservations/planning/{zoe.id}/{period.id}/cellule", form
+
+
+def test_a_click_locks_reads_and_writes_once_each(app, db, auth):
+    units, day, url, form = second_click(db, auth)
     with statements_of(app) as selecting:
         selected = auth.client.post(url, data=form, headers={"HX-Request": "true"})
     with statements_of(app) as clearing:
@@ -98,15 +104,9 @@ def test_a_click_holds_its_draft_locked_for_two_round_trips_on_postgresql(app, d
     """The lock and the day's read travel together, then the write and the COMMIT: between the draft's
     UPDATE and the end of its transaction, the portal waits for PostgreSQL twice (as the stack's floor,
     whose click is one UPDATE and its COMMIT), not once per statement."""
-    _, period, units = centre(db)
-    zoe, day = child(db, "Zoé"), weekday_ahead(12)
-    auth.login()
-    post_cell(auth.client.raw, zoe, period, units["repas"], day)  # the draft's first click creates it
-    token = csrf_from(auth.client.get(planning_url(zoe, period, day)).get_data(as_text=True))
-    form = {"csrf_token": token, "cellule": f"{day.isoformat()}.{units['matinee'].id}", "mois": f"{day:%Y-%m}"}
+    units, day, url, form = second_click(db, auth)
     with protocol_of(app) as protocol:
-        response = auth.client.post(f"/reservations/planning/{zoe.id}/{period.id}/cellule", data=form,
-                                    headers={"HX-Request": "true"})
+        response = auth.client.post(url, data=form, headers={"HX-Request": "true"})
     assert "sélectionné, réservation acceptée" in response.get_data(as_text=True)
     lock = next(i for i, line in enumerate(protocol) if line.startswith("F Parse") and "UPDATE draft" in line)
     end = next(i for i, line in enumerate(protocol) if i > lock and line.startswith("B CommandComplete") and "COMMIT" in line)

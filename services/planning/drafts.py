@@ -102,14 +102,15 @@ def locked_day(db: Session, family_id: int, child_id: int, period_id: int, day: 
     """
     lock = {"family": family_id, "child": child_id, "period": period_id, "now": utcnow()}
     read = {"family": family_id, "child": child_id, "period": period_id, "day": day, "action": mode_action(mode)}
-    locked, rows = in_one_trip(db, [(LOCK_DRAFT, lock), (READ_DAY, read)])
+    steps = [(LOCK_DRAFT, lock), (READ_DAY, read)]
+    locked, rows = in_one_trip(db, steps)
     if not locked:
         owned = db.exec(select(Child, Period).join(Period, Period.id == period_id).where(Child.id == child_id,
                                                     enrolled(family_id))).first()
         if owned is None:
             return None
         draft_for(db, *owned, family_id)
-        locked, rows = in_one_trip(db, [(LOCK_DRAFT, lock), (READ_DAY, read)])
+        locked, rows = in_one_trip(db, steps)
     draft_id = locked[0].id
     first = rows[0]
     offer = period_offer(db, first.period_id, first.version or 0)
