@@ -280,7 +280,8 @@ def _keep_counters_ahead(url: str, before: dict[str, int]) -> None:
 
 
 def _run(command: list[str], tool: str) -> None:
-    result = subprocess.run(command, capture_output=True, text=True)
+    # Bytes, decoded leniently: a damaged dump makes pg_restore echo its garbage back in its message.
+    result = subprocess.run(command, capture_output=True)
     if result.returncode != 0:
-        message = (result.stderr or result.stdout).strip().splitlines()
+        message = (result.stderr or result.stdout).decode(errors="replace").strip().splitlines()
         raise BackupError(f"{tool} a échoué : {' / '.join(message[-5:]) or 'code ' + str(result.returncode)}")

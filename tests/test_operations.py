@@ -3,6 +3,7 @@ app processes on one database (sessions, bookings and capacity seen through eith
 import http.cookiejar
 import io
 import os
+import random
 import re
 import subprocess
 import sys
@@ -190,7 +191,7 @@ def _damaged_copies(dump: Path, tmp_path: Path) -> dict[str, Path]:
     truncated.write_bytes(data[: len(data) // 2])
     corrupted = tmp_path / "abimee.bin"
     middle = len(data) // 2
-    corrupted.write_bytes(data[:middle] + os.urandom(4096) + data[middle + 4096:])
+    corrupted.write_bytes(data[:middle] + random.Random(16).randbytes(4096) + data[middle + 4096:])
     garbage = tmp_path / "autre.bin"
     garbage.write_bytes(b"ceci n'est pas une sauvegarde" * 100)
     return {"truncated": truncated, "corrupted": corrupted, "garbage": garbage}
@@ -226,6 +227,15 @@ def test_backup_refuses_to_call_a_damaged_file_good(app, database_url, tmp_path)
         with pytest.raises(backup.BackupError):
             backup.check(database_url, damaged)
     backup.check(database_url, dump)
+
+
+def test_a_tool_that_echoes_the_damaged_bytes_is_still_reported_in_french():
+    """pg_restore quotes a corrupt table of contents as it read it, in bytes that are not UTF-8."""
+    with pytest.raises(backup.BackupError) as refused:
+        backup._run(["sh", "-c", r"printf 'pg_restore: error: dependency ID \262\276 out of range' >&2; exit 1"],
+                    "pg_restore")
+    assert str(refused.value).startswith("pg_restore a échoué : pg_restore: error: dependency ID")
+    assert "out of range" in str(refused.value)
 
 
 def test_restore_is_refused_while_the_portal_is_in_service(app, make_app, database_url, tmp_path):
