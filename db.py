@@ -1,4 +1,6 @@
 """The database: the engine for SQLite or PostgreSQL, the request's session, the writing session."""
+import select
+
 import psycopg
 from flask import abort, current_app, g, has_request_context, request
 from psycopg.rows import namedtuple_row
@@ -6,7 +8,7 @@ from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlmodel import Session, create_engine
 
 # --- engine --------------------------------------------------------------------------
@@ -35,7 +37,9 @@ def make_engine(url: str):
     """
     if not url.startswith("sqlite"):
         # Named, so that `flask restore` can tell the portal's own connections from an admin's psql.
-        return create_engine(url, pool_pre_ping=True, connect_args={"application_name": APPLICATION_NAME})
+        engine = create_engine(url, connect_args={"application_name": APPLICATION_NAME})
+        event.listen(engine, "checkout", _closed_by_the_server)
+        return engine
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
 
     @event.listens_for(engine, "connect")
@@ -48,6 +52,21 @@ def make_engine(url: str):
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _closed_by_the_server(dbapi_connection, connection_record, connection_proxy):
+    """Hand out no pooled connection that PostgreSQL has ended (a restart, a failover, an idle timeout,
+    pg_terminate_backend): the pool takes a fresh one instead.
+
+    An idle connection's socket has nothing to read unless the server has written its last words (the
+    FATAL message) and closed it; looking costs one system call, where a ping (``pool_pre_ping``) would
+    cost a round trip to the server at every request.
+    """
+    if dbapi_connection.closed:
+        raise DisconnectionError("connexion fermée")
+    readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
+    if readable:
+        raise DisconnectionError("connexion fermée par le serveur")
 
 
 def writing_session(engine) -> Session:

@@ -1,6 +1,7 @@
 """Faults lose nothing and get words: the error page without the database, readiness, htmx errors."""
 import re
 import threading
+import time
 
 import psycopg
 import pytest
@@ -111,6 +112,40 @@ def test_two_guardians_clicking_one_cell_at_the_same_moment(app, db):
                                                 DraftLine.day == day)).all()
         assert lines == [], round_  # one click selected it, the other cleared it: as before the round
         check_invariants(db, drift)
+
+
+@pytest.mark.backends("postgresql")
+def test_pooled_connections_the_server_ended_are_replaced_before_a_parent_meets_them(make_app):
+    """PostgreSQL restarted or an admin ended the portal's idle connections: the next pages and clicks
+    work at once, on fresh connections, with no error page in between."""
+    app = make_app(PROPAGATE_EXCEPTIONS=False)
+    with app.app_context():
+        db = get_db()
+        make_town(db, app.extensions["ribambelle.hasher"])
+        _, period, units = centre(db)
+        zoe = child(db, "Zoé")
+        day = bookable_day(db, period, units["repas"], zoe)
+        cell = f"{day.isoformat()}.{units['repas'].id}"
+    client = Client(app.test_client())
+    Auth(client).login()
+    page = client.get(planning_url(zoe, period, day)).get_data(as_text=True)
+    engine = app.extensions["ribambelle.engine"]
+    database = engine.url.database
+    with psycopg.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
+                         autocommit=True) as admin:
+        ended = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+                              "AND application_name = 'ribambelle' AND pid <> pg_backend_pid()", [database]).fetchall()
+        assert ended and all(row[0] for row in ended)
+        for _ in range(50):  # the backends are gone once they no longer show
+            if not admin.execute("SELECT 1 FROM pg_stat_activity WHERE datname = %s AND application_name = "
+                                 "'ribambelle' AND pid <> pg_backend_pid()", [database]).fetchall():
+                break
+            time.sleep(0.05)
+    again = client.get(planning_url(zoe, period, day))
+    assert again.status_code == 200 and "Planning" in page_text(again)
+    click = client.post(f"/reservations/planning/{zoe.id}/{period.id}/cellule", headers={"HX-Request": "true"},
+                        data={"csrf_token": csrf_from(page), "cellule": cell, "mois": f"{day:%Y-%m}"})
+    assert click.status_code == 200 and "sélectionné" in page_text(click)
 
 
 @pytest.mark.backends("postgresql")
