@@ -5,7 +5,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -28,7 +28,10 @@ from services.formatting import count_words, plural
 from services.planning.grid import OpenedPlanning, load_planning, mode_action
 from services.planning.places import free_place, take_places
 from services.planning.rules import PlanningError, booking_rule, cancel_rule
-from services.planning.states import reservation_status
+from services.planning.states import reservation_status, status_of_states
+
+# The tables the confirmation writes its rows into (Core: no ORM object per line).
+LINES, BOOKINGS = ReservationLine.__table__, Booking.__table__
 
 
 @dataclass
@@ -154,6 +157,8 @@ def confirm(db: Session, user_id: int, child: Child, period: Period, revision: i
     planning = load_planning(db, child, period, sorted({l.day for l in lines}), now, draft=draft,
                              version=opened.version if opened is not None else None)
     booked_today: dict[date, set[int]] = defaultdict(set)
+    # The reservation's lines as rows (dicts), written in one statement each with their bookings: 20 days
+    # would be 40 ORM objects and their unit of work, the confirmation's largest cost.
     records, wanted = [], []
     for line in lines:  # first the rules; the places are then taken all at once
         unit = planning.unit(line.unit_id)
@@ -161,38 +166,37 @@ def confirm(db: Session, user_id: int, child: Child, period: Period, revision: i
         closed = planning.closed_reason(unit, line.day)
         conflict = planning.excluded_booking(unit, line.day) or next(
             (planning.unit(o) for o in planning.excludes.get(unit.id, ()) if o in booked_today[line.day]), None)
-        record = ReservationLine(reservation_id=reservation.id, unit_id=unit.id, day=line.day, action="book")
+        record = {"reservation_id": reservation.id, "unit_id": unit.id, "day": line.day, "action": "book",
+                  "outcome": rule, "state": "pending", "note": ""}
         if closed or rule is None:
-            record.outcome, record.state, record.note = "refused", "refused", closed or why
+            record.update(outcome="refused", state="refused", note=closed or why)
         elif (unit.id, line.day) in planning.bookings:
             mine = planning.bookings[(unit.id, line.day)].family_id == draft.family_id
-            record.outcome, record.state = "refused", "refused"
-            record.note = "Déjà réservé pour cet enfant" if mine else OTHER_HOUSEHOLD
+            record.update(outcome="refused", state="refused", note="Déjà réservé pour cet enfant" if mine else OTHER_HOUSEHOLD)
         elif conflict is not None:
-            record.outcome, record.state, record.note = "refused", "refused", f"Non cumulable avec {conflict.label}"
+            record.update(outcome="refused", state="refused", note=f"Non cumulable avec {conflict.label}")
         else:
-            record.outcome = rule
             wanted.append((unit.id, line.day))
             booked_today[line.day].add(unit.id)
         records.append((record, line))
     taken = take_places(db, wanted)
     for record, line in records:
-        if record.state != "refused":
-            if (record.unit_id, record.day) in taken:
-                record.state = "accepted" if record.outcome == "accepted" else "pending"
+        if record["state"] != "refused":
+            if (record["unit_id"], record["day"]) in taken:
+                record["state"] = "accepted" if record["outcome"] == "accepted" else "pending"
             else:
-                record.outcome, record.state = "waitlist", "pending"
-        if line.expected and record.outcome != line.expected and not record.note:
-            record.note = why_changed(line.expected, record.outcome)
+                record.update(outcome="waitlist", state="pending")
+        if line.expected and record["outcome"] != line.expected and not record["note"]:
+            record["note"] = why_changed(line.expected, record["outcome"])
     records = [record for record, _ in records]
-    db.add_all(records)
-    db.flush()
-    for record in records:
-        if record.state != "refused":
-            status = {"accepted": "accepted", "request": "request", "waitlist": "waitlist"}[record.outcome]
-            db.add(Booking(child_id=child.id, unit_id=record.unit_id, day=record.day, status=status, line_id=record.id,
-                           family_id=reservation.family_id))
-    reservation.status = reservation_status(records)
+    ids = db.execute(insert(LINES).returning(LINES.c.id, sort_by_parameter_order=True), records).scalars().all()
+    bookings = [{"child_id": child.id, "unit_id": record["unit_id"], "day": record["day"], "line_id": line_id,
+                 "status": {"accepted": "accepted", "request": "request", "waitlist": "waitlist"}[record["outcome"]],
+                 "family_id": reservation.family_id}
+                for record, line_id in zip(records, ids) if record["state"] != "refused"]
+    if bookings:
+        db.execute(insert(BOOKINGS), bookings)
+    reservation.status = status_of_states({record["state"] for record in records})
     db.execute(delete(DraftLine).where(DraftLine.draft_id == draft.id, DraftLine.action == "book"))
     return commit_or_existing(db, reservation, key)
 

@@ -19,6 +19,8 @@ from models import (
 from services import outbox
 from services.planning.states import reservation_status
 
+SLOTS = DaySlot.__table__
+
 
 def take_place(db: Session, unit: Unit, day: date) -> bool:
     """Take one place on ``unit`` and ``day`` if one is free, atomically."""
@@ -35,7 +37,8 @@ def take_places(db: Session, wanted: list[tuple[int, date]]) -> set[tuple[int, d
     if not wanted:
         return set()
     keys = sorted(set(wanted))
-    db.execute(upsert_insert(db)(DaySlot).values([{"unit_id": u, "day": d, "taken": 0} for u, d in keys]).on_conflict_do_nothing())
+    # One statement built the same whatever the number of days (its rows as parameters): compiled once.
+    db.execute(upsert_insert(db)(SLOTS).on_conflict_do_nothing(), [{"unit_id": u, "day": d, "taken": 0} for u, d in keys])
     where = tuple_(DaySlot.unit_id, DaySlot.day).in_(keys)
     if db.get_bind().dialect.name == "postgresql":
         db.execute(select(DaySlot.unit_id).where(where).order_by(DaySlot.unit_id, DaySlot.day).with_for_update())

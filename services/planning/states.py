@@ -60,7 +60,11 @@ def summary_words(counts: dict[str, int], one_per_day: bool, cancellation: bool 
 
 def reservation_status(lines: list[ReservationLine]) -> ReservationStatus:
     """The reservation's state from its lines': waiting while one waits (or is being decided)."""
-    states = {l.state for l in lines}
+    return status_of_states({l.state for l in lines})
+
+
+def status_of_states(states: set[str]) -> ReservationStatus:
+    """The reservation's state from the set of its lines' states."""
     if states & {LineState.PENDING, LineState.DECIDING}:
         return ReservationStatus.PENDING
     if states == {LineState.ACCEPTED}:
