@@ -27,6 +27,7 @@ from services.planning.grid import (
     CANCEL_OUTCOMES,
     OUTCOMES,
     STATES,
+    NewLine,
     Planning,
     Ref,
     cases_count,
@@ -162,8 +163,7 @@ REMOVE_LINE = delete(DraftLine.__table__).where(DraftLine.__table__.c.id == bind
 def add_line(writes: list, planning: Planning, unit_id: int, day: date, action: str, expected: str) -> None:
     """Add the draft line's INSERT to ``writes`` and show the line in ``planning`` (it is not the session's)."""
     writes.append((ADD_LINE, {"draft": planning.draft.id, "unit": unit_id, "day": day, "action": action, "expected": expected}))
-    planning.draft_lines[(unit_id, day)] = DraftLine(draft_id=planning.draft.id, unit_id=unit_id, day=day, action=action,
-                                                     expected=expected)
+    planning.draft_lines[(unit_id, day)] = NewLine(unit_id, day, action, expected)
 
 
 def remove_line(writes: list, planning: Planning, unit_id: int, day: date) -> DraftLine:

@@ -105,6 +105,17 @@ class Cell:
 
 
 @dataclass(frozen=True, slots=True)
+class NewLine:
+    """A draft line a click has just written, as its planning shows it (the INSERT went with the COMMIT)."""
+
+    unit_id: int
+    day: date
+    action: str
+    expected: str
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Ref:
     """A child or a draft known by its id only: what a click needs of them (``drafts.locked_day``)."""
 
@@ -123,8 +134,8 @@ class Planning:
     closed: dict[date, str]
     draft: Draft | Ref | None
     # Rows read with the columns of DraftLine and Booking (read-only: a click writes with its own
-    # statements), and the DraftLine a click has just added.
-    draft_lines: dict[tuple[int, date], DraftLine]
+    # statements), and the line a click has just added (NewLine).
+    draft_lines: dict[tuple[int, date], DraftLine | NewLine]
     bookings: dict[tuple[int, date], Booking]
     taken: dict[tuple[int, date], int]
     now: datetime
