@@ -114,10 +114,9 @@ def test_two_guardians_clicking_one_cell_at_the_same_moment(app, db):
         check_invariants(db, drift)
 
 
-@pytest.mark.backends("postgresql")
-def test_pooled_connections_the_server_ended_are_replaced_before_a_parent_meets_them(make_app):
-    """PostgreSQL restarted or an admin ended the portal's idle connections: the next pages and clicks
-    work at once, on fresh connections, with no error page in between."""
+def _logged_in_beside_zoes_lunch(make_app):
+    """An app whose errors become pages (as in production), its parent logged in, and Zoé's lunch on a
+    day she can book: (app, client, (zoe, period, lunch, day))."""
     app = make_app(PROPAGATE_EXCEPTIONS=False)
     with app.app_context():
         db = get_db()
@@ -125,9 +124,17 @@ def test_pooled_connections_the_server_ended_are_replaced_before_a_parent_meets_
         _, period, units = centre(db)
         zoe = child(db, "Zoé")
         day = bookable_day(db, period, units["repas"], zoe)
-        cell = f"{day.isoformat()}.{units['repas'].id}"
     client = Client(app.test_client())
     Auth(client).login()
+    return app, client, (zoe, period, units["repas"], day)
+
+
+@pytest.mark.backends("postgresql")
+def test_pooled_connections_the_server_ended_are_replaced_before_a_parent_meets_them(make_app):
+    """PostgreSQL restarted or an admin ended the portal's idle connections: the next pages and clicks
+    work at once, on fresh connections, with no error page in between."""
+    app, client, (zoe, period, lunch, day) = _logged_in_beside_zoes_lunch(make_app)
+    cell = f"{day.isoformat()}.{lunch.id}"
     page = client.get(planning_url(zoe, period, day)).get_data(as_text=True)
     engine = app.extensions["ribambelle.engine"]
     database = engine.url.database
@@ -153,16 +160,8 @@ def test_a_click_whose_connection_dies_in_flight_writes_nothing_and_the_next_cli
     """PostgreSQL ends the portal's connection while a click's write and COMMIT are on their way (one
     batch, ``db.in_one_trip``): the parent gets the error page, nothing is half written, the broken
     connection is thrown away, and the same click a moment later selects the cell."""
-    app = make_app(PROPAGATE_EXCEPTIONS=False)
-    with app.app_context():
-        db = get_db()
-        make_town(db, app.extensions["ribambelle.hasher"])
-        _, period, units = centre(db)
-        zoe = child(db, "Zoé")
-        day = bookable_day(db, period, units["repas"], zoe)
-        ids = (zoe.id, period.id, units["repas"].id)
-    client = Client(app.test_client())
-    Auth(client).login()
+    app, client, (zoe, period, lunch, day) = _logged_in_beside_zoes_lunch(make_app)
+    ids = (zoe.id, period.id, lunch.id)
     engine = app.extensions["ribambelle.engine"]
     killed = []
 
