@@ -106,13 +106,13 @@ class Cell:
 
 @dataclass(frozen=True, slots=True)
 class NewLine:
-    """A draft line a click has just written, as its planning shows it (the INSERT went with the COMMIT)."""
+    """A draft line a click has just written, as its planning shows it (the INSERT went with the COMMIT).
+    No id: nothing in the same click may remove it, and a DELETE by a missing id would remove nothing."""
 
     unit_id: int
     day: date
     action: str
     expected: str
-    id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
