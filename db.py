@@ -78,18 +78,48 @@ def writing_session(engine) -> Session:
     return Session(engine.execution_options(sqlite_immediate=True), expire_on_commit=False, info={"writing": True})
 
 
-def read_before_writing(db: Session, statement, params: dict):
-    """The first row of a read that opens a writing session's request (who is logged in), without its
-    write lock: on SQLite the read runs in a plain BEGIN, ended at once, so the lock is taken by the
-    request's own transaction and held only while it reads and writes what it changes. On PostgreSQL,
-    which locks rows and not the database, the read is the transaction's first statement.
+def first_row(db: Session, statement, params: dict) -> dict | None:
+    """The first row, as a dict by column name, of the read that opens a request (who is logged in),
+    sent straight through the driver: every request of a logged-in account runs it, and SQLAlchemy's
+    execution of one statement costs several times what the database takes to answer it.
+
+    It runs in the request's transaction (its first statement), except in a writing session on SQLite:
+    there it runs on a pooled connection of its own, outside any transaction, so that the write lock
+    (BEGIN IMMEDIATE) is taken by the request's own transaction and held only while it reads and
+    writes what it changes. The engine's listeners see it as any other statement; a driver's error is
+    raised as SQLAlchemy raises it, and a connection the server ended is never handed out again.
     """
-    if db.in_transaction() or db.get_bind().dialect.name != "sqlite" or not _writing(db):
-        return db.exec(statement, params=params).first()
-    db.connection(execution_options={"sqlite_immediate": False})
-    row = db.exec(statement, params=params).first()
-    db.commit()
-    return row
+    engine = db.get_bind()
+    sql, defaults, places = _compiled(statement, engine.dialect)
+    values = {**defaults, **params}
+    if places is not None:  # SQLite's qmark style: the values in the order of their places
+        values = tuple(values[name] for name in places)
+    if engine.dialect.name == "sqlite" and _writing(db) and not db.in_transaction():
+        raw = engine.raw_connection()
+        try:
+            return _first(raw.driver_connection, sql, values, engine, None)
+        finally:
+            raw.close()
+    connection = db.connection()
+    return _first(connection.connection.dbapi_connection, sql, values, engine, connection)
+
+
+def _first(dbapi_connection, sql: str, values, engine, connection) -> dict | None:
+    cursor = dbapi_connection.cursor()
+    try:
+        (connection or engine).dispatch.before_cursor_execute(connection, cursor, sql, values, None, False)
+        cursor.execute(sql, values)
+        rows = cursor.fetchall()
+        names = [column[0] for column in cursor.description]
+    except engine.dialect.loaded_dbapi.Error as error:
+        lost = engine.dialect.is_disconnect(error, dbapi_connection, cursor)
+        if lost and connection is not None:
+            connection.invalidate(error)
+        raise DBAPIError.instance(sql, values, error, engine.dialect.loaded_dbapi.Error, connection_invalidated=lost,
+                                  dialect=engine.dialect) from error
+    finally:
+        cursor.close()
+    return dict(zip(names, rows[0])) if rows else None
 
 
 def upsert_insert(db: Session):
@@ -195,7 +225,7 @@ def in_one_trip(db: Session, steps: list[tuple], commit: bool = False) -> list[l
     try:
         with raw.pipeline():
             for statement, values in steps:
-                sql, defaults = _compiled(statement, connection.dialect)
+                sql, defaults, _ = _compiled(statement, connection.dialect)
                 cursor, params = raw.cursor(row_factory=namedtuple_row), {**defaults, **values}
                 # seen by the engine's listeners as any other statement (echo, the benchmarks' counts)
                 connection.dispatch.before_cursor_execute(connection, cursor, sql, params, None, False)
@@ -218,10 +248,12 @@ def in_one_trip(db: Session, steps: list[tuple], commit: bool = False) -> list[l
 _COMPILED: dict = {}
 
 
-def _compiled(statement, dialect) -> tuple[str, dict]:
-    """The SQL of a statement built once (a module's constant) and its fixed parameters, compiled once."""
+def _compiled(statement, dialect) -> tuple[str, dict, tuple | None]:
+    """The SQL of a statement built once (a module's constant), its fixed parameters, and for a
+    positional style (SQLite's ``?``) the names of its parameters in order: compiled once."""
     key = (statement, dialect.name)  # the statement itself: kept alive, never mistaken for another
     if key not in _COMPILED:
         compiled = statement.compile(dialect=dialect)
-        _COMPILED[key] = (str(compiled), {k: v for k, v in compiled.params.items() if v is not None})
+        _COMPILED[key] = (str(compiled), {k: v for k, v in compiled.params.items() if v is not None},
+                          tuple(compiled.positiontup) if compiled.positional else None)
     return _COMPILED[key]

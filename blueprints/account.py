@@ -107,14 +107,14 @@ def change_login():
     if form.validate_on_submit():
         hasher = current_app.extensions["ribambelle.hasher"]
         new_email = accounts.normalize_email(form.email.data)
-        if not passwords.verify(hasher, current_user.password_hash, form.current.data):
+        user = db.get(User, current_user.id)
+        if not passwords.verify(hasher, user.password_hash, form.current.data):
             form.current.errors.append("Mot de passe incorrect.")
         elif new_email == current_user.email:
             form.email.errors.append("C'est déjà votre identifiant actuel.")
         elif accounts.email_taken(db, new_email):
             form.email.errors.append("Cette adresse mail est déjà utilisée par un autre compte.")
         else:
-            user = db.get(User, current_user.id)
             token = accounts.issue_token(db, user, "email", new_email=new_email)
             link = external_url("account.confirm_login", token=token)
             outbox.queue(db, new_email, "Confirmez votre nouvelle adresse mail", "confirm_login",

@@ -9,7 +9,7 @@ from flask_login import current_user
 from sqlalchemy import bindparam
 from sqlmodel import select
 
-from db import get_db, read_before_writing
+from db import first_row, get_db
 from extensions import login_manager
 from models import LoginSession, User
 from services import security
@@ -49,7 +49,9 @@ parent_required = _requires(lambda user: user.family_id is not None, "a parent w
 
 
 # Every request of a logged-in parent runs it: built once, the values come as parameters.
-SESSION_USER = (select(User).join(LoginSession, LoginSession.user_id == User.id)
+SESSION_USER = (select(User.id, User.email, User.role, User.first_name, User.last_name, User.family_id, User.active,
+                       User.session_version)
+                .join(LoginSession, LoginSession.user_id == User.id)
                 .where(User.id == bindparam("user"), LoginSession.key_hash == bindparam("key_hash")))
 
 
@@ -73,10 +75,10 @@ def init_app(app) -> None:
         if not key:
             return None
         # One query: the account, only while this session's row exists (logout deletes it).
-        user = read_before_writing(get_db(), SESSION_USER, {"user": uid, "key_hash": security.key_hash(key)})
-        if user is None or not user.active or user.session_version != version:
+        row = first_row(get_db(), SESSION_USER, {"user": uid, "key_hash": security.key_hash(key)})
+        if row is None or not row["active"] or row["session_version"] != version:
             return None
-        return user
+        return security.SessionUser(**row)
 
     @login_manager.unauthorized_handler
     def unauthorized():

@@ -8,6 +8,7 @@ import json
 import logging
 import secrets
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app, g, has_request_context, request, session
@@ -22,6 +23,40 @@ security_log = logging.getLogger("ribambelle.security")
 
 # The clock of session ages; tests move it forward as an idle browser's owner would by waiting.
 clock = time.time
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUser:
+    """The logged-in account as every request reads it (``current_user``): its row's plain values, no
+    ORM object. A view that changes the account, or needs its password hash, loads the ``User``."""
+
+    id: int
+    email: str
+    role: str
+    first_name: str
+    last_name: str
+    family_id: int | None
+    active: bool
+    session_version: int
+
+    # Flask-Login's protocol, as User's
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def is_active(self) -> bool:
+        return bool(self.active)
+
+    def get_id(self) -> str:
+        return f"{self.id}.{self.session_version}"
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in ("agent", "admin")
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip() or self.email
 
 
 def log_event(event: str, user_id: int | None = None, **fields) -> None:

@@ -187,3 +187,28 @@ def test_a_click_whose_connection_dies_in_flight_writes_nothing_and_the_next_cli
     with app.app_context():
         assert [line.unit_id for line in get_db().exec(select(DraftLine).where(DraftLine.day == day))] == [ids[2]]
     event.remove(engine, "before_cursor_execute", kill_before_the_write)
+
+
+@pytest.mark.backends("postgresql")
+def test_a_page_whose_connection_dies_at_the_session_read_shows_the_error_page_then_the_next_one_works(make_app):
+    """PostgreSQL ends the portal's connection as a request reads who is logged in (the read sent
+    straight through the driver, ``db.first_row``): the parent gets the error page, which needs no
+    database, and the same page a moment later answers on a fresh connection."""
+    app, client, (zoe, period, _, day) = _logged_in_beside_zoes_lunch(make_app)
+    engine = app.extensions["ribambelle.engine"]
+    killed = []
+
+    def kill_at_the_session_read(conn, cursor, statement, *args):
+        if "JOIN loginsession" in statement and not killed:
+            pid = conn.connection.dbapi_connection.info.backend_pid
+            with psycopg.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
+                                 autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+            killed.append(pid)
+
+    event.listen(engine, "before_cursor_execute", kill_at_the_session_read)
+    lost = client.get(planning_url(zoe, period, day))
+    event.remove(engine, "before_cursor_execute", kill_at_the_session_read)
+    assert killed and lost.status_code == 500 and "Erreur du serveur" in page_text(lost)
+    again = client.get(planning_url(zoe, period, day))
+    assert again.status_code == 200 and "Planning de Zoé" in page_text(again)
