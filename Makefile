@@ -13,7 +13,7 @@ export FLASK_BASE_URL ?= http://127.0.0.1:$(PORT)
 DEMO_SEPA := FLASK_SEPA_CREDITOR_ID=FR72ZZZ123456 FLASK_SEPA_CREDITOR_IBAN=FR7630001000000006400000084 \
 	FLASK_SEPA_CREDITOR_BIC=BDFEFRPPCCT
 
-.PHONY: run test sprite accessibility bench bench-wrk bench-rush wrk install install-dev migrate seed browser clean
+.PHONY: run test sprite accessibility bench bench-wrk bench-rush bench-cost wrk valgrind install install-dev migrate seed browser clean
 
 # Runtime packages only (what a server needs); the test tools come with `make test`.
 $(VENV)/.installed: requirements.txt
@@ -81,7 +81,9 @@ sprite: install
 # the PostgreSQL database BENCH_PG names, which must end in _bench (emptied; never DATABASE_URL).
 # `make bench` runs them all, the registration-opening rush last (about half an hour on 2 cores).
 BENCH_PG ?= postgresql+psycopg://postgres@127.0.0.1:5432/ribambelle_bench
-bench: install-dev browser wrk
+bench: install-dev browser wrk valgrind
+	$(BIN)/python -m tests.benchmarks.bench_cost --database sqlite
+	$(BIN)/python -m tests.benchmarks.bench_cost --database postgresql --pg-url $(BENCH_PG)
 	$(BIN)/python -m tests.benchmarks.bench_wrk --database sqlite
 	$(BIN)/python -m tests.benchmarks.bench_wrk --database postgresql --pg-url $(BENCH_PG)
 	$(BIN)/python -m tests.benchmarks.bench_planning --requests $${REQUESTS:-300}
@@ -94,6 +96,17 @@ wrk:
 	@command -v wrk >/dev/null || { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
 	  else echo "wrk manquant : sudo apt-get install wrk"; exit 1; fi; }
+
+# What each hot route costs the processor, in instructions (callgrind: the same count on a busy or a quiet
+# machine), beside /healthz's; valgrind is Debian's package.
+valgrind:
+	@command -v valgrind >/dev/null || { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; \
+	  else echo "valgrind manquant : sudo apt-get install valgrind"; exit 1; fi; }
+
+bench-cost: install-dev valgrind
+	$(BIN)/python -m tests.benchmarks.bench_cost --database sqlite
+	$(BIN)/python -m tests.benchmarks.bench_cost --database postgresql --pg-url $(BENCH_PG)
 
 bench-wrk: install-dev wrk
 	$(BIN)/python -m tests.benchmarks.bench_wrk --database sqlite

@@ -5,6 +5,7 @@ import sys
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.benchmarks.bench_cost import totals
 from tests.benchmarks.bench_rush import build_town
 from tests.benchmarks.common import ROOT, BenchClient, NotABenchDatabase, bench_database
 
@@ -37,3 +38,19 @@ def test_the_rush_town_holds_its_families_beside_the_demo(tmp_path):
         logins = conn.execute(text("SELECT email FROM user WHERE email LIKE '%@banc.test' ORDER BY id")).scalars().all()
     engine.dispose()
     assert logins == [f"famille{i}@banc.test" for i in range(5)]
+
+
+def test_the_cost_benchmark_runs_each_route_of_the_demo_parent(tmp_path):
+    """bench_cost's part that runs under valgrind, run here without it and small: every route still
+    answers what it checks (a 200 and its page's words) after a change of the app."""
+    url = bench_database("sqlite", "", tmp_path)
+    done = subprocess.run([sys.executable, "-m", "tests.benchmarks.bench_cost", "--requests", "2", "--inner", url],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_cost_benchmark_reads_callgrinds_counts_in_the_order_it_wrote_them(tmp_path):
+    for part, total in ((2, 700), (1, 500), (3, 900)):
+        (tmp_path / f"callgrind.out.{part}").write_text(f"version: 1\ncreator: callgrind\npart: {part}\n"
+                                                         f"events: Ir\nsummary: {total}\n")
+    assert totals(sorted(tmp_path.glob("callgrind.out.*"))) == [500, 700, 900]

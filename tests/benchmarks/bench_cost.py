@@ -1,0 +1,160 @@
+"""Benchmark (not a test): what each hot route costs the processor, in instructions, beside /healthz.
+
+Seconds on a shared machine move with its neighbours (on 7 December 2026 the same /healthz gave 1,150
+and 2,059 req/s twenty minutes apart); the instructions a request executes do not. This serves the
+demo in-process (Flask's test client, no server, no network) under valgrind's callgrind, which counts
+the instructions of each route's requests only: each route runs its REQUESTS in one callback, and
+callgrind collects inside callbacks alone and writes its count when each one ends (``--toggle-collect``
+and ``--dump-after`` on ctypes' callback entry). Setting up (imports, migrations, the demo) is not
+counted. The database's own work (PostgreSQL's server process) is not counted either: this is the
+portal's Python, the part a change of our code moves.
+
+Prints instructions per request and their ratio to /healthz of the same run (Flask's own floor: the test
+client, the signed session, routing), and writes ``bench-results/cost-<database>.md`` and ``.json``.
+Valgrind is Debian's package (``make bench-cost`` installs it); a run takes about three minutes.
+
+    .venv/bin/python -m tests.benchmarks.bench_cost --database sqlite
+    .venv/bin/python -m tests.benchmarks.bench_cost --database postgresql --pg-url postgresql+psycopg://postgres@127.0.0.1/ribambelle_bench
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tests.benchmarks.common import BENCH_SETTINGS, ROOT, bench_database, demo_cell, machine
+
+FORM_TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+HTMX_TOKEN = re.compile(r'"X-CSRFToken": "([^"]+)"')
+# What one request of each route is; a login is far dearer (Argon2 at the town's cost): it runs fewer times.
+ROUTES = ["/healthz", "family space", "planning page", "planning month (htmx fragment)", "cell toggle (htmx)",
+          "login (POST)"]
+FEWER = {"login (POST)": 10}
+
+
+def parent_routes(url: str) -> dict:
+    """The demo parent logged in through the test client: each route as a call that checks its answer."""
+    from app import create_app
+    from db import get_db
+    from services import demo_data
+
+    app = create_app({**BENCH_SETTINGS, "DATABASE_URL": url})
+    with app.app_context():
+        demo_data.seed(get_db(), app.extensions["ribambelle.hasher"])
+    cell = demo_cell(url)
+    parent = app.test_client()
+
+    def log_in(client) -> None:
+        token = FORM_TOKEN.search(client.get("/").get_data(as_text=True)).group(1)
+        answer = client.post("/", data={"csrf_token": token, "email": "parent@demo.test",
+                                        "password": "parent-demo-ribambelle"})
+        assert answer.status_code == 302, answer.status_code
+
+    log_in(parent)
+    htmx = {"HX-Request": "true", "X-CSRFToken": HTMX_TOKEN.search(parent.get("/compte/").get_data(as_text=True)).group(1)}
+    click = {"cellule": f"{cell['day']}.{cell['unit_id']}", "mois": cell["month"]}
+
+    def get(path: str, headers: dict | None = None, expect: str = ""):
+        answer = parent.get(path, headers=headers)
+        assert answer.status_code == 200 and expect in answer.get_data(as_text=True), (path, answer.status_code)
+
+    def toggle():
+        answer = parent.post(cell["toggle_path"], data=click, headers=htmx)
+        text = answer.get_data(as_text=True)
+        assert answer.status_code == 200 and ("(à confirmer)" in text or "retirée" in text), answer.status_code
+
+    return {
+        "/healthz": lambda: get("/healthz"),
+        "family space": lambda: get("/compte/", expect="Mon compte famille"),
+        "planning page": lambda: get(cell["planning_path"], expect="Planning de Léa"),
+        "planning month (htmx fragment)": lambda: get(cell["planning_path"], {"HX-Request": "true"}, "planning-month"),
+        "cell toggle (htmx)": toggle,
+        "login (POST)": lambda: log_in(app.test_client()),
+    }
+
+
+def inner(url: str, requests: int) -> None:
+    """Inside valgrind: each route's requests in a callback of their own (the toggle an even number of
+    times, so that the cell ends as it began); 20 of each first, uncounted, to warm the caches."""
+    routes = parent_routes(url)
+    for name in ROUTES:
+        call, count = routes[name], FEWER.get(name, requests)
+        for _ in range(min(count, 20)):
+            call()
+
+        def run(call=call, count=count):
+            for _ in range(count):
+                call()
+
+        ctypes.CFUNCTYPE(None)(run)()
+
+
+def totals(dumps: list[Path]) -> list[int]:
+    """The instructions callgrind counted in each dump, in the order it wrote them (their part number)."""
+    parts = []
+    for dump in dumps:
+        text = dump.read_text(errors="replace")
+        part = re.search(r"^part: (\d+)$", text, re.M)
+        total = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
+        if part and total:
+            parts.append((int(part.group(1)), int(total.group(1))))
+    return [total for _, total in sorted(parts)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/ribambelle_bench")
+    parser.add_argument("--requests", type=int, default=100, help="requests of each route counted")
+    parser.add_argument("--inner", metavar="URL", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.inner:
+        inner(args.inner, args.requests)
+        return
+    if args.requests % 2:
+        parser.error("--requests must be even (the toggle ends where it began)")
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        sys.exit("valgrind manquant : sudo apt-get install valgrind (ou make bench-cost)")
+    work = Path(tempfile.mkdtemp(prefix="bench-cost-"))
+    url = bench_database(args.database, args.pg_url, work)
+    out = work / "callgrind.out"
+    subprocess.run([valgrind, "--tool=callgrind", "--toggle-collect=closure_fcn", "--dump-after=closure_fcn",
+                    f"--callgrind-out-file={out}", sys.executable, "-m", "tests.benchmarks.bench_cost",
+                    "--requests", str(args.requests), "--inner", url],
+                   cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    counted = totals(sorted(work.glob("callgrind.out.*")))
+    if len(counted) != len(ROUTES):
+        sys.exit(f"callgrind wrote {len(counted)} counts for {len(ROUTES)} routes (in {work})")
+    per_request = {name: total // FEWER.get(name, args.requests) for name, total in zip(ROUTES, counted)}
+    floor = per_request["/healthz"]
+    when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    command = f"python -m tests.benchmarks.bench_cost --database {args.database} --requests {args.requests}"
+    lines = [f"### Instructions per request, {args.database} — {when}", "",
+             f"Machine: {machine()['cores']} cores ({machine()['cpu']}), Python {machine()['python']}. In-process "
+             f"(Flask's test client), counted by callgrind: {args.requests} requests a route "
+             f"({', '.join(f'{k}: {v}' for k, v in FEWER.items())}), after 20 uncounted. The portal's Python only "
+             f"(not the database server's work).", f"Command: `{command}`", "",
+             "| request | instructions per request | × /healthz |", "|---|---:|---:|"]
+    lines += [f"| {name} | {count:,} | {count / floor:.2f} |" for name, count in per_request.items()]
+    report = "\n".join(lines)
+    print(report)
+    results = ROOT / "bench-results"
+    results.mkdir(exist_ok=True)
+    (results / f"cost-{args.database}.md").write_text(report + "\n")
+    (results / f"cost-{args.database}.json").write_text(json.dumps(
+        {"when": when, "database": args.database, "machine": machine(), "command": command,
+         "requests": args.requests, "instructions_per_request": per_request,
+         "ratio_to_healthz": {k: round(v / floor, 3) for k, v in per_request.items()}}, indent=2) + "\n")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
