@@ -155,7 +155,31 @@ class Guardian(SQLModel, table=True):
     family: Optional[Family] = Relationship(back_populates="guardians")
 
 
-class User(SQLModel, table=True):
+class Account:
+    """What a login is to Flask-Login and to the pages, from its columns: shared by the ``User`` row and by
+    the logged-in account every request reads (``services.security.SessionUser``)."""
+
+    __slots__ = ()
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def is_active(self) -> bool:
+        return bool(self.active)
+
+    def get_id(self) -> str:
+        return f"{self.id}.{self.session_version}"
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in ("agent", "admin")
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip() or self.email
+
+
+class User(Account, SQLModel, table=True):
     """A login: a parent of one family, or municipal staff (agent, admin)."""
 
     id: Optional[int] = Field(default=None, primary_key=True)
@@ -173,29 +197,6 @@ class User(SQLModel, table=True):
 
     family: Optional[Family] = Relationship(back_populates="users")
 
-    # Flask-Login protocol
-    @property
-    def is_authenticated(self) -> bool:
-        return True
-
-    @property
-    def is_active(self) -> bool:
-        return self.active
-
-    @property
-    def is_anonymous(self) -> bool:
-        return False
-
-    def get_id(self) -> str:
-        return f"{self.id}.{self.session_version}"
-
-    @property
-    def is_staff(self) -> bool:
-        return self.role in ("agent", "admin")
-
-    @property
-    def display_name(self) -> str:
-        return f"{self.first_name} {self.last_name}".strip() or self.email
 
 
 class Child(SQLModel, table=True):

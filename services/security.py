@@ -16,7 +16,7 @@ from flask_login import login_user, logout_user
 from sqlalchemy import delete
 
 from db import get_db
-from models import LoginSession, utcnow
+from models import Account, LoginSession, utcnow
 
 # The security log (ASVS V7): one JSON line per event, to stderr (gunicorn's error log, journald).
 security_log = logging.getLogger("ribambelle.security")
@@ -26,7 +26,7 @@ clock = time.time
 
 
 @dataclass(frozen=True, slots=True)
-class SessionUser:
+class SessionUser(Account):
     """The logged-in account as every request reads it (``current_user``): its row's plain values, no
     ORM object. A view that changes the account, or needs its password hash, loads the ``User``."""
 
@@ -38,25 +38,6 @@ class SessionUser:
     family_id: int | None
     active: bool
     session_version: int
-
-    # Flask-Login's protocol, as User's
-    is_authenticated = True
-    is_anonymous = False
-
-    @property
-    def is_active(self) -> bool:
-        return bool(self.active)
-
-    def get_id(self) -> str:
-        return f"{self.id}.{self.session_version}"
-
-    @property
-    def is_staff(self) -> bool:
-        return self.role in ("agent", "admin")
-
-    @property
-    def display_name(self) -> str:
-        return f"{self.first_name} {self.last_name}".strip() or self.email
 
 
 def log_event(event: str, user_id: int | None = None, **fields) -> None:

@@ -155,6 +155,22 @@ def test_pooled_connections_the_server_ended_are_replaced_before_a_parent_meets_
     assert click.status_code == 200 and "sélectionné" in page_text(click)
 
 
+def _terminate_at(engine, first_statement):
+    """A ``before_cursor_execute`` listener that has PostgreSQL end the portal's connection just before the
+    first statement ``first_statement`` accepts is sent, and the list of the backends it ended."""
+    killed = []
+
+    def listener(conn, cursor, statement, *args):
+        if first_statement(statement) and not killed:
+            pid = conn.connection.dbapi_connection.info.backend_pid
+            with psycopg.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
+                                 autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+            killed.append(pid)
+
+    return killed, listener
+
+
 @pytest.mark.backends("postgresql")
 def test_a_click_whose_connection_dies_in_flight_writes_nothing_and_the_next_click_works(make_app):
     """PostgreSQL ends the portal's connection while a click's write and COMMIT are on their way (one
@@ -163,16 +179,7 @@ def test_a_click_whose_connection_dies_in_flight_writes_nothing_and_the_next_cli
     app, client, (zoe, period, lunch, day) = _logged_in_beside_zoes_lunch(make_app)
     ids = (zoe.id, period.id, lunch.id)
     engine = app.extensions["ribambelle.engine"]
-    killed = []
-
-    def kill_before_the_write(conn, cursor, statement, *args):
-        if statement.startswith("INSERT INTO draftline") and not killed:
-            pid = conn.connection.dbapi_connection.info.backend_pid
-            with psycopg.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
-                                 autocommit=True) as admin:
-                admin.execute("SELECT pg_terminate_backend(%s)", [pid])
-            killed.append(pid)
-
+    killed, kill_before_the_write = _terminate_at(engine, lambda statement: statement.startswith("INSERT INTO draftline"))
     event.listen(engine, "before_cursor_execute", kill_before_the_write)
     url = f"/reservations/planning/{ids[0]}/{ids[1]}/cellule"
     page = client.get(planning_url(zoe, period, day)).get_data(as_text=True)
@@ -196,16 +203,7 @@ def test_a_page_whose_connection_dies_at_the_session_read_shows_the_error_page_t
     database, and the same page a moment later answers on a fresh connection."""
     app, client, (zoe, period, _, day) = _logged_in_beside_zoes_lunch(make_app)
     engine = app.extensions["ribambelle.engine"]
-    killed = []
-
-    def kill_at_the_session_read(conn, cursor, statement, *args):
-        if "JOIN loginsession" in statement and not killed:
-            pid = conn.connection.dbapi_connection.info.backend_pid
-            with psycopg.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
-                                 autocommit=True) as admin:
-                admin.execute("SELECT pg_terminate_backend(%s)", [pid])
-            killed.append(pid)
-
+    killed, kill_at_the_session_read = _terminate_at(engine, lambda statement: "JOIN loginsession" in statement)
     event.listen(engine, "before_cursor_execute", kill_at_the_session_read)
     lost = client.get(planning_url(zoe, period, day))
     event.remove(engine, "before_cursor_execute", kill_at_the_session_read)
