@@ -112,11 +112,7 @@ def _first(dbapi_connection, sql: str, values, engine, connection) -> dict | Non
         rows = cursor.fetchall()
         names = [column[0] for column in cursor.description]
     except engine.dialect.loaded_dbapi.Error as error:
-        lost = engine.dialect.is_disconnect(error, dbapi_connection, cursor)
-        if lost and connection is not None:
-            connection.invalidate(error)
-        raise DBAPIError.instance(sql, values, error, engine.dialect.loaded_dbapi.Error, connection_invalidated=lost,
-                                  dialect=engine.dialect) from error
+        raise _driver_error(error, sql, values, engine.dialect, dbapi_connection, connection) from error
     finally:
         cursor.close()
     return dict(zip(names, rows[0])) if rows else None
@@ -234,15 +230,22 @@ def in_one_trip(db: Session, steps: list[tuple], commit: bool = False) -> list[l
             if commit:  # a statement of the batch (psycopg's commit() would wait for its own round trip)
                 raw.cursor().execute(b"COMMIT")
         rows = [cursor.fetchall() if cursor.description else [] for cursor in cursors]
-    except psycopg.Error as error:  # as SQLAlchemy raises it (IntegrityError, OperationalError…)
-        lost = connection.dialect.is_disconnect(error, raw, None)
-        if lost:  # never handed out again: the pool opens a new one
-            connection.invalidate(error)
-        raise DBAPIError.instance(sql, params, error, psycopg.Error, connection_invalidated=lost,
-                                  dialect=connection.dialect) from error
+    except psycopg.Error as error:
+        raise _driver_error(error, sql, params, connection.dialect, raw, connection) from error
     if commit:
         db.commit()  # the session's end of the transaction the pipeline committed (psycopg sends nothing)
     return rows
+
+
+def _driver_error(error, sql: str, params, dialect, dbapi_connection, connection) -> DBAPIError:
+    """A driver's error, for a statement sent past SQLAlchemy's execution, as SQLAlchemy raises it
+    (IntegrityError, OperationalError…); a connection the server ended is invalidated, never handed out
+    again: the pool opens a new one."""
+    lost = dialect.is_disconnect(error, dbapi_connection, None)
+    if lost and connection is not None:
+        connection.invalidate(error)
+    return DBAPIError.instance(sql, params, error, dialect.loaded_dbapi.Error, connection_invalidated=lost,
+                               dialect=dialect)
 
 
 _COMPILED: dict = {}

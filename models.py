@@ -198,7 +198,6 @@ class User(Account, SQLModel, table=True):
     family: Optional[Family] = Relationship(back_populates="users")
 
 
-
 class Child(SQLModel, table=True):
     """A child of a family, with the health record the staff need."""
 

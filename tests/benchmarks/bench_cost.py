@@ -30,9 +30,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from tests.benchmarks.common import BENCH_SETTINGS, ROOT, bench_database, demo_cell, machine
+from tests.factories import csrf_from
 
-FORM_TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
-HTMX_TOKEN = re.compile(r'"X-CSRFToken": "([^"]+)"')
 # What one request of each route is; a login is far dearer (Argon2 at the town's cost): it runs fewer times.
 ROUTES = ["/healthz", "family space", "planning page", "planning month (htmx fragment)", "cell toggle (htmx)",
           "login (POST)"]
@@ -52,13 +51,13 @@ def parent_routes(url: str) -> dict:
     parent = app.test_client()
 
     def log_in(client) -> None:
-        token = FORM_TOKEN.search(client.get("/").get_data(as_text=True)).group(1)
+        token = csrf_from(client.get("/").get_data(as_text=True))
         answer = client.post("/", data={"csrf_token": token, "email": "parent@demo.test",
-                                        "password": "parent-demo-ribambelle"})
+                                        "password": demo_data.DEMO_ACCOUNTS["parent@demo.test"]})
         assert answer.status_code == 302, answer.status_code
 
     log_in(parent)
-    htmx = {"HX-Request": "true", "X-CSRFToken": HTMX_TOKEN.search(parent.get("/compte/").get_data(as_text=True)).group(1)}
+    htmx = {"HX-Request": "true", "X-CSRFToken": csrf_from(parent.get("/compte/").get_data(as_text=True))}
     click = {"cellule": f"{cell['day']}.{cell['unit_id']}", "mois": cell["month"]}
 
     def get(path: str, headers: dict | None = None, expect: str = ""):
@@ -135,10 +134,10 @@ def main() -> None:
         sys.exit(f"callgrind wrote {len(counted)} counts for {len(ROUTES)} routes (in {work})")
     per_request = {name: total // FEWER.get(name, args.requests) for name, total in zip(ROUTES, counted)}
     floor = per_request["/healthz"]
-    when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    when, box = datetime.now(timezone.utc).isoformat(timespec="seconds"), machine()
     command = f"python -m tests.benchmarks.bench_cost --database {args.database} --requests {args.requests}"
     lines = [f"### Instructions per request, {args.database} — {when}", "",
-             f"Machine: {machine()['cores']} cores ({machine()['cpu']}), Python {machine()['python']}. In-process "
+             f"Machine: {box['cores']} cores ({box['cpu']}), Python {box['python']}. In-process "
              f"(Flask's test client), counted by callgrind: {args.requests} requests a route "
              f"({', '.join(f'{k}: {v}' for k, v in FEWER.items())}), after 20 uncounted. The portal's Python only "
              f"(not the database server's work).", f"Command: `{command}`", "",
@@ -150,7 +149,7 @@ def main() -> None:
     results.mkdir(exist_ok=True)
     (results / f"cost-{args.database}.md").write_text(report + "\n")
     (results / f"cost-{args.database}.json").write_text(json.dumps(
-        {"when": when, "database": args.database, "machine": machine(), "command": command,
+        {"when": when, "database": args.database, "machine": box, "command": command,
          "requests": args.requests, "instructions_per_request": per_request,
          "ratio_to_healthz": {k: round(v / floor, 3) for k, v in per_request.items()}}, indent=2) + "\n")
     shutil.rmtree(work, ignore_errors=True)
