@@ -10,7 +10,9 @@ counted. The database's own work (PostgreSQL's server process) is not counted ei
 portal's Python, the part a change of our code moves.
 
 Prints instructions per request and their ratio to /healthz of the same run (Flask's own floor: the test
-client, the signed session, routing), and writes ``bench-results/cost-<database>.md`` and ``.json``.
+client, the signed session, routing) and, for the planning and the click, to the stack's floor of the same
+run (tests/benchmarks/floor.py, in-process too: a bare page of as many cells and bytes, a bare click);
+writes ``bench-results/cost-<database>.md`` and ``.json``.
 Valgrind is Debian's package (``make bench-cost`` installs it); a run takes about three minutes.
 
     .venv/bin/python -m tests.benchmarks.bench_cost --database sqlite
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -33,9 +36,13 @@ from tests.benchmarks.common import BENCH_SETTINGS, ROOT, bench_database, demo_c
 from tests.factories import csrf_from
 
 # What one request of each route is; a login is far dearer (Argon2 at the town's cost): it runs fewer times.
-ROUTES = ["/healthz", "family space", "planning page", "planning month (htmx fragment)", "cell toggle (htmx)",
-          "login (POST)"]
+ROUTES = ["/healthz", "floor: page", "floor: click", "family space", "planning page", "planning month (htmx fragment)",
+          "cell toggle (htmx)", "login (POST)"]
 FEWER = {"login (POST)": 10}
+# The stack's floor (tests/benchmarks/floor.py) a route is also measured against: the bare page of as many
+# cells and bytes for the planning, the bare click for the toggle.
+FLOOR_OF = {"planning page": "floor: page", "planning month (htmx fragment)": "floor: page",
+            "cell toggle (htmx)": "floor: click"}
 
 
 def parent_routes(url: str) -> dict:
@@ -43,6 +50,7 @@ def parent_routes(url: str) -> dict:
     from app import create_app
     from db import get_db
     from services import demo_data
+    from tests.benchmarks import floor
 
     app = create_app({**BENCH_SETTINGS, "DATABASE_URL": url})
     with app.app_context():
@@ -63,6 +71,16 @@ def parent_routes(url: str) -> dict:
     def get(path: str, headers: dict | None = None, expect: str = ""):
         answer = parent.get(path, headers=headers)
         assert answer.status_code == 200 and expect in answer.get_data(as_text=True), (path, answer.status_code)
+        return answer
+
+    floor.prepare(url)  # the floor's table, in the same database
+    os.environ["FLOOR_DATABASE_URL"] = url
+    bare = floor.create_app().test_client()
+    page_size = len(get(cell["planning_path"]).get_data())
+
+    def floor_call(method, path: str, expect: str):
+        answer = method(bare, path)
+        assert answer.status_code == 200 and expect in answer.get_data(as_text=True), (path, answer.status_code)
 
     def toggle():
         answer = parent.post(cell["toggle_path"], data=click, headers=htmx)
@@ -71,6 +89,8 @@ def parent_routes(url: str) -> dict:
 
     return {
         "/healthz": lambda: get("/healthz"),
+        "floor: page": lambda: floor_call(type(bare).get, f"/page?cells={cell['cells']}&bytes={page_size}", "cell--"),
+        "floor: click": lambda: floor_call(type(bare).post, "/click?row=0", "clics dans cette session"),
         "family space": lambda: get("/compte/", expect="Mon compte famille"),
         "planning page": lambda: get(cell["planning_path"], expect="Planning de Léa"),
         "planning month (htmx fragment)": lambda: get(cell["planning_path"], {"HX-Request": "true"}, "planning-month"),
@@ -141,8 +161,10 @@ def main() -> None:
              f"(Flask's test client), counted by callgrind: {args.requests} requests a route "
              f"({', '.join(f'{k}: {v}' for k, v in FEWER.items())}), after 20 uncounted. The portal's Python only "
              f"(not the database server's work).", f"Command: `{command}`", "",
-             "| request | instructions per request | × /healthz |", "|---|---:|---:|"]
-    lines += [f"| {name} | {count:,} | {count / floor:.2f} |" for name, count in per_request.items()]
+             "| request | instructions per request | × /healthz | × its floor |", "|---|---:|---:|---:|"]
+    lines += [f"| {name} | {count:,} | {count / floor:.2f} | "
+              f"{f'{count / per_request[FLOOR_OF[name]]:.2f} ({FLOOR_OF[name]})' if name in FLOOR_OF else ''} |"
+              for name, count in per_request.items()]
     report = "\n".join(lines)
     print(report)
     results = ROOT / "bench-results"
@@ -151,7 +173,8 @@ def main() -> None:
     (results / f"cost-{args.database}.json").write_text(json.dumps(
         {"when": when, "database": args.database, "machine": box, "command": command,
          "requests": args.requests, "instructions_per_request": per_request,
-         "ratio_to_healthz": {k: round(v / floor, 3) for k, v in per_request.items()}}, indent=2) + "\n")
+         "ratio_to_healthz": {k: round(v / floor, 3) for k, v in per_request.items()},
+         "ratio_to_floor": {k: round(per_request[k] / per_request[f], 3) for k, f in FLOOR_OF.items()}}, indent=2) + "\n")
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -1,14 +1,15 @@
-"""Benchmark (not a test): a parent's click against the stack's floor, with wrk (a C load tool).
+"""Benchmark (not a test): a parent's click and page against the stack's floor, with wrk (a C load tool).
 
 Serves the demo town with gunicorn (WORKERS processes × 4 threads, as in deploy/) and, beside it on
-the same gunicorn and database, the floor app (``tests/benchmarks/floor.py``: signed session, one
-SELECT + one UPDATE and their commit, a 300-byte template). Then wrk, CONNECTIONS at a time for
-SECONDS each, on loopback:
+the same gunicorn and database, the floor app (``tests/benchmarks/floor.py``: its click is a signed
+session, one SELECT + one UPDATE and their commit, a 300-byte template; its page, the session read, one
+SELECT and a table of as many cells as the planning's, padded to the planning page's size). Then wrk,
+CONNECTIONS at a time for SECONDS each, on loopback:
 
 - ``/healthz`` of the portal (a request that does nothing);
 - the floor's click, on one row (the toggle below writes one draft too: the same contention);
 - the demo parent toggling one cell of the planning (htmx POST, session cookie and CSRF header);
-- the same parent's planning page (GET);
+- the floor's page, then the same parent's planning page (GET);
 - then a registration morning's shape: the floor's click on a row per request, beside PARENTS parents
   of a town of their own (``bench_rush.build_town``), logged in, each toggling a cell of their own child
   (a draft each), one after the other in turn. Here the clicks do not wait for each other's lock: what
@@ -19,7 +20,8 @@ a 200 (errors, redirects to the login, 204s) and every socket error, the share o
 busiest gunicorn worker took (wrk opens its connections at once, and one worker may accept them all:
 the line then runs on one process, and a page that needs a core is served at half speed; 50 % is an
 even split between two), and the ratios to /healthz and to
-the floor of the same run (the one-row floor for the one parent, the row-per-request floor for the many); writes
+the floor of the same run (the one-row floor for the one parent, the row-per-request floor for the many,
+the page floor for the page); writes
 ``bench-results/wrk-<database>.md`` and ``.json``. On PostgreSQL the database must be one of the
 benchmark's own: its name ends in ``_bench`` (created if missing, emptied), never ``DATABASE_URL``.
 
@@ -70,6 +72,14 @@ function done(summary, latency, requests)
 end
 """
 ONE_ROW, ROWS = "floor: click (one row)", "floor: click (a row per request)"
+PAGE_FLOOR = "floor: page"
+
+
+def floor_of(name: str) -> str:
+    """The floor line a line is measured against: the page floor for a page, the clicks' for a click."""
+    if name == PAGE_FLOOR or name.startswith("planning page"):
+        return PAGE_FLOOR
+    return ROWS if name == ROWS or "parents" in name else ONE_ROW
 WRK_LINE = re.compile(r"^\s*(\d+)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
 UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
@@ -166,11 +176,13 @@ def main():
                             {"Cookie": parent.cookie, "X-CSRFToken": parent.csrf, **form},
                             f"cellule={day}.{unit}&mois={day[:7]}"))
         many = f"cell toggle, {len(parents)} parents (a draft each)"
+        page_bytes = len(session.fetch(portal_port, "GET", cell["planning_path"], cookie))
         requests = {  # name -> port, [(method, path, headers, body)]: sent in turn
             "/healthz": (portal_port, [("GET", "/healthz", {}, "")]),
             ONE_ROW: (floor_port, [("POST", "/click?row=0", {}, "")]),
             "cell toggle (htmx)": (portal_port, [("POST", cell["toggle_path"], {
                 **cookie, "X-CSRFToken": session.csrf, **form}, toggle_body)]),
+            PAGE_FLOOR: (floor_port, [("GET", f"/page?cells={cell['cells']}&bytes={page_bytes}", {}, "")]),
             f"planning page ({cell['cells']} cells)": (portal_port, [("GET", cell["planning_path"], cookie, "")]),
             ROWS: (floor_port, [("POST", f"/click?row={n}", {}, "") for n in range(len(parents))]),
             many: (portal_port, parents),
@@ -216,7 +228,7 @@ def report(result: dict) -> str:
                   "| busiest worker's CPU |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for name, f in figures.items():
-            floor = figures[ROWS if name == ROWS or "parents" in name else ONE_ROW]["requests_per_s"]
+            floor = figures[floor_of(name)]["requests_per_s"]
             lines.append(f"| {name} | {result['bytes'][name]} | {f['requests_per_s']:.0f} | {f['requests_per_s'] / healthz:.3f} | "
                          f"{f['requests_per_s'] / floor:.2f} | {f['median_ms']:.1f} | {f['p90_ms']:.1f} | {f['p99_ms']:.1f} | "
                          f"{f['not_200']} | {f['socket_errors']} | {f['busiest_worker_share']:.0%} |")

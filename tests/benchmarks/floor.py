@@ -1,9 +1,17 @@
-"""The stack's floor: what a click costs at the least on this machine, the limit the portal is measured against.
+"""The stack's floor: what a click and a page cost at the least on this machine, the limits the portal is
+measured against.
 
 A bare Flask app served by the same gunicorn as the portal, on the same database engine settings
-(``db.make_engine``): a signed session cookie read and written, one SELECT and one UPDATE of a row of
-its own and their commit (a click is a durable write), a 300-byte template. Nothing else: no login
-check, no CSRF, no ORM. ``POST /click?row=N`` is the click; ``GET /healthz`` answers as the portal's.
+(``db.make_engine``). Nothing but what the request must do: no login check, no CSRF, no ORM; its
+templates compiled once, as Flask keeps the portal's template files.
+
+- ``POST /click?row=N``, the click: a signed session cookie read and written, one SELECT and one UPDATE
+  of a row of its own and their commit (a click is a durable write), a 300-byte template;
+- ``GET /page?cells=N&bytes=B``, the page: the session read, one SELECT of N rows, and a page drawing them
+  as N cells of a month's table, each with the values a planning cell carries (its id, class, button
+  value, target, shown word and spoken words: six escaped values, as in partials/reservations/_cell.html),
+  padded with static text (a layout's stand-in) to B bytes, the size of the page it stands for;
+- ``GET /healthz`` answers as the portal's.
 
     FLOOR_DATABASE_URL=sqlite:////tmp/floor.sqlite gunicorn 'tests.benchmarks.floor:create_app()'
 """
@@ -11,12 +19,21 @@ from __future__ import annotations
 
 import os
 
-from flask import Flask, render_template_string, request, session
+from flask import Flask, render_template, request, session
+from markupsafe import Markup
 from sqlalchemy import text
 
 from db import make_engine
 
 ROWS = 1000
+PAGE_CELLS, PAGE_BYTES = 124, 54_000  # by default, the demo's planning page
+UNITS = ["matin", "repas", "apres-midi", "soir"]
+PAGE = """<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>Planning</title></head><body>
+<header><p>{{ padding }}</p></header><main><table><caption>Planning</caption>
+<thead><tr><th scope="col">Jour</th>{% for unit in units %}<th scope="col">{{ unit }}</th>{% endfor %}</tr></thead><tbody>
+{% for day, cells in rows %}<tr><th scope="row">{{ day }}</th>
+{% for id, css, value, short, spoken in cells %}<td id="{{ id }}" class="{{ css }}"><button form="cells" name="cellule" value="{{ value }}" hx-post="{{ target }}">{{ short }}<span class="visually-hidden"> — {{ spoken }}</span></button></td>
+{% endfor %}</tr>{% endfor %}</tbody></table></main></body></html>"""
 TEMPLATE = """<td id="cell-{{ row }}" class="cell cell--selected"><button type="button" aria-pressed="true">
 <img src="/static/icons/selected.svg" alt="" width="16" height="16"> <span>Sélectionné ({{ value }})</span>
 </button></td><p id="counter" hx-swap-oob="true"><strong>{{ clicks }}</strong> clics dans cette session</p>"""
@@ -36,6 +53,9 @@ def create_app() -> Flask:
     app = Flask(__name__)
     app.secret_key = "floor-secret"
     engine = make_engine(os.environ["FLOOR_DATABASE_URL"]).execution_options(sqlite_immediate=True)
+    # Compiled once, as Flask keeps the portal's template files (rendering a string compiles it each time:
+    # 0.4 ms, more than the rest of the click's Python).
+    click_template, page_template = app.jinja_env.from_string(TEMPLATE), app.jinja_env.from_string(PAGE)
 
     @app.get("/healthz")
     def healthz():
@@ -48,6 +68,27 @@ def create_app() -> Flask:
         with engine.begin() as conn:
             value = conn.execute(text("SELECT value FROM floor_cell WHERE id = :id"), {"id": row}).scalar_one()
             conn.execute(text("UPDATE floor_cell SET value = :v WHERE id = :id"), {"v": 1 - value, "id": row})
-        return render_template_string(TEMPLATE, row=row, value=1 - value, clicks=session["clicks"])
+        return render_template(click_template, row=row, value=1 - value, clicks=session["clicks"])
+
+    padding = {}
+
+    @app.get("/page")
+    def page():
+        count = min(request.args.get("cells", PAGE_CELLS, type=int), ROWS)
+        size = min(request.args.get("bytes", PAGE_BYTES, type=int), 1_000_000)
+        visits = session.get("visits", 0)  # read, as a page reads who is logged in; not written
+        with engine.connect() as conn:
+            values = conn.execute(text("SELECT id, value FROM floor_cell WHERE id < :n ORDER BY id"), {"n": count}).all()
+        rows = []
+        for start in range(0, len(values), len(UNITS)):
+            day = f"2027-07-{start // len(UNITS) + 1:02d}"
+            rows.append((day, [(f"cell-{day}-{unit}", f"cell cell--{'selected' if value else 'available'}",
+                                f"{day}.{row_id}", "Choisi" if value else "Libre",
+                                f"jour {day}, {unit} : {'Sélectionné' if value else 'Disponible'} ({visits})")
+                               for unit, (row_id, value) in zip(UNITS, values[start:start + len(UNITS)])]))
+        if (count, size) not in padding:  # the static rest of a page (its layout), as text written once
+            bare = render_template(page_template, rows=rows, units=UNITS, target="/cellule", padding="")
+            padding[count, size] = Markup("x" * max(size - len(bare.encode()), 0))
+        return render_template(page_template, rows=rows, units=UNITS, target="/cellule", padding=padding[count, size])
 
     return app
