@@ -63,8 +63,7 @@ def test_the_floor_draws_the_page_it_stands_for_and_compiles_no_template_per_req
     click)."""
     url = f"sqlite:///{tmp_path / 'floor.sqlite'}"
     floor.prepare(url)
-    monkeypatch.setenv("FLOOR_DATABASE_URL", url)
-    app = floor.create_app()
+    app = floor.create_app(url)
     client = app.test_client()
     compiled = []
     real_compile = app.jinja_env.compile

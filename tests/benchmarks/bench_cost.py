@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -68,19 +67,17 @@ def parent_routes(url: str) -> dict:
     htmx = {"HX-Request": "true", "X-CSRFToken": csrf_from(parent.get("/compte/").get_data(as_text=True))}
     click = {"cellule": f"{cell['day']}.{cell['unit_id']}", "mois": cell["month"]}
 
-    def get(path: str, headers: dict | None = None, expect: str = ""):
-        answer = parent.get(path, headers=headers)
-        assert answer.status_code == 200 and expect in answer.get_data(as_text=True), (path, answer.status_code)
+    def checked(answer, expect: str = ""):
+        assert answer.status_code == 200 and expect in answer.get_data(as_text=True), (answer.request.path,
+                                                                                       answer.status_code)
         return answer
 
-    floor.prepare(url)  # the floor's table, in the same database
-    os.environ["FLOOR_DATABASE_URL"] = url
-    bare = floor.create_app().test_client()
-    page_size = len(get(cell["planning_path"]).get_data())
+    def get(path: str, headers: dict | None = None, expect: str = ""):
+        return checked(parent.get(path, headers=headers), expect)
 
-    def floor_call(method, path: str, expect: str):
-        answer = method(bare, path)
-        assert answer.status_code == 200 and expect in answer.get_data(as_text=True), (path, answer.status_code)
+    floor.prepare(url)  # the floor's table, in the same database
+    bare = floor.create_app(url).test_client()
+    page_size = len(get(cell["planning_path"]).get_data())
 
     def toggle():
         answer = parent.post(cell["toggle_path"], data=click, headers=htmx)
@@ -89,8 +86,8 @@ def parent_routes(url: str) -> dict:
 
     return {
         "/healthz": lambda: get("/healthz"),
-        "floor: page": lambda: floor_call(type(bare).get, f"/page?cells={cell['cells']}&bytes={page_size}", "cell--"),
-        "floor: click": lambda: floor_call(type(bare).post, "/click?row=0", "clics dans cette session"),
+        "floor: page": lambda: checked(bare.get(f"/page?cells={cell['cells']}&bytes={page_size}"), "cell--"),
+        "floor: click": lambda: checked(bare.post("/click?row=0"), "clics dans cette session"),
         "family space": lambda: get("/compte/", expect="Mon compte famille"),
         "planning page": lambda: get(cell["planning_path"], expect="Planning de Léa"),
         "planning month (htmx fragment)": lambda: get(cell["planning_path"], {"HX-Request": "true"}, "planning-month"),

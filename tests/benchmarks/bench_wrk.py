@@ -73,6 +73,8 @@ end
 """
 ONE_ROW, ROWS = "floor: click (one row)", "floor: click (a row per request)"
 PAGE_FLOOR = "floor: page"
+WRK_LINE = re.compile(r"^\s*(\d+)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
 def floor_of(name: str) -> str:
@@ -80,8 +82,6 @@ def floor_of(name: str) -> str:
     if name == PAGE_FLOOR or name.startswith("planning page"):
         return PAGE_FLOOR
     return ROWS if name == ROWS or "parents" in name else ONE_ROW
-WRK_LINE = re.compile(r"^\s*(\d+)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
-UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
 def gunicorn(app: str, env: dict, port: int, workers: int, log: Path) -> subprocess.Popen:

@@ -49,10 +49,11 @@ def prepare(url: str) -> None:
     engine.dispose()
 
 
-def create_app() -> Flask:
+def create_app(url: str | None = None) -> Flask:
+    """The floor on ``url``, FLOOR_DATABASE_URL by default (gunicorn calls it without arguments)."""
     app = Flask(__name__)
     app.secret_key = "floor-secret"
-    engine = make_engine(os.environ["FLOOR_DATABASE_URL"]).execution_options(sqlite_immediate=True)
+    engine = make_engine(url or os.environ["FLOOR_DATABASE_URL"]).execution_options(sqlite_immediate=True)
     # Compiled once, as Flask keeps the portal's template files (rendering a string compiles it each time:
     # 0.4 ms, more than the rest of the click's Python).
     click_template, page_template = app.jinja_env.from_string(TEMPLATE), app.jinja_env.from_string(PAGE)
