@@ -52,27 +52,18 @@ def _period_or_404(child: Child, period_id: int) -> Period:
 
 def _month_arg(period: Period, value: str | None) -> date:
     """The month asked for (YYYY-MM), kept inside the period; the current month by default."""
-    months = planning.period_months(period)
-    if value:
-        try:
-            year, month = (int(part) for part in value.split("-"))
-            wanted = date(year, month, 1)
-        except (ValueError, OverflowError):
-            abort(400, description="Le mois demandé n'existe pas (attendu : AAAA-MM, par exemple 2027-07).")
-    else:
-        # by default, the month of the first day that can still be booked
-        first = max(_soonest_day(period), period.start_date)
-        wanted = date(first.year, first.month, 1)
-    if wanted < months[0]:
-        return months[0]
-    if wanted > months[-1]:
-        return months[-1]
-    return wanted
+    try:
+        return planning.month_asked(period, value, utcnow())
+    except ValueError:
+        abort(400, description=BAD_MONTH)
+
+
+BAD_MONTH = "Le mois demandé n'existe pas (attendu : AAAA-MM, par exemple 2027-07)."
 
 
 def _soonest_day(period: Period) -> date:
     """Roughly the first day that can still be booked: what the month and the week shown start from."""
-    return paris_today(utcnow()) + timedelta(days=period.min_days)
+    return planning.soonest_day(period, utcnow())
 
 
 def _unit_arg(period: Period, value: str | None) -> Unit:
@@ -135,18 +126,12 @@ def new(mode: str):
 # --- the planning ---------------------------------------------------------------------------------
 
 
-def _month_context(child: Child, period: Period, month: date, mode: str, message: str = "",
-                   opened: planning.OpenedPlanning | None = None) -> dict:
-    """The month's template context; ``opened``: what the planning page read already (else read here)."""
-    db = get_db()
-    days = planning.month_days(period, month)
-    if opened is None:
-        opened = planning.open_planning(db, current_user.family_id, child.id, period.id, mode)
-    plan = planning.load_planning(db, child, period, days, utcnow(), mode, draft=opened.draft, version=opened.version)
-    months = planning.period_months(period)
-    index = months.index(month)
+def _month_context(opened: planning.OpenedMonth, mode: str, message: str = "") -> dict:
+    """The month's template context."""
+    months = planning.period_months(opened.period)
+    index = months.index(opened.month)
     return dict(
-        child=child, period=period, month=month, plan=plan, months=months,
+        child=opened.child, period=opened.period, month=opened.month, plan=opened.plan, months=months,
         previous=months[index - 1] if index > 0 else None,
         next=months[index + 1] if index + 1 < len(months) else None,
         selected=opened.selected, message=message, mode=mode, establishment=opened.establishment,
@@ -155,17 +140,25 @@ def _month_context(child: Child, period: Period, month: date, mode: str, message
     )
 
 
+def _open_month(child_id: int, period_id: int, month_text: str | None, mode: str) -> planning.OpenedMonth:
+    """The month of the household's child on the period (404 when it is not theirs, 400 for a bad month)."""
+    try:
+        opened = planning.open_month(get_db(), current_user.family_id, child_id, period_id, month_text, utcnow(), mode)
+    except ValueError:
+        abort(400, description=BAD_MONTH)
+    if opened is None:
+        abort(404)
+    return opened
+
+
 @both_modes("/planning/<int:child_id>/<int:period_id>", methods=["GET"])
 @parent_required
 def planning_page(child_id: int, period_id: int, mode: str):
     """Page: the month planning; its month fragment for htmx (month picker, previous/next)."""
-    opened = planning.open_planning(get_db(), current_user.family_id, child_id, period_id, mode)
-    if opened is None:
-        abort(404)
-    month = _month_arg(opened.period, request.args.get("mois"))
-    shown = f"Planning de {month_year(month)} affiché." if wants_fragment() else ""  # said after a month change
+    opened = _open_month(child_id, period_id, request.args.get("mois"), mode)
+    shown = f"Planning de {month_year(opened.month)} affiché." if wants_fragment() else ""  # said after a month change
     return page_or_fragment("reservations/planning.html", "partials/reservations/_month.html",
-                             **_month_context(opened.child, opened.period, month, mode, shown, opened))
+                            **_month_context(opened, mode, shown))
 
 
 def _back_to_month(child: Child, period: Period, month: date, mode: str, anchor: str | None = None):
@@ -245,8 +238,9 @@ def _apply_bulk(child, period, unit, month, days, select_days, mode="book", ask_
     if not is_htmx():
         flash(message, "success")
         return _back_to_month(child, period, month, mode)
+    opened = _open_month(child.id, period.id, f"{month:%Y-%m}", mode)
     response = make_response(render_template("partials/reservations/_month.html",
-                                             **_month_context(child, period, month, mode, message)))
+                                             **_month_context(opened, mode, message)))
     response.headers["HX-Trigger"] = "ribambelle:close-dialog"
     return response
 

@@ -1,5 +1,6 @@
 """What a period offers is kept in memory per process and reloaded as soon as any server changes it."""
-from datetime import timedelta
+import re
+from datetime import date, timedelta
 
 from sqlalchemy import event
 from sqlmodel import select
@@ -8,7 +9,7 @@ from db import get_db
 from models import ClosedDay, Draft, DraftLine, Period, PeriodUnit, utcnow
 from services.planning import offer
 from tests.conftest import Auth, Client, page_text
-from tests.factories import ADMIN, HX, centre, child, csrf_from, planning_url, weekday_ahead
+from tests.factories import ADMIN, HX, centre, child, csrf_from, planning_url, post_cell, weekday_ahead
 
 
 def test_a_closed_day_added_on_another_server_shows_on_the_next_page(make_app, app, db):
@@ -86,3 +87,44 @@ def test_a_click_obeys_a_deadline_another_server_just_moved(make_app, app, db):
     db.expire_all()
     lines = db.exec(select(DraftLine.unit_id).join(Draft).where(Draft.child_id == zoe.id)).all()
     assert lines == [units["matinee"].id]
+
+
+def test_a_period_moved_on_another_server_shows_its_new_days_at_once(make_app, app, db):
+    """With the offer in memory, the planning page reads its month in the statement that reads the offer's
+    version: when another server has just moved the period's first day into the month, the page still
+    draws the days the period now has, with the selection the draft holds."""
+    _, period, units = centre(db)
+    zoe, day = child(db, "Zoé"), weekday_ahead(12)
+    if day.day == 1:  # a month's first day would leave nothing of the month before it
+        day = weekday_ahead(1, day)
+    parent = Client(app.test_client())
+    Auth(parent).login()
+    post_cell(parent.raw, zoe, period, units["matinee"], day)
+    before = page_text(parent.get(planning_url(zoe, period, day)))  # the offer is in memory
+    assert min(days_drawn(before)) < day
+    with make_app().app_context():  # another server's session
+        other = get_db()
+        moved = other.get(Period, period.id)
+        moved.start_date = day
+        other.add(moved)
+        other.commit()
+    page = page_text(parent.get(planning_url(zoe, period, day)))
+    assert min(days_drawn(page)) == day
+    assert f'<td id="cell-{day.isoformat()}-matinee" class="cell cell--selected' in page
+    assert "<strong>1</strong> case sélectionnée (à confirmer)" in page
+
+
+def days_drawn(page: str) -> set[date]:
+    return {date.fromisoformat(d) for d in re.findall(r'<td id="cell-(\d{4}-\d\d-\d\d)-', page)}
+
+
+def test_another_familys_planning_is_refused_when_the_period_is_in_memory(app, db, auth):
+    """The month's reads travel with the check of the child: what they read of another household's child
+    is dropped, and the answer is a 404 that names nobody."""
+    _, period, units = centre(db)
+    zoe, rayan, day = child(db, "Zoé"), child(db, "Rayan"), weekday_ahead(12)
+    auth.login()  # Zoé's parent
+    assert auth.client.get(planning_url(zoe, period, day)).status_code == 200  # the offer is in memory
+    answer = auth.client.get(planning_url(rayan, period, day))
+    assert answer.status_code == 404
+    assert "Rayan" not in answer.get_data(as_text=True)

@@ -140,6 +140,22 @@ def test_the_planning_page_reads_its_head_in_one_query_and_its_month_in_three(ap
 
 
 
+@pytest.mark.backends("postgresql")
+def test_the_planning_page_reads_its_month_with_its_head_in_one_round_trip_on_postgresql(app, db, auth):
+    """Once the period's offer is in the process's memory, the month's reads travel with the statement
+    that checks the child: the page waits for PostgreSQL four times (the transaction's BEGIN, the login
+    session, the page's five reads, its COMMIT), where the stack's bare page waits three times."""
+    _, period, units = centre(db)
+    zoe, day = child(db, "Zoé"), weekday_ahead(12)
+    auth.login()
+    post_cell(auth.client.raw, zoe, period, units["matinee"], day)
+    with protocol_of(app) as protocol:
+        page = auth.client.get(planning_url(zoe, period, day)).get_data(as_text=True)
+    assert "<strong>1</strong> case sélectionnée (à confirmer)" in page
+    assert f'<td id="cell-{day.isoformat()}-matinee" class="cell cell--selected' in page
+    assert len([line for line in protocol if line.startswith("B ReadyForQuery")]) == 4, protocol
+
+
 def test_the_recap_reads_its_head_in_one_query(app, db, auth):
     _, period, units = centre(db)
     zoe, day = child(db, "Zoé"), weekday_ahead(12)

@@ -40,9 +40,11 @@ from services.planning.grid import (  # noqa: F401
     OUTCOMES,
     STATES,
     Cell,
+    OpenedMonth,
     OpenedPlanning,
     Planning,
     load_planning,
+    open_month,
     open_planning,
 )
 from services.planning.places import (  # noqa: F401
@@ -63,10 +65,12 @@ from services.planning.rules import (  # noqa: F401
     cancel_rule,
     counting_start,
     days_ahead,
+    month_asked,
     month_days,
     month_weeks,
     period_for_child,
     period_months,
+    soonest_day,
 )
 from services.planning.states import (  # noqa: F401
     CANCEL_OUTCOME_ICONS,

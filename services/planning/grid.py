@@ -11,8 +11,8 @@ from db import in_one_trip
 from models import Action, Booking, Child, DaySlot, Draft, DraftLine, Establishment, Period, PeriodUnit
 from services.calendar import WEEKDAYS
 from services.formatting import date_long
-from services.planning.offer import OfferedPeriod, OfferedUnit, period_offer, version_query
-from services.planning.rules import booking_rule, cancel_rule, enrolled
+from services.planning.offer import Offer, OfferedPeriod, OfferedUnit, cached_offer, period_offer, version_query
+from services.planning.rules import booking_rule, cancel_rule, enrolled, month_asked, month_days
 from services.planning.states import OUTCOME_ICONS
 
 # Cell states: code -> (words said to the parent, icon file, the short word the cell shows). Never colour alone.
@@ -288,6 +288,9 @@ DRAFT_OF = select(Draft).where(Draft.child_id == bindparam("child"), Draft.perio
 _line, _booking, _slot = DraftLine.__table__.c, Booking.__table__.c, DaySlot.__table__.c
 _of_period = select(PeriodUnit.unit_id).where(PeriodUnit.period_id == bindparam("period"))
 DRAFT_LINES = select(DraftLine.__table__).where(_line.draft_id == bindparam("draft"), _line.day >= _first, _line.day <= _last)
+LINES_OF = (select(DraftLine.__table__).join(Draft, Draft.id == _line.draft_id)
+            .where(Draft.child_id == bindparam("child"), Draft.period_id == bindparam("period"), Draft.family_id == _family,
+                   _line.day >= _first, _line.day <= _last))
 BOOKINGS = select(Booking.__table__).where(_booking.child_id == bindparam("child"), _booking.unit_id.in_(_of_period),
                                            _booking.day >= _first, _booking.day <= _last)
 SLOTS = select(DaySlot.__table__).where(_slot.unit_id.in_(_of_period), _slot.day >= _first, _slot.day <= _last)
@@ -313,18 +316,96 @@ def load_planning(db: Session, child: Child, period: Period, days: list[date], n
     looking, the child's file's by default."""
     family_id = draft.family_id if draft is not None else family_id or child.family_id
     offer = period_offer(db, period.id, version)
-    units = list(offer.units)
-    first, last = (min(days), max(days)) if days else (period.start_date, period.start_date)
     if draft is None:
         draft = db.exec(DRAFT_OF, params={"child": child.id, "period": period.id, "family": family_id}).first()
-    days_of = {"first": first, "last": last, "period": period.id}
-    reads = [(BOOKINGS, {"child": child.id, **days_of}), (SLOTS, days_of)]
-    if draft is not None and draft.id is not None:
-        reads.append((DRAFT_LINES, {"draft": draft.id, "first": first, "last": last}))
-    booked, slots, *lined = in_one_trip(db, reads)
-    draft_lines = {(l.unit_id, l.day): l for l in lined[0]} if lined else {}
-    bookings = {(b.unit_id, b.day): b for b in booked}
-    taken = {(s.unit_id, s.day): s.taken for s in slots}
-    capacities = {(s.unit_id, s.day): s.capacity for s in slots if s.capacity is not None}
-    return Planning(child, period, units, offer.weekdays, offer.excludes, offer.closed, draft, draft_lines, bookings,
-                    taken, now, days, mode, capacities, family_id)
+    reads = _month_reads(child.id, period.id, family_id, days, draft.id if draft is not None else None)
+    return _planning(child, offer, draft, family_id, days, now, mode, in_one_trip(db, reads))
+
+
+def _month_reads(child_id: int, period_id: int, family_id: int, days: list[date], draft_id: int | None) -> list:
+    """The month's reads: the child's bookings, the days' places, the draft's lines (by the draft's id, or
+    found by the child, the period and the household when ``draft_id`` is None)."""
+    first, last = (min(days), max(days)) if days else (date.min, date.min)
+    days_of = {"first": first, "last": last, "period": period_id}
+    lines = ((DRAFT_LINES, {"draft": draft_id, "first": first, "last": last}) if draft_id is not None
+             else (LINES_OF, {"child": child_id, "family": family_id, **days_of}))
+    return [(BOOKINGS, {"child": child_id, **days_of}), (SLOTS, days_of), lines]
+
+
+def _planning(child, offer: Offer, draft, family_id: int, days: list[date], now: datetime, mode: str,
+              rows: list[list]) -> Planning:
+    """The planning of ``days`` from the rows of ``_month_reads``."""
+    booked, slots, lined = rows
+    return Planning(child, offer.period, list(offer.units), offer.weekdays, offer.excludes, offer.closed, draft,
+                    {(l.unit_id, l.day): l for l in lined}, {(b.unit_id, b.day): b for b in booked},
+                    {(s.unit_id, s.day): s.taken for s in slots}, now, days, mode,
+                    {(s.unit_id, s.day): s.capacity for s in slots if s.capacity is not None}, family_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """A child or an establishment as the planning page names it (``open_month``)."""
+
+    id: int
+    name: str = ""
+    first_name: str = ""
+    last_name: str = ""
+    family_id: int | None = None
+
+
+@dataclass
+class OpenedMonth:
+    """The planning page: its child, period, establishment, month and cells, and the cases selected."""
+
+    child: Shown
+    period: OfferedPeriod
+    establishment: Shown
+    month: date
+    plan: Planning
+    selected: int
+
+
+_child, _establishment = Child.__table__.c, Establishment.__table__.c
+OPEN_MONTH = (
+    select(_child.id, _child.first_name, _child.last_name, _child.family_id,
+           _establishment.id.label("establishment_id"), _establishment.name.label("establishment_name"),
+           version_query().label("version"), Draft.id.label("draft_id"),
+           cases_count(Draft.id, bindparam("action")).label("selected"))
+    .select_from(Child)
+    .join(Period, Period.id == bindparam("period")).join(Establishment, Establishment.id == Period.establishment_id)
+    .outerjoin(Draft, (Draft.child_id == Child.id) & (Draft.period_id == Period.id) & (Draft.family_id == _family))
+    .where(Child.id == bindparam("child"), enrolled(_family)))
+
+
+def open_month(db: Session, family_id: int, child_id: int, period_id: int, month_text: str | None, now: datetime,
+               mode: str = "book") -> OpenedMonth | None:
+    """The planning page's month: None when the child is not the household's or not enrolled where the
+    period is (404); ValueError when ``month_text`` is not a month ("YYYY-MM"; none: the soonest one).
+
+    The period's offer is in this process's memory after its first page: its month's reads then travel
+    with the statement that checks the child, reads the offer's version, the draft and its count (one
+    round trip on PostgreSQL). What they read of a child that is not the household's is dropped unseen.
+    Should the version have moved, the offer is reloaded, and the month read again if its days moved.
+    """
+    opening = (OPEN_MONTH, {"family": family_id, "child": child_id, "period": period_id, "action": mode_action(mode)})
+    offer = cached_offer(db, period_id)
+    month = days = None
+    if offer is None:  # this process has not seen the period yet: check, then read its month
+        opened, month_rows = in_one_trip(db, [opening])[0], None
+    else:
+        month = month_asked(offer.period, month_text, now)
+        days = month_days(offer.period, month)
+        opened, *month_rows = in_one_trip(db, [opening, *_month_reads(child_id, period_id, family_id, days, None)])
+    if not opened:
+        return None
+    row = opened[0]
+    offer = period_offer(db, period_id, row.version or 0)
+    shown = month_asked(offer.period, month_text, now)
+    if shown != month or month_days(offer.period, shown) != days:  # first seen, or its dates just changed
+        month, days = shown, month_days(offer.period, shown)
+        month_rows = in_one_trip(db, _month_reads(child_id, period_id, family_id, days, row.draft_id))
+    child = Shown(row.id, first_name=row.first_name, last_name=row.last_name, family_id=row.family_id)
+    draft = Ref(row.draft_id) if row.draft_id is not None else None
+    plan = _planning(child, offer, draft, family_id, days, now, mode, month_rows)
+    return OpenedMonth(child, offer.period, Shown(row.establishment_id, row.establishment_name), month, plan,
+                       row.selected or 0)

@@ -79,6 +79,13 @@ def period_offer(db: Session, period_id: int, version: int | None = None) -> Off
     return offer
 
 
+def cached_offer(db: Session, period_id: int) -> Offer | None:
+    """The offer of the period this process holds, whatever its version (None before its first load):
+    what a caller may start from before it reads the version, then checks against it (``period_offer``)."""
+    cached = _offers(db).get(period_id)
+    return cached[1] if cached is not None else None
+
+
 def _offers(db: Session) -> dict:
     pool = db.get_bind().pool  # one per database: an engine and its execution_options() share it
     with _lock:

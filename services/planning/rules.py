@@ -100,6 +100,27 @@ def period_months(period: Period) -> list[date]:
     return months
 
 
+def soonest_day(period: Period, now: datetime) -> date:
+    """Roughly the first day that can still be booked: what the month and the week shown start from."""
+    return paris_today(now) + timedelta(days=period.min_days)
+
+
+def month_asked(period: Period, value: str | None, now: datetime) -> date:
+    """The month asked for ("YYYY-MM"), kept inside the period; by default the month of the first day
+    that can still be booked. ValueError when ``value`` is not a month."""
+    months = period_months(period)
+    if value:
+        year, month = (int(part) for part in value.split("-"))
+        try:
+            wanted = date(year, month, 1)
+        except OverflowError as error:
+            raise ValueError(value) from error
+    else:
+        first = max(soonest_day(period, now), period.start_date)
+        wanted = date(first.year, first.month, 1)
+    return min(max(wanted, months[0]), months[-1])
+
+
 def bookable_periods(db: Session, child: Child, now: datetime,
                      mode: str = "book") -> list[tuple[Establishment, list[Period]]]:
     """Establishments the child is enrolled in, with their periods open for booking now.
