@@ -5,6 +5,7 @@ import io
 import re
 from pathlib import Path
 
+from flask import url_for
 from PIL import Image
 
 from services import assets
@@ -78,3 +79,29 @@ def _has_colour(png: bytes, rgb: tuple[int, int, int], tolerance: int = 40) -> b
     image = Image.open(io.BytesIO(png)).convert("RGB")
     colours = [colour for _, colour in image.getcolors(image.width * image.height)]
     return any(all(abs(a - b) <= tolerance for a, b in zip(colour, rgb)) for colour in colours)
+
+
+def test_addresses_the_portal_keeps_are_those_flask_builds(app):
+    """``url_for`` keeps the addresses it built (app.Portal): each stays the one Flask builds for its
+    values, its anchor and the root the portal is served under (a town behind a path prefix)."""
+    built = []
+    for root in ("", "/famille"):  # the same process, served at the root then under a prefix
+        for _ in range(2):  # built, then kept
+            with app.test_request_context("/", base_url=f"http://localhost{root}/"):
+                built.append((url_for("reservations.planning_page", child_id=1, period_id=2, mois="2027-07"),
+                              url_for("reservations.planning_page", child_id=1, period_id=3),
+                              url_for("account.home", _anchor="factures"), url_for("account.home"),
+                              url_for("static", filename="ribambelle.css")))
+    version = assets.versions(ROOT / "static")["ribambelle.css"]
+    expected = ["/reservations/planning/1/2?mois=2027-07", "/reservations/planning/1/3", "/compte/#factures", "/compte/",
+                f"/static/ribambelle.css?v={version}"]
+    assert built[0] == built[1] == tuple(expected)
+    assert built[2] == built[3] == tuple(f"/famille{url}" for url in expected)
+    with app.test_request_context("/"):  # what is not kept: a list of values, an external address
+        assert url_for("account.home", onglet=["a", "b"]) == "/compte/?onglet=a&onglet=b"
+        assert url_for("account.home", _external=True) == "http://localhost/compte/"
+    app.URLS_KEPT = 3
+    with app.test_request_context("/"):
+        for period in range(10):
+            url_for("reservations.planning_page", child_id=1, period_id=period)
+    assert len(app._urls) <= 3
