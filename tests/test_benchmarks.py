@@ -79,3 +79,24 @@ def test_the_floor_draws_the_page_it_stands_for_and_compiles_no_template_per_req
     with engine.connect() as conn:
         assert conn.execute(text("SELECT value FROM floor_cell WHERE id = 7")).scalar_one() == 0  # clicked twice
     engine.dispose()
+
+
+def test_the_floors_signed_in_click_checks_the_account_and_the_token(tmp_path):
+    """The signed-in click of the floor does what any portal's click must: no token, no click; no account
+    session row, no click; signed in with its token, the row is written."""
+    url = f"sqlite:///{tmp_path / 'floor.sqlite'}"
+    floor.prepare(url)
+    client = floor.create_app(url).test_client()
+    assert client.post("/signed-click?row=3").status_code == 400  # no CSRF token
+    token = client.get("/login?user=3").get_data(as_text=True)
+    assert client.post("/signed-click?row=3").status_code == 400  # signed in, still no token
+    clicked = client.post("/signed-click?row=3", headers={"X-CSRFToken": token})
+    assert clicked.status_code == 200 and "<strong>1</strong> clics" in clicked.get_data(as_text=True)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT value FROM floor_cell WHERE id = 3")).scalar_one() == 1
+        conn.execute(text("UPDATE floor_login SET session_key = 'ended' WHERE id = 3"))  # a logout elsewhere
+    assert client.post("/signed-click?row=3", headers={"X-CSRFToken": token}).status_code == 401
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT value FROM floor_cell WHERE id = 3")).scalar_one() == 1
+    engine.dispose()

@@ -35,13 +35,13 @@ from tests.benchmarks.common import BENCH_SETTINGS, ROOT, bench_database, demo_c
 from tests.factories import csrf_from
 
 # What one request of each route is; a login is far dearer (Argon2 at the town's cost): it runs fewer times.
-ROUTES = ["/healthz", "floor: page", "floor: click", "family space", "planning page", "planning month (htmx fragment)",
+ROUTES = ["/healthz", "floor: page", "floor: click", "floor: signed-in click", "family space", "planning page", "planning month (htmx fragment)",
           "cell toggle (htmx)", "login (POST)"]
 FEWER = {"login (POST)": 10}
 # The stack's floor (tests/benchmarks/floor.py) a route is also measured against: the bare page of as many
 # cells and bytes for the planning, the bare click for the toggle.
 FLOOR_OF = {"planning page": "floor: page", "planning month (htmx fragment)": "floor: page",
-            "cell toggle (htmx)": "floor: click"}
+            "cell toggle (htmx)": "floor: click", "floor: signed-in click": "floor: click"}
 
 
 def parent_routes(url: str) -> dict:
@@ -76,7 +76,8 @@ def parent_routes(url: str) -> dict:
         return checked(parent.get(path, headers=headers), expect)
 
     floor.prepare(url)  # the floor's table, in the same database
-    bare = floor.create_app(url).test_client()
+    bare, signed = floor.create_app(url).test_client(), floor.create_app(url).test_client()
+    signed_in = {"X-CSRFToken": signed.get("/login?user=0").get_data(as_text=True)}
     page_size = len(get(cell["planning_path"]).get_data())
 
     def toggle():
@@ -88,6 +89,8 @@ def parent_routes(url: str) -> dict:
         "/healthz": lambda: get("/healthz"),
         "floor: page": lambda: checked(bare.get(f"/page?cells={cell['cells']}&bytes={page_size}"), "cell--"),
         "floor: click": lambda: checked(bare.post("/click?row=0"), "clics dans cette session"),
+        "floor: signed-in click": lambda: checked(signed.post("/signed-click?row=0", headers=signed_in),
+                                                  "clics dans cette session"),
         "family space": lambda: get("/compte/", expect="Mon compte famille"),
         "planning page": lambda: get(cell["planning_path"], expect="Planning de Léa"),
         "planning month (htmx fragment)": lambda: get(cell["planning_path"], {"HX-Request": "true"}, "planning-month"),

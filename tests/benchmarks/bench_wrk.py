@@ -7,7 +7,9 @@ SELECT and a table of as many cells as the planning's, padded to the planning pa
 CONNECTIONS at a time for SECONDS each, on loopback:
 
 - ``/healthz`` of the portal (a request that does nothing);
-- the floor's click, on one row (the toggle below writes one draft too: the same contention);
+- the floor's click, on one row (the toggle below writes one draft too: the same contention), then the
+  same click signed in (Flask-Login's account checked by one SELECT, Flask-WTF's CSRF header): what any
+  click of a portal with accounts costs at the least, measured against the bare click;
 - the demo parent toggling one cell of the planning (htmx POST, session cookie and CSRF header);
 - the floor's page, then the same parent's planning page (GET);
 - then a registration morning's shape: the floor's click on a row per request, beside PARENTS parents
@@ -31,6 +33,7 @@ benchmark's own: its name ends in ``_bench`` (created if missing, emptied), neve
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import re
@@ -72,6 +75,7 @@ function done(summary, latency, requests)
 end
 """
 ONE_ROW, ROWS = "floor: click (one row)", "floor: click (a row per request)"
+SIGNED = "floor: signed-in click (one row)"
 PAGE_FLOOR = "floor: page"
 WRK_LINE = re.compile(r"^\s*(\d+)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
 UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -82,6 +86,17 @@ def floor_of(name: str) -> str:
     if name == PAGE_FLOOR or name.startswith("planning page"):
         return PAGE_FLOOR
     return ROWS if name == ROWS or "parents" in name else ONE_ROW
+
+
+def floor_sign_in(port: int) -> dict:
+    """The floor's parent 0 signed in: the headers of its signed-in click (cookie and CSRF token)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/login?user=0")
+    response = conn.getresponse()
+    token = response.read().decode()
+    cookie = "; ".join(header.split(";", 1)[0] for header in response.headers.get_all("Set-Cookie") or [])
+    conn.close()
+    return {"Cookie": cookie, "X-CSRFToken": token}
 
 
 def gunicorn(app: str, env: dict, port: int, workers: int, log: Path) -> subprocess.Popen:
@@ -184,6 +199,7 @@ def main():
         requests = {  # name -> port, [(method, path, headers, body)]: sent in turn
             "/healthz": (portal_port, [("GET", "/healthz", {}, "")]),
             ONE_ROW: (floor_port, [("POST", "/click?row=0", {}, "")]),
+            SIGNED: (floor_port, [("POST", "/signed-click?row=0", floor_sign_in(floor_port), "")]),
             "cell toggle (htmx)": (portal_port, [("POST", cell["toggle_path"], {
                 **cookie, "X-CSRFToken": session.csrf, **form}, toggle_body)]),
             PAGE_FLOOR: (floor_port, [("GET", f"/page?cells={cell['cells']}&bytes={page_bytes}", {}, "")]),

@@ -11,6 +11,11 @@ templates compiled once, as Flask keeps the portal's template files.
   as N cells of a month's table, each with the values a planning cell carries (its id, class, button
   value, target, shown word and spoken words: six escaped values, as in partials/reservations/_cell.html),
   padded with static text (a layout's stand-in) to B bytes, the size of the page it stands for;
+- ``POST /signed-click?row=N``, the same click by a signed-in parent: what any click of a portal with
+  accounts must add to it, with the extensions the portal is built on: Flask-Login's user, checked by
+  one SELECT in the click's transaction (the account's session row, as the portal checks at every
+  request, so that a logout anywhere ends it), and Flask-WTF's CSRF token, sent in a header as htmx
+  sends it. ``GET /login?user=N`` signs parent N in and answers the token;
 - ``GET /healthz`` answers as the portal's.
 
     FLOOR_DATABASE_URL=sqlite:////tmp/floor.sqlite gunicorn 'tests.benchmarks.floor:create_app()'
@@ -19,7 +24,9 @@ from __future__ import annotations
 
 import os
 
-from flask import Flask, render_template, request, session
+from flask import Flask, abort, g, render_template, request, session
+from flask_login import LoginManager, UserMixin, current_user, login_user
+from flask_wtf.csrf import CSRFProtect, generate_csrf
 from markupsafe import Markup
 from sqlalchemy import text
 
@@ -39,6 +46,11 @@ TEMPLATE = """<td id="cell-{{ row }}" class="cell cell--selected"><button type="
 </button></td><p id="counter" hx-swap-oob="true"><strong>{{ clicks }}</strong> clics dans cette session</p>"""
 
 
+class Parent(UserMixin):
+    def __init__(self, user_id: int):
+        self.id = user_id
+
+
 def prepare(url: str) -> None:
     """The floor's own table: ROWS rows, one per parent clicking."""
     engine = make_engine(url)
@@ -46,6 +58,10 @@ def prepare(url: str) -> None:
         conn.execute(text("DROP TABLE IF EXISTS floor_cell"))
         conn.execute(text("CREATE TABLE floor_cell (id INTEGER PRIMARY KEY, value INTEGER NOT NULL)"))
         conn.execute(text("INSERT INTO floor_cell (id, value) VALUES (:id, 0)"), [{"id": i} for i in range(ROWS)])
+        conn.execute(text("DROP TABLE IF EXISTS floor_login"))
+        conn.execute(text("CREATE TABLE floor_login (id INTEGER PRIMARY KEY, session_key VARCHAR(64) NOT NULL)"))
+        conn.execute(text("INSERT INTO floor_login (id, session_key) VALUES (:id, :key)"),
+                     [{"id": i, "key": f"key-{i}"} for i in range(ROWS)])
     engine.dispose()
 
 
@@ -58,18 +74,45 @@ def create_app(url: str | None = None) -> Flask:
     # 0.4 ms, more than the rest of the click's Python).
     click_template, page_template = app.jinja_env.from_string(TEMPLATE), app.jinja_env.from_string(PAGE)
 
+    csrf, logins = CSRFProtect(app), LoginManager(app)
+
+    @logins.user_loader
+    def signed_in(user_id: str):  # the first statement of the click's transaction (g.conn)
+        found = g.conn.execute(text("SELECT id FROM floor_login WHERE id = :id AND session_key = :key"),
+                               {"id": int(user_id), "key": session.get("key", "")}).first()
+        return Parent(found.id) if found else None
+
     @app.get("/healthz")
     def healthz():
         return {"status": "ok"}
 
-    @app.post("/click")
-    def click():
+    def click_row(conn) -> str:
         row = request.args.get("row", 0, type=int) % ROWS
         session["clicks"] = session.get("clicks", 0) + 1
-        with engine.begin() as conn:
-            value = conn.execute(text("SELECT value FROM floor_cell WHERE id = :id"), {"id": row}).scalar_one()
-            conn.execute(text("UPDATE floor_cell SET value = :v WHERE id = :id"), {"v": 1 - value, "id": row})
+        value = conn.execute(text("SELECT value FROM floor_cell WHERE id = :id"), {"id": row}).scalar_one()
+        conn.execute(text("UPDATE floor_cell SET value = :v WHERE id = :id"), {"v": 1 - value, "id": row})
         return render_template(click_template, row=row, value=1 - value, clicks=session["clicks"])
+
+    @app.post("/click")
+    @csrf.exempt
+    def click():
+        with engine.begin() as conn:
+            return click_row(conn)
+
+    @app.get("/login")
+    def login():
+        user = request.args.get("user", 0, type=int) % ROWS
+        login_user(Parent(user))
+        session["key"] = f"key-{user}"
+        return generate_csrf()
+
+    @app.post("/signed-click")
+    def signed_click():
+        with engine.begin() as conn:
+            g.conn = conn
+            if not current_user.is_authenticated:
+                abort(401)
+            return click_row(conn)
 
     padding = {}
 
