@@ -87,16 +87,16 @@ def test_the_floors_signed_in_click_checks_the_account_and_the_token(tmp_path):
     url = f"sqlite:///{tmp_path / 'floor.sqlite'}"
     floor.prepare(url)
     client = floor.create_app(url).test_client()
-    assert client.post("/signed-click?row=3").status_code == 400  # no CSRF token
-    token = client.get("/login?user=3").get_data(as_text=True)
-    assert client.post("/signed-click?row=3").status_code == 400  # signed in, still no token
-    clicked = client.post("/signed-click?row=3", headers={"X-CSRFToken": token})
+    assert client.post("/signed/click?row=3").status_code == 400  # no CSRF token
+    token = client.get("/signed/login?user=3").get_data(as_text=True)
+    assert client.post("/signed/click?row=3").status_code == 400  # signed in, still no token
+    clicked = client.post("/signed/click?row=3", headers={"X-CSRFToken": token})
     assert clicked.status_code == 200 and "<strong>1</strong> clics" in clicked.get_data(as_text=True)
     engine = create_engine(url)
     with engine.begin() as conn:
         assert conn.execute(text("SELECT value FROM floor_cell WHERE id = 3")).scalar_one() == 1
         conn.execute(text("UPDATE floor_login SET session_key = 'ended' WHERE id = 3"))  # a logout elsewhere
-    assert client.post("/signed-click?row=3", headers={"X-CSRFToken": token}).status_code == 401
+    assert client.post("/signed/click?row=3", headers={"X-CSRFToken": token}).status_code == 401
     with engine.connect() as conn:
         assert conn.execute(text("SELECT value FROM floor_cell WHERE id = 3")).scalar_one() == 1
     engine.dispose()

@@ -77,7 +77,7 @@ def parent_routes(url: str) -> dict:
 
     floor.prepare(url)  # the floor's table, in the same database
     bare, signed = floor.create_app(url).test_client(), floor.create_app(url).test_client()
-    signed_in = {"X-CSRFToken": signed.get("/login?user=0").get_data(as_text=True)}
+    signed_in = {"X-CSRFToken": signed.get("/signed/login?user=0").get_data(as_text=True)}
     page_size = len(get(cell["planning_path"]).get_data())
 
     def toggle():
@@ -89,7 +89,7 @@ def parent_routes(url: str) -> dict:
         "/healthz": lambda: get("/healthz"),
         "floor: page": lambda: checked(bare.get(f"/page?cells={cell['cells']}&bytes={page_size}"), "cell--"),
         "floor: click": lambda: checked(bare.post("/click?row=0"), "clics dans cette session"),
-        "floor: signed-in click": lambda: checked(signed.post("/signed-click?row=0", headers=signed_in),
+        "floor: signed-in click": lambda: checked(signed.post("/signed/click?row=0", headers=signed_in),
                                                   "clics dans cette session"),
         "family space": lambda: get("/compte/", expect="Mon compte famille"),
         "planning page": lambda: get(cell["planning_path"], expect="Planning de Léa"),

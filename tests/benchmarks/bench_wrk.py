@@ -91,7 +91,7 @@ def floor_of(name: str) -> str:
 def floor_sign_in(port: int) -> dict:
     """The floor's parent 0 signed in: the headers of its signed-in click (cookie and CSRF token)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request("GET", "/login?user=0")
+    conn.request("GET", "/signed/login?user=0")
     response = conn.getresponse()
     token = response.read().decode()
     cookie = "; ".join(header.split(";", 1)[0] for header in response.headers.get_all("Set-Cookie") or [])
@@ -199,7 +199,7 @@ def main():
         requests = {  # name -> port, [(method, path, headers, body)]: sent in turn
             "/healthz": (portal_port, [("GET", "/healthz", {}, "")]),
             ONE_ROW: (floor_port, [("POST", "/click?row=0", {}, "")]),
-            SIGNED: (floor_port, [("POST", "/signed-click?row=0", floor_sign_in(floor_port), "")]),
+            SIGNED: (floor_port, [("POST", "/signed/click?row=0", floor_sign_in(floor_port), "")]),
             "cell toggle (htmx)": (portal_port, [("POST", cell["toggle_path"], {
                 **cookie, "X-CSRFToken": session.csrf, **form}, toggle_body)]),
             PAGE_FLOOR: (floor_port, [("GET", f"/page?cells={cell['cells']}&bytes={page_bytes}", {}, "")]),

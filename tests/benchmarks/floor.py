@@ -11,11 +11,12 @@ templates compiled once, as Flask keeps the portal's template files.
   as N cells of a month's table, each with the values a planning cell carries (its id, class, button
   value, target, shown word and spoken words: six escaped values, as in partials/reservations/_cell.html),
   padded with static text (a layout's stand-in) to B bytes, the size of the page it stands for;
-- ``POST /signed-click?row=N``, the same click by a signed-in parent: what any click of a portal with
+- ``POST /signed/click?row=N``, the same click by a signed-in parent: what any click of a portal with
   accounts must add to it, with the extensions the portal is built on: Flask-Login's user, checked by
   one SELECT in the click's transaction (the account's session row, as the portal checks at every
   request, so that a logout anywhere ends it), and Flask-WTF's CSRF token, sent in a header as htmx
-  sends it. ``GET /login?user=N`` signs parent N in and answers the token;
+  sends it. ``GET /signed/login?user=N`` signs parent N in and answers the token (an app of its own,
+  mounted there: the bare routes run none of these extensions' hooks);
 - ``GET /healthz`` answers as the portal's.
 
     FLOOR_DATABASE_URL=sqlite:////tmp/floor.sqlite gunicorn 'tests.benchmarks.floor:create_app()'
@@ -29,6 +30,7 @@ from flask_login import LoginManager, UserMixin, current_user, login_user
 from flask_wtf.csrf import CSRFProtect, generate_csrf
 from markupsafe import Markup
 from sqlalchemy import text
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from db import make_engine
 
@@ -74,7 +76,29 @@ def create_app(url: str | None = None) -> Flask:
     # 0.4 ms, more than the rest of the click's Python).
     click_template, page_template = app.jinja_env.from_string(TEMPLATE), app.jinja_env.from_string(PAGE)
 
-    csrf, logins = CSRFProtect(app), LoginManager(app)
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok"}
+
+    def click_row(conn, template) -> str:
+        row = request.args.get("row", 0, type=int) % ROWS
+        session["clicks"] = session.get("clicks", 0) + 1
+        value = conn.execute(text("SELECT value FROM floor_cell WHERE id = :id"), {"id": row}).scalar_one()
+        conn.execute(text("UPDATE floor_cell SET value = :v WHERE id = :id"), {"v": 1 - value, "id": row})
+        return render_template(template, row=row, value=1 - value, clicks=session["clicks"])
+
+    @app.post("/click")
+    def click():
+        with engine.begin() as conn:
+            return click_row(conn, click_template)
+
+    # The signed-in click: an app of its own under /signed, so that the bare routes above run none of
+    # Flask-Login's and Flask-WTF's hooks.
+    signed = Flask(__name__)
+    signed.secret_key = app.secret_key
+    signed_template = signed.jinja_env.from_string(TEMPLATE)
+    logins = LoginManager(signed)
+    CSRFProtect(signed)
 
     @logins.user_loader
     def signed_in(user_id: str):  # the first statement of the click's transaction (g.conn)
@@ -82,38 +106,22 @@ def create_app(url: str | None = None) -> Flask:
                                {"id": int(user_id), "key": session.get("key", "")}).first()
         return Parent(found.id) if found else None
 
-    @app.get("/healthz")
-    def healthz():
-        return {"status": "ok"}
-
-    def click_row(conn) -> str:
-        row = request.args.get("row", 0, type=int) % ROWS
-        session["clicks"] = session.get("clicks", 0) + 1
-        value = conn.execute(text("SELECT value FROM floor_cell WHERE id = :id"), {"id": row}).scalar_one()
-        conn.execute(text("UPDATE floor_cell SET value = :v WHERE id = :id"), {"v": 1 - value, "id": row})
-        return render_template(click_template, row=row, value=1 - value, clicks=session["clicks"])
-
-    @app.post("/click")
-    @csrf.exempt
-    def click():
-        with engine.begin() as conn:
-            return click_row(conn)
-
-    @app.get("/login")
+    @signed.get("/login")
     def login():
         user = request.args.get("user", 0, type=int) % ROWS
         login_user(Parent(user))
         session["key"] = f"key-{user}"
         return generate_csrf()
 
-    @app.post("/signed-click")
+    @signed.post("/click")
     def signed_click():
         with engine.begin() as conn:
             g.conn = conn
             if not current_user.is_authenticated:
                 abort(401)
-            return click_row(conn)
+            return click_row(conn, signed_template)
 
+    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/signed": signed})
     padding = {}
 
     @app.get("/page")
