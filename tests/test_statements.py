@@ -127,30 +127,33 @@ def test_a_click_on_another_familys_child_is_refused_by_the_lock_itself(app, db,
     assert db.exec(select(DraftLine).where(DraftLine.day == day)).all() == []
 
 
-def test_the_planning_page_reads_its_head_in_one_query_and_its_month_in_three(app, db, auth):
+def morning_selected(db, auth) -> tuple:
+    """Zoé's parent logged in, her morning 12 days ahead selected (the page seen once: the period's offer
+    is in memory): the day, and the planning's URL."""
     _, period, units = centre(db)
     zoe, day = child(db, "Zoé"), weekday_ahead(12)
     auth.login()
     post_cell(auth.client.raw, zoe, period, units["matinee"], day)
-    with statements_of(app) as sent:
-        page = auth.client.get(planning_url(zoe, period, day)).get_data(as_text=True)
-    assert "<strong>1</strong> case sélectionnée (à confirmer)" in page
-    # the login session; the child, period, establishment, version, draft and count; lines, bookings, places
-    assert sent == ["SELECT"] * 5
+    return day, planning_url(zoe, period, day)
 
+
+def test_the_planning_page_reads_its_head_in_one_query_and_its_month_in_three(app, db, auth):
+    day, url = morning_selected(db, auth)
+    with statements_of(app) as sent:
+        page = auth.client.get(url).get_data(as_text=True)
+    assert "<strong>1</strong> case sélectionnée (à confirmer)" in page
+    # the login session; the child, establishment, version, draft and count; lines, bookings, places
+    assert sent == ["SELECT"] * 5
 
 
 @pytest.mark.backends("postgresql")
 def test_the_planning_page_reads_its_month_with_its_head_in_one_round_trip_on_postgresql(app, db, auth):
     """Once the period's offer is in the process's memory, the month's reads travel with the statement
     that checks the child: the page waits for PostgreSQL four times (the transaction's BEGIN, the login
-    session, the page's five reads, its COMMIT), where the stack's bare page waits three times."""
-    _, period, units = centre(db)
-    zoe, day = child(db, "Zoé"), weekday_ahead(12)
-    auth.login()
-    post_cell(auth.client.raw, zoe, period, units["matinee"], day)
+    session, the page's four reads, its COMMIT), where the stack's bare page waits three times."""
+    day, url = morning_selected(db, auth)
     with protocol_of(app) as protocol:
-        page = auth.client.get(planning_url(zoe, period, day)).get_data(as_text=True)
+        page = auth.client.get(url).get_data(as_text=True)
     assert "<strong>1</strong> case sélectionnée (à confirmer)" in page
     assert f'<td id="cell-{day.isoformat()}-matinee" class="cell cell--selected' in page
     assert len([line for line in protocol if line.startswith("B ReadyForQuery")]) == 4, protocol
