@@ -6,7 +6,7 @@ from sqlalchemy import event
 from sqlmodel import select
 
 from db import get_db
-from models import ClosedDay, Draft, DraftLine, Period, PeriodUnit, utcnow
+from models import ClosedDay, DaySlot, Draft, DraftLine, Period, PeriodUnit, utcnow
 from services.planning import offer
 from tests.conftest import Auth, Client, page_text
 from tests.factories import ADMIN, HX, centre, child, csrf_from, planning_url, post_cell, weekday_ahead
@@ -128,3 +128,33 @@ def test_another_familys_planning_is_refused_when_the_period_is_in_memory(app, d
     answer = auth.client.get(planning_url(rayan, period, day))
     assert answer.status_code == 404
     assert "Rayan" not in answer.get_data(as_text=True)
+
+
+def test_a_period_that_now_starts_earlier_shows_the_places_of_its_new_days(make_app, app, db):
+    """The month's reads that travelled with the check cover the days of the period this process held:
+    when another server has since moved the period's first day earlier, the page reads the month again,
+    and a day now in the period shows its places (here: full), not a free cell for want of its row."""
+    _, period, units = centre(db)
+    full = weekday_ahead(12)
+    while weekday_ahead(1, full).month != full.month:  # a weekday after it in its month
+        full = weekday_ahead(1, full)
+    later, first_day = weekday_ahead(1, full), period.start_date
+
+    def start_on(day):
+        with make_app().app_context():  # another server's session
+            other = get_db()
+            moved = other.get(Period, period.id)
+            moved.start_date = day
+            other.add(moved)
+            other.commit()
+
+    start_on(later)
+    parent = Client(app.test_client())
+    Auth(parent).login()
+    url = planning_url(child(db, "Zoé"), period, later)
+    assert min(days_drawn(page_text(parent.get(url)))) == later  # the offer is in memory, from `later` on
+    db.add(DaySlot(unit_id=units["matinee"].id, day=full, taken=units["matinee"].capacity))
+    db.commit()
+    start_on(first_day)
+    page = page_text(parent.get(url))
+    assert f'<td id="cell-{full.isoformat()}-matinee" class="cell cell--full' in page

@@ -388,22 +388,24 @@ def open_month(db: Session, family_id: int, child_id: int, period_id: int, month
     Should the version have moved, the offer is reloaded, and the month read again if its days moved.
     """
     opening = (OPEN_MONTH, {"family": family_id, "child": child_id, "period": period_id, "action": mode_action(mode)})
-    offer = cached_offer(db, period_id)
-    month = days = None
-    if offer is None:  # this process has not seen the period yet: check, then read its month
-        opened, month_rows = in_one_trip(db, [opening])[0], None
+    cached = cached_offer(db, period_id)
+    month = days = month_rows = None
+    if cached is None:  # this process has not seen the period yet: check, then read its month
+        opened = in_one_trip(db, [opening])[0]
     else:
-        month = month_asked(offer.period, month_text, now)
-        days = month_days(offer.period, month)
+        month = month_asked(cached.period, month_text, now)
+        days = month_days(cached.period, month)
         opened, *month_rows = in_one_trip(db, [opening, *_month_reads(child_id, period_id, family_id, days, None)])
     if not opened:
         return None
     row = opened[0]
     offer = period_offer(db, period_id, row.version or 0)
-    shown = month_asked(offer.period, month_text, now)
-    if shown != month or month_days(offer.period, shown) != days:  # first seen, or its dates just changed
-        month, days = shown, month_days(offer.period, shown)
-        month_rows = in_one_trip(db, _month_reads(child_id, period_id, family_id, days, row.draft_id))
+    if offer is not cached:  # first seen, or reloaded: its dates may have moved
+        shown = month_asked(offer.period, month_text, now)
+        shown_days = month_days(offer.period, shown)
+        if month_rows is None or shown_days != days:
+            month_rows = in_one_trip(db, _month_reads(child_id, period_id, family_id, shown_days, row.draft_id))
+        month, days = shown, shown_days
     child = Shown(row.id, first_name=row.first_name, last_name=row.last_name, family_id=row.family_id)
     draft = Ref(row.draft_id) if row.draft_id is not None else None
     plan = _planning(child, offer, draft, family_id, days, now, mode, month_rows)
