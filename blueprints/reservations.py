@@ -50,15 +50,15 @@ def _period_or_404(child: Child, period_id: int) -> Period:
     return period
 
 
+BAD_MONTH = "Le mois demandé n'existe pas (attendu : AAAA-MM, par exemple 2027-07)."
+
+
 def _month_arg(period: Period, value: str | None) -> date:
     """The month asked for (YYYY-MM), kept inside the period; the current month by default."""
     try:
         return planning.month_asked(period, value, utcnow())
     except ValueError:
         abort(400, description=BAD_MONTH)
-
-
-BAD_MONTH = "Le mois demandé n'existe pas (attendu : AAAA-MM, par exemple 2027-07)."
 
 
 def _soonest_day(period: Period) -> date:

@@ -76,7 +76,8 @@ def parent_routes(url: str) -> dict:
         return checked(parent.get(path, headers=headers), expect)
 
     floor.prepare(url)  # the floor's table, in the same database
-    bare, signed = floor.create_app(url).test_client(), floor.create_app(url).test_client()
+    bare_app = floor.create_app(url)
+    bare, signed = bare_app.test_client(), bare_app.test_client()  # a cookie jar each: the bare one stays bare
     signed_in = {"X-CSRFToken": signed.get("/signed/login?user=0").get_data(as_text=True)}
     page_size = len(get(cell["planning_path"]).get_data())
 
