@@ -76,12 +76,7 @@ def test_a_click_obeys_a_deadline_another_server_just_moved(make_app, app, db):
             "csrf_token": token, "cellule": f"{day.isoformat()}.{unit.id}", "mois": f"{day:%Y-%m}"}))
 
     assert "sélectionné" in click(units["matinee"])  # the offer is in memory
-    with make_app().app_context():  # another server's session
-        other = get_db()
-        moved = other.get(Period, period.id)
-        moved.booking_closes_at = utcnow() - timedelta(hours=1)
-        other.add(moved)
-        other.commit()
+    change_on_another_server(make_app, period, booking_closes_at=utcnow() - timedelta(hours=1))
     answer = click(units["repas"])
     assert "Période de réservation terminée" in answer
     db.expire_all()
@@ -102,16 +97,22 @@ def test_a_period_moved_on_another_server_shows_its_new_days_at_once(make_app, a
     post_cell(parent.raw, zoe, period, units["matinee"], day)
     before = page_text(parent.get(planning_url(zoe, period, day)))  # the offer is in memory
     assert min(days_drawn(before)) < day
-    with make_app().app_context():  # another server's session
-        other = get_db()
-        moved = other.get(Period, period.id)
-        moved.start_date = day
-        other.add(moved)
-        other.commit()
+    change_on_another_server(make_app, period, start_date=day)
     page = page_text(parent.get(planning_url(zoe, period, day)))
     assert min(days_drawn(page)) == day
     assert f'<td id="cell-{day.isoformat()}-matinee" class="cell cell--selected' in page
     assert "<strong>1</strong> case sélectionnée (à confirmer)" in page
+
+
+def change_on_another_server(make_app, period, **columns) -> None:
+    """Write ``columns`` of the period through another app server's session (its own engine)."""
+    with make_app().app_context():
+        other = get_db()
+        moved = other.get(Period, period.id)
+        for name, value in columns.items():
+            setattr(moved, name, value)
+        other.add(moved)
+        other.commit()
 
 
 def days_drawn(page: str) -> set[date]:
@@ -139,22 +140,13 @@ def test_a_period_that_now_starts_earlier_shows_the_places_of_its_new_days(make_
     while weekday_ahead(1, full).month != full.month:  # a weekday after it in its month
         full = weekday_ahead(1, full)
     later, first_day = weekday_ahead(1, full), period.start_date
-
-    def start_on(day):
-        with make_app().app_context():  # another server's session
-            other = get_db()
-            moved = other.get(Period, period.id)
-            moved.start_date = day
-            other.add(moved)
-            other.commit()
-
-    start_on(later)
+    change_on_another_server(make_app, period, start_date=later)
     parent = Client(app.test_client())
     Auth(parent).login()
     url = planning_url(child(db, "Zoé"), period, later)
     assert min(days_drawn(page_text(parent.get(url)))) == later  # the offer is in memory, from `later` on
     db.add(DaySlot(unit_id=units["matinee"].id, day=full, taken=units["matinee"].capacity))
     db.commit()
-    start_on(first_day)
+    change_on_another_server(make_app, period, start_date=first_day)
     page = page_text(parent.get(url))
     assert f'<td id="cell-{full.isoformat()}-matinee" class="cell cell--full' in page
