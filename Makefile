@@ -116,6 +116,7 @@ bench-wrk: install-dev wrk
 # PostgreSQL, then on SQLite with one server.
 bench-rush: install-dev browser .venv-locust/.installed
 	$(BIN)/python -m tests.benchmarks.bench_rush --families $${FAMILIES:-2000} --workers $${WORKERS:-4} --sqlite \
+	  --paced $${PACED:-32,64,128,256} \
 	  --pg-url $(BENCH_PG)
 
 clean:

@@ -1,6 +1,9 @@
 """The benchmarks only ever empty a database of their own, and still run after a change of the schema."""
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -9,6 +12,7 @@ from tests.benchmarks import floor
 from tests.benchmarks.bench_cost import totals
 from tests.benchmarks.bench_rush import build_town
 from tests.benchmarks.common import ROOT, BenchClient, NotABenchDatabase, bench_database
+from tests.benchmarks.cpu import tree_cpu_seconds
 
 
 @pytest.mark.parametrize("url", ["postgresql+psycopg://postgres@127.0.0.1:5432/ribambelle",
@@ -100,3 +104,25 @@ def test_the_floors_signed_in_click_checks_the_account_and_the_token(tmp_path):
     with engine.connect() as conn:
         assert conn.execute(text("SELECT value FROM floor_cell WHERE id = 3")).scalar_one() == 1
     engine.dispose()
+
+
+def test_the_rush_counts_the_cpu_of_the_servers_workers_and_of_nothing_else():
+    """The cores the server used, printed beside each paced step, are its whole process tree's: a worker's
+    time counts for its master (gunicorn's workers do the work), another process's does not."""
+    burn = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\ntime.sleep(30)"
+    master = subprocess.Popen([sys.executable, "-c", f"import subprocess, sys, time\n"
+                               f"subprocess.Popen([sys.executable, '-c', {burn!r}])\ntime.sleep(30)"],
+                              start_new_session=True)
+    stranger = subprocess.Popen([sys.executable, "-c", burn])
+    try:
+        deadline = time.monotonic() + 20
+        while tree_cpu_seconds({master.pid}) < 0.3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        counted = tree_cpu_seconds({master.pid})
+        assert 0.3 <= counted < 0.3 + 0.25  # the worker's 0.3 s and the master's start, not the stranger's 0.3 s
+        assert tree_cpu_seconds({stranger.pid}) >= 0.3
+    finally:
+        os.killpg(master.pid, signal.SIGKILL)  # the worker too
+        stranger.kill()
+        master.wait()
+        stranger.wait()

@@ -14,7 +14,10 @@ settings of deploy/gunicorn.conf.py) behind nginx with deploy/nginx.conf (HTTPS,
    user goes on with the next family. Every tenth family is behind one school's NAT address, and some of
    those mistype their password once: what the per-address login limit does to them is printed. Bookings
    over capacity are counted in the database afterwards (must be 0);
-4. the billing run of the booked month (in this process, on the same database, mails to the outbox),
+4. parents at a human pace: PACED (a list of counts) logged-in parents of the town, each tapping a cell
+   after a pause of PACE seconds on average (drawn at random: independent people), the counts in turn;
+   the click's latency when the server is busy but not a queue, and the taps per second it then serves;
+5. the billing run of the booked month (in this process, on the same database, mails to the outbox),
    then USERS parents, logged in beforehand and whose PDF a first download stored, fetching their
    invoice PDF at once: PDFs per second.
 
@@ -45,6 +48,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from tests.benchmarks.common import bench_database, free_port
+from tests.benchmarks.cpu import tree_cpu_seconds
 from tests.nginx import NGINX, nginx_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -171,22 +175,10 @@ class Stack:
 
     def cpu_seconds(self) -> float:
         """CPU time so far of gunicorn and nginx, their workers included (from /proc)."""
-        parents, times, tick = {}, {}, os.sysconf("SC_CLK_TCK")
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                parents[int(entry.name)] = int(fields[1])
-                times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
-        roots, total = {self.gunicorn.pid, self.nginx.pid}, 0.0
-        for pid, seconds in times.items():
-            ancestor = pid
-            while ancestor > 1 and ancestor not in roots:
-                ancestor = parents.get(ancestor, 0)
-            total += seconds if ancestor in roots else 0
-        return total
+        return tree_cpu_seconds(self.roots())
+
+    def roots(self) -> set[int]:
+        return {self.gunicorn.pid, self.nginx.pid}
 
     def stop(self):
         for process in (self.nginx, self.gunicorn):
@@ -279,7 +271,8 @@ def billing(url: str, town: dict) -> tuple[dict, list]:
              "missing_prices": sorted(report.missing_prices)}, invoices)
 
 
-def run(label: str, url: str, families: int, workers: int, users: int, sample: int, seconds: float) -> dict:
+def run(label: str, url: str, families: int, workers: int, users: int, sample: int, seconds: float,
+        paced: list[int], pace: float) -> dict:
     print(f"\n## {label}: building {families} families…", file=sys.stderr)
     town = build_town(url, families)
     work = Path(tempfile.mkdtemp(prefix=f"rush-{label}-"))
@@ -292,6 +285,11 @@ def run(label: str, url: str, families: int, workers: int, users: int, sample: i
         print(f"## {label}: {sample} journeys one after another, then the rush…", file=sys.stderr)
         alone = locust(stack, "rush", dict(town, families=town["families"][:sample]), 1)
         rushed = locust(stack, "rush", dict(town, families=town["families"][sample:]), users)
+        steps = [n for n in paced if n <= len(town["families"])]
+        print(f"## {label}: parents at a human pace, {steps} in turn…", file=sys.stderr)
+        at_pace = locust(stack, "paced", dict(town, loaders=[list(f) + [None] for f in town["families"][:max(steps)]]),
+                         max(steps), seconds=2 * seconds, steps=",".join(map(str, steps)), pace=pace,
+                         server=",".join(map(str, stack.roots())))
         bill, invoices = billing(url, town)
         print(f"## {label}: billing done in {bill['seconds']:.1f} s; invoice PDFs…", file=sys.stderr)
         pdfs = locust(stack, "kinds", dict(town, loaders=invoices[:users]), min(users, len(invoices)), seconds=seconds,
@@ -301,7 +299,7 @@ def run(label: str, url: str, families: int, workers: int, users: int, sample: i
     return {"label": label, "database": url.split(":")[0], "cores": os.cpu_count(), "workers": workers, "users": users,
             "sample": sample, "seconds": seconds, "families": families, "children": town["children"],
             "capacity_per_unit_day": town["capacity"], "healthz": health, "kinds": kinds, "alone": alone,
-            "rush": rushed, "pdfs": pdfs, "billing": bill, "wire": wire(stack.access_log),
+            "rush": rushed, "paced": at_pace, "pdfs": pdfs, "billing": bill, "wire": wire(stack.access_log),
             "database_check": check_database(url)}
 
 
@@ -347,6 +345,18 @@ def report(result: dict, out) -> None:
     print(f"Behind one school address: {r['school_families']} families, {r['school_failed']} failed journeys "
           "(some mistyped their password once first); answers by status (nginx): "
           + ", ".join(f"{status}: {count}" for status, count in sorted(result["wire"]["statuses"].items())))
+    paced = result["paced"]
+    print(f"\nParents at a human pace (each taps a cell after a pause of {paced['pace']:g} s on average, drawn at random; "
+          f"{paced['window']:g} s for each count; their logins before, untimed):\n")
+    print("| parents tapping | taps/s served | server cores | median ms | p95 ms | max ms | failed |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for step in paced["steps"]:
+        tap = step.get("cell toggle (htmx)", {})
+        print(f"| {step['parents']} | {tap.get('requests_per_s', 0):.0f} | "
+              f"{step['server_cores']:.2f} | {tap.get('median_ms', 0):.0f} | "
+              f"{tap.get('p95_ms', 0):.0f} | {tap.get('max_ms', 0):.0f} | {tap.get('failures', 0)} |")
+        for error in step.get("errors", [])[:3]:
+            print(f"  error (paced, {step['parents']}): {error['occurrences']} × {error['name']}: {error['error'][:200]}")
     b, p = result["billing"], result["pdfs"]["kinds"]["invoice PDF"].get("invoice PDF", {})
     print(f"\nBilling of {b['month'][:7]}: {b['invoices']} invoices, {b['lines']} lines in {b['seconds']:.1f} s"
           + (f" (missing prices: {', '.join(b['missing_prices'])})" if b["missing_prices"] else "")
@@ -355,7 +365,8 @@ def report(result: dict, out) -> None:
           f"{p.get('failures', 0)} failed")
     print("\nCores used (of " + str(result["cores"]) + "), load tool / server (gunicorn + nginx): "
           + "; ".join(f"{name} {result[key]['load_cores']:.2f} / {result[key]['server_cores']:.2f}"
-                      for name, key in (("/healthz", "healthz"), ("kinds", "kinds"), ("rush", "rush"), ("PDFs", "pdfs"))))
+                      for name, key in (("/healthz", "healthz"), ("kinds", "kinds"), ("rush", "rush"), ("paced", "paced"),
+                                        ("PDFs", "pdfs"))))
 
 
 def main():
@@ -365,6 +376,8 @@ def main():
     parser.add_argument("--users", type=int, default=32, help="Locust parents at once")
     parser.add_argument("--sample", type=int, default=30, help="families timed one after another")
     parser.add_argument("--seconds", type=float, default=8, help="length of each request kind's window")
+    parser.add_argument("--paced", default="32,64,128,256", help="parents tapping at a human pace, in turn")
+    parser.add_argument("--pace", type=float, default=2.0, help="a paced parent's mean pause between taps, s")
     parser.add_argument("--sqlite", action="store_true", help="also the same rush on SQLite with one server")
     parser.add_argument("--pg-url", default=os.environ.get("BENCH_DATABASE_URL",
                                                            "postgresql+psycopg://postgres@127.0.0.1:5432/ribambelle_bench"),
@@ -377,11 +390,14 @@ def main():
     (ROOT / "bench-results").mkdir(exist_ok=True)
     with open(ROOT / "bench-results" / "rush.md", "w") as markdown:
         markdown.write(f"# Registration-opening rush — {date.today().isoformat()}, {os.cpu_count()} cores\n")
-        results.append(run("postgresql", url, args.families, args.workers, args.users, args.sample, args.seconds))
+        paced = [int(n) for n in args.paced.split(",")]
+        results.append(run("postgresql", url, args.families, args.workers, args.users, args.sample, args.seconds,
+                           paced, args.pace))
         report(results[-1], markdown)
         if args.sqlite:
             sqlite_url = f"sqlite:///{tempfile.mkdtemp()}/rush.sqlite"
-            results.append(run("sqlite", sqlite_url, args.families, 1, args.users, args.sample, args.seconds))
+            results.append(run("sqlite", sqlite_url, args.families, 1, args.users, args.sample, args.seconds,
+                               paced, args.pace))
             report(results[-1], markdown)
     out = ROOT / "bench-results" / "rush.json"
     out.write_text(json.dumps(results, indent=1, default=str))

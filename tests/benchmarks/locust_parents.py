@@ -11,18 +11,24 @@ figures, read from Locust's own statistics, to the JSON file --out names:
 - ``rush``: the families of the town, --users at a time, each logs in, opens the family space and the
   planning, selects 20 days (4 units x 5 days), opens the recap and confirms. Every failed request counts
   and ends that family's journey only: the user takes the next family. Families of the school (every
-  tenth) come from one NAT address, and one in five of them mistypes the password once first.
+  tenth) come from one NAT address, and one in five of them mistypes the password once first;
+- ``paced``: parents at a human pace. Every user logs in first (not timed); then, for each count of
+  --steps in turn, that many of them tap a cell of their child's planning, each after a pause drawn at
+  random around --pace seconds (an exponential draw: together, their taps arrive as independent people's
+  do, not in step), for --seconds. What the click costs a parent when the server is not a queue.
 """
 from __future__ import annotations
 
 import argparse
 import itertools
 import json
+import random
 import re
 import time
 import urllib.parse
 
 import gevent
+from cpu import tree_cpu_seconds  # a sibling module: this runs as a script, in its own virtualenv
 from locust import FastHttpUser, constant, task
 from locust.env import Environment
 
@@ -33,7 +39,7 @@ REVISION = re.compile(r'name="revision" value="(\d+)"')
 SCHOOL_ADDRESS = "192.0.2.10"  # one school's NAT address (a documentation address, RFC 5737)
 
 SETUP = {}  # the scenario's parameters, read by the users: town, kind, pools
-STATE = {"kind": None, "ready": 0, "done": 0, "journeys_failed": 0, "school_done": 0, "school_failed": 0}
+STATE = {"kind": None, "active": 0, "ready": 0, "done": 0, "journeys_failed": 0, "school_done": 0, "school_failed": 0}
 
 
 class Failed(Exception):
@@ -98,8 +104,9 @@ class Parent(FastHttpUser):
         self.token = token.group(1)
 
 
-class LoadedParent(Parent):
-    """Logged in once, then repeating the request of the kind the scenario sets."""
+class SignedInParent(Parent):
+    """Logged in once, before any window (SETUP["loaders"]: its family, child and invoice)."""
+    abstract = True
 
     def on_start(self):
         super().on_start()
@@ -113,8 +120,20 @@ class LoadedParent(Parent):
         if self.invoice is not None:  # its first download lays the PDF out and stores it, before the window
             self.client.get(f"/factures/{self.invoice}.pdf", name="invoice PDF, first download",
                             headers={"X-Forwarded-For": self.forwarded})
+        self.ordinal = STATE["ready"]  # the how-manieth parent ready: the paced steps wake them in that order
         STATE["ready"] += 1
         self.logins = itertools.count()
+
+    def toggle(self) -> None:
+        """Selects, then at the next call deselects, a day the rush never books."""
+        town = SETUP["town"]
+        day = town["days"][-1]
+        self.call("POST", f"/reservations/planning/{self.child}/{town['period']}/cellule", "cell toggle (htmx)",
+                  {"cellule": f"{day}.{town['units'][0]}", "mois": day[:7]}, htmx=True)
+
+
+class LoadedParent(SignedInParent):
+    """Repeats the request of the kind the scenario sets."""
 
     @task
     def repeat(self):
@@ -128,10 +147,8 @@ class LoadedParent(Parent):
                 self.call("GET", "/compte/", kind)
             elif kind == "planning page":
                 self.call("GET", f"{base}?mois={town['days'][0][:7]}", kind)
-            elif kind == "cell toggle (htmx)":  # selects and deselects a day the rush never books
-                day = town["days"][-1]
-                self.call("POST", f"{base}/cellule", kind, {"cellule": f"{day}.{town['units'][0]}", "mois": day[:7]},
-                          htmx=True)
+            elif kind == "cell toggle (htmx)":
+                self.toggle()
             elif kind == "invoice PDF":
                 with self.client.get(f"/factures/{self.invoice}.pdf", name=kind, catch_response=True,
                                      headers={"X-Forwarded-For": self.forwarded}) as response:
@@ -150,6 +167,23 @@ class LoadedParent(Parent):
                           expect=302)
         except Failed:
             pass
+
+
+class PacedParent(SignedInParent):
+    """Logged in once; while the step counts it in, taps a cell after a pause around SETUP["pace"] seconds."""
+
+    def wait_time(self) -> float:
+        if self.ordinal < STATE["active"]:
+            return random.expovariate(1 / SETUP["pace"])
+        return 0.2
+
+    @task
+    def tap(self):
+        if self.ordinal < STATE["active"]:
+            try:
+                self.toggle()
+            except Failed:
+                pass
 
 
 class RushParent(Parent):
@@ -231,12 +265,15 @@ def wait_until(condition, timeout: float) -> bool:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", choices=["healthz", "kinds", "rush"], required=True)
+    parser.add_argument("--scenario", choices=["healthz", "kinds", "rush", "paced"], required=True)
     parser.add_argument("--town", help="the JSON file bench_rush wrote")
     parser.add_argument("--host", required=True)
     parser.add_argument("--users", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--kinds", default="family space,planning page,cell toggle (htmx),login (POST)")
+    parser.add_argument("--steps", default="32,64,128", help="paced: how many parents tap, in turn")
+    parser.add_argument("--pace", type=float, default=2.0, help="paced: a parent's mean pause between taps, s")
+    parser.add_argument("--server", default="", help="paced: the server's process ids, for its CPU per step")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     town = json.load(open(args.town)) if args.town else {}
@@ -265,6 +302,25 @@ def main():
             gevent.sleep(args.seconds)
             STATE["kind"] = None
             result["kinds"][kind] = figures(env, time.monotonic() - started)
+        runner.quit()
+    elif args.scenario == "paced":
+        steps = [int(n) for n in args.steps.split(",")]
+        roots = {int(pid) for pid in args.server.split(",") if pid}
+        SETUP["loaders"], SETUP["pace"] = [tuple(x) for x in town["loaders"]], args.pace
+        env, runner = run_users(PacedParent, max(steps), args.host)
+        if not wait_until(lambda: STATE["ready"] == max(steps), 300):
+            raise SystemExit(f"only {STATE['ready']} of {max(steps)} parents could log in")
+        result.update(pace=args.pace, window=args.seconds, steps=[])
+        for parents in steps:
+            STATE["active"] = parents
+            gevent.sleep(min(args.pace, args.seconds / 4))  # the step's parents start tapping, unrecorded
+            env.stats.reset_all()
+            started, server = time.monotonic(), tree_cpu_seconds(roots)
+            gevent.sleep(args.seconds)
+            elapsed = time.monotonic() - started
+            result["steps"].append({"parents": parents, "server_cores": (tree_cpu_seconds(roots) - server) / elapsed,
+                                    **figures(env, elapsed)})
+        STATE["active"] = 0
         runner.quit()
     else:
         families = [tuple(x) for x in town["families"]]
