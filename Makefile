@@ -63,7 +63,7 @@ tests/a11y/node_modules/axe-core/axe.min.js: tests/a11y/package.json
 
 # The linter (settings in pyproject.toml), then the whole suite, on SQLite and, when a server answers,
 # PostgreSQL (RIBAMBELLE_TEST_PG_URL).
-test: install-dev browser tests/a11y/node_modules/axe-core/axe.min.js
+test: install-dev browser tests/a11y/node_modules/axe-core/axe.min.js .venv-locust/.installed
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -116,7 +116,7 @@ bench-wrk: install-dev wrk
 # PostgreSQL, then on SQLite with one server.
 bench-rush: install-dev browser .venv-locust/.installed
 	$(BIN)/python -m tests.benchmarks.bench_rush --families $${FAMILIES:-2000} --workers $${WORKERS:-4} --sqlite \
-	  --paced $${PACED:-32,64,128,256} \
+	  --paced $${PACED:-32,64,128,256} --arrivals $${ARRIVALS:-1,2,4} \
 	  --pg-url $(BENCH_PG)
 
 clean:

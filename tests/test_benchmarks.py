@@ -1,4 +1,5 @@
 """The benchmarks only ever empty a database of their own, and still run after a change of the schema."""
+import json
 import os
 import signal
 import subprocess
@@ -126,3 +127,42 @@ def test_the_rush_counts_the_cpu_of_the_servers_workers_and_of_nothing_else():
         stranger.kill()
         master.wait()
         stranger.wait()
+
+
+def test_the_rush_benchmark_runs_each_scenario_small_without_a_failure(tmp_path):
+    """`make bench-rush` runs for half an hour, outside the suite: run it small here (Locust through nginx to
+    gunicorn, on PostgreSQL; the arrivals' pauses a hundredth of a person's), so that a change of the app or
+    of the Locust script cannot leave it broken unseen. Every journey goes through, and each scenario counts
+    what its parents did: an arriving family confirms once (a user class that ran the rush's task beside its
+    own once booked families twice, each journey counted by Locust but not by the scenario)."""
+    from tests.benchmarks.bench_rush import LOCUST
+    from tests.conftest import PG_ADMIN_URL, missing
+    from tests.nginx import NGINX
+
+    if NGINX is None or not LOCUST.exists():
+        missing("nginx or Locust (.venv-locust) absent: make browser .venv-locust/.installed")
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/ribambelle_rush_test_bench"
+    try:
+        create_engine(PG_ADMIN_URL).connect().close()
+    except Exception:
+        missing("PostgreSQL does not answer")
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.benchmarks.bench_rush", "--families", "120", "--users", "4", "--sample", "2",
+         "--seconds", "1", "--workers", "2", "--paced", "4,8", "--pace", "0.05", "--arrivals", "4",
+         "--arrival-warm", "4", "--arrival-seconds", "3", "--think", "0.01", "--pg-url", url, "--results", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [result] = json.loads((tmp_path / "rush.json").read_text())
+    rush, checked = result["rush"], result["database_check"]
+    assert rush["journeys_failed"] == 0 and rush["families"] > 0
+    assert all(f["failures"] == 0 for name, f in rush["figures"].items() if name != "errors")
+    assert rush["figures"]["confirmation (20 days)"]["requests"] == rush["families"]  # each family once
+    assert checked["bookings_over_capacity"] == 0 and checked["bookings"]
+    for step in result["paced"]["steps"]:
+        assert step["cell toggle (htmx)"]["requests"] > 0 and step["cell toggle (htmx)"]["failures"] == 0
+    [morning] = result["arrivals"]
+    assert morning["families_started"] == 28 and morning["journeys_failed"] == 0  # 4 a second for 4 + 3 s
+    assert morning["confirmed"] > 0
+    assert morning["figures"]["confirmation (20 days)"]["requests"] == morning["confirmed"]
+    report = (tmp_path / "rush.md").read_text()
+    assert "| parents tapping | taps/s served |" in report and "| families a second | confirmations/s |" in report

@@ -17,7 +17,11 @@ settings of deploy/gunicorn.conf.py) behind nginx with deploy/nginx.conf (HTTPS,
 4. parents at a human pace: PACED (a list of counts) logged-in parents of the town, each tapping a cell
    after a pause of PACE seconds on average (drawn at random: independent people), the counts in turn;
    the click's latency when the server is busy but not a queue, and the taps per second it then serves;
-5. the billing run of the booked month (in this process, on the same database, mails to the outbox),
+5. a morning below the server's limit: families of their own (set aside before the rush) come in at each
+   rate of ARRIVALS a second, each through the journey at a person's pace (a pause drawn at random after
+   each page and between taps); once the first are through (ARRIVAL_WARM seconds), ARRIVAL_SECONDS are
+   measured: each request's latency, the confirmations per second, the server's cores;
+6. the billing run of the booked month (in this process, on the same database, mails to the outbox),
    then USERS parents, logged in beforehand and whose PDF a first download stored, fetching their
    invoice PDF at once: PDFs per second.
 
@@ -272,7 +276,7 @@ def billing(url: str, town: dict) -> tuple[dict, list]:
 
 
 def run(label: str, url: str, families: int, workers: int, users: int, sample: int, seconds: float,
-        paced: list[int], pace: float) -> dict:
+        paced: list[int], pace: float, arrivals: list[float], warm: float, window: float, think: float) -> dict:
     print(f"\n## {label}: building {families} families…", file=sys.stderr)
     town = build_town(url, families)
     work = Path(tempfile.mkdtemp(prefix=f"rush-{label}-"))
@@ -281,6 +285,9 @@ def run(label: str, url: str, families: int, workers: int, users: int, sample: i
         print(f"## {label}: /healthz, then {users} parents per kind of request…", file=sys.stderr)
         health = locust(stack, "healthz", {}, users, seconds=seconds)
         town["loaders"], town["families"] = [list(f) + [None] for f in town["families"][-users:]], town["families"][:-users]
+        coming = [round(rate * (warm + window)) for rate in arrivals]  # the arrivals' own families, untouched by the rush
+        newcomers = town["families"][len(town["families"]) - sum(coming):]
+        town["families"] = town["families"][:len(town["families"]) - sum(coming)]
         kinds = locust(stack, "kinds", town, users, seconds=seconds)
         print(f"## {label}: {sample} journeys one after another, then the rush…", file=sys.stderr)
         alone = locust(stack, "rush", dict(town, families=town["families"][:sample]), 1)
@@ -290,6 +297,12 @@ def run(label: str, url: str, families: int, workers: int, users: int, sample: i
         at_pace = locust(stack, "paced", dict(town, loaders=[list(f) + [None] for f in town["families"][:max(steps)]]),
                          max(steps), seconds=2 * seconds, steps=",".join(map(str, steps)), pace=pace,
                          server=",".join(map(str, stack.roots())))
+        print(f"## {label}: families coming in at {arrivals} a second, at a person's pace…", file=sys.stderr)
+        morning = []
+        for rate, count in zip(arrivals, coming):
+            morning.append(locust(stack, "arrivals", dict(town, families=newcomers[:count]), 1, rate=rate, pace=pace,
+                                  think=think, warm=warm, seconds=window, server=",".join(map(str, stack.roots()))))
+            newcomers = newcomers[count:]
         bill, invoices = billing(url, town)
         print(f"## {label}: billing done in {bill['seconds']:.1f} s; invoice PDFs…", file=sys.stderr)
         pdfs = locust(stack, "kinds", dict(town, loaders=invoices[:users]), min(users, len(invoices)), seconds=seconds,
@@ -299,7 +312,7 @@ def run(label: str, url: str, families: int, workers: int, users: int, sample: i
     return {"label": label, "database": url.split(":")[0], "cores": os.cpu_count(), "workers": workers, "users": users,
             "sample": sample, "seconds": seconds, "families": families, "children": town["children"],
             "capacity_per_unit_day": town["capacity"], "healthz": health, "kinds": kinds, "alone": alone,
-            "rush": rushed, "paced": at_pace, "pdfs": pdfs, "billing": bill, "wire": wire(stack.access_log),
+            "rush": rushed, "paced": at_pace, "arrivals": morning, "pdfs": pdfs, "billing": bill, "wire": wire(stack.access_log),
             "database_check": check_database(url)}
 
 
@@ -357,6 +370,24 @@ def report(result: dict, out) -> None:
               f"{tap.get('p95_ms', 0):.0f} | {tap.get('max_ms', 0):.0f} | {tap.get('failures', 0)} |")
         for error in step.get("errors", [])[:3]:
             print(f"  error (paced, {step['parents']}): {error['occurrences']} × {error['name']}: {error['error'][:200]}")
+    morning = result["arrivals"]
+    if morning:
+        print(f"\nA morning below the limit: families coming in at a given rate, each through the journey at a person's "
+              f"pace (pauses of {', '.join(f'{k} {v:g} s' for k, v in morning[0]['pauses'].items())}, between taps {morning[0]['pace']:g} s, "
+              f"drawn at random); {morning[0]['window']:g} s measured once the first were through "
+              f"({morning[0]['warm']:g} s):\n")
+        names = ["login (POST)", "family space", "planning page", "cell toggle (htmx)", "confirmation (20 days)"]
+        print("| families a second | confirmations/s | server cores | " + " | ".join(f"{n}: median / p95 ms" for n in names)
+              + " | failed |")
+        print("|---:|---:|---:|" + "---:|" * len(names) + "---:|")
+        for step in morning:
+            f = step["figures"]
+            failed = sum(v["failures"] for k, v in f.items() if k != "errors")
+            print(f"| {step['rate']:g} | {step['confirmations_per_s']:.1f} | {step['window_server_cores']:.2f} | "
+                  + " | ".join(f"{f[n]['median_ms']:.0f} / {f[n]['p95_ms']:.0f}" if n in f else "" for n in names)
+                  + f" | {failed} |")
+            for error in f.get("errors", [])[:3]:
+                print(f"  error (arrivals, {step['rate']:g}/s): {error['occurrences']} × {error['name']}: {error['error'][:200]}")
     b, p = result["billing"], result["pdfs"]["kinds"]["invoice PDF"].get("invoice PDF", {})
     print(f"\nBilling of {b['month'][:7]}: {b['invoices']} invoices, {b['lines']} lines in {b['seconds']:.1f} s"
           + (f" (missing prices: {', '.join(b['missing_prices'])})" if b["missing_prices"] else "")
@@ -364,9 +395,11 @@ def report(result: dict, out) -> None:
           f"{p.get('requests_per_s', 0):.0f} per second, median {p.get('median_ms', 0):.0f} ms, p95 {p.get('p95_ms', 0):.0f} ms, "
           f"{p.get('failures', 0)} failed")
     print("\nCores used (of " + str(result["cores"]) + "), load tool / server (gunicorn + nginx): "
-          + "; ".join(f"{name} {result[key]['load_cores']:.2f} / {result[key]['server_cores']:.2f}"
-                      for name, key in (("/healthz", "healthz"), ("kinds", "kinds"), ("rush", "rush"), ("paced", "paced"),
-                                        ("PDFs", "pdfs"))))
+          + "; ".join([f"{name} {result[key]['load_cores']:.2f} / {result[key]['server_cores']:.2f}"
+                       for name, key in (("/healthz", "healthz"), ("kinds", "kinds"), ("rush", "rush"), ("paced", "paced"),
+                                         ("PDFs", "pdfs"))]
+                      + [f"arrivals {step['rate']:g}/s {step['load_cores']:.2f} / {step['server_cores']:.2f}"
+                         for step in morning]))
 
 
 def main():
@@ -378,30 +411,42 @@ def main():
     parser.add_argument("--seconds", type=float, default=8, help="length of each request kind's window")
     parser.add_argument("--paced", default="32,64,128,256", help="parents tapping at a human pace, in turn")
     parser.add_argument("--pace", type=float, default=2.0, help="a paced parent's mean pause between taps, s")
+    parser.add_argument("--arrivals", default="1,2,4", help="families coming in per second, in turn ('' for none)")
+    parser.add_argument("--arrival-warm", type=float, default=100, help="seconds of arrivals before their window")
+    parser.add_argument("--arrival-seconds", type=float, default=30, help="the arrivals' measured window, s")
+    parser.add_argument("--think", type=float, default=1.0,
+                        help="arrivals: the pauses after each page, as a multiple of a person's (a quick check: 0.01)")
+    parser.add_argument("--results", default=str(ROOT / "bench-results"), help="where rush.md and rush.json go")
     parser.add_argument("--sqlite", action="store_true", help="also the same rush on SQLite with one server")
     parser.add_argument("--pg-url", default=os.environ.get("BENCH_DATABASE_URL",
                                                            "postgresql+psycopg://postgres@127.0.0.1:5432/ribambelle_bench"),
                         help="a PostgreSQL database whose name ends in _bench (emptied)")
     args = parser.parse_args()
+    paced = [int(n) for n in args.paced.split(",")]
+    arrivals = [float(r) for r in args.arrivals.split(",") if r]
+    coming = sum(round(rate * (args.arrival_warm + args.arrival_seconds)) for rate in arrivals)
+    if coming > (args.families - args.users) // 2:  # the rush keeps at least half of the town
+        parser.error(f"{coming} families for the arrivals, of {args.families}: more families or lower rates")
+    morning = (arrivals, args.arrival_warm, args.arrival_seconds, args.think)
     if not LOCUST.exists():
         raise SystemExit("Locust manquant : make bench-rush l'installe (.venv-locust)")
     results = []
     url = bench_database("postgresql", args.pg_url, Path(tempfile.mkdtemp()))
-    (ROOT / "bench-results").mkdir(exist_ok=True)
-    with open(ROOT / "bench-results" / "rush.md", "w") as markdown:
+    results_dir = Path(args.results)
+    results_dir.mkdir(exist_ok=True)
+    with open(results_dir / "rush.md", "w") as markdown:
         markdown.write(f"# Registration-opening rush — {date.today().isoformat()}, {os.cpu_count()} cores\n")
-        paced = [int(n) for n in args.paced.split(",")]
         results.append(run("postgresql", url, args.families, args.workers, args.users, args.sample, args.seconds,
-                           paced, args.pace))
+                           paced, args.pace, *morning))
         report(results[-1], markdown)
         if args.sqlite:
             sqlite_url = f"sqlite:///{tempfile.mkdtemp()}/rush.sqlite"
             results.append(run("sqlite", sqlite_url, args.families, 1, args.users, args.sample, args.seconds,
-                               paced, args.pace))
+                               paced, args.pace, *morning))
             report(results[-1], markdown)
-    out = ROOT / "bench-results" / "rush.json"
+    out = results_dir / "rush.json"
     out.write_text(json.dumps(results, indent=1, default=str))
-    print(f"\nFigures written to {out.relative_to(ROOT)} and bench-results/rush.md")
+    print(f"\nFigures written to {out} and {results_dir / 'rush.md'}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,12 @@ figures, read from Locust's own statistics, to the JSON file --out names:
 - ``paced``: parents at a human pace. Every user logs in first (not timed); then, for each count of
   --steps in turn, that many of them tap a cell of their child's planning, each after a pause drawn at
   random around --pace seconds (an exponential draw: together, their taps arrive as independent people's
-  do, not in step), for --seconds. What the click costs a parent when the server is not a queue.
+  do, not in step), for --seconds. What the click costs a parent when the server is not a queue;
+- ``arrivals``: families come in at --rate a second (Locust starts a user for each, at that rate), each
+  through the rush's journey at a person's pace (a pause drawn at random after each page: typing the
+  password, reading the planning, between two taps). After --warm
+  seconds (the first families are done), --seconds are measured: the latency of each kind of request,
+  the confirmations in the window, the server's cores. What a morning looks like below the server's limit.
 """
 from __future__ import annotations
 
@@ -39,7 +44,10 @@ REVISION = re.compile(r'name="revision" value="(\d+)"')
 SCHOOL_ADDRESS = "192.0.2.10"  # one school's NAT address (a documentation address, RFC 5737)
 
 SETUP = {}  # the scenario's parameters, read by the users: town, kind, pools
-STATE = {"kind": None, "active": 0, "ready": 0, "done": 0, "journeys_failed": 0, "school_done": 0, "school_failed": 0}
+STATE = {"kind": None, "active": 0, "ready": 0, "done": 0, "journeys_failed": 0, "school_done": 0, "school_failed": 0,
+         "confirmed_at": []}
+# A person's mean pause, in seconds, after each step of the journey (the arrivals scenario; "tap": --pace).
+PAUSES = {"login page": 5.0, "family space": 2.0, "planning page": 4.0, "recap page": 3.0}
 
 
 class Failed(Exception):
@@ -60,6 +68,9 @@ class Parent(FastHttpUser):
     def on_start(self):
         self.forwarded = "10.255.255.1"
         self.token = ""
+
+    def pause(self, after: str) -> None:
+        """A person's pause after a step of the journey; none for the rush's parents, who never think."""
 
     def call(self, method: str, path: str, name: str, data: dict | None = None, expect: int = 200,
              htmx: bool = False) -> str:
@@ -90,6 +101,7 @@ class Parent(FastHttpUser):
         token = FORM_TOKEN.search(page)
         if token is None:
             raise Failed("login page without its form")
+        self.pause("login page")
         if mistype:  # a parent who mistypes first: the page again, with the message, and a failure counted
             page = self.call("POST", "/", "login, mistyped (POST)", {"csrf_token": token.group(1), "email": login,
                                                                      "password": "mauvais-mot-de-passe"})
@@ -102,6 +114,7 @@ class Parent(FastHttpUser):
         if token is None:
             raise Failed("family space without its token")
         self.token = token.group(1)
+        self.pause("family space")
 
 
 class SignedInParent(Parent):
@@ -186,7 +199,33 @@ class PacedParent(SignedInParent):
                 pass
 
 
-class RushParent(Parent):
+class JourneyParent(Parent):
+    """The rush's journey, for a family that has not booked yet."""
+    abstract = True
+
+    def journey(self, index: int, child: int, mistype: bool) -> None:
+        """Log in, open the planning, select 5 days x 4 units, open the recap and confirm."""
+        town = SETUP["town"]
+        self.log_in(index, mistype)
+        base = f"/reservations/planning/{child}/{town['period']}"
+        self.call("GET", f"{base}?mois={town['days'][0][:7]}", "planning page")
+        self.pause("planning page")
+        days = town["days"][(index * 3) % 20: (index * 3) % 20 + 5]
+        for day in days:
+            for unit in town["units"][:4]:
+                self.call("POST", f"{base}/cellule", "cell toggle (htmx)", {"cellule": f"{day}.{unit}", "mois": day[:7]},
+                          htmx=True)
+                self.pause("tap")
+        recap = self.call("GET", f"{base}/recapitulatif", "recap page")
+        revision = REVISION.search(recap)
+        if revision is None:
+            raise Failed("recap without its revision")
+        self.pause("recap page")
+        self.call("POST", f"{base}/confirmer", "confirmation (20 days)",
+                  {"csrf_token": self.token, "revision": revision.group(1)}, expect=302)
+
+
+class RushParent(JourneyParent):
     """Takes the next family that has not booked yet and goes through its whole journey."""
 
     @task
@@ -205,22 +244,34 @@ class RushParent(Parent):
         STATE["done"] += 1
         STATE["school_done"] += school
 
-    def journey(self, index: int, child: int, mistype: bool) -> None:
-        town = SETUP["town"]
-        self.log_in(index, mistype)
-        base = f"/reservations/planning/{child}/{town['period']}"
-        self.call("GET", f"{base}?mois={town['days'][0][:7]}", "planning page")
-        days = town["days"][(index * 3) % 20: (index * 3) % 20 + 5]
-        for day in days:
-            for unit in town["units"][:4]:
-                self.call("POST", f"{base}/cellule", "cell toggle (htmx)", {"cellule": f"{day}.{unit}", "mois": day[:7]},
-                          htmx=True)
-        recap = self.call("GET", f"{base}/recapitulatif", "recap page")
-        revision = REVISION.search(recap)
-        if revision is None:
-            raise Failed("recap without its revision")
-        self.call("POST", f"{base}/confirmer", "confirmation (20 days)",
-                  {"csrf_token": self.token, "revision": revision.group(1)}, expect=302)
+
+class ArrivingParent(JourneyParent):
+    """One family that comes in, goes through its journey at a person's pace, and leaves (the user idles)."""
+
+    def on_start(self):
+        super().on_start()
+        self.came = False
+
+    def pause(self, after: str) -> None:
+        gevent.sleep(random.expovariate(1 / (SETUP["pace"] if after == "tap" else SETUP["think"] * PAUSES[after])))
+
+    @task
+    def next_family(self):
+        if self.came:
+            gevent.sleep(60)
+            return
+        self.came = True
+        try:
+            index, child = next(SETUP["families"])
+        except StopIteration:
+            return
+        school = address(index) == SCHOOL_ADDRESS
+        try:
+            self.journey(index, child, mistype=school and index % 50 == 0)
+            STATE["confirmed_at"].append(time.monotonic())
+        except Failed:
+            STATE["journeys_failed"] += 1
+            STATE["school_failed"] += school
 
 
 class HealthzUser(FastHttpUser):
@@ -265,7 +316,7 @@ def wait_until(condition, timeout: float) -> bool:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", choices=["healthz", "kinds", "rush", "paced"], required=True)
+    parser.add_argument("--scenario", choices=["healthz", "kinds", "rush", "paced", "arrivals"], required=True)
     parser.add_argument("--town", help="the JSON file bench_rush wrote")
     parser.add_argument("--host", required=True)
     parser.add_argument("--users", type=int, default=32)
@@ -273,7 +324,10 @@ def main():
     parser.add_argument("--kinds", default="family space,planning page,cell toggle (htmx),login (POST)")
     parser.add_argument("--steps", default="32,64,128", help="paced: how many parents tap, in turn")
     parser.add_argument("--pace", type=float, default=2.0, help="paced: a parent's mean pause between taps, s")
-    parser.add_argument("--server", default="", help="paced: the server's process ids, for its CPU per step")
+    parser.add_argument("--rate", type=float, default=2.0, help="arrivals: families coming in per second")
+    parser.add_argument("--warm", type=float, default=45.0, help="arrivals: seconds before the window")
+    parser.add_argument("--think", type=float, default=1.0, help="arrivals: the pauses after pages, x a person's")
+    parser.add_argument("--server", default="", help="paced, arrivals: the server's process ids, for its CPU")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     town = json.load(open(args.town)) if args.town else {}
@@ -321,6 +375,25 @@ def main():
             result["steps"].append({"parents": parents, "server_cores": (tree_cpu_seconds(roots) - server) / elapsed,
                                     **figures(env, elapsed)})
         STATE["active"] = 0
+        runner.quit()
+    elif args.scenario == "arrivals":
+        families = [tuple(x) for x in town["families"]]
+        SETUP["families"], SETUP["pace"], SETUP["think"] = iter(families), args.pace, args.think
+        roots = {int(pid) for pid in args.server.split(",") if pid}
+        env = Environment(user_classes=[ArrivingParent], host=args.host)
+        runner = env.create_local_runner()
+        runner.start(min(len(families), round(args.rate * (args.warm + args.seconds))), spawn_rate=args.rate)
+        gevent.sleep(args.warm)
+        env.stats.reset_all()
+        started, server = time.monotonic(), tree_cpu_seconds(roots)
+        gevent.sleep(args.seconds)
+        elapsed, ended = time.monotonic() - started, time.monotonic()
+        confirmed = sum(started <= t <= ended for t in STATE["confirmed_at"])
+        result.update(rate=args.rate, pace=args.pace, warm=args.warm, window=args.seconds, figures=figures(env, elapsed),
+                      window_server_cores=(tree_cpu_seconds(roots) - server) / elapsed,
+                      pauses={k: v * args.think for k, v in PAUSES.items()}, confirmed=confirmed,
+                      confirmations_per_s=confirmed / elapsed,
+                      journeys_failed=STATE["journeys_failed"], families_started=min(len(families), runner.user_count))
         runner.quit()
     else:
         families = [tuple(x) for x in town["families"]]
