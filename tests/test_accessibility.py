@@ -37,6 +37,7 @@ def check(page, what: str, found: dict):
         found[what] = problems
 
 
+@pytest.mark.backends("sqlite")  # markup, whatever the database (the statement is made so: make accessibility)
 def test_parent_pages_and_dialogs_have_no_axe_violation(a11y_page, db, smtp):
     page, found = a11y_page, {}
     page.goto("/")
@@ -118,6 +119,7 @@ def test_parent_pages_and_dialogs_have_no_axe_violation(a11y_page, db, smtp):
     assert found == {}, "\n".join(f"{k}: {v}" for k, v in found.items())
 
 
+@pytest.mark.backends("sqlite")  # markup, whatever the database (the statement is made so: make accessibility)
 def test_agent_pages_have_no_axe_violation(a11y_page, db):
     page, found = a11y_page, {}
     login(page, "admin@demo.test", "admin-demo-ribambelle")  # staff pages, and the configuration
@@ -158,6 +160,7 @@ def test_agent_pages_have_no_axe_violation(a11y_page, db):
     assert found == {}, "\n".join(f"{k}: {v}" for k, v in found.items())
 
 
+@pytest.mark.backends("sqlite")  # markup, whatever the database (the statement is made so: make accessibility)
 @pytest.mark.parametrize("width", [320])
 def test_pages_reflow_at_320_px_without_horizontal_scrolling(browser, live_server, db, width):
     """RGAA 10.11: at 320 px (or 200 % zoom on 640 px), only the planning grid scrolls sideways."""

@@ -235,6 +235,7 @@ def test_cancellation_invoice_and_payment_with_javascript_off(browser, live_serv
     context.close()
 
 
+@pytest.mark.backends("sqlite")  # markup, whatever the database (the statement is made so: make accessibility)
 def test_payment_pages_have_no_axe_violation(browser, live_server, db):
     require_axe()
     context = browser.new_context(base_url=live_server, locale="fr-FR", bypass_csp=True, java_script_enabled=True)
