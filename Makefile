@@ -62,10 +62,11 @@ tests/a11y/node_modules/axe-core/axe.min.js: tests/a11y/package.json
 	else echo "npm manquant : les contrôles axe-core seront ignorés (apt-get install npm)"; fi
 
 # The linter (settings in pyproject.toml), then the whole suite, on SQLite and, when a server answers,
-# PostgreSQL (RIBAMBELLE_TEST_PG_URL).
+# PostgreSQL (RIBAMBELLE_TEST_PG_URL), in TEST_WORKERS processes (pytest-xdist: much of a test is waiting
+# for Chromium, a server or a subprocess; 2 on 2 cores take 9 minutes where one took 15).
 test: install-dev browser tests/a11y/node_modules/axe-core/axe.min.js .venv-locust/.installed
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $${TEST_WORKERS:-2} $(PYTEST_ARGS)
 
 # The accessibility statement (/accessibilite) from a complete run of the checks it names
 # (services/accessibility.CHECKS): writes static/accessibilite.json, to commit with the change.

@@ -18,9 +18,9 @@ figures, read from Locust's own statistics, to the JSON file --out names:
   do, not in step), for --seconds. What the click costs a parent when the server is not a queue;
 - ``arrivals``: families come in at --rate a second (Locust starts a user for each, at that rate), each
   through the rush's journey at a person's pace (a pause drawn at random after each page: typing the
-  password, reading the planning, between two taps). After --warm
-  seconds (the first families are done), --seconds are measured: the latency of each kind of request,
-  the confirmations in the window, the server's cores. What a morning looks like below the server's limit.
+  password, reading the planning, between two taps; --think scales them). After --warm seconds (the
+  first families are through), --seconds are measured: the latency of each kind of request, the
+  confirmations in the window, the server's cores. What a morning looks like below the server's limit.
 """
 from __future__ import annotations
 
@@ -325,7 +325,7 @@ def main():
     parser.add_argument("--steps", default="32,64,128", help="paced: how many parents tap, in turn")
     parser.add_argument("--pace", type=float, default=2.0, help="paced: a parent's mean pause between taps, s")
     parser.add_argument("--rate", type=float, default=2.0, help="arrivals: families coming in per second")
-    parser.add_argument("--warm", type=float, default=45.0, help="arrivals: seconds before the window")
+    parser.add_argument("--warm", type=float, default=100.0, help="arrivals: seconds before the window")
     parser.add_argument("--think", type=float, default=1.0, help="arrivals: the pauses after pages, x a person's")
     parser.add_argument("--server", default="", help="paced, arrivals: the server's process ids, for its CPU")
     parser.add_argument("--out", required=True)
