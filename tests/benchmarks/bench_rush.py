@@ -196,7 +196,8 @@ def locust(stack: Stack, scenario: str, town: dict, users: int, **options) -> di
     town_file, out = stack.work / "town.json", stack.work / f"locust-{scenario}.json"
     town_file.write_text(json.dumps(town))
     command = [str(LOCUST), str(ROOT / "tests" / "benchmarks" / "locust_parents.py"), "--scenario", scenario,
-               "--host", stack.url, "--users", str(users), "--town", str(town_file), "--out", str(out)]
+               "--host", stack.url, "--users", str(users), "--town", str(town_file), "--out", str(out),
+               "--server", ",".join(map(str, stack.roots()))]
     for key, value in options.items():
         command += [f"--{key}", str(value)]
     before, server_before, started = resource.getrusage(resource.RUSAGE_CHILDREN), stack.cpu_seconds(), time.monotonic()
@@ -275,6 +276,11 @@ def billing(url: str, town: dict) -> tuple[dict, list]:
              "missing_prices": sorted(report.missing_prices)}, invoices)
 
 
+def arrival_families(rates: list[float], warm: float, window: float) -> list[int]:
+    """How many families each rate of the arrivals takes: those that come in before and during its window."""
+    return [round(rate * (warm + window)) for rate in rates]
+
+
 def run(label: str, url: str, families: int, workers: int, users: int, sample: int, seconds: float,
         paced: list[int], pace: float, arrivals: list[float], warm: float, window: float, think: float) -> dict:
     print(f"\n## {label}: building {families} families…", file=sys.stderr)
@@ -285,7 +291,7 @@ def run(label: str, url: str, families: int, workers: int, users: int, sample: i
         print(f"## {label}: /healthz, then {users} parents per kind of request…", file=sys.stderr)
         health = locust(stack, "healthz", {}, users, seconds=seconds)
         town["loaders"], town["families"] = [list(f) + [None] for f in town["families"][-users:]], town["families"][:-users]
-        coming = [round(rate * (warm + window)) for rate in arrivals]  # the arrivals' own families, untouched by the rush
+        coming = arrival_families(arrivals, warm, window)  # the arrivals' own families, untouched by the rush
         newcomers = town["families"][len(town["families"]) - sum(coming):]
         town["families"] = town["families"][:len(town["families"]) - sum(coming)]
         kinds = locust(stack, "kinds", town, users, seconds=seconds)
@@ -295,13 +301,12 @@ def run(label: str, url: str, families: int, workers: int, users: int, sample: i
         steps = [n for n in paced if n <= len(town["families"])]
         print(f"## {label}: parents at a human pace, {steps} in turn…", file=sys.stderr)
         at_pace = locust(stack, "paced", dict(town, loaders=[list(f) + [None] for f in town["families"][:max(steps)]]),
-                         max(steps), seconds=2 * seconds, steps=",".join(map(str, steps)), pace=pace,
-                         server=",".join(map(str, stack.roots())))
+                         max(steps), seconds=2 * seconds, steps=",".join(map(str, steps)), pace=pace)
         print(f"## {label}: families coming in at {arrivals} a second, at a person's pace…", file=sys.stderr)
         morning = []
         for rate, count in zip(arrivals, coming):
             morning.append(locust(stack, "arrivals", dict(town, families=newcomers[:count]), 1, rate=rate, pace=pace,
-                                  think=think, warm=warm, seconds=window, server=",".join(map(str, stack.roots()))))
+                                  think=think, warm=warm, seconds=window))
             newcomers = newcomers[count:]
         bill, invoices = billing(url, town)
         print(f"## {label}: billing done in {bill['seconds']:.1f} s; invoice PDFs…", file=sys.stderr)
@@ -424,7 +429,7 @@ def main():
     args = parser.parse_args()
     paced = [int(n) for n in args.paced.split(",")]
     arrivals = [float(r) for r in args.arrivals.split(",") if r]
-    coming = sum(round(rate * (args.arrival_warm + args.arrival_seconds)) for rate in arrivals)
+    coming = sum(arrival_families(arrivals, args.arrival_warm, args.arrival_seconds))
     if coming > (args.families - args.users) // 2:  # the rush keeps at least half of the town
         parser.error(f"{coming} families for the arrivals, of {args.families}: more families or lower rates")
     morning = (arrivals, args.arrival_warm, args.arrival_seconds, args.think)

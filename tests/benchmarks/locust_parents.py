@@ -203,6 +203,18 @@ class JourneyParent(Parent):
     """The rush's journey, for a family that has not booked yet."""
     abstract = True
 
+    def book(self, index: int, child: int) -> bool:
+        """The family's journey (behind the school's address, one in five mistypes first); False, and
+        counted, when a request failed."""
+        school = address(index) == SCHOOL_ADDRESS
+        try:
+            self.journey(index, child, mistype=school and index % 50 == 0)
+            return True
+        except Failed:
+            STATE["journeys_failed"] += 1
+            STATE["school_failed"] += school
+            return False
+
     def journey(self, index: int, child: int, mistype: bool) -> None:
         """Log in, open the planning, select 5 days x 4 units, open the recap and confirm."""
         town = SETUP["town"]
@@ -235,14 +247,9 @@ class RushParent(JourneyParent):
         except StopIteration:
             gevent.sleep(0.1)
             return
-        school = address(index) == SCHOOL_ADDRESS
-        try:
-            self.journey(index, child, mistype=school and index % 50 == 0)
-        except Failed:
-            STATE["journeys_failed"] += 1
-            STATE["school_failed"] += school
+        self.book(index, child)
         STATE["done"] += 1
-        STATE["school_done"] += school
+        STATE["school_done"] += address(index) == SCHOOL_ADDRESS
 
 
 class ArrivingParent(JourneyParent):
@@ -265,13 +272,8 @@ class ArrivingParent(JourneyParent):
             index, child = next(SETUP["families"])
         except StopIteration:
             return
-        school = address(index) == SCHOOL_ADDRESS
-        try:
-            self.journey(index, child, mistype=school and index % 50 == 0)
+        if self.book(index, child):
             STATE["confirmed_at"].append(time.monotonic())
-        except Failed:
-            STATE["journeys_failed"] += 1
-            STATE["school_failed"] += school
 
 
 class HealthzUser(FastHttpUser):
@@ -327,10 +329,11 @@ def main():
     parser.add_argument("--rate", type=float, default=2.0, help="arrivals: families coming in per second")
     parser.add_argument("--warm", type=float, default=100.0, help="arrivals: seconds before the window")
     parser.add_argument("--think", type=float, default=1.0, help="arrivals: the pauses after pages, x a person's")
-    parser.add_argument("--server", default="", help="paced, arrivals: the server's process ids, for its CPU")
+    parser.add_argument("--server", default="", help="the server's process ids (paced, arrivals: its CPU per window)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     town = json.load(open(args.town)) if args.town else {}
+    roots = {int(pid) for pid in args.server.split(",") if pid}  # the server's processes, for its CPU
     SETUP["town"] = town
     result = {"scenario": args.scenario, "users": args.users}
     if args.scenario == "healthz":
@@ -359,7 +362,6 @@ def main():
         runner.quit()
     elif args.scenario == "paced":
         steps = [int(n) for n in args.steps.split(",")]
-        roots = {int(pid) for pid in args.server.split(",") if pid}
         SETUP["loaders"], SETUP["pace"] = [tuple(x) for x in town["loaders"]], args.pace
         env, runner = run_users(PacedParent, max(steps), args.host)
         if not wait_until(lambda: STATE["ready"] == max(steps), 300):
@@ -379,7 +381,6 @@ def main():
     elif args.scenario == "arrivals":
         families = [tuple(x) for x in town["families"]]
         SETUP["families"], SETUP["pace"], SETUP["think"] = iter(families), args.pace, args.think
-        roots = {int(pid) for pid in args.server.split(",") if pid}
         env = Environment(user_classes=[ArrivingParent], host=args.host)
         runner = env.create_local_runner()
         runner.start(min(len(families), round(args.rate * (args.warm + args.seconds))), spawn_rate=args.rate)
