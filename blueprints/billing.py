@@ -130,7 +130,7 @@ def certificates_page():
     db = get_db()
     family = db.get(Family, current_user.family_id)
     today = paris_today(utcnow())
-    return render_template("billing/certificates.html", years=certificates.tax_years(family, today), today=today,
+    return render_template("billing/certificates.html", years=certificates.tax_years(family.children, today), today=today,
                            presences=certificates.presence_choices(db, family.id))
 
 
@@ -141,7 +141,7 @@ def tax_certificate_pdf(year: int):
     db = get_db()
     family = db.get(Family, current_user.family_id)
     today = paris_today(utcnow())
-    if year not in certificates.tax_years(family, today):
+    if year not in certificates.tax_years(family.children, today):
         abort(404)
     made = certificates.tax_certificate(db, family, year, current_app.config["TAX_CERTIFICATE_EXCLUDED_UNITS"])
     html = render_template("billing/tax_certificate_pdf.html", certificate=made, today=today)

@@ -9,6 +9,7 @@ refused or abandoned online payment count nothing.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
@@ -85,10 +86,10 @@ def tax_certificate(db: Session, family: Family, year: int, excluded_units: list
     return certificate
 
 
-def tax_years(family: Family, today: date) -> list[int]:
+def tax_years(children: Iterable, today: date) -> list[int]:
     """The years a tax certificate can be asked for (the last three ended, and this one), newest first,
-    when one of the children was under 6 then."""
-    return [year for year in range(today.year, today.year - 4, -1) if any(under_six(c, year) for c in family.children)]
+    when one of a family's ``children`` (anything with a ``birth_date``) was under 6 then."""
+    return [year for year in range(today.year, today.year - 4, -1) if any(under_six(c, year) for c in children)]
 
 
 @dataclass

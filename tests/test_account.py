@@ -5,8 +5,10 @@ from datetime import timedelta
 from sqlmodel import select
 
 from models import AuthToken, ChangeRequest, Family, User
+from services import family as family_service
+from services import households
 from tests.conftest import Auth, Client, SMTPServer, page_text
-from tests.factories import billed_month, csrf_from, family_change
+from tests.factories import billed_month, child, csrf_from, family_change
 
 FAMILY_FORM = {  # the Durand family's file as the fixture town has it
     "guardian1-title": "Mme", "guardian1-last_name": "Durand", "guardian1-first_name": "Anne",
@@ -41,6 +43,32 @@ def test_family_space_shows_the_file_and_the_guide_buttons(client, auth, db):
         assert label in page
     assert "Les réservations" in page and "Nouvelle réservation" in page
     assert re.search(r"F-\d{4}-\d{2}-\d{5}", page) and "Partiellement payée" in page  # last month, part paid
+
+
+
+def test_family_space_lists_each_guardian_and_child_once_with_what_waits(client, auth, app, db):
+    """The file is read in one statement, a row per guardian × child × pending change: each shows once."""
+    durand_family = durand(db)
+    parent = db.exec(select(User).where(User.email == "zoe.parent@tilleuls.test")).one()
+    agent = db.exec(select(User.id).where(User.email == "agent@tilleuls.test")).one()
+    with app.test_request_context():
+        households.link(db, agent, child(db, "Rayan"), durand_family)  # Rayan's file is the Haddad's
+    family_change(db, "Durand")
+    noe = child(db, "Noé")
+    family_service.request_child_change(db, parent, durand_family, noe,
+                                        {**family_service.child_snapshot(noe), "school_class": "CP"})
+    family_service.request_child_change(db, parent, durand_family, None,
+                                        {**family_service.child_snapshot(noe), "first_name": "Lina"})
+    auth.login()
+    page = page_text(client.get("/compte/"))
+    guardians = page[page.index("Mes informations"):page.index("Adresse")]
+    assert re.findall(r"Responsable légal (\d)</dt>\s*<dd>(?:Mme|M\.) (\w+)", guardians) == [("1", "Anne"), ("2", "Paul")]
+    children = page[page.index("Mes enfants"):page.index("Ajouter un enfant")]
+    assert re.findall(r">(\w+) \w+</a>", children) == ["Zoé", "Rayan", "Noé", "Lina"]  # eldest first, new last
+    assert children.count("Modification en attente de validation") == 1  # Noé's
+    assert children.index("Modification en attente") > children.index("Noé")
+    assert children.count("Nouvel enfant en attente de validation") == 1
+    assert guardians.count("Modification en attente de validation") == 1  # the family's own
 
 
 def test_family_change_waits_for_an_agent_then_applies(client, auth, db, smtp):
