@@ -46,6 +46,21 @@ GuardianRow = namedtuple("GuardianRow", [c.key for c in GUARDIAN_FIELDS])
 ChildRow = namedtuple("ChildRow", [c.key for c in CHILD_FIELDS])
 RequestRow = namedtuple("RequestRow", [c.key for c in REQUEST_FIELDS])
 ReservationRow = namedtuple("ReservationRow", [c.key for c in RESERVATION_FIELDS])
+INVOICE_FIELDS = (Invoice.id, Invoice.number, Invoice.month, Invoice.due_on, Invoice.total_cents, Invoice.paid_cents,
+                  Invoice.cancelled, Invoice.debit_on, Invoice.debit_state)
+PAYMENT_FIELDS = (Payment.id, Payment.invoice_id, Payment.created_at, Payment.method, Payment.amount_cents, Payment.status)
+CREDIT_FIELDS = (Credit.id, Credit.invoice_id, Credit.created_at, Credit.amount_cents, Credit.status, Credit.reference)
+PaymentRow = namedtuple("PaymentRow", [c.key for c in PAYMENT_FIELDS])
+CreditRow = namedtuple("CreditRow", [c.key for c in CREDIT_FIELDS])
+
+
+class InvoiceRow(namedtuple("InvoiceRow", [c.key for c in INVOICE_FIELDS])):
+    """An invoice as the page reads it, with the model's own rules of its state and direct debit."""
+
+    __slots__ = ()
+    state = Invoice.state
+    left_cents = Invoice.left_cents
+    debit_note = Invoice.debit_note
 
 
 @dataclass
@@ -68,9 +83,9 @@ class FamilyReservation:
 
 @dataclass
 class FamilyAccount:
-    invoices: list[Invoice]  # the latest month first
-    payments: list[Payment]  # the latest first
-    credits: list[Credit]
+    invoices: list[InvoiceRow]  # the latest month first
+    payments: list[PaymentRow]  # the latest first
+    credits: list[CreditRow]
 
 
 _family = bindparam("family")
@@ -151,23 +166,25 @@ def family_reservations(db: Session, family_id: int) -> list[FamilyReservation]:
     return reservations
 
 
-FAMILY_ACCOUNT = (select(Invoice, Payment, Credit)
+FAMILY_ACCOUNT = (select(*INVOICE_FIELDS, *PAYMENT_FIELDS, *CREDIT_FIELDS)
                   .outerjoin(Payment, and_(Payment.invoice_id == Invoice.id, Payment.family_id == _family))
                   .outerjoin(Credit, and_(Credit.invoice_id == Invoice.id, Credit.family_id == _family))
                   .where(Invoice.family_id == _family))
+_PAYMENT_AT = len(INVOICE_FIELDS)
+_CREDIT_AT = _PAYMENT_AT + len(PAYMENT_FIELDS)
 
 
 def family_account(db: Session, family_id: int) -> FamilyAccount:
     """The family's invoices, payments and credits (a payment and a credit always belong to an
-    invoice): one statement."""
-    rows = db.exec(FAMILY_ACCOUNT, params={"family": family_id}).all()
+    invoice): one statement, a row per invoice × its payments × its credits."""
+    rows = db.connection().execute(FAMILY_ACCOUNT, {"family": family_id}).all()
     invoices, payments, credits = {}, {}, {}
-    for invoice, payment, credit in rows:
-        invoices[invoice.id] = invoice
-        if payment is not None:
-            payments[payment.id] = payment
-        if credit is not None:
-            credits[credit.id] = credit
+    for row in rows:
+        invoices[row[0]] = InvoiceRow(*row[:_PAYMENT_AT])
+        if row[_PAYMENT_AT] is not None:
+            payments[row[_PAYMENT_AT]] = PaymentRow(*row[_PAYMENT_AT:_CREDIT_AT])
+        if row[_CREDIT_AT] is not None:
+            credits[row[_CREDIT_AT]] = CreditRow(*row[_CREDIT_AT:])
     return FamilyAccount(
         invoices=sorted(invoices.values(), key=lambda i: (i.month, i.id), reverse=True),
         payments=sorted(payments.values(), key=lambda p: (p.created_at, p.id), reverse=True),

@@ -5,8 +5,9 @@ from datetime import timedelta
 from sqlmodel import select
 
 from models import AuthToken, ChangeRequest, Family, User
+from services import billing, households
 from services import family as family_service
-from services import households
+from services.formatting import euros
 from tests.conftest import Auth, Client, SMTPServer, page_text
 from tests.factories import billed_month, child, csrf_from, family_change
 
@@ -35,10 +36,19 @@ def family_form(db, **changes):
 
 
 def test_family_space_shows_the_file_and_the_guide_buttons(client, auth, db):
-    billed_month(db)
+    invoice = billed_month(db)  # 10 € of it paid by cheque
+    agent = db.exec(select(User).where(User.email == "agent@tilleuls.test")).one()
+    billing.record_counter_payment(db, agent.id, invoice, 500, "cash", "")  # and 5 € in cash
+    db.refresh(invoice)
     auth.login()
     page = page_text(client.get("/compte/"))
     assert "4 rue du Parc" in page and "620 €" in page
+    invoices = page[page.index("<caption>Vos factures"):page.index("<caption>Vos paiements")]
+    payments = page[page.index("<caption>Vos paiements"):page.index("Légende", page.index("<caption>Vos paiements"))]
+    assert invoices.count(invoice.number) == 2 and euros(invoice.left_cents) in invoices  # the number, and "Voir la facture …"
+    assert "Partiellement payée" in invoices
+    assert payments.count("Chèque") == 1 and euros(1000) in payments and invoice.number in payments
+    assert payments.count("Espèces") == 1 and euros(500) in payments
     for label in ("Modifier les Informations de la famille", "Modifier mon login", "Modifier mon mot de passe"):
         assert label in page
     assert "Les réservations" in page and "Nouvelle réservation" in page
