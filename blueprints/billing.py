@@ -9,7 +9,7 @@ from sqlmodel import select
 from blueprints.forms import AccountForm, MandateForm
 from blueprints.web import page_or_fragment, parent_required, pdf_response
 from db import get_db, writing_session
-from models import Credit, Establishment, Family, Invoice, Payment, PaymentStatus, Period, Unit, utcnow
+from models import Credit, Establishment, Family, Invoice, Payment, PaymentStatus, Period, utcnow
 from services import billing, certificates, direct_debit, payments
 from services import family as family_service
 from services.calendar import paris_today
@@ -28,11 +28,9 @@ def own_invoice_or_404(invoice_id: int) -> Invoice:
 
 
 def _printed(invoice: Invoice) -> dict:
-    """What the invoice prints: its family, and the children and units its lines name."""
+    """What the invoice prints: its family, and its lines with the children and units they name."""
     db = get_db()
-    children = family_service.household_children(db, invoice.family_id)
-    units = {u.id: u for u in db.exec(select(Unit).where(Unit.id.in_({l.unit_id for l in invoice.lines})))}
-    return dict(invoice=invoice, children=children, units=units, kinds=billing.KIND_WORDS,
+    return dict(invoice=invoice, lines=billing.printed_lines(db, invoice.id), kinds=billing.KIND_WORDS,
                 family=db.get(Family, invoice.family_id))
 
 

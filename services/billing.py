@@ -9,10 +9,11 @@ cannot both bill one.
 from __future__ import annotations
 
 import calendar
+from collections import namedtuple
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from sqlalchemy import exists, insert
+from sqlalchemy import bindparam, exists, insert
 from sqlmodel import Session, select
 
 from db import writing_session
@@ -63,6 +64,19 @@ PAYMENT_METHODS = {
     "credit": "Trop-perçu reporté",
 }
 KIND_WORDS = {"booking": "Réservation", "walk-in": "Présence sans réservation", "late-cancel": "Annulation tardive"}
+
+# An invoice's lines as it prints them (the page, the dialog, the PDF): each with its child's name and its
+# unit's label, read in one statement built once (a PDF download reads them to tell whether the stored
+# PDF is still the invoice's).
+PrintedLine = namedtuple("PrintedLine", "day kind unit_price_cents amount_cents first_name last_name label")
+PRINTED_LINES = (select(InvoiceLine.day, InvoiceLine.kind, InvoiceLine.unit_price_cents, InvoiceLine.amount_cents,
+                        Child.first_name, Child.last_name, Unit.label)
+                 .join(Child, Child.id == InvoiceLine.child_id).join(Unit, Unit.id == InvoiceLine.unit_id)
+                 .where(InvoiceLine.invoice_id == bindparam("invoice")).order_by(InvoiceLine.id))
+
+
+def printed_lines(db: Session, invoice_id: int) -> list[PrintedLine]:
+    return [PrintedLine(*row) for row in db.connection().execute(PRINTED_LINES, {"invoice": invoice_id})]
 
 
 class BillingError(Exception):

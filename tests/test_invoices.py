@@ -6,7 +6,7 @@ import pytest
 from pypdf import PdfReader
 from sqlmodel import Session, select
 
-from models import Invoice, InvoicePdf, Payment
+from models import Invoice, InvoiceLine, InvoicePdf, Payment
 from services import pdf, ratelimit
 from tests.conftest import csrf_from, page_text
 from tests.factories import family_invoice
@@ -32,6 +32,11 @@ def test_invoice_detail_as_dialog_and_as_page(client, auth, db):
     for words in ("Détail de la facture", "Total", "Déjà payé", "Reste à payer", "À payer avant le", "Cantine", "Accueil du soir"):
         assert words in dialog
     assert "10,00" in dialog  # paid so far
+    lines = db.exec(select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id)).all()
+    assert f"Détail de la facture ({len(lines)} lignes)" in dialog
+    assert dialog.count('data-label="Enfant">Zoé</td>') == len(lines)  # each line names its child
+    assert len(lines) == 12  # six days, lunch and evening (billed_month)
+    assert dialog.count('data-label="Prestation">Cantine<') == dialog.count('data-label="Prestation">Accueil du soir<') == 6
     page = page_text(client.get(f"/factures/{invoice.id}"))
     assert "<html" in page and "Télécharger en PDF" in page
 
@@ -46,6 +51,7 @@ def test_invoice_pdf_total_matches(client, auth, db):
     total = f"{invoice.total_cents // 100},{invoice.total_cents % 100:02d}"
     assert re.search(rf"Total\s*:\s*{total}", text)
     assert "Ville de Démonstration" in text and "Comment payer" in text
+    assert text.count("Zoé Durand") == 12 and text.count("Cantine") == 6 and text.count("Accueil du soir") == 6
 
 
 def test_invoice_pdf_is_made_once_and_again_only_when_what_it_shows_changes(client, auth, db, monkeypatch):
