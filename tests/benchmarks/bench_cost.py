@@ -36,7 +36,7 @@ from tests.factories import csrf_from
 
 # What one request of each route is; a login is far dearer (Argon2 at the town's cost): it runs fewer times.
 ROUTES = ["/healthz", "floor: page", "floor: click", "floor: signed-in click", "family space", "planning page", "planning month (htmx fragment)",
-          "cell toggle (htmx)", "login (POST)"]
+          "cell toggle (htmx)", "invoice PDF (stored)", "login (POST)"]
 FEWER = {"login (POST)": 10}
 # The stack's floor (tests/benchmarks/floor.py) a route is also measured against: the bare page of as many
 # cells and bytes for the planning, the bare click for the toggle.
@@ -46,14 +46,19 @@ FLOOR_OF = {"planning page": "floor: page", "planning month (htmx fragment)": "f
 
 def parent_routes(url: str) -> dict:
     """The demo parent logged in through the test client: each route as a call that checks its answer."""
+    from sqlmodel import select
+
     from app import create_app
     from db import get_db
+    from models import Invoice, User
     from services import demo_data
     from tests.benchmarks import floor
 
     app = create_app({**BENCH_SETTINGS, "DATABASE_URL": url})
     with app.app_context():
         demo_data.seed(get_db(), app.extensions["ribambelle.hasher"])
+        invoice_id = get_db().exec(select(Invoice.id).join(User, User.family_id == Invoice.family_id)
+                                   .where(User.email == "parent@demo.test")).first()
     cell = demo_cell(url)
     parent = app.test_client()
 
@@ -70,6 +75,10 @@ def parent_routes(url: str) -> dict:
     def checked(answer, expect: str = ""):
         assert answer.status_code == 200 and expect in answer.get_data(as_text=True), (answer.request.path,
                                                                                        answer.status_code)
+        return answer
+
+    def checked_pdf(answer):
+        assert answer.status_code == 200 and answer.get_data().startswith(b"%PDF"), answer.status_code
         return answer
 
     def get(path: str, headers: dict | None = None, expect: str = ""):
@@ -96,6 +105,8 @@ def parent_routes(url: str) -> dict:
         "planning page": lambda: get(cell["planning_path"], expect="Planning de Léa"),
         "planning month (htmx fragment)": lambda: get(cell["planning_path"], {"HX-Request": "true"}, "planning-month"),
         "cell toggle (htmx)": toggle,
+        # Its PDF was made at the first download (the 20 uncounted requests): the stored file, checked current.
+        "invoice PDF (stored)": lambda: checked_pdf(parent.get(f"/factures/{invoice_id}.pdf")),
         "login (POST)": lambda: log_in(app.test_client()),
     }
 
