@@ -8,6 +8,7 @@ from models import AuthToken, ChangeRequest, Family, User
 from services import billing, households
 from services import family as family_service
 from services.formatting import euros
+from services.passwords import hash_password
 from tests.conftest import Auth, Client, SMTPServer, page_text
 from tests.factories import billed_month, child, csrf_from, family_change
 
@@ -55,6 +56,27 @@ def test_family_space_shows_the_file_and_the_guide_buttons(client, auth, db):
     assert re.search(r"F-\d{4}-\d{2}-\d{5}", page) and "Partiellement payée" in page  # last month, part paid
 
 
+
+
+def test_a_new_family_sees_its_space_empty_and_what_to_do_first(client, auth, app, db):
+    """A file just opened by the town: one guardian, no child, nothing booked or billed yet."""
+    admin = db.exec(select(User).where(User.role == "admin")).first()
+    hasher = app.extensions["ribambelle.hasher"]
+    guardian = {"title": "Mme", "first_name": "Inès", "last_name": "Bernard", "phone_mobile": ""}
+    with app.app_context():
+        _, user = family_service.open_family(db, hasher, admin.id, "Bernard", guardian, "ines@exemple.fr",
+                                             "Ville de Démonstration")
+    user = db.get(User, user.id)
+    user.password_hash = hash_password(hasher, "un-mot-de-passe-tout-neuf")
+    db.add(user)
+    db.commit()
+    auth.login("ines@exemple.fr", "un-mot-de-passe-tout-neuf")
+    page = page_text(client.get("/compte/"))
+    assert "Famille Bernard" in page and "Mme Inès Bernard</dd>" in page and "Responsable légal 2" not in page
+    for empty in ("Aucun enfant enregistré pour le moment.", "Aucune réservation pour le moment.",
+                  "Aucune facture pour le moment."):
+        assert empty in page
+    assert "Ajouter un enfant" in page and "Modification en attente" not in page
 
 def test_family_space_lists_each_guardian_and_child_once_with_what_waits(client, auth, app, db):
     """The file is read in one statement, a row per guardian × child × pending change: each shows once."""
