@@ -240,6 +240,7 @@ def test_recap_confirm_and_replay(client, auth, db, smtp):
 def test_legend_fragment_lists_every_state(client):
     html = page_text(client.get("/reservations/legende", headers=HX))
     assert "<html" not in html
+    assert "<h2>États des jours du planning</h2>" in html and "<h2>États des réservations</h2>" in html
     for words in ("Fermé", "Disponible", "Sélectionné (à confirmer)", "Réservé (réservation acceptée)", "Demande de réservation",
                   "Liste d'attente", "Demande d'annulation", "Annulation sélectionnée (à confirmer)", "Complet",
                   "Verrouillé (délai dépassé)"):
