@@ -36,7 +36,7 @@ def home():
         family=file.family,
         reservations=family_space.family_reservations(db, file.family.id),
         children_by_id={c.id: c for c in file.children},
-        states=planning.STATES, reservation_states=planning.RESERVATION_STATES,
+        reservation_states=planning.RESERVATION_STATES,
         account=account,
         today=today,
         enrolment_requests=requests, enrolment_states=enrolments.STATES,

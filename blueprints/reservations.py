@@ -135,7 +135,6 @@ def _month_context(opened: planning.OpenedMonth, mode: str, message: str = "") -
         previous=months[index - 1] if index > 0 else None,
         next=months[index + 1] if index + 1 < len(months) else None,
         selected=opened.selected, message=message, mode=mode, establishment=opened.establishment,
-        states=planning.STATES, reservation_states=planning.RESERVATION_STATES,
         live_oob=wants_fragment(),  # an htmx answer also fills the page's live region
     )
 
